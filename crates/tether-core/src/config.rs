@@ -1,0 +1,402 @@
+//! VM profiles and their TOML file: validation, versioning and atomic writes.
+//!
+//! The file is the user's: a corrupt or newer file is reported with its line and column and never
+//! overwritten. Every write goes to a temp file in the same directory, is fsynced, then renamed
+//! over the old one, so a crash leaves either the old or the new file, never half of one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The config format this build writes and understands.
+pub const CONFIG_VERSION: u32 = 1;
+pub const DEFAULT_REMOTE_SOCKET: &str = "/var/run/docker.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}\nThe file was left untouched; fix it by hand or move it aside to start afresh.")]
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path} has config version {found}, but this Tether understands only version {CONFIG_VERSION}; upgrade Tether. The file was left untouched.")]
+    Version { path: PathBuf, found: u32 },
+    #[error("cannot write {path}: {source}; the previous file is unchanged")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no VM named '{0}'; `tether vm list` shows the VMs, `tether vm add` adds one")]
+    NoSuchVm(String),
+    #[error("a VM named '{0}' already exists; pick another name or remove it with `tether vm rm {0}`")]
+    VmExists(String),
+    #[error("no VM given and no active VM; name one, or pick one with `tether use NAME`")]
+    NoActiveVm,
+}
+
+/// CPU architecture label of a VM, so users can pick the arm64 or x86_64 one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Arm64,
+    #[serde(rename = "x86_64")]
+    X86_64,
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Arch::Arm64 => "arm64",
+            Arch::X86_64 => "x86_64",
+        })
+    }
+}
+
+impl FromStr for Arch {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            "x86_64" | "amd64" | "x86-64" => Ok(Arch::X86_64),
+            _ => Err(ConfigError::Invalid(format!("unknown arch '{s}': use arm64 or x86_64"))),
+        }
+    }
+}
+
+/// One local TCP port forwarded to a port on the VM's loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PortMap {
+    pub local: u16,
+    pub remote: u16,
+}
+
+impl fmt::Display for PortMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.local == self.remote {
+            write!(f, "{}", self.local)
+        } else {
+            write!(f, "{}:{}", self.local, self.remote)
+        }
+    }
+}
+
+impl FromStr for PortMap {
+    type Err = ConfigError;
+    /// `LOCAL` or `LOCAL:REMOTE`, as `ssh -L` users write it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let port = |p: &str| -> Result<u16, ConfigError> {
+            match p.trim().parse::<u16>() {
+                Ok(0) | Err(_) => Err(ConfigError::Invalid(format!(
+                    "'{s}' is not a port mapping: use LOCAL or LOCAL:REMOTE with ports 1-65535, e.g. 3000 or 5433:5432"
+                ))),
+                Ok(n) => Ok(n),
+            }
+        };
+        match s.split_once(':') {
+            None => {
+                let p = port(s)?;
+                Ok(PortMap { local: p, remote: p })
+            }
+            Some((l, r)) => Ok(PortMap { local: port(l)?, remote: port(r)? }),
+        }
+    }
+}
+
+/// A VM as the user described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Host name, address, or a `Host` alias from ~/.ssh/config.
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Arch>,
+    /// Private key file; without it ssh-agent and the default keys are tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PathBuf>,
+    #[serde(default = "default_remote_socket")]
+    pub remote_socket: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<PortMap>,
+    #[serde(default)]
+    pub auto_connect: bool,
+}
+
+fn default_remote_socket() -> String {
+    DEFAULT_REMOTE_SOCKET.to_string()
+}
+
+impl Profile {
+    pub fn new(host: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port: None,
+            user: None,
+            arch: None,
+            identity: None,
+            remote_socket: default_remote_socket(),
+            forwards: Vec::new(),
+            auto_connect: false,
+        }
+    }
+
+    /// Adds or replaces the mapping for `map.local`; returns false when it was already there.
+    pub fn add_forward(&mut self, map: PortMap) -> Result<bool, ConfigError> {
+        if let Some(existing) = self.forwards.iter_mut().find(|f| f.local == map.local) {
+            if *existing == map {
+                return Ok(false);
+            }
+            return Err(ConfigError::Invalid(format!(
+                "local port {} already forwards to remote port {}; remove it first with `--rm {}`",
+                map.local, existing.remote, map.local
+            )));
+        }
+        self.forwards.push(map);
+        self.forwards.sort();
+        Ok(true)
+    }
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    #[serde(default)]
+    pub vms: BTreeMap<String, Profile>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { version: CONFIG_VERSION, active: None, vms: BTreeMap::new() }
+    }
+}
+
+/// Checks a VM name: it becomes a directory name and a docker context name.
+pub fn validate_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "'{name}' is not a valid VM name: use 1-32 letters, digits, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(active) = &self.active
+            && !self.vms.contains_key(active)
+        {
+            return Err(ConfigError::Invalid(format!("active VM '{active}' is not defined under [vms]")));
+        }
+        let mut owners: BTreeMap<u16, &str> = BTreeMap::new();
+        for (name, vm) in &self.vms {
+            validate_name(name)?;
+            if vm.host.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!("VM '{name}' has an empty host")));
+            }
+            if !vm.remote_socket.starts_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "VM '{name}': remote socket '{}' must be an absolute path such as /var/run/docker.sock",
+                    vm.remote_socket
+                )));
+            }
+            for f in &vm.forwards {
+                if let Some(other) = owners.insert(f.local, name) {
+                    return Err(ConfigError::Invalid(format!(
+                        "local port {} is forwarded by both '{other}' and '{name}'; a port can serve one VM",
+                        f.local
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn vm(&self, name: &str) -> Result<&Profile, ConfigError> {
+        self.vms.get(name).ok_or_else(|| ConfigError::NoSuchVm(name.to_string()))
+    }
+
+    pub fn vm_mut(&mut self, name: &str) -> Result<&mut Profile, ConfigError> {
+        self.vms.get_mut(name).ok_or_else(|| ConfigError::NoSuchVm(name.to_string()))
+    }
+
+    /// The VM a command means: the one named, else the active one.
+    pub fn resolve(&self, name: Option<&str>) -> Result<String, ConfigError> {
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.active.clone().ok_or(ConfigError::NoActiveVm)?,
+        };
+        self.vm(&name)?;
+        Ok(name)
+    }
+
+    /// Parses a config file's text; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        // Read the version first so a newer file is reported as such, not as unknown fields.
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: Option<u32>,
+        }
+        let parse_err = |e: toml::de::Error| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Parse { path: path.to_path_buf(), line, column, message: e.message().to_string() }
+        };
+        let v: VersionOnly = toml::from_str(text).map_err(parse_err)?;
+        match v.version {
+            Some(CONFIG_VERSION) => {}
+            Some(found) => return Err(ConfigError::Version { path: path.to_path_buf(), found }),
+            None => {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    column: 1,
+                    message: format!("missing `version = {CONFIG_VERSION}`"),
+                });
+            }
+        }
+        let cfg: Config = toml::from_str(text).map_err(parse_err)?;
+        cfg.validate().map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// The config file on disk.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the file; a missing file is an empty config.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Config::parse(&text, &self.path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path: self.path.clone(), source }),
+        }
+    }
+
+    /// Validates and writes atomically: temp file in the same directory, fsync, rename, fsync dir.
+    pub fn save(&self, cfg: &Config) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        let werr = |source| ConfigError::Write { path: self.path.clone(), source };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(werr)?;
+        let body = toml::to_string_pretty(cfg)
+            .map_err(|e| ConfigError::Invalid(format!("cannot serialise config: {e}")))?;
+        let mut tmp = tempfile::Builder::new().prefix(".config.toml.").tempfile_in(dir).map_err(werr)?;
+        tmp.write_all(b"# Tether configuration. Edit with care: `tether vm` and the app rewrite it.\n")
+            .map_err(werr)?;
+        tmp.write_all(body.as_bytes()).map_err(werr)?;
+        tmp.as_file().sync_all().map_err(werr)?;
+        tmp.persist(&self.path).map_err(|e| werr(e.error))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_map_parses_like_ssh_l() {
+        assert_eq!("3000".parse::<PortMap>().unwrap(), PortMap { local: 3000, remote: 3000 });
+        assert_eq!("5433:5432".parse::<PortMap>().unwrap(), PortMap { local: 5433, remote: 5432 });
+        for bad in ["0", "70000", "a", "1:", ":2", "1:2:3"] {
+            let e = bad.parse::<PortMap>().unwrap_err().to_string();
+            assert!(e.contains("LOCAL:REMOTE"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn round_trip_through_disk_is_lossless() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("c/config.toml"));
+        let mut cfg = Config::default();
+        let mut vm = Profile::new("10.0.0.2");
+        vm.arch = Some(Arch::Arm64);
+        vm.add_forward("5433:5432".parse().unwrap()).unwrap();
+        cfg.vms.insert("arm".into(), vm);
+        cfg.active = Some("arm".into());
+        store.save(&cfg).unwrap();
+        assert_eq!(store.load().unwrap(), cfg);
+    }
+
+    #[test]
+    fn corrupt_file_reports_line_and_column_and_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = "version = 1\n[vms.a]\nhost = \"h\"\nport = \"twenty-two\"\n";
+        std::fs::write(&path, text).unwrap();
+        let err = Store::new(path.clone()).load().unwrap_err().to_string();
+        assert!(err.contains("config.toml:4:8"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn newer_version_is_refused() {
+        let err = Config::parse("version = 9\n", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("version 9"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_local_port_across_vms_is_invalid() {
+        let mut cfg = Config::default();
+        for n in ["a", "b"] {
+            let mut vm = Profile::new("h");
+            vm.add_forward("3000".parse().unwrap()).unwrap();
+            cfg.vms.insert(n.into(), vm);
+        }
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("local port 3000"), "{e}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_name("arm-1").is_ok());
+        for bad in ["", "-a", "a/b", "a b", &"x".repeat(33)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resolve_uses_active_vm() {
+        let mut cfg = Config::default();
+        cfg.vms.insert("a".into(), Profile::new("h"));
+        assert!(matches!(cfg.resolve(None), Err(ConfigError::NoActiveVm)));
+        cfg.active = Some("a".into());
+        assert_eq!(cfg.resolve(None).unwrap(), "a");
+        assert!(matches!(cfg.resolve(Some("zz")), Err(ConfigError::NoSuchVm(_))));
+    }
+}

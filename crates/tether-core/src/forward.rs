@@ -1,0 +1,263 @@
+//! Local listeners for the forwarded Docker socket and TCP port tunnels.
+//!
+//! Listeners belong to the session, not to one SSH connection: they stay bound across reconnects.
+//! Each accepted connection waits briefly for a live link, opens one SSH channel and hands both
+//! to [`crate::pump::bridge`]. While the VM is away a client is answered within
+//! [`LINK_WAIT`] — for the Docker socket with an HTTP error the docker CLI prints — never left
+//! hanging.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use russh::client::Handle;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::paths::{self, PathError};
+use crate::pump;
+use crate::ssh::{self, ClientHandler};
+
+/// How long a new local connection waits for the VM while it reconnects.
+pub const LINK_WAIT: Duration = Duration::from_secs(5);
+/// Timeout for opening one SSH channel.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("port {port} is in use on this laptop{holder}; pick another local port (e.g. -p {alt}:{remote}) or stop that program")]
+    PortInUse { port: u16, remote: u16, alt: u16, holder: String },
+    #[error("port {port} is privileged: binding it needs root or CAP_NET_BIND_SERVICE on this laptop; use a port of 1024 or above, e.g. -p {alt}:{remote}")]
+    Privileged { port: u16, remote: u16, alt: u16 },
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error("{path} is a live socket of another process; stop it (another Tether?) or remove the file by hand")]
+    SocketInUse { path: PathBuf },
+    #[error("{path} exists and is not a socket; Tether will not remove it: move it away")]
+    NotASocket { path: PathBuf },
+    #[error("cannot create socket {path}: {source}")]
+    Socket { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
+
+/// The current SSH link of a session: `None` while disconnected or reconnecting.
+pub type Link = watch::Receiver<Option<Arc<Handle<ClientHandler>>>>;
+
+/// Human-readable reason the VM is not reachable right now, shown to waiting clients.
+pub type DownReason = watch::Receiver<String>;
+
+/// Binds the local Docker socket: 0600 inside a 0700 directory, replacing only a stale socket.
+pub fn bind_unix(path: &Path) -> Result<UnixListener, ForwardError> {
+    paths::check_socket_path(path)?;
+    if let Some(dir) = path.parent() {
+        paths::ensure_private_dir(dir)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(ForwardError::SocketInUse { path: path.to_path_buf() }),
+            Err(_) => {
+                tracing::info!(path = %path.display(), "removing stale socket from an earlier run");
+                std::fs::remove_file(path).map_err(|source| ForwardError::Socket { path: path.to_path_buf(), source })?;
+            }
+        },
+        Ok(_) => return Err(ForwardError::NotASocket { path: path.to_path_buf() }),
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(|source| ForwardError::Socket { path: path.to_path_buf(), source })?;
+    // The directory is 0700, so the moment between bind and chmod exposes nothing.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| ForwardError::Socket { path: path.to_path_buf(), source })?;
+    Ok(listener)
+}
+
+/// Binds a tunnel's local port on 127.0.0.1 (never on other interfaces).
+pub async fn bind_tcp(port: u16, remote: u16) -> Result<TcpListener, ForwardError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let alt = if port < 1024 { port as u32 + 8000 } else { port as u32 + 1 }.min(65535) as u16;
+    // std's TcpListener sets SO_REUSEADDR on Unix, so a port in TIME_WAIT from our own previous
+    // run binds fine while a live listener still fails with AddrInUse.
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let holder = match listeners::get_process_by_port(port, listeners::Protocol::TCP) {
+                Ok(p) => format!(" by pid {} ({})", p.pid, p.name),
+                Err(_) => String::new(),
+            };
+            Err(ForwardError::PortInUse { port, remote, alt, holder })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && port < 1024 => {
+            Err(ForwardError::Privileged { port, remote, alt })
+        }
+        Err(source) => Err(ForwardError::Bind { port, source }),
+    }
+}
+
+/// Where a forward's channels lead on the VM.
+#[derive(Debug, Clone)]
+pub enum Remote {
+    /// `direct-streamlocal@openssh.com` to a Unix socket path.
+    Socket(String),
+    /// `direct-tcpip` to the VM's loopback.
+    Tcp(u16),
+}
+
+impl Remote {
+    fn describe(&self) -> String {
+        match self {
+            Remote::Socket(p) => format!("the Docker socket {p}"),
+            Remote::Tcp(p) => format!("port {p} on the VM"),
+        }
+    }
+}
+
+/// Live counters of one forward, shared with status reporting.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub accepted: AtomicU64,
+    pub active: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Everything a serve loop needs.
+#[derive(Clone)]
+pub struct ForwardCtx {
+    pub remote: Remote,
+    pub link: Link,
+    pub down_reason: DownReason,
+    pub counters: Arc<Counters>,
+    pub limits: pump::Limits,
+    pub cancel: CancellationToken,
+    /// Diagnoses a failed Docker socket open (runs on the VM), e.g. "engine not running".
+    pub diagnose: Option<Arc<dyn Fn(String) -> futures_lite_box::BoxFuture<String> + Send + Sync>>,
+}
+
+/// Minimal boxed-future alias so `diagnose` can be an async closure without extra crates.
+pub mod futures_lite_box {
+    pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+}
+
+/// Accept loop for a Unix listener.
+pub async fn serve_unix(listener: UnixListener, ctx: ForwardCtx) {
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            res = listener.accept() => match res {
+                Ok((stream, _)) => { tokio::spawn(handle(stream, ctx.clone())); }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on docker socket");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Accept loop for a TCP listener.
+pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            res = listener.accept() => match res {
+                Ok((stream, _)) => {
+                    stream.set_nodelay(true).ok();
+                    tokio::spawn(handle(stream, ctx.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on tunnel");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn wait_link(mut link: Link) -> Option<Arc<Handle<ClientHandler>>> {
+    let got = tokio::time::timeout(LINK_WAIT, link.wait_for(|l| l.as_ref().is_some_and(|h| !h.is_closed()))).await;
+    match got {
+        Ok(Ok(l)) => l.clone(),
+        _ => None,
+    }
+}
+
+async fn handle<S>(mut stream: S, ctx: ForwardCtx)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+    let Some(handle) = wait_link(ctx.link.clone()).await else {
+        let reason = ctx.down_reason.borrow().clone();
+        ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
+        refuse(&mut stream, &ctx.remote, 503, &reason).await;
+        return;
+    };
+    let open = async {
+        match &ctx.remote {
+            Remote::Socket(path) => handle.channel_open_direct_streamlocal(path.clone()).await,
+            Remote::Tcp(port) => handle.channel_open_direct_tcpip("127.0.0.1", *port as u32, "127.0.0.1", 0).await,
+        }
+    };
+    let channel = match tokio::time::timeout(OPEN_TIMEOUT, open).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
+            let mut msg = ssh::describe_open_failure(&e, &ctx.remote.describe());
+            if let (Some(diag), Remote::Socket(path)) = (&ctx.diagnose, &ctx.remote)
+                && matches!(e, russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed))
+            {
+                msg = diag(path.clone()).await;
+            }
+            tracing::warn!(remote = %ctx.remote.describe(), error = %msg, "channel open failed");
+            refuse(&mut stream, &ctx.remote, 502, &msg).await;
+            return;
+        }
+        Err(_) => {
+            ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
+            let msg = format!("the VM did not open {} within {} s", ctx.remote.describe(), OPEN_TIMEOUT.as_secs());
+            refuse(&mut stream, &ctx.remote, 504, &msg).await;
+            return;
+        }
+    };
+    ctx.counters.active.fetch_add(1, Ordering::Relaxed);
+    let stats = pump::bridge(stream, channel, ctx.limits).await;
+    ctx.counters.active.fetch_sub(1, Ordering::Relaxed);
+    tracing::debug!(?stats, remote = %ctx.remote.describe(), "stream finished");
+}
+
+/// Tells a local client why it cannot be served. Docker clients speak HTTP, so they get an HTTP
+/// error with a JSON message the docker CLI prints as "Error response from daemon: …"; a plain
+/// TCP client just sees the connection close.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, remote: &Remote, status: u16, message: &str) {
+    if let Remote::Socket(_) = remote {
+        // Read the request head first: answering before the client finished writing would make
+        // it see a reset instead of our message.
+        let mut head = Vec::with_capacity(1024);
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tokio::io::AsyncReadExt::read(stream, &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        let body = serde_json::json!({ "message": format!("tether: {message}") }).to_string();
+        let reason = match status {
+            503 => "Service Unavailable",
+            504 => "Gateway Timeout",
+            _ => "Bad Gateway",
+        };
+        let resp = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(resp.as_bytes()).await;
+    }
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,142 @@
+//! Where the private keys for a login come from, behind one trait so the OS keychain can join.
+//!
+//! A [`Credentials`] source yields [`Credential`]s to try in order, like OpenSSH's
+//! IdentityFile-then-agent order. Key material stays in memory (zeroised on drop by ssh-key) and
+//! is never written anywhere by this module.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::Rng as _;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cannot read key file {path}: {source}; check the path given with --identity")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("key file {path} is protected by a passphrase; enter it when asked, or set TETHER_KEY_PASSPHRASE")]
+    PassphraseRequired { path: PathBuf },
+    #[error("wrong passphrase for key file {path}; try again, or check TETHER_KEY_PASSPHRASE")]
+    WrongPassphrase { path: PathBuf },
+    #[error("{path} is not an OpenSSH private key ({message}); convert it with `ssh-keygen -p -f {path}`")]
+    Format { path: PathBuf, message: String },
+}
+
+/// One way to prove who we are.
+#[derive(Clone)]
+pub enum Credential {
+    /// A decoded private key, labelled for messages (file path or keychain name).
+    Key { label: String, key: Arc<PrivateKey> },
+    /// Every key the running ssh-agent at this socket offers.
+    Agent { socket: PathBuf },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Key { label, key } => write!(f, "Key({label}, {})", key.public_key().fingerprint(HashAlg::Sha256)),
+            Credential::Agent { socket } => write!(f, "Agent({})", socket.display()),
+        }
+    }
+}
+
+/// A source of credentials for one login. The keychain store (a later addition) implements this.
+pub trait Credentials: Send + Sync {
+    /// Credentials to try, in order. Errors are for sources the user named explicitly.
+    fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError>;
+}
+
+/// Key files (the profile's `identity`, then ~/.ssh/config's IdentityFile), the agent, then the
+/// default key files, as OpenSSH tries them.
+pub struct FileAndAgent {
+    /// Files the user named; problems with these are errors.
+    pub explicit: Vec<PathBuf>,
+    /// Whether to fall back to ssh-agent and ~/.ssh/id_* when nothing explicit is given.
+    pub defaults: bool,
+}
+
+impl Credentials for FileAndAgent {
+    fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
+        let mut out = Vec::new();
+        for path in &self.explicit {
+            out.push(Credential::Key { label: path.display().to_string(), key: Arc::new(load_key(path, passphrase)?) });
+        }
+        if !self.defaults || !out.is_empty() {
+            return Ok(out);
+        }
+        if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
+            out.push(Credential::Agent { socket: PathBuf::from(sock) });
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                let path = Path::new(&home).join(".ssh").join(name);
+                // Default keys are best effort: an encrypted one without a passphrase is skipped.
+                if let Ok(key) = load_key(&path, passphrase) {
+                    out.push(Credential::Key { label: path.display().to_string(), key: Arc::new(key) });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads and decrypts an OpenSSH private key file.
+pub fn load_key(path: &Path, passphrase: Option<&str>) -> Result<PrivateKey, IdentityError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|source| IdentityError::Read { path: path.to_path_buf(), source })?,
+    );
+    decode_key(&text, path, passphrase)
+}
+
+/// Decodes key text; `path` only labels errors.
+pub fn decode_key(text: &str, path: &Path, passphrase: Option<&str>) -> Result<PrivateKey, IdentityError> {
+    let key = PrivateKey::from_openssh(text.trim())
+        .map_err(|e| IdentityError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    if !key.is_encrypted() {
+        return Ok(key);
+    }
+    let Some(pass) = passphrase else {
+        return Err(IdentityError::PassphraseRequired { path: path.to_path_buf() });
+    };
+    key.decrypt(pass).map_err(|_| IdentityError::WrongPassphrase { path: path.to_path_buf() })
+}
+
+/// A new ed25519 key (the only type Tether generates: small enough for every OS keychain).
+pub fn generate_ed25519(comment: &str) -> PrivateKey {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(seed.as_mut());
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.set_comment(comment);
+    key
+}
+
+/// `ssh-ed25519 AAAA… comment`, for authorized_keys.
+pub fn public_openssh(key: &PublicKey) -> String {
+    key.to_openssh().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypted_key_needs_the_right_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let key = generate_ed25519("t");
+        let enc = key.encrypt(&mut rand::rng(), "s3cret").unwrap();
+        std::fs::write(&path, enc.to_openssh(Default::default()).unwrap().as_bytes()).unwrap();
+        assert!(matches!(load_key(&path, None), Err(IdentityError::PassphraseRequired { .. })));
+        assert!(matches!(load_key(&path, Some("nope")), Err(IdentityError::WrongPassphrase { .. })));
+        let back = load_key(&path, Some("s3cret")).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+    }
+
+    #[test]
+    fn garbage_is_a_format_error_naming_the_file() {
+        let e = decode_key("not a key", Path::new("/k/x"), None).unwrap_err().to_string();
+        assert!(e.contains("/k/x") && e.contains("ssh-keygen"), "{e}");
+    }
+}

@@ -1,0 +1,244 @@
+//! Host-key verification with OpenSSH known_hosts semantics.
+//!
+//! Keys are looked up in ~/.ssh/known_hosts (read only) and Tether's own known_hosts (where keys
+//! the user accepted in Tether are appended). Plain, wildcard, negated and hashed (`|1|`) host
+//! patterns are understood, and `@revoked` keys are refused. Nothing here accepts a key on its own:
+//! an unknown key is reported with its fingerprint for the caller to confirm.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use russh::keys::ssh_key::known_hosts::{Entry, HostPatterns, Marker};
+use russh::keys::{HashAlg, PublicKey};
+use sha1::Sha1;
+
+/// What the known_hosts files say about a presented key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyStatus {
+    /// The key is recorded for this host.
+    Known,
+    /// No key of this type is recorded for this host.
+    Unknown,
+    /// A different key of the same type is recorded: possible man-in-the-middle.
+    Changed { file: PathBuf, line: usize, recorded_fingerprint: String },
+    /// The key is marked `@revoked`.
+    Revoked { file: PathBuf, line: usize },
+}
+
+/// SHA256 fingerprint as OpenSSH prints it: `SHA256:base64`.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The name a host is recorded under: `host`, or `[host]:port` off port 22.
+pub fn host_entry_name(host: &str, port: u16) -> String {
+    if port == 22 { host.to_string() } else { format!("[{host}]:{port}") }
+}
+
+/// Checks `key` for `host:port` against `files`, in order.
+pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::io::Result<HostKeyStatus> {
+    let name = host_entry_name(host, port);
+    let mut known = false;
+    let mut changed = None;
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for (idx, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // An unparsable line (unsupported key type, stray text) is skipped as OpenSSH does.
+            let Ok(entry) = Entry::from_str(line) else { continue };
+            if !host_matches(entry.host_patterns(), &name) {
+                continue;
+            }
+            let same_key = entry.public_key().key_data() == key.key_data();
+            match entry.marker() {
+                Some(Marker::Revoked) if same_key => {
+                    return Ok(HostKeyStatus::Revoked { file: file.clone(), line: idx + 1 });
+                }
+                Some(_) => continue, // @cert-authority lines vouch for certificates, not plain keys.
+                None => {}
+            }
+            if same_key {
+                known = true;
+            } else if entry.public_key().algorithm() == key.algorithm() && changed.is_none() {
+                changed = Some(HostKeyStatus::Changed {
+                    file: file.clone(),
+                    line: idx + 1,
+                    recorded_fingerprint: fingerprint(entry.public_key()),
+                });
+            }
+        }
+    }
+    // A mismatching line wins over a matching one elsewhere: OpenSSH refuses in that case too,
+    // because someone who can append to a file should not override a pinned key.
+    if let Some(c) = changed {
+        return Ok(c);
+    }
+    Ok(if known { HostKeyStatus::Known } else { HostKeyStatus::Unknown })
+}
+
+/// Algorithms of keys recorded for a host, so the handshake can prefer a key we already trust.
+pub fn recorded_algorithms(host: &str, port: u16, files: &[PathBuf]) -> Vec<russh::keys::Algorithm> {
+    let name = host_entry_name(host, port);
+    let mut out = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            if let Ok(entry) = Entry::from_str(line)
+                && entry.marker().is_none()
+                && host_matches(entry.host_patterns(), &name)
+                && !out.contains(&entry.public_key().algorithm())
+            {
+                out.push(entry.public_key().algorithm());
+            }
+        }
+    }
+    out
+}
+
+/// Appends `key` for `host:port` to `file` (created 0600 if missing).
+pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let openssh = key.to_openssh().map_err(std::io::Error::other)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(file)?;
+    // One write call per line so concurrent appenders cannot interleave within a line.
+    f.write_all(format!("{} {}\n", host_entry_name(host, port), openssh).as_bytes())?;
+    f.sync_all()
+}
+
+fn host_matches(patterns: &HostPatterns, name: &str) -> bool {
+    match patterns {
+        HostPatterns::HashedName { salt, hash } => {
+            let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else { return false };
+            mac.update(name.as_bytes());
+            mac.verify_slice(hash).is_ok()
+        }
+        HostPatterns::Patterns(list) => {
+            let mut matched = false;
+            for p in list {
+                if let Some(neg) = p.strip_prefix('!') {
+                    if wildcard(neg, name) {
+                        return false;
+                    }
+                } else if wildcard(p, name) {
+                    matched = true;
+                }
+            }
+            matched
+        }
+    }
+}
+
+/// OpenSSH's `*` and `?` glob, case-insensitive like host names.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Hashes a host name the way `ssh-keygen -H` does (for tests and for users who hash).
+pub fn hashed_name(salt: &[u8], name: &str) -> Option<String> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(salt).ok()?;
+    mac.update(name.as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Some(format!("|1|{}|{}", b64.encode(salt), b64.encode(mac.finalize().into_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PublicKey {
+        crate::identity::generate_ed25519("test").public_key().clone()
+    }
+
+    fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn unknown_then_learned_then_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("kh");
+        let k = key();
+        assert_eq!(check("h", 2222, &k, &[f.clone()]).unwrap(), HostKeyStatus::Unknown);
+        learn(&f, "h", 2222, &k).unwrap();
+        assert_eq!(check("h", 2222, &k, &[f.clone()]).unwrap(), HostKeyStatus::Known);
+        // Port matters: the same host on port 22 is a different entry.
+        assert_eq!(check("h", 22, &k, &[f]).unwrap(), HostKeyStatus::Unknown);
+    }
+
+    #[test]
+    fn changed_key_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (key(), key());
+        let body = format!("# comment\n\nother {}\nh {}\n", old.to_openssh().unwrap(), old.to_openssh().unwrap());
+        let f = write(dir.path(), "kh", &body);
+        match check("h", 22, &new, &[f.clone()]).unwrap() {
+            HostKeyStatus::Changed { file, line, recorded_fingerprint } => {
+                assert_eq!(file, f);
+                assert_eq!(line, 4);
+                assert_eq!(recorded_fingerprint, fingerprint(&old));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hashed_wildcard_and_negated_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let o = k.to_openssh().unwrap();
+        let hashed = hashed_name(b"0123456789abcdefghij", "[vm.lan]:2200").unwrap();
+        let f = write(dir.path(), "kh", &format!("{hashed} {o}\n*.dev,!bad.dev {o}\n"));
+        let files = [f];
+        assert_eq!(check("vm.lan", 2200, &k, &files).unwrap(), HostKeyStatus::Known);
+        assert_eq!(check("a.dev", 22, &k, &files).unwrap(), HostKeyStatus::Known);
+        assert_eq!(check("bad.dev", 22, &k, &files).unwrap(), HostKeyStatus::Unknown);
+    }
+
+    #[test]
+    fn revoked_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let f = write(dir.path(), "kh", &format!("@revoked * {}\n", k.to_openssh().unwrap()));
+        assert!(matches!(check("h", 22, &k, &[f]).unwrap(), HostKeyStatus::Revoked { line: 1, .. }));
+    }
+
+    #[test]
+    fn fingerprint_looks_like_openssh() {
+        let fp = fingerprint(&key());
+        assert!(fp.starts_with("SHA256:") && fp.len() == 7 + 43, "{fp}");
+    }
+}

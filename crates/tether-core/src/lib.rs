@@ -1,0 +1,15 @@
+//! Tether's engine: VM profiles, one multiplexed SSH connection per VM, the forwarded Docker
+//! socket and port tunnels, reconnection, and the control API the CLI and the app speak.
+//!
+//! No GUI or CLI code lives here; `tether-cli` and the tray app are thin adapters over [`engine`].
+
+pub mod backoff;
+pub mod config;
+pub mod forward;
+pub mod identity;
+pub mod known_hosts;
+pub mod paths;
+pub mod pump;
+pub mod ssh;
+pub mod state;
+pub mod target;

@@ -1,0 +1,179 @@
+//! Where Tether keeps its files: config, state, runtime sockets and logs.
+//!
+//! `TETHER_HOME` overrides every location (tests and portable installs); otherwise the platform
+//! directories are used. The runtime directory holds the forwarded Docker sockets, which are root
+//! on the VM, so it is always created 0700 and is never under /tmp.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Longest path a Unix socket address can hold (sun_path, minus the NUL).
+pub const MAX_SOCKET_PATH: usize = 103;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("cannot find a home directory; set TETHER_HOME to a directory Tether may write to")]
+    NoHome,
+    #[error("cannot create {path}: {source}; check its permissions or set TETHER_HOME")]
+    Create { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is owned by another user or is not private (mode {mode:o}); it holds sockets that \
+         give root on your VMs, so Tether refuses to use it: run `chmod 700 {path}` or remove it"
+    )]
+    NotPrivate { path: PathBuf, mode: u32 },
+    #[error(
+        "socket path {path} is {len} bytes, longer than the {MAX_SOCKET_PATH} a Unix socket allows; \
+         use a shorter TETHER_HOME or VM name"
+    )]
+    TooLong { path: PathBuf, len: usize },
+}
+
+/// Resolved locations of every file Tether writes.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl Paths {
+    /// Paths from the environment: `TETHER_HOME` if set, else the platform's directories.
+    pub fn from_env() -> Result<Self, PathError> {
+        if let Some(home) = std::env::var_os("TETHER_HOME").filter(|h| !h.is_empty()) {
+            return Ok(Self::under(PathBuf::from(home)));
+        }
+        let dirs = directories::ProjectDirs::from("dev", "tether", "tether").ok_or(PathError::NoHome)?;
+        let state_dir = dirs
+            .state_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dirs.data_local_dir().to_path_buf());
+        // XDG_RUNTIME_DIR is per-user tmpfs with mode 0700; without it (root in CI, macOS) a
+        // directory under the state dir is the private fallback. /tmp is never used.
+        let runtime_dir = dirs
+            .runtime_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| state_dir.join("run"));
+        Ok(Self {
+            config_dir: dirs.config_dir().to_path_buf(),
+            log_dir: state_dir.join("logs"),
+            state_dir,
+            runtime_dir,
+        })
+    }
+
+    /// Every path under one root directory.
+    pub fn under(root: PathBuf) -> Self {
+        Self {
+            config_dir: root.join("config"),
+            state_dir: root.join("state"),
+            runtime_dir: root.join("run"),
+            log_dir: root.join("logs"),
+        }
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join("config.toml")
+    }
+
+    /// Tether's own known_hosts: keys the user accepted through Tether. ~/.ssh/known_hosts is
+    /// read but never written.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.config_dir.join("known_hosts")
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.runtime_dir.join("control.sock")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.runtime_dir.join("engine.pid")
+    }
+
+    pub fn daemon_log(&self) -> PathBuf {
+        self.log_dir.join("engine.log")
+    }
+
+    /// Local Docker socket of one VM: `<runtime>/vms/<name>/docker.sock`.
+    pub fn docker_socket(&self, vm: &str) -> PathBuf {
+        self.runtime_dir.join("vms").join(vm).join("docker.sock")
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700 and checks that it is private to this user.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
+    let meta = fs::metadata(dir).map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
+    let mode = meta.permissions().mode() & 0o777;
+    // SAFETY-free check: geteuid has no preconditions; libc is the portable way to ask.
+    let me = current_uid();
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != me || mode & 0o077 != 0 {
+        // A directory we just created with 0700 can still be wider if it existed before; tighten
+        // it when it is ours, refuse when it is not.
+        if meta.uid() == me {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
+            return Ok(());
+        }
+        return Err(PathError::NotPrivate { path: dir.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+/// Checks that a socket path fits in `sun_path`.
+pub fn check_socket_path(path: &Path) -> Result<(), PathError> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(PathError::TooLong { path: path.to_path_buf(), len });
+    }
+    Ok(())
+}
+
+fn current_uid() -> u32 {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid() takes no arguments, cannot fail and touches no memory.
+    unsafe {
+        libc::geteuid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tether_home_puts_everything_under_it() {
+        let p = Paths::under(PathBuf::from("/x/home"));
+        for dir in [&p.config_dir, &p.state_dir, &p.runtime_dir, &p.log_dir] {
+            assert!(dir.starts_with("/x/home"), "{dir:?}");
+        }
+        assert_eq!(p.docker_socket("arm"), PathBuf::from("/x/home/run/vms/arm/docker.sock"));
+    }
+
+    #[test]
+    fn private_dir_is_0700_and_wide_dir_is_tightened() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = tmp.path().join("a/b");
+        ensure_private_dir(&d).unwrap_or_else(|e| panic!("{e}"));
+        let mode = fs::metadata(&d).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        assert_eq!(mode, 0o700);
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+        ensure_private_dir(&d).unwrap_or_else(|e| panic!("{e}"));
+        let mode = fs::metadata(&d).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn long_socket_path_is_rejected_with_length() {
+        let long = PathBuf::from(format!("/{}", "a".repeat(120)));
+        let err = check_socket_path(&long).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("121 bytes"), "{err}");
+    }
+}

@@ -1,0 +1,322 @@
+//! One authenticated russh client connection: TCP setup, host-key checking, login, and the
+//! tuning that the rest of the engine relies on (nodelay, window and packet sizes).
+//!
+//! Every step has a timeout and every failure becomes an [`SshError`] that says what to do.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult, DisconnectReason, Handle};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::PublicKeyOrCertificate;
+use russh::ChannelOpenFailure;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::identity::Credential;
+use crate::known_hosts::{self, HostKeyStatus};
+use crate::target::Target;
+
+/// Flow-control window per channel. russh refills it on arrival (see `pump`), so it bounds
+/// in-flight bytes, not memory; 8 MiB keeps a 100 ms, 500 Mbit/s path full.
+pub const WINDOW_SIZE: u32 = 8 * 1024 * 1024;
+/// Largest packet we accept. 32 KiB is what OpenSSH sends for forwarded streams anyway, and a
+/// larger value only raises per-packet latency for interleaved channels.
+pub const MAX_PACKET: u32 = 32 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot resolve host '{host}': {message}; check the name, or its Host entry in ~/.ssh/config")]
+    Resolve { host: String, message: String },
+    #[error("connection refused by {addr}: no sshd is listening there; check that the VM is up and the port is right (--port)")]
+    Refused { addr: String },
+    #[error("no answer from {addr} within {secs} s: the VM is down or unreachable from this laptop; check the address, VPN or firewall")]
+    Timeout { addr: String, secs: u64 },
+    #[error("cannot reach {addr}: {message}; check the network, VPN or the VM's address")]
+    Unreachable { addr: String, message: String },
+    #[error(
+        "the host key of {host} is not known yet.\n  {key_type} key fingerprint is {fingerprint}\n\
+         Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub` on the VM, then accept it \
+         (answer yes, or pass --accept-new)"
+    )]
+    HostKeyUnknown { host: String, key_type: String, short: String, fingerprint: String },
+    #[error(
+        "REFUSED: the host key of {host} has CHANGED. Someone may be intercepting the connection \
+         (man-in-the-middle), or the VM was reinstalled.\n  recorded {key_type} key: {recorded}\n  \
+         presented {key_type} key: {fingerprint}\n  recorded in {file}:{line}\n\
+         If the change is expected, remove line {line} of {file} and connect again"
+    )]
+    HostKeyChanged {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        recorded: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error("REFUSED: the host key {fingerprint} of {host} is marked @revoked in {file}:{line}")]
+    HostKeyRevoked { host: String, fingerprint: String, file: PathBuf, line: usize },
+    #[error("{target} refused every key tried ({tried}); add your public key to ~{user}/.ssh/authorized_keys on the VM, or pick the right one with --identity")]
+    AuthFailed { target: String, user: String, tried: String },
+    #[error("no key to log in to {target} with: pass --identity PATH, start ssh-agent, or create ~/.ssh/id_ed25519")]
+    NoCredentials { target: String },
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error("SSH handshake with {addr} failed: {message}")]
+    Handshake { addr: String, message: String },
+    #[error("the SSH connection to the VM is closed")]
+    Closed,
+}
+
+impl SshError {
+    /// Errors that retrying cannot fix: the user has to act.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            SshError::HostKeyUnknown { .. }
+                | SshError::HostKeyChanged { .. }
+                | SshError::HostKeyRevoked { .. }
+                | SshError::AuthFailed { .. }
+                | SshError::NoCredentials { .. }
+                | SshError::Identity(_)
+                | SshError::Resolve { .. }
+        )
+    }
+}
+
+/// How host keys are checked for one connection attempt.
+#[derive(Debug, Clone)]
+pub struct HostKeyPolicy {
+    /// Files read for known keys; the last one is Tether's own and receives accepted keys.
+    pub files: Vec<PathBuf>,
+    /// Accept and record an unknown key (OpenSSH's StrictHostKeyChecking=accept-new).
+    pub accept_new: bool,
+    /// A fingerprint the user confirmed for this host: accepted and recorded if presented.
+    pub confirmed: Option<String>,
+}
+
+/// What the handler saw, kept for error reporting after russh aborts the handshake.
+#[derive(Debug, Default)]
+struct Seen {
+    refusal: Option<SshError>,
+    server_key: Option<PublicKey>,
+}
+
+/// russh handler: checks the host key and reports when the connection ends.
+pub struct ClientHandler {
+    host: String,
+    port: u16,
+    policy: HostKeyPolicy,
+    seen: Arc<Mutex<Seen>>,
+    closed: Arc<Notify>,
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, presented: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        // Host certificates are checked as their plain key: @cert-authority trust is not supported.
+        let key = &presented.public_key();
+        let fp = known_hosts::fingerprint(key);
+        let name = known_hosts::host_entry_name(&self.host, self.port);
+        let key_type = key.algorithm().to_string();
+        let status = known_hosts::check(&self.host, self.port, key, &self.policy.files)?;
+        let mut seen = self.seen.lock().map_err(|_| russh::Error::Inconsistent)?;
+        seen.server_key = Some(key.clone());
+        let refusal = match status {
+            HostKeyStatus::Known => return Ok(true),
+            HostKeyStatus::Unknown if self.policy.accept_new || self.policy.confirmed.as_deref() == Some(fp.as_str()) => {
+                if let Some(own) = self.policy.files.last() {
+                    known_hosts::learn(own, &self.host, self.port, key)?;
+                    tracing::info!(host = %name, fingerprint = %fp, file = %own.display(), "recorded new host key");
+                }
+                return Ok(true);
+            }
+            HostKeyStatus::Unknown => SshError::HostKeyUnknown {
+                host: name,
+                short: key_type.trim_start_matches("ssh-").split('-').next().unwrap_or("ed25519").to_string(),
+                key_type,
+                fingerprint: fp,
+            },
+            HostKeyStatus::Changed { file, line, recorded_fingerprint } => {
+                SshError::HostKeyChanged { host: name, key_type, fingerprint: fp, recorded: recorded_fingerprint, file, line }
+            }
+            HostKeyStatus::Revoked { file, line } => SshError::HostKeyRevoked { host: name, fingerprint: fp, file, line },
+        };
+        seen.refusal = Some(refusal);
+        Ok(false)
+    }
+
+    async fn disconnected(&mut self, reason: DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
+        tracing::debug!(?reason, "ssh session ended");
+        self.closed.notify_waiters();
+        // notify_one stores a permit, so a watcher that starts waiting late still wakes.
+        self.closed.notify_one();
+        match reason {
+            DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            DisconnectReason::Error(e) => Err(e),
+        }
+    }
+}
+
+/// A live, authenticated connection.
+pub struct Connection {
+    pub handle: Handle<ClientHandler>,
+    /// Woken once when the connection ends for any reason.
+    pub closed: Arc<Notify>,
+    pub server_key: Option<PublicKey>,
+}
+
+/// Timeouts for one connection attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub handshake: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(8), handshake: Duration::from_secs(10) }
+    }
+}
+
+fn client_config(target: &Target, policy: &HostKeyPolicy) -> client::Config {
+    let mut cfg = client::Config {
+        window_size: WINDOW_SIZE,
+        maximum_packet_size: MAX_PACKET,
+        // Enough queued messages per channel that the pump (which drains eagerly) never lets the
+        // session loop wait on a channel.
+        channel_buffer_size: 256,
+        nodelay: true,
+        // Liveness is judged by our own probe; these keep NAT state alive and catch a dead peer
+        // even if the probe task were gone.
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        ..Default::default()
+    };
+    // Prefer host-key algorithms we already have recorded, as OpenSSH does, so a known host is not
+    // reported as unknown just because it offers a newer key type too.
+    let known = known_hosts::recorded_algorithms(&target.host, target.port, &policy.files);
+    if !known.is_empty() {
+        let mut order: Vec<_> = known.clone();
+        order.extend(cfg.preferred.key.iter().filter(|a| !known.contains(a)).cloned());
+        cfg.preferred.key = order.into();
+    }
+    cfg
+}
+
+async fn tcp_connect(target: &Target, t: Timeouts) -> Result<TcpStream, SshError> {
+    let addr_label = format!("{}:{}", target.host, target.port);
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(t.connect, tokio::net::lookup_host((target.host.as_str(), target.port)))
+        .await
+        .map_err(|_| SshError::Resolve { host: target.host.clone(), message: "lookup timed out".into() })?
+        .map_err(|e| SshError::Resolve { host: target.host.clone(), message: e.to_string() })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                s.set_nodelay(true).ok();
+                return Ok(s);
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Some(SshError::Refused { addr: addr.to_string() })
+            }
+            Ok(Err(e)) => last = Some(SshError::Unreachable { addr: addr.to_string(), message: e.to_string() }),
+            Err(_) => last = Some(SshError::Timeout { addr: addr.to_string(), secs: t.connect.as_secs() }),
+        }
+    }
+    Err(last.unwrap_or(SshError::Resolve { host: addr_label, message: "no addresses".into() }))
+}
+
+/// Connects, verifies the host key and logs in with the first credential the server accepts.
+pub async fn connect(
+    target: &Target,
+    policy: HostKeyPolicy,
+    creds: &[Credential],
+    t: Timeouts,
+) -> Result<Connection, SshError> {
+    let stream = tcp_connect(target, t).await?;
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| target.host.clone());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let closed = Arc::new(Notify::new());
+    let handler = ClientHandler {
+        host: target.host.clone(),
+        port: target.port,
+        policy: policy.clone(),
+        seen: seen.clone(),
+        closed: closed.clone(),
+    };
+    let config = Arc::new(client_config(target, &policy));
+    let refusal = |seen: &Arc<Mutex<Seen>>| seen.lock().ok().and_then(|mut s| s.refusal.take());
+    let mut handle = match tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await {
+        Err(_) => return Err(SshError::Handshake { addr, message: format!("no SSH handshake within {} s", t.handshake.as_secs()) }),
+        Ok(Err(e)) => {
+            return Err(refusal(&seen).unwrap_or(SshError::Handshake { addr, message: e.to_string() }));
+        }
+        Ok(Ok(h)) => h,
+    };
+    if creds.is_empty() {
+        return Err(SshError::NoCredentials { target: target.display() });
+    }
+    let mut tried = Vec::new();
+    let auth = async {
+        for cred in creds {
+            match cred {
+                Credential::Key { label, key } => {
+                    tried.push(label.clone());
+                    let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+                    let res = handle
+                        .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(key.clone(), hash))
+                        .await
+                        .map_err(|e| SshError::Handshake { addr: addr.clone(), message: e.to_string() })?;
+                    if matches!(res, AuthResult::Success) {
+                        return Ok(true);
+                    }
+                }
+                Credential::Agent { socket } => {
+                    let Ok(mut agent) = AgentClient::connect_uds(socket).await else { continue };
+                    let Ok(ids) = agent.request_identities().await else { continue };
+                    for id in ids {
+                        let key = id.public_key().into_owned();
+                        tried.push(format!("agent key {}", known_hosts::fingerprint(&key)));
+                        let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+                        if let Ok(AuthResult::Success) =
+                            handle.authenticate_publickey_with(&target.user, key, hash, &mut agent).await
+                        {
+                            return Ok(true);
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<bool, SshError>(false)
+    };
+    let ok = tokio::time::timeout(t.handshake, auth)
+        .await
+        .map_err(|_| SshError::Handshake { addr: addr.clone(), message: "login timed out".into() })??;
+    if !ok {
+        return Err(SshError::AuthFailed { target: target.display(), user: target.user.clone(), tried: tried.join(", ") });
+    }
+    let server_key = seen.lock().ok().and_then(|s| s.server_key.clone());
+    Ok(Connection { handle, closed, server_key })
+}
+
+/// What an SSH channel-open failure means for a forward, in the user's words.
+pub fn describe_open_failure(e: &russh::Error, what: &str) -> String {
+    match e {
+        russh::Error::ChannelOpenFailure(ChannelOpenFailure::AdministrativelyProhibited) => format!(
+            "the VM's sshd forbids forwarding to {what}: set `AllowStreamLocalForwarding yes` (for the Docker socket) \
+             or `AllowTcpForwarding yes` (for ports) in /etc/ssh/sshd_config on the VM and reload sshd"
+        ),
+        russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed) => {
+            format!("the VM could not connect to {what}: nothing is listening there")
+        }
+        russh::Error::ChannelOpenFailure(f) => format!("the VM refused to open {what}: {f:?}"),
+        other => format!("cannot open {what} over SSH: {other}"),
+    }
+}

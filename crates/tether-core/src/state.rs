@@ -1,0 +1,143 @@
+//! The session state machine as a pure function, so every transition is table-tested and the
+//! actor in `session` only performs the I/O each transition asks for.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a VM's session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum State {
+    /// Not wanted: no connection, no listeners.
+    Disconnected,
+    /// The user asked to connect; first attempt under way.
+    Connecting,
+    /// Link up, probes answered.
+    Connected,
+    /// Link up but the last probe went unanswered; forwards still run.
+    Degraded,
+    /// The link was lost; retrying with backoff. Listeners stay bound.
+    Reconnecting { attempt: u32 },
+    /// Stopped on an error only the user can fix (host key, login); listeners closed.
+    Failed,
+}
+
+impl State {
+    /// Whether the user wants this VM up (listeners stay bound in these states).
+    pub fn wanted(self) -> bool {
+        matches!(self, State::Connecting | State::Connected | State::Degraded | State::Reconnecting { .. })
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Disconnected => "disconnected",
+            State::Connecting => "connecting",
+            State::Connected => "connected",
+            State::Degraded => "degraded",
+            State::Reconnecting { .. } => "reconnecting",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Connect,
+    Disconnect,
+    Established,
+    AttemptFailed { permanent: bool },
+    ProbeOk,
+    ProbeMissed,
+    LinkLost,
+}
+
+/// What the actor must do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    /// Bind listeners (if not bound) and start a connection attempt now.
+    StartAttempt,
+    /// Drop the link, keep listeners, and schedule attempt number `attempt` after backoff.
+    ScheduleRetry { attempt: u32 },
+    /// Drop the link and close listeners.
+    TearDown,
+    /// The link is up: publish it and start probing.
+    Publish,
+}
+
+/// The transition function.
+pub fn step(state: State, input: Input) -> (State, Action) {
+    use Action as A;
+    use Input as I;
+    use State as S;
+    match (state, input) {
+        (_, I::Disconnect) => (S::Disconnected, A::TearDown),
+        (S::Disconnected | S::Failed, I::Connect) => (S::Connecting, A::StartAttempt),
+        // Connect while reconnecting means "try now", without waiting out the backoff.
+        (S::Reconnecting { attempt }, I::Connect) => (S::Reconnecting { attempt }, A::StartAttempt),
+        (s, I::Connect) => (s, A::Nothing),
+        (S::Connecting | S::Reconnecting { .. }, I::Established) => (S::Connected, A::Publish),
+        // A first attempt that fails is reported to the user, not retried behind their back.
+        (S::Connecting, I::AttemptFailed { .. }) => (S::Failed, A::TearDown),
+        (S::Reconnecting { .. }, I::AttemptFailed { permanent: true }) => (S::Failed, A::TearDown),
+        (S::Reconnecting { attempt }, I::AttemptFailed { permanent: false }) => {
+            let next = attempt.saturating_add(1);
+            (S::Reconnecting { attempt: next }, A::ScheduleRetry { attempt: next })
+        }
+        (S::Connected | S::Degraded, I::ProbeOk) => (S::Connected, A::Nothing),
+        (S::Connected, I::ProbeMissed) => (S::Degraded, A::Nothing),
+        (S::Degraded, I::ProbeMissed) | (S::Connected | S::Degraded, I::LinkLost) => {
+            (S::Reconnecting { attempt: 1 }, A::ScheduleRetry { attempt: 1 })
+        }
+        // Stale inputs from a link or attempt that no longer matters.
+        (s, _) => (s, A::Nothing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action as A;
+    use Input as I;
+    use State as S;
+
+    #[test]
+    fn transition_table() {
+        let r1 = S::Reconnecting { attempt: 1 };
+        let r2 = S::Reconnecting { attempt: 2 };
+        let table = [
+            (S::Disconnected, I::Connect, S::Connecting, A::StartAttempt),
+            (S::Failed, I::Connect, S::Connecting, A::StartAttempt),
+            (S::Connected, I::Connect, S::Connected, A::Nothing),
+            (r2, I::Connect, r2, A::StartAttempt),
+            (S::Connecting, I::Established, S::Connected, A::Publish),
+            (S::Connecting, I::AttemptFailed { permanent: false }, S::Failed, A::TearDown),
+            (S::Connecting, I::AttemptFailed { permanent: true }, S::Failed, A::TearDown),
+            (S::Connected, I::ProbeMissed, S::Degraded, A::Nothing),
+            (S::Degraded, I::ProbeOk, S::Connected, A::Nothing),
+            (S::Degraded, I::ProbeMissed, r1, A::ScheduleRetry { attempt: 1 }),
+            (S::Connected, I::LinkLost, r1, A::ScheduleRetry { attempt: 1 }),
+            (S::Degraded, I::LinkLost, r1, A::ScheduleRetry { attempt: 1 }),
+            (r1, I::AttemptFailed { permanent: false }, r2, A::ScheduleRetry { attempt: 2 }),
+            (r2, I::AttemptFailed { permanent: true }, S::Failed, A::TearDown),
+            (r2, I::Established, S::Connected, A::Publish),
+            (S::Connected, I::Disconnect, S::Disconnected, A::TearDown),
+            (r2, I::Disconnect, S::Disconnected, A::TearDown),
+            (S::Disconnected, I::LinkLost, S::Disconnected, A::Nothing),
+            (S::Disconnected, I::Established, S::Disconnected, A::Nothing),
+            (S::Failed, I::ProbeMissed, S::Failed, A::Nothing),
+            (r1, I::ProbeOk, r1, A::Nothing),
+        ];
+        for (from, input, to, action) in table {
+            assert_eq!(step(from, input), (to, action), "{from:?} + {input:?}");
+        }
+    }
+
+    #[test]
+    fn listeners_stay_while_wanted() {
+        assert!(S::Reconnecting { attempt: 9 }.wanted());
+        assert!(S::Degraded.wanted());
+        assert!(!S::Failed.wanted());
+        assert!(!S::Disconnected.wanted());
+    }
+}

@@ -1,0 +1,130 @@
+//! Turns a profile into the address, user and keys to connect with, honouring ~/.ssh/config.
+//!
+//! A profile's host may be a `Host` alias; its HostName, User, Port and IdentityFile apply unless
+//! the profile sets them itself (the profile is the more specific statement of intent).
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use ssh2_config::{ParseRule, SshConfig};
+
+use crate::config::Profile;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {message}; fix the file or remove the Host entry")]
+pub struct SshConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What the user wrote (alias or host); known_hosts entries use the resolved host name.
+    pub alias: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Key files to try, most specific first.
+    pub identity_files: Vec<PathBuf>,
+}
+
+impl Target {
+    /// "user@host:port" for messages.
+    pub fn display(&self) -> String {
+        format!("{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+fn local_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".to_string())
+}
+
+/// Resolves `profile` against `~/.ssh/config` (if present).
+pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
+    let cfg_path = home().map(|h| h.join(".ssh").join("config"));
+    let params = match cfg_path.as_deref().filter(|p| p.exists()) {
+        Some(p) => Some(parse(p)?.query(&profile.host)),
+        None => None,
+    };
+    let host = params
+        .as_ref()
+        .and_then(|p| p.host_name.clone())
+        .unwrap_or_else(|| profile.host.clone());
+    let port = profile.port.or(params.as_ref().and_then(|p| p.port)).unwrap_or(22);
+    let user = profile
+        .user
+        .clone()
+        .or_else(|| params.as_ref().and_then(|p| p.user.clone()))
+        .unwrap_or_else(local_user);
+    let mut identity_files = Vec::new();
+    if let Some(id) = &profile.identity {
+        identity_files.push(expand_tilde(id));
+    }
+    if let Some(files) = params.as_ref().and_then(|p| p.identity_file.clone()) {
+        identity_files.extend(files.iter().map(|f| expand_tilde(f)));
+    }
+    Ok(Target { alias: profile.host.clone(), host, port, user, identity_files })
+}
+
+fn parse(path: &Path) -> Result<SshConfig, SshConfigError> {
+    let err = |message: String| SshConfigError { path: path.to_path_buf(), message };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut cfg = SshConfig::default();
+    if let Some(h) = home() {
+        cfg = cfg.home_dir(h);
+    }
+    cfg.parse(
+        &mut BufReader::new(file),
+        ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+    )
+    .map_err(|e| err(e.to_string()))
+}
+
+fn expand_tilde(p: &Path) -> PathBuf {
+    match (p.strip_prefix("~"), home()) {
+        (Ok(rest), Some(h)) => h.join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Host names listed in ~/.ssh/config (no wildcards), for pickers.
+pub fn config_hosts() -> Vec<String> {
+    let Some(path) = home().map(|h| h.join(".ssh").join("config")).filter(|p| p.exists()) else {
+        return Vec::new();
+    };
+    let Ok(cfg) = parse(&path) else { return Vec::new() };
+    cfg.get_hosts()
+        .iter()
+        .flat_map(|h| h.pattern.iter())
+        .filter(|c| !c.negated && !c.pattern.contains(['*', '?']))
+        .map(|c| c.pattern.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_honours_hostname_user_port_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        std::fs::write(
+            &p,
+            "Host armvm\n  HostName 10.9.9.9\n  User deb\n  Port 2202\n  IdentityFile /k/id_ed25519\n  ServerAliveInterval 5\n",
+        )
+        .unwrap();
+        let q = parse(&p).unwrap().query("armvm");
+        assert_eq!(q.host_name.as_deref(), Some("10.9.9.9"));
+        assert_eq!(q.user.as_deref(), Some("deb"));
+        assert_eq!(q.port, Some(2202));
+        assert_eq!(q.identity_file.unwrap(), vec![PathBuf::from("/k/id_ed25519")]);
+    }
+}
