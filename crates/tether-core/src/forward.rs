@@ -6,7 +6,6 @@
 //! [`LINK_WAIT`] — for the Docker socket with an HTTP error the docker CLI prints — never left
 //! hanging.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,25 +75,19 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, ForwardError> {
     Ok(listener)
 }
 
-/// Binds a tunnel's local port on 127.0.0.1 (never on other interfaces).
-pub async fn bind_tcp(port: u16, remote: u16) -> Result<TcpListener, ForwardError> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+/// Turns a failed bind of a tunnel's local port into an error that names the holder or the fix.
+pub fn classify_bind_error(port: u16, remote: u16, e: std::io::Error) -> ForwardError {
     let alt = if port < 1024 { port as u32 + 8000 } else { port as u32 + 1 }.min(65535) as u16;
-    // std's TcpListener sets SO_REUSEADDR on Unix, so a port in TIME_WAIT from our own previous
-    // run binds fine while a live listener still fails with AddrInUse.
-    match TcpListener::bind(addr).await {
-        Ok(l) => Ok(l),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
             let holder = match listeners::get_process_by_port(port, listeners::Protocol::TCP) {
                 Ok(p) => format!(" by pid {} ({})", p.pid, p.name),
                 Err(_) => String::new(),
             };
-            Err(ForwardError::PortInUse { port, remote, alt, holder })
+            ForwardError::PortInUse { port, remote, alt, holder }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && port < 1024 => {
-            Err(ForwardError::Privileged { port, remote, alt })
-        }
-        Err(source) => Err(ForwardError::Bind { port, source }),
+        std::io::ErrorKind::PermissionDenied if port < 1024 => ForwardError::Privileged { port, remote, alt },
+        _ => ForwardError::Bind { port, source: e },
     }
 }
 

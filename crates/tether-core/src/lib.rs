@@ -5,11 +5,17 @@
 
 pub mod backoff;
 pub mod config;
+pub mod control;
+pub mod docker;
+pub mod engine;
+pub mod error;
 pub mod forward;
 pub mod identity;
 pub mod known_hosts;
+pub mod netwatch;
 pub mod paths;
 pub mod pump;
+pub mod session;
 pub mod ssh;
 pub mod state;
 pub mod target;

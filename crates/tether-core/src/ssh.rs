@@ -96,6 +96,8 @@ pub struct HostKeyPolicy {
     pub accept_new: bool,
     /// A fingerprint the user confirmed for this host: accepted and recorded if presented.
     pub confirmed: Option<String>,
+    /// Only fetch the key: record it and end the handshake.
+    pub scan: bool,
 }
 
 /// What the handler saw, kept for error reporting after russh aborts the handshake.
@@ -126,6 +128,9 @@ impl client::Handler for ClientHandler {
         let status = known_hosts::check(&self.host, self.port, key, &self.policy.files)?;
         let mut seen = self.seen.lock().map_err(|_| russh::Error::Inconsistent)?;
         seen.server_key = Some(key.clone());
+        if self.policy.scan {
+            return Ok(false);
+        }
         let refusal = match status {
             HostKeyStatus::Known => return Ok(true),
             HostKeyStatus::Unknown if self.policy.accept_new || self.policy.confirmed.as_deref() == Some(fp.as_str()) => {
@@ -304,6 +309,27 @@ pub async fn connect(
     }
     let server_key = seen.lock().ok().and_then(|s| s.server_key.clone());
     Ok(Connection { handle, closed, server_key })
+}
+
+/// Fetches the host key a VM presents, without logging in or trusting anything.
+pub async fn fetch_host_key(target: &Target, files: Vec<PathBuf>, t: Timeouts) -> Result<PublicKey, SshError> {
+    let stream = tcp_connect(target, t).await?;
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| target.host.clone());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let policy = HostKeyPolicy { files, accept_new: false, confirmed: None, scan: true };
+    let handler = ClientHandler {
+        host: target.host.clone(),
+        port: target.port,
+        policy: policy.clone(),
+        seen: seen.clone(),
+        closed: Arc::new(Notify::new()),
+    };
+    let config = Arc::new(client_config(target, &policy));
+    let _ = tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await;
+    seen.lock()
+        .ok()
+        .and_then(|s| s.server_key.clone())
+        .ok_or(SshError::Handshake { addr, message: "the server presented no host key".into() })
 }
 
 /// What an SSH channel-open failure means for a forward, in the user's words.

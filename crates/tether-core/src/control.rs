@@ -1,0 +1,324 @@
+//! The control API: newline-delimited JSON over a 0600 Unix socket, one request and one
+//! response per line. The CLI (and anything else local) drives the engine through it; a
+//! `subscribe` request turns the connection into a stream of engine events.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{PortMap, Profile};
+use crate::engine::{Connect, Engine};
+use crate::error::EngineError;
+use crate::forward;
+use crate::known_hosts::HostKeyStatus;
+
+/// A request. The passphrase field travels only over the private control socket and is never
+/// logged (this type has no Debug on purpose).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    VmAdd { name: String, profile: Profile },
+    VmUpdate { name: String, profile: Profile },
+    VmRemove { name: String },
+    VmList,
+    Connect {
+        name: Option<String>,
+        #[serde(default)]
+        accept_new: bool,
+        #[serde(default)]
+        fingerprint: Option<String>,
+        #[serde(default)]
+        passphrase: Option<String>,
+    },
+    Disconnect { name: Option<String>, #[serde(default)] all: bool },
+    Use { name: String },
+    TunnelAdd { name: Option<String>, maps: Vec<PortMap> },
+    TunnelRemove { name: Option<String>, ports: Vec<u16> },
+    Status,
+    ScanHostKey { name: String },
+    TrustHostKey { name: String, fingerprint: String },
+    Subscribe,
+    Shutdown,
+}
+
+/// The error half of a response: `{code, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&EngineError> for ErrorBody {
+    fn from(e: &EngineError) -> Self {
+        ErrorBody { code: e.code().to_string(), message: e.to_string() }
+    }
+}
+
+/// One response line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Response {
+    fn from_result(r: Result<Value, EngineError>) -> Self {
+        match r {
+            Ok(v) => Response { ok: true, result: Some(v), error: None },
+            Err(e) => Response { ok: false, result: None, error: Some(ErrorBody::from(&e)) },
+        }
+    }
+}
+
+/// Serves the control socket until `cancel` fires or a `shutdown` request arrives.
+pub async fn serve(engine: Engine, cancel: CancellationToken) -> Result<(), EngineError> {
+    let path = engine.paths().control_socket();
+    let listener = forward::bind_unix(&path)?;
+    let pid_file = engine.paths().pid_file();
+    let _ = std::fs::write(&pid_file, std::process::id().to_string());
+    tracing::info!(socket = %path.display(), "control socket listening");
+    accept_loop(listener, engine, cancel.clone()).await;
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&pid_file);
+    Ok(())
+}
+
+async fn accept_loop(listener: UnixListener, engine: Engine, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            res = listener.accept() => match res {
+                Ok((stream, _)) => {
+                    tokio::spawn(client_loop(stream, engine.clone(), cancel.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationToken) {
+    let (rd, mut wr) = stream.into_split();
+    let mut lines = BufReader::new(rd).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let req: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let resp = Response {
+                    ok: false,
+                    result: None,
+                    error: Some(ErrorBody { code: "bad_request".into(), message: format!("unreadable request: {e}") }),
+                };
+                if write_line(&mut wr, &resp).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        match req {
+            Request::Subscribe => {
+                let mut rx = engine.subscribe();
+                if write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await.is_err() {
+                    return;
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(ev) => {
+                            if write_line(&mut wr, &ev).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "event subscriber lagged");
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }
+            Request::Shutdown => {
+                let _ = write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await;
+                engine.shutdown().await;
+                cancel.cancel();
+                return;
+            }
+            other => {
+                let resp = Response::from_result(handle(&engine, other).await);
+                if write_line(&mut wr, &resp).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_line<T: Serialize>(wr: &mut tokio::net::unix::OwnedWriteHalf, v: &T) -> std::io::Result<()> {
+    let mut buf = serde_json::to_vec(v).map_err(std::io::Error::other)?;
+    buf.push(b'\n');
+    wr.write_all(&buf).await
+}
+
+fn json<T: Serialize>(v: T) -> Result<Value, EngineError> {
+    serde_json::to_value(v).map_err(|e| EngineError::Engine(format!("cannot encode reply: {e}")))
+}
+
+/// Dispatches one request to the engine. Thin by design: no logic lives here.
+async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
+    match req {
+        Request::Ping => json(serde_json::json!({ "pid": std::process::id(), "version": env!("CARGO_PKG_VERSION") })),
+        Request::VmAdd { name, profile } => json(engine.add_vm(&name, profile).await?),
+        Request::VmUpdate { name, profile } => json(engine.update_vm(&name, profile).await?),
+        Request::VmRemove { name } => json(engine.remove_vm(&name).await?),
+        Request::VmList => json(engine.config().await),
+        Request::Connect { name, accept_new, fingerprint, passphrase } => json(
+            engine
+                .connect(name.as_deref(), Connect { accept_new, confirmed_fingerprint: fingerprint, passphrase })
+                .await?,
+        ),
+        Request::Disconnect { name, all } => {
+            if all {
+                json(engine.disconnect_all().await?)
+            } else {
+                json(vec![engine.disconnect(name.as_deref()).await?])
+            }
+        }
+        Request::Use { name } => json(engine.set_active(&name).await?),
+        Request::TunnelAdd { name, maps } => json(engine.add_forwards(name.as_deref(), &maps).await?),
+        Request::TunnelRemove { name, ports } => json(engine.remove_forwards(name.as_deref(), &ports).await?),
+        Request::Status => json(engine.status().await),
+        Request::ScanHostKey { name } => {
+            let (status, key_type, fingerprint) = engine.scan_host_key(&name).await?;
+            let (state, detail) = match status {
+                HostKeyStatus::Known => ("known", None),
+                HostKeyStatus::Unknown => ("unknown", None),
+                HostKeyStatus::Changed { file, line, recorded_fingerprint } => {
+                    ("changed", Some(format!("{}:{line} records {recorded_fingerprint}", file.display())))
+                }
+                HostKeyStatus::Revoked { file, line } => ("revoked", Some(format!("{}:{line}", file.display()))),
+            };
+            json(serde_json::json!({ "status": state, "key_type": key_type, "fingerprint": fingerprint, "detail": detail }))
+        }
+        Request::TrustHostKey { name, fingerprint } => json(engine.trust_host_key(&name, &fingerprint).await?),
+        Request::Subscribe | Request::Shutdown => Err(EngineError::Engine("handled by the connection loop".into())),
+    }
+}
+
+/// A connection to a running engine.
+pub struct Client {
+    lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    wr: tokio::net::unix::OwnedWriteHalf,
+}
+
+/// Why a call did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no Tether engine is running (control socket {0}); start one with `tether daemon`, or run `tether connect`")]
+    NotRunning(String),
+    #[error("lost the connection to the Tether engine: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the Tether engine sent an unreadable reply: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Remote(ErrorBody),
+}
+
+impl Client {
+    pub async fn connect(socket: &Path) -> Result<Self, ClientError> {
+        let stream = UnixStream::connect(socket)
+            .await
+            .map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;
+        let (rd, wr) = stream.into_split();
+        Ok(Client { lines: BufReader::new(rd).lines(), wr })
+    }
+
+    /// Sends one request and waits for its response.
+    pub async fn call(&mut self, req: &Request) -> Result<Value, ClientError> {
+        let mut buf = serde_json::to_vec(req).map_err(|e| ClientError::Decode(e.to_string()))?;
+        buf.push(b'\n');
+        self.wr.write_all(&buf).await?;
+        let line = self
+            .lines
+            .next_line()
+            .await?
+            .ok_or_else(|| ClientError::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)))?;
+        let resp: Response = serde_json::from_str(&line).map_err(|e| ClientError::Decode(e.to_string()))?;
+        match (resp.ok, resp.error) {
+            (true, _) => Ok(resp.result.unwrap_or(Value::Null)),
+            (false, Some(e)) => Err(ClientError::Remote(e)),
+            (false, None) => Err(ClientError::Decode("error without a body".into())),
+        }
+    }
+
+    /// After a `subscribe` call: the next event line.
+    pub async fn next_event(&mut self) -> Result<Option<Value>, ClientError> {
+        match self.lines.next_line().await? {
+            Some(l) => serde_json::from_str(&l).map(Some).map_err(|e| ClientError::Decode(e.to_string())),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_crosses_as_code_and_message() {
+        let e = EngineError::Config(crate::config::ConfigError::NoSuchVm("arm".into()));
+        let resp = Response::from_result(Err(e));
+        let v = serde_json::to_value(&resp).unwrap();
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["code"], "no_such_vm");
+        assert!(v["error"]["message"].as_str().unwrap().contains("tether vm add"));
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+    }
+
+    #[test]
+    fn requests_are_tagged_by_op() {
+        let r: Request = serde_json::from_str(r#"{"op":"connect","name":"arm"}"#).unwrap();
+        assert!(matches!(r, Request::Connect { name: Some(n), accept_new: false, .. } if n == "arm"));
+    }
+
+    #[tokio::test]
+    async fn engine_round_trip_over_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::paths::Paths::under(dir.path().to_path_buf());
+        let engine = Engine::start(paths.clone()).await.unwrap();
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn(serve(engine, cancel.clone()));
+        let sock = paths.control_socket();
+        let mut client = loop {
+            match Client::connect(&sock).await {
+                Ok(c) => break c,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        };
+        let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+        assert_eq!(mode, 0o600);
+        client.call(&Request::VmAdd { name: "arm".into(), profile: Profile::new("10.1.1.1") }).await.unwrap();
+        let err = client.call(&Request::Use { name: "nope".into() }).await.unwrap_err();
+        assert!(matches!(err, ClientError::Remote(ref b) if b.code == "no_such_vm"), "{err}");
+        let status = client.call(&Request::Status).await.unwrap();
+        assert_eq!(status[0]["name"], "arm");
+        assert_eq!(status[0]["state"], "disconnected");
+        assert_eq!(status[0]["active"], true);
+        // The config on disk has it too.
+        let cfg = crate::config::Store::new(paths.config_file()).load().unwrap();
+        assert!(cfg.vms.contains_key("arm"));
+        client.call(&Request::Shutdown).await.unwrap();
+        server.await.unwrap().unwrap();
+        assert!(!sock.exists(), "control socket left behind");
+    }
+}

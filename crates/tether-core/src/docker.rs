@@ -1,0 +1,130 @@
+//! Talks to the VM's Docker Engine over the SSH link: a version probe through the forwarded
+//! socket path, and a shell diagnosis on the VM when the socket cannot be opened.
+
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use russh::client::Handle;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::ssh::{self, ClientHandler};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What the engine said about itself, or why it could not be asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl EngineInfo {
+    fn failed(error: String) -> Self {
+        Self { ok: false, error: Some(error), ..Default::default() }
+    }
+}
+
+/// `GET /version` through a fresh streamlocal channel; diagnoses failures on the VM.
+pub async fn probe(handle: &Handle<ClientHandler>, socket: &str, user: &str) -> EngineInfo {
+    match tokio::time::timeout(PROBE_TIMEOUT, version(handle, socket)).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(ProbeError::Open(e))) => {
+            let msg = match e {
+                russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed) => {
+                    diagnose(handle, socket, user).await
+                }
+                other => ssh::describe_open_failure(&other, &format!("the Docker socket {socket}")),
+            };
+            EngineInfo::failed(msg)
+        }
+        Ok(Err(ProbeError::Http(msg))) => EngineInfo::failed(msg),
+        Err(_) => EngineInfo::failed(format!(
+            "the Docker engine on the VM did not answer within {} s; it may be overloaded or hung",
+            PROBE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+enum ProbeError {
+    Open(russh::Error),
+    Http(String),
+}
+
+async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineInfo, ProbeError> {
+    let ch = handle.channel_open_direct_streamlocal(socket).await.map_err(ProbeError::Open)?;
+    let mut stream = ch.into_stream();
+    let io = |e: std::io::Error| ProbeError::Http(format!("reading the engine's answer failed: {e}"));
+    stream.write_all(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n").await.map_err(io)?;
+    let mut raw = Vec::new();
+    stream.take(1024 * 1024).read_to_end(&mut raw).await.map_err(io)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or("");
+    if !status.contains(" 200") {
+        return Err(ProbeError::Http(format!("the Docker engine answered `{status}` to GET /version")));
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct V {
+        version: Option<String>,
+        api_version: Option<String>,
+        os: Option<String>,
+        arch: Option<String>,
+    }
+    let v: V = serde_json::from_str(body.trim())
+        .map_err(|e| ProbeError::Http(format!("the Docker engine sent an unreadable version: {e}")))?;
+    Ok(EngineInfo { ok: true, version: v.version, api_version: v.api_version, os: v.os, arch: v.arch, error: None })
+}
+
+/// Runs a POSIX sh snippet on the VM and returns its stdout (trimmed).
+pub async fn exec(handle: &Handle<ClientHandler>, command: &str, timeout: Duration) -> Option<String> {
+    let run = async {
+        let mut ch = handle.channel_open_session().await.ok()?;
+        ch.exec(true, command).await.ok()?;
+        let mut out = Vec::new();
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::Eof | ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        Some(String::from_utf8_lossy(&out).trim().to_string())
+    };
+    tokio::time::timeout(timeout, run).await.ok().flatten()
+}
+
+/// Why the Docker socket cannot be opened, in words that say what to do.
+pub async fn diagnose(handle: &Handle<ClientHandler>, socket: &str, user: &str) -> String {
+    let quoted = socket.replace('\'', "'\\''");
+    let script = format!(
+        "p='{quoted}'; if [ ! -e \"$p\" ]; then echo missing; elif [ ! -S \"$p\" ]; then echo notsocket; \
+         elif [ ! -r \"$p\" ] || [ ! -w \"$p\" ]; then echo denied; else echo refused; fi"
+    );
+    match exec(handle, &script, Duration::from_secs(5)).await.as_deref() {
+        Some("missing") => format!(
+            "the Docker engine is not running on the VM: {socket} does not exist there. Start it \
+             (`sudo systemctl start docker`), or if Docker listens elsewhere set the path with --remote-socket"
+        ),
+        Some("notsocket") => format!("{socket} on the VM is not a socket; fix the path with --remote-socket"),
+        Some("denied") => format!(
+            "permission denied on the VM's Docker socket {socket}: user '{user}' may not use it. Add the user \
+             to the docker group (`sudo usermod -aG docker {user}`) and reconnect"
+        ),
+        Some("refused") => format!(
+            "the Docker engine is not running on the VM: {socket} exists but nothing answers. Start it \
+             with `sudo systemctl start docker`"
+        ),
+        _ => format!("the VM could not connect to the Docker socket {socket}; check that the Docker engine runs there"),
+    }
+}

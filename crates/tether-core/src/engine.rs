@@ -1,0 +1,301 @@
+//! The supervisor: owns the config, one session actor per VM, the active VM, and the single
+//! broadcast of typed events. The control server, the CLI and the app all call into this.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, broadcast};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
+use crate::error::EngineError;
+use crate::known_hosts::{self, HostKeyStatus};
+use crate::netwatch::{self, NetChanges};
+use crate::paths::{self, Paths};
+use crate::session::{self, ConnectOpts, ConnectReport, Event, SessionHandle, VmStatus};
+
+struct Inner {
+    paths: Paths,
+    store: Store,
+    /// Config and sessions change together under this lock, so they never disagree.
+    state: Mutex<(Config, BTreeMap<String, SessionHandle>)>,
+    events: broadcast::Sender<Event>,
+    net: NetChanges,
+}
+
+/// Cloneable handle to the running engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Options for `connect`, as the user gave them.
+#[derive(Debug, Default, Clone)]
+pub struct Connect {
+    pub accept_new: bool,
+    pub confirmed_fingerprint: Option<String>,
+    pub passphrase: Option<String>,
+}
+
+impl Engine {
+    /// Loads the config and starts one (idle) session per VM; auto-connect VMs are connected.
+    pub async fn start(paths: Paths) -> Result<Self, EngineError> {
+        paths::ensure_private_dir(&paths.runtime_dir)?;
+        let store = Store::new(paths.config_file());
+        let config = store.load()?;
+        let (events, _) = broadcast::channel(1024);
+        let net = netwatch::spawn();
+        let mut sessions = BTreeMap::new();
+        for (name, profile) in &config.vms {
+            sessions.insert(name.clone(), session::spawn(name.clone(), profile.clone(), paths.clone(), events.clone(), net.clone()));
+        }
+        let auto: Vec<SessionHandle> =
+            config.vms.iter().filter(|(_, p)| p.auto_connect).filter_map(|(n, _)| sessions.get(n).cloned()).collect();
+        let engine = Engine { inner: Arc::new(Inner { paths, store, state: Mutex::new((config, sessions)), events, net }) };
+        for s in auto {
+            tokio::spawn(async move {
+                if let Err(e) = s.connect(ConnectOpts::default()).await {
+                    tracing::warn!(error = %e, "auto-connect failed");
+                }
+            });
+        }
+        Ok(engine)
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.inner.paths
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub async fn config(&self) -> Config {
+        self.inner.state.lock().await.0.clone()
+    }
+
+    /// Applies `change` to a copy of the config and saves it; memory changes only if the write
+    /// succeeded, so the file and the engine never disagree.
+    async fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
+    ) -> Result<(T, tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>), EngineError> {
+        let mut guard = self.inner.state.lock().await;
+        let mut next = guard.0.clone();
+        let out = change(&mut next)?;
+        self.inner.store.save(&next)?;
+        guard.0 = next;
+        Ok((out, guard))
+    }
+
+    pub async fn add_vm(&self, name: &str, profile: Profile) -> Result<(), EngineError> {
+        validate_name(name)?;
+        let (_, mut guard) = self
+            .edit(|cfg| {
+                if cfg.vms.contains_key(name) {
+                    return Err(ConfigError::VmExists(name.to_string()).into());
+                }
+                cfg.vms.insert(name.to_string(), profile.clone());
+                // The first VM becomes the active one: the obvious default.
+                if cfg.active.is_none() {
+                    cfg.active = Some(name.to_string());
+                }
+                Ok(())
+            })
+            .await?;
+        let s = session::spawn(name.to_string(), profile, self.inner.paths.clone(), self.inner.events.clone(), self.inner.net.clone());
+        guard.1.insert(name.to_string(), s);
+        drop(guard);
+        let _ = self.inner.events.send(Event::VmAdded { vm: name.to_string() });
+        Ok(())
+    }
+
+    pub async fn remove_vm(&self, name: &str) -> Result<(), EngineError> {
+        let (_, mut guard) = self
+            .edit(|cfg| {
+                cfg.vm(name)?;
+                cfg.vms.remove(name);
+                if cfg.active.as_deref() == Some(name) {
+                    cfg.active = None;
+                }
+                Ok(())
+            })
+            .await?;
+        let s = guard.1.remove(name);
+        drop(guard);
+        if let Some(s) = s {
+            s.shutdown().await;
+        }
+        let _ = self.inner.events.send(Event::VmRemoved { vm: name.to_string() });
+        Ok(())
+    }
+
+    async fn session(&self, name: Option<&str>) -> Result<(String, SessionHandle), EngineError> {
+        let guard = self.inner.state.lock().await;
+        let name = guard.0.resolve(name)?;
+        let s = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
+        Ok((name, s))
+    }
+
+    /// Connects a VM (default: the active one) and returns once Docker answered or failed.
+    pub async fn connect(&self, name: Option<&str>, opts: Connect) -> Result<ConnectReport, EngineError> {
+        let (name, s) = self.session(name).await?;
+        let mut report = s
+            .connect(ConnectOpts {
+                accept_new: opts.accept_new,
+                confirmed_fingerprint: opts.confirmed_fingerprint,
+                passphrase: opts.passphrase.map(Zeroizing::new),
+            })
+            .await?;
+        report.status.active = self.inner.state.lock().await.0.active.as_deref() == Some(name.as_str());
+        Ok(report)
+    }
+
+    pub async fn disconnect(&self, name: Option<&str>) -> Result<String, EngineError> {
+        let (name, s) = self.session(name).await?;
+        s.disconnect().await?;
+        Ok(name)
+    }
+
+    pub async fn disconnect_all(&self) -> Result<Vec<String>, EngineError> {
+        let sessions: Vec<(String, SessionHandle)> =
+            self.inner.state.lock().await.1.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        let mut out = Vec::new();
+        for (n, s) in sessions {
+            if s.status().state.wanted() || matches!(s.status().state, crate::state::State::Failed) {
+                s.disconnect().await?;
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn set_active(&self, name: &str) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                cfg.vm(name)?;
+                cfg.active = Some(name.to_string());
+                Ok(())
+            })
+            .await?,
+        );
+        let _ = self.inner.events.send(Event::Active { vm: Some(name.to_string()) });
+        Ok(())
+    }
+
+    /// Adds tunnels to a VM; they are bound at once if the VM is connected, and saved only if
+    /// every one of them could be bound.
+    pub async fn add_forwards(&self, name: Option<&str>, maps: &[PortMap]) -> Result<Vec<PortMap>, EngineError> {
+        self.change_forwards(name, |p| {
+            for m in maps {
+                p.add_forward(*m)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn remove_forwards(&self, name: Option<&str>, locals: &[u16]) -> Result<Vec<PortMap>, EngineError> {
+        self.change_forwards(name, |p| {
+            for l in locals {
+                if !p.forwards.iter().any(|f| f.local == *l) {
+                    return Err(ConfigError::Invalid(format!("no tunnel on local port {l}; `tether tunnel --list` shows them")).into());
+                }
+                p.forwards.retain(|f| f.local != *l);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_forwards(
+        &self,
+        name: Option<&str>,
+        change: impl FnOnce(&mut Profile) -> Result<(), EngineError>,
+    ) -> Result<Vec<PortMap>, EngineError> {
+        let mut guard = self.inner.state.lock().await;
+        let name = guard.0.resolve(name)?;
+        let mut next = guard.0.clone();
+        change(next.vm_mut(&name)?)?;
+        next.validate()?;
+        let profile = next.vm(&name)?.clone();
+        let session = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
+        // Bind first (the session refuses if a port is taken), then persist.
+        session.set_profile(profile.clone()).await?;
+        if let Err(e) = self.inner.store.save(&next) {
+            let old = guard.0.vm(&name)?.clone();
+            let _ = session.set_profile(old).await;
+            return Err(e.into());
+        }
+        guard.0 = next;
+        Ok(profile.forwards)
+    }
+
+    /// Replaces a VM's profile (connection settings); a connected VM reconnects with them.
+    pub async fn update_vm(&self, name: &str, profile: Profile) -> Result<(), EngineError> {
+        let (_, guard) = self
+            .edit(|cfg| {
+                *cfg.vm_mut(name)? = profile.clone();
+                Ok(())
+            })
+            .await?;
+        if let Some(s) = guard.1.get(name).cloned() {
+            drop(guard);
+            s.set_profile(profile).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn status(&self) -> Vec<VmStatus> {
+        let guard = self.inner.state.lock().await;
+        let active = guard.0.active.clone();
+        guard
+            .1
+            .values()
+            .map(|s| {
+                let mut st = s.status();
+                st.active = active.as_deref() == Some(st.name.as_str());
+                st
+            })
+            .collect()
+    }
+
+    /// Fetches a VM's host key without logging in and says whether it is known.
+    pub async fn scan_host_key(&self, name: &str) -> Result<(HostKeyStatus, String, String), EngineError> {
+        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
+        let target = crate::target::resolve(&profile)
+            .map_err(|e| EngineError::Engine(e.to_string()))?;
+        let files = self.known_hosts_files();
+        let key = crate::ssh::fetch_host_key(&target, files.clone(), crate::ssh::Timeouts::default()).await?;
+        let status = known_hosts::check(&target.host, target.port, &key, &files)
+            .map_err(|e| EngineError::Engine(format!("cannot read known_hosts: {e}")))?;
+        Ok((status, key.algorithm().to_string(), known_hosts::fingerprint(&key)))
+    }
+
+    /// Records a host key the user confirmed by fingerprint.
+    pub async fn trust_host_key(&self, name: &str, fingerprint: &str) -> Result<(), EngineError> {
+        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
+        let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
+        let key = crate::ssh::fetch_host_key(&target, self.known_hosts_files(), crate::ssh::Timeouts::default()).await?;
+        let fp = known_hosts::fingerprint(&key);
+        if fp != fingerprint {
+            return Err(EngineError::Engine(format!(
+                "the VM now presents {fp}, not the {fingerprint} you confirmed; nothing was recorded. Check the VM and try again"
+            )));
+        }
+        known_hosts::learn(&self.inner.paths.known_hosts(), &target.host, target.port, &key)
+            .map_err(|e| EngineError::Engine(format!("cannot write {}: {e}", self.inner.paths.known_hosts().display())))
+    }
+
+    fn known_hosts_files(&self) -> Vec<std::path::PathBuf> {
+        [session::home_known_hosts(), Some(self.inner.paths.known_hosts())].into_iter().flatten().collect()
+    }
+
+    /// Disconnects everything and stops every session.
+    pub async fn shutdown(&self) {
+        let sessions: Vec<SessionHandle> = self.inner.state.lock().await.1.values().cloned().collect();
+        for s in sessions {
+            s.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Notices when the laptop's network changes (link up, address or route added), so sessions
+//! waiting out a reconnect backoff can try again at once instead of sleeping through the moment
+//! the network comes back.
+//!
+//! Linux uses a netlink route socket; elsewhere no events arrive and backoff alone applies.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// A counter that increases on every (debounced) network change.
+pub type NetChanges = watch::Receiver<u64>;
+
+/// Starts watching; the returned receiver never errors while the sender task lives.
+pub fn spawn() -> NetChanges {
+    let (tx, rx) = watch::channel(0u64);
+    #[cfg(target_os = "linux")]
+    tokio::spawn(async move {
+        if let Err(e) = linux::run(tx).await {
+            tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
+        }
+    });
+    #[cfg(not(target_os = "linux"))]
+    drop(tx);
+    rx
+}
+
+/// Changes often come in bursts (link, then address, then route); one wake-up is enough.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use netlink_sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
+
+    use super::DEBOUNCE;
+
+    const RTMGRP_LINK: u32 = 0x1;
+    const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+    const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+    const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+    const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+
+    pub async fn run(tx: tokio::sync::watch::Sender<u64>) -> std::io::Result<()> {
+        let mut sock = TokioSocket::new(NETLINK_ROUTE)?;
+        let groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE;
+        sock.socket_mut().bind(&SocketAddr::new(0, groups))?;
+        loop {
+            sock.recv_from_full().await?;
+            // Swallow the rest of the burst, then announce once.
+            while tokio::time::timeout(DEBOUNCE, sock.recv_from_full()).await.is_ok() {}
+            tx.send_modify(|n| *n += 1);
+            if tx.is_closed() {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,731 @@
+//! One actor per VM: owns its SSH connection, its local listeners and its state, and is driven
+//! by commands from the engine, by link and probe results, by backoff timers and by network
+//! changes. Decisions come from the pure [`state::step`]; this module only does the I/O.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use russh::client::Handle;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
+
+use crate::config::{Arch, PortMap, Profile};
+use crate::docker::{self, EngineInfo};
+use crate::error::EngineError;
+use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
+use crate::identity::{Credentials, FileAndAgent};
+use crate::netwatch::NetChanges;
+use crate::paths::Paths;
+use crate::pump;
+use crate::ssh::{self, ClientHandler, Connection, HostKeyPolicy, SshError};
+use crate::state::{self, Action, Input, State};
+use crate::{backoff, target};
+
+/// How often the liveness probe runs, and how long one may take. Two misses in a row mean the
+/// link is dead: worst case about `PROBE_EVERY + 2 * PROBE_TIMEOUT` (8 s) after it died.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the Docker engine is asked for its version while connected.
+pub const ENGINE_EVERY: Duration = Duration::from_secs(15);
+
+/// One tunnel's state for status output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardStatus {
+    pub local: u16,
+    pub remote: u16,
+    /// "listening", "failed" or "idle" (VM not wanted).
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub active: u64,
+    pub total: u64,
+}
+
+/// Everything `tether status` shows about one VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmStatus {
+    pub name: String,
+    pub host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Arch>,
+    #[serde(flatten)]
+    pub state: State,
+    /// Unix time in milliseconds of the last state change.
+    pub since_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    pub socket: String,
+    pub docker_host: String,
+    pub forwards: Vec<ForwardStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineInfo>,
+    pub active: bool,
+}
+
+/// Typed events on the engine's broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    State { vm: String, #[serde(flatten)] state: State, #[serde(skip_serializing_if = "Option::is_none")] error: Option<String> },
+    Forward { vm: String, forward: ForwardStatus },
+    Engine { vm: String, engine: EngineInfo },
+    Active { vm: Option<String> },
+    VmAdded { vm: String },
+    VmRemoved { vm: String },
+}
+
+/// What a successful connect reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectReport {
+    pub status: VmStatus,
+}
+
+/// Options for one connect request.
+#[derive(Default)]
+pub struct ConnectOpts {
+    pub accept_new: bool,
+    pub confirmed_fingerprint: Option<String>,
+    pub passphrase: Option<Zeroizing<String>>,
+}
+
+enum Cmd {
+    Connect(ConnectOpts, oneshot::Sender<Result<ConnectReport, EngineError>>),
+    Disconnect(oneshot::Sender<()>),
+    Profile(Profile, oneshot::Sender<Result<(), EngineError>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Cheap, cloneable handle to a session actor.
+#[derive(Clone)]
+pub struct SessionHandle {
+    cmd: mpsc::Sender<Cmd>,
+    status: watch::Receiver<VmStatus>,
+}
+
+impl SessionHandle {
+    pub fn status(&self) -> VmStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<VmStatus> {
+        self.status.clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(make(tx)).await.map_err(|_| EngineError::ShuttingDown)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)
+    }
+
+    pub async fn connect(&self, opts: ConnectOpts) -> Result<ConnectReport, EngineError> {
+        self.ask(|tx| Cmd::Connect(opts, tx)).await?
+    }
+
+    pub async fn disconnect(&self) -> Result<(), EngineError> {
+        self.ask(Cmd::Disconnect).await
+    }
+
+    /// Applies a changed profile; new tunnels are bound at once if the VM is wanted, and a
+    /// tunnel that cannot be bound is an error (the caller then keeps the old profile).
+    pub async fn set_profile(&self, profile: Profile) -> Result<(), EngineError> {
+        self.ask(|tx| Cmd::Profile(profile, tx)).await?
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Cmd::Shutdown).await;
+    }
+}
+
+type Link = Arc<Handle<ClientHandler>>;
+type Attempt = JoinHandle<Result<(Connection, EngineInfo), SshError>>;
+
+struct Listener {
+    cancel: CancellationToken,
+    counters: Arc<Counters>,
+}
+
+struct Tunnel {
+    map: PortMap,
+    listener: Option<Listener>,
+    error: Option<String>,
+}
+
+struct Actor {
+    name: String,
+    profile: Profile,
+    paths: Paths,
+    state: State,
+    since: SystemTime,
+    status: watch::Sender<VmStatus>,
+    events: broadcast::Sender<Event>,
+    link: watch::Sender<Option<Link>>,
+    down_reason: watch::Sender<String>,
+    docker: Option<Listener>,
+    tunnels: BTreeMap<u16, Tunnel>,
+    conn: Option<(Link, Arc<Notify>)>,
+    attempt: Option<Attempt>,
+    retry_at: Option<Instant>,
+    waiting: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
+    passphrase: Option<Zeroizing<String>>,
+    rtt: Option<Duration>,
+    probe: Option<JoinHandle<Option<Duration>>>,
+    misses: u32,
+    engine: Option<EngineInfo>,
+    engine_check: Option<JoinHandle<EngineInfo>>,
+    last_error: Option<String>,
+    /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
+    policy: (bool, Option<String>),
+}
+
+/// Starts the actor for one VM.
+pub fn spawn(
+    name: String,
+    profile: Profile,
+    paths: Paths,
+    events: broadcast::Sender<Event>,
+    net: NetChanges,
+) -> SessionHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(32);
+    let socket = paths.docker_socket(&name);
+    let initial = VmStatus {
+        name: name.clone(),
+        host: profile.host.clone(),
+        arch: profile.arch,
+        state: State::Disconnected,
+        since_ms: unix_ms(SystemTime::now()),
+        rtt_ms: None,
+        socket: socket.display().to_string(),
+        docker_host: format!("unix://{}", socket.display()),
+        forwards: Vec::new(),
+        last_error: None,
+        engine: None,
+        active: false,
+    };
+    let (status_tx, status_rx) = watch::channel(initial);
+    let tunnels = profile.forwards.iter().map(|m| (m.local, Tunnel { map: *m, listener: None, error: None })).collect();
+    let actor = Actor {
+        name,
+        profile,
+        paths,
+        state: State::Disconnected,
+        since: SystemTime::now(),
+        status: status_tx,
+        events,
+        link: watch::channel(None).0,
+        down_reason: watch::channel("the VM is not connected; run `tether connect`".to_string()).0,
+        docker: None,
+        tunnels,
+        conn: None,
+        attempt: None,
+        retry_at: None,
+        waiting: Vec::new(),
+        passphrase: None,
+        rtt: None,
+        probe: None,
+        misses: 0,
+        engine: None,
+        engine_check: None,
+        last_error: None,
+        policy: (false, None),
+    };
+    actor.publish();
+    tokio::spawn(actor.run(cmd_rx, net));
+    SessionHandle { cmd: cmd_tx, status: status_rx }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Awaits an optional task; pending forever when there is none (for `select!`).
+async fn maybe<T>(task: &mut Option<JoinHandle<T>>) -> Option<T> {
+    match task {
+        Some(t) => {
+            let r = t.await.ok();
+            *task = None;
+            r
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn closed(conn: &Option<(Link, Arc<Notify>)>) {
+    match conn {
+        Some((_, n)) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut net: NetChanges) {
+        let mut probe_tick = tokio::time::interval(PROBE_EVERY);
+        probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut engine_tick = tokio::time::interval(ENGINE_EVERY);
+        engine_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Shutdown(reply)) => {
+                        self.input(Input::Disconnect, None);
+                        let _ = reply.send(());
+                        break;
+                    }
+                    None => {
+                        self.input(Input::Disconnect, None);
+                        break;
+                    }
+                    Some(c) => self.command(c).await,
+                },
+                res = maybe(&mut self.attempt) => self.attempt_done(res),
+                _ = closed(&self.conn) => {
+                    tracing::warn!(vm = %self.name, "SSH connection lost");
+                    self.last_error = Some("the SSH connection dropped".into());
+                    self.input(Input::LinkLost, None);
+                }
+                _ = until(self.retry_at) => {
+                    self.retry_at = None;
+                    self.start_attempt();
+                }
+                Ok(()) = net.changed() => {
+                    if self.retry_at.is_some() {
+                        tracing::info!(vm = %self.name, "network changed; retrying now");
+                        self.retry_at = None;
+                        self.start_attempt();
+                    }
+                }
+                _ = probe_tick.tick(), if self.conn.is_some() && self.probe.is_none() => self.start_probe(),
+                res = maybe(&mut self.probe) => self.probe_done(res.flatten()),
+                _ = engine_tick.tick(), if self.conn.is_some() && self.engine_check.is_none() => self.start_engine_check(),
+                res = maybe(&mut self.engine_check) => if let Some(info) = res { self.set_engine(info) },
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Connect(opts, reply) => {
+                if let Some(p) = opts.passphrase {
+                    self.passphrase = Some(p);
+                }
+                if matches!(self.state, State::Connected | State::Degraded) {
+                    // Already up: answer with a fresh engine check so `connect` stays truthful.
+                    if let Some((link, _)) = &self.conn {
+                        let info = docker::probe(link, &self.profile.remote_socket, &self.user()).await;
+                        self.set_engine(info);
+                    }
+                    let _ = reply.send(self.report());
+                    return;
+                }
+                self.waiting.push(reply);
+                let policy = (opts.accept_new, opts.confirmed_fingerprint);
+                self.input(Input::Connect, Some(policy));
+            }
+            Cmd::Disconnect(reply) => {
+                self.last_error = None;
+                self.input(Input::Disconnect, None);
+                let _ = reply.send(());
+            }
+            Cmd::Profile(profile, reply) => {
+                let _ = reply.send(self.apply_profile(profile));
+            }
+            Cmd::Shutdown(reply) => {
+                // Handled in `run`, which also stops the loop.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn user(&self) -> String {
+        target::resolve(&self.profile).map(|t| t.user).unwrap_or_default()
+    }
+
+    /// Feeds the state machine and performs the action it returns.
+    fn input(&mut self, input: Input, policy: Option<(bool, Option<String>)>) {
+        let (next, action) = state::step(self.state, input);
+        tracing::debug!(vm = %self.name, from = ?self.state, ?input, to = ?next, ?action, "transition");
+        self.set_state(next);
+        match action {
+            Action::Nothing => {}
+            Action::StartAttempt => {
+                if self.docker.is_none()
+                    && let Err(e) = self.bind_listeners()
+                {
+                    self.fail_waiting(e);
+                    let (s, _) = state::step(self.state, Input::AttemptFailed { permanent: true });
+                    self.set_state(s);
+                    return;
+                }
+                self.retry_at = None;
+                if let Some(p) = policy {
+                    self.policy = p;
+                }
+                self.start_attempt();
+            }
+            Action::ScheduleRetry { attempt } => {
+                self.drop_link();
+                let d = backoff::delay(attempt);
+                tracing::info!(vm = %self.name, attempt, delay_ms = d.as_millis() as u64, "reconnect scheduled");
+                self.retry_at = Some(Instant::now() + d);
+                let why = self.last_error.clone().unwrap_or_else(|| "the link dropped".into());
+                let _ = self.down_reason.send(format!(
+                    "VM '{}' is reconnecting (attempt {attempt}, next try in {:.1} s): {why}",
+                    self.name,
+                    d.as_secs_f64()
+                ));
+            }
+            Action::TearDown => self.tear_down(),
+            Action::Publish => {}
+        }
+        self.publish();
+    }
+}
+
+impl Actor {
+    fn set_state(&mut self, next: State) {
+        if next != self.state {
+            self.state = next;
+            self.since = SystemTime::now();
+            let error = if matches!(next, State::Connected) { None } else { self.last_error.clone() };
+            let _ = self.events.send(Event::State { vm: self.name.clone(), state: next, error });
+        }
+    }
+
+    fn report(&self) -> Result<ConnectReport, EngineError> {
+        Ok(ConnectReport { status: self.status.borrow().clone() })
+    }
+
+    fn fail_waiting(&mut self, e: EngineError) {
+        let msg = e.to_string();
+        self.last_error = Some(msg);
+        let shared = Arc::new(e);
+        for w in self.waiting.drain(..) {
+            let _ = w.send(Err(EngineError::Shared(shared.clone())));
+        }
+    }
+
+    fn forward_ctx(&self, remote: Remote, counters: Arc<Counters>, cancel: CancellationToken) -> ForwardCtx {
+        let user = self.user();
+        let diagnose: Option<Arc<dyn Fn(String) -> forward::futures_lite_box::BoxFuture<String> + Send + Sync>> =
+            if matches!(remote, Remote::Socket(_)) {
+                let link = self.link.subscribe();
+                Some(Arc::new(move |path: String| {
+                    let link = link.borrow().clone();
+                    let user = user.clone();
+                    Box::pin(async move {
+                        match link {
+                            Some(h) => docker::diagnose(&h, &path, &user).await,
+                            None => "the VM is not connected".to_string(),
+                        }
+                    })
+                }))
+            } else {
+                None
+            };
+        ForwardCtx {
+            remote,
+            link: self.link.subscribe(),
+            down_reason: self.down_reason.subscribe(),
+            counters,
+            limits: pump::Limits::default(),
+            cancel,
+            diagnose,
+        }
+    }
+
+    /// Binds the Docker socket (an error stops the connect) and every tunnel (an error is
+    /// recorded on that tunnel; the others still run).
+    fn bind_listeners(&mut self) -> Result<(), EngineError> {
+        let path = self.paths.docker_socket(&self.name);
+        let listener = forward::bind_unix(&path)?;
+        let counters = Arc::new(Counters::default());
+        let cancel = CancellationToken::new();
+        let ctx = self.forward_ctx(Remote::Socket(self.profile.remote_socket.clone()), counters.clone(), cancel.clone());
+        tokio::spawn(forward::serve_unix(listener, ctx));
+        self.docker = Some(Listener { cancel, counters });
+        let ports: Vec<u16> = self.tunnels.keys().copied().collect();
+        for port in ports {
+            self.bind_tunnel(port);
+        }
+        Ok(())
+    }
+
+    fn bind_tunnel(&mut self, port: u16) -> Option<ForwardError> {
+        let Some(map) = self.tunnels.get(&port).map(|t| t.map) else { return None };
+        // Binding is synchronous in effect: std bind then hand to tokio.
+        let res = std_bind(map.local, map.remote);
+        let tunnel_state;
+        let err = match res {
+            Ok(l) => {
+                let counters = Arc::new(Counters::default());
+                let cancel = CancellationToken::new();
+                let ctx = self.forward_ctx(Remote::Tcp(map.remote), counters.clone(), cancel.clone());
+                match tokio::net::TcpListener::from_std(l) {
+                    Ok(l) => {
+                        tokio::spawn(forward::serve_tcp(l, ctx));
+                        tunnel_state = (Some(Listener { cancel, counters }), None);
+                        None
+                    }
+                    Err(source) => {
+                        let e = ForwardError::Bind { port: map.local, source };
+                        tunnel_state = (None, Some(e.to_string()));
+                        Some(e)
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(vm = %self.name, port, error = %e, "tunnel not bound");
+                tunnel_state = (None, Some(e.to_string()));
+                Some(e)
+            }
+        };
+        if let Some(t) = self.tunnels.get_mut(&port) {
+            (t.listener, t.error) = tunnel_state;
+            let fs = forward_status(t, true);
+            let _ = self.events.send(Event::Forward { vm: self.name.clone(), forward: fs });
+        }
+        err
+    }
+
+    fn tear_down(&mut self) {
+        self.drop_link();
+        if let Some(a) = self.attempt.take() {
+            a.abort();
+        }
+        self.retry_at = None;
+        if let Some(d) = self.docker.take() {
+            d.cancel.cancel();
+            let path = self.paths.docker_socket(&self.name);
+            let _ = std::fs::remove_file(&path);
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        for t in self.tunnels.values_mut() {
+            if let Some(l) = t.listener.take() {
+                l.cancel.cancel();
+            }
+            t.error = None;
+        }
+        self.engine = None;
+        self.rtt = None;
+        let _ = self.down_reason.send(format!("VM '{}' is not connected; run `tether connect {}`", self.name, self.name));
+    }
+
+    fn drop_link(&mut self) {
+        if let Some(p) = self.probe.take() {
+            p.abort();
+        }
+        if let Some(e) = self.engine_check.take() {
+            e.abort();
+        }
+        self.misses = 0;
+        let _ = self.link.send(None);
+        if let Some((link, _)) = self.conn.take() {
+            tokio::spawn(async move {
+                let _ = link.disconnect(russh::Disconnect::ByApplication, "tether disconnect", "en").await;
+            });
+        }
+    }
+
+    fn start_attempt(&mut self) {
+        if let Some(a) = self.attempt.take() {
+            a.abort();
+        }
+        let profile = self.profile.clone();
+        let files = vec![home_known_hosts(), Some(self.paths.known_hosts())];
+        let (accept_new, confirmed) = self.policy.clone();
+        let passphrase = self.passphrase.clone();
+        self.attempt = Some(tokio::spawn(async move {
+            let target = target::resolve(&profile)
+                .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?;
+            let creds = FileAndAgent { explicit: target.identity_files.clone(), defaults: true }
+                .credentials(passphrase.as_ref().map(|p| p.as_str()))?;
+            let policy = HostKeyPolicy { files: files.into_iter().flatten().collect(), accept_new, confirmed, scan: false };
+            let conn = ssh::connect(&target, policy, &creds, ssh::Timeouts::default()).await?;
+            let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
+            Ok((conn, info))
+        }));
+    }
+
+    fn attempt_done(&mut self, res: Option<Result<(Connection, EngineInfo), SshError>>) {
+        let res = res.unwrap_or(Err(SshError::Closed));
+        // The confirmation applied to one attempt only.
+        self.policy = (false, None);
+        match res {
+            Ok((conn, info)) => {
+                let link: Link = Arc::new(conn.handle);
+                self.conn = Some((link.clone(), conn.closed));
+                let _ = self.link.send(Some(link));
+                self.last_error = None;
+                self.input(Input::Established, None);
+                self.set_engine(info);
+                for w in std::mem::take(&mut self.waiting) {
+                    let _ = w.send(self.report());
+                }
+                tracing::info!(vm = %self.name, "connected");
+            }
+            Err(e) => {
+                let permanent = e.is_permanent();
+                tracing::warn!(vm = %self.name, error = %e, permanent, "connection attempt failed");
+                self.last_error = Some(e.to_string());
+                let waiting = !self.waiting.is_empty();
+                self.fail_waiting(EngineError::Ssh(e));
+                // A user-requested attempt while reconnecting reports its error but keeps retrying.
+                let permanent = permanent || (waiting && matches!(self.state, State::Connecting));
+                self.input(Input::AttemptFailed { permanent }, None);
+            }
+        }
+        self.publish();
+    }
+
+    fn start_probe(&mut self) {
+        let Some((link, _)) = &self.conn else { return };
+        let link = link.clone();
+        self.probe = Some(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let ok = matches!(tokio::time::timeout(PROBE_TIMEOUT, link.send_ping()).await, Ok(Ok(())));
+            // send_ping also returns Ok when the session is already gone; check that too.
+            (ok && !link.is_closed()).then(|| t0.elapsed())
+        }));
+    }
+
+    fn probe_done(&mut self, rtt: Option<Duration>) {
+        match rtt {
+            Some(rtt) => {
+                self.misses = 0;
+                self.rtt = Some(rtt);
+                self.input(Input::ProbeOk, None);
+            }
+            None => {
+                self.misses += 1;
+                tracing::warn!(vm = %self.name, misses = self.misses, "liveness probe unanswered");
+                self.last_error = Some(format!("the VM did not answer a liveness probe within {} s", PROBE_TIMEOUT.as_secs()));
+                self.input(Input::ProbeMissed, None);
+            }
+        }
+        self.publish();
+    }
+
+    fn start_engine_check(&mut self) {
+        let Some((link, _)) = &self.conn else { return };
+        let link = link.clone();
+        let socket = self.profile.remote_socket.clone();
+        let user = self.user();
+        self.engine_check = Some(tokio::spawn(async move { docker::probe(&link, &socket, &user).await }));
+    }
+
+    fn set_engine(&mut self, info: EngineInfo) {
+        if self.engine.as_ref() != Some(&info) {
+            let _ = self.events.send(Event::Engine { vm: self.name.clone(), engine: info.clone() });
+        }
+        self.engine = Some(info);
+        self.publish();
+    }
+
+    fn apply_profile(&mut self, profile: Profile) -> Result<(), EngineError> {
+        let wanted = self.docker.is_some();
+        let old: Vec<PortMap> = self.tunnels.values().map(|t| t.map).collect();
+        let removed: Vec<PortMap> = old.iter().filter(|m| !profile.forwards.contains(m)).copied().collect();
+        let added: Vec<PortMap> = profile.forwards.iter().filter(|m| !old.contains(m)).copied().collect();
+        if wanted {
+            // Bind new ports first; on any failure undo them and keep the old profile.
+            let mut bound = Vec::new();
+            for m in &added {
+                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None });
+                if let Some(e) = self.bind_tunnel(m.local) {
+                    for p in bound.iter().chain(std::iter::once(&m.local)) {
+                        if let Some(t) = self.tunnels.remove(p)
+                            && let Some(l) = t.listener
+                        {
+                            l.cancel.cancel();
+                        }
+                    }
+                    self.publish();
+                    return Err(e.into());
+                }
+                bound.push(m.local);
+            }
+        } else {
+            for m in &added {
+                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None });
+            }
+        }
+        for m in removed {
+            if let Some(t) = self.tunnels.remove(&m.local)
+                && let Some(l) = t.listener
+            {
+                l.cancel.cancel();
+            }
+        }
+        let reconnect = profile.host != self.profile.host
+            || profile.port != self.profile.port
+            || profile.user != self.profile.user
+            || profile.identity != self.profile.identity
+            || profile.remote_socket != self.profile.remote_socket;
+        self.profile = profile;
+        if reconnect && self.conn.is_some() {
+            // Connection settings changed: re-establish with the new ones.
+            self.input(Input::LinkLost, None);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let wanted = self.docker.is_some();
+        let forwards = self.tunnels.values().map(|t| forward_status(t, wanted)).collect();
+        self.status.send_modify(|s| {
+            s.host = self.profile.host.clone();
+            s.arch = self.profile.arch;
+            s.state = self.state;
+            s.since_ms = unix_ms(self.since);
+            s.rtt_ms = self.rtt.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0);
+            s.forwards = forwards;
+            s.last_error = self.last_error.clone();
+            s.engine = self.engine.clone();
+        });
+    }
+}
+
+fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
+    let (state, active, total) = match (&t.listener, &t.error) {
+        (Some(l), _) => (
+            "listening",
+            l.counters.active.load(Ordering::Relaxed),
+            l.counters.accepted.load(Ordering::Relaxed),
+        ),
+        (None, Some(_)) => ("failed", 0, 0),
+        (None, None) => (if wanted { "failed" } else { "idle" }, 0, 0),
+    };
+    ForwardStatus { local: t.map.local, remote: t.map.remote, state: state.into(), error: t.error.clone(), active, total }
+}
+
+/// Binds synchronously so the actor learns at once whether a tunnel is up.
+fn std_bind(port: u16, remote: u16) -> Result<std::net::TcpListener, ForwardError> {
+    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    match std::net::TcpListener::bind(addr) {
+        Ok(l) => {
+            l.set_nonblocking(true).map_err(|source| ForwardError::Bind { port, source })?;
+            Ok(l)
+        }
+        Err(e) => Err(forward::classify_bind_error(port, remote, e)),
+    }
+}
+
+pub(crate) fn home_known_hosts() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".ssh").join("known_hosts"))
+}
