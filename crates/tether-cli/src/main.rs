@@ -1,1 +1,341 @@
-fn main() {}
+//! `tether`: the command-line client of the Tether engine. Every subcommand is a thin adapter
+//! that turns arguments into one control-API request and prints the answer.
+
+mod client;
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use tether_core::config::{Arch, PortMap, Profile, Store};
+use tether_core::control::{ClientError, Request};
+use tether_core::paths::Paths;
+
+use crate::client::Engine;
+
+#[derive(Parser)]
+#[command(name = "tether", version, about = "Docker on your remote VMs, as if it were local", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Add, list or remove VM profiles.
+    #[command(subcommand)]
+    Vm(VmCmd),
+    /// Connect a VM (default: the active one) and create its local Docker socket.
+    Connect {
+        name: Option<String>,
+        /// Accept and record an unknown host key without asking (for scripts).
+        #[arg(long)]
+        accept_new: bool,
+    },
+    /// Add, remove or list port tunnels (LOCAL[:REMOTE]); they are saved and restored on connect.
+    Tunnel(TunnelArgs),
+    /// Make NAME the active VM: the default for `connect` and `env`.
+    Use { name: String },
+    /// Disconnect a VM (default: the active one) and remove its socket.
+    Disconnect {
+        #[arg(conflicts_with = "all")]
+        name: Option<String>,
+        /// Disconnect every VM.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show every VM: state, round-trip time, tunnels, last error.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print `export DOCKER_HOST=…` for a VM, for `eval "$(tether env)"`.
+    Env { name: Option<String> },
+    /// Run the engine in the foreground (headless machines, services, tests).
+    Daemon,
+}
+
+#[derive(Subcommand)]
+enum VmCmd {
+    /// Add a VM profile.
+    Add(VmAdd),
+    /// List VM profiles.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a VM profile (disconnecting it first).
+    Rm { name: String },
+}
+
+#[derive(Args)]
+struct VmAdd {
+    name: String,
+    /// Host name, address, or a Host alias from ~/.ssh/config.
+    #[arg(long)]
+    host: String,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    user: Option<String>,
+    /// arm64 or x86_64.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Private key file (OpenSSH format); without it ssh-agent and ~/.ssh/id_* are tried.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// Docker socket path on the VM.
+    #[arg(long, default_value = tether_core::config::DEFAULT_REMOTE_SOCKET)]
+    remote_socket: String,
+    /// Accept and record the VM's host key without asking (for scripts).
+    #[arg(long)]
+    accept_new: bool,
+    /// Connect this VM whenever the engine starts.
+    #[arg(long)]
+    auto_connect: bool,
+}
+
+#[derive(Args)]
+struct TunnelArgs {
+    name: Option<String>,
+    /// LOCAL[:REMOTE], e.g. 3000 or 5433:5432. Repeatable.
+    #[arg(short = 'p', long = "port", value_name = "LOCAL[:REMOTE]")]
+    ports: Vec<String>,
+    /// Remove the tunnel on this local port. Repeatable.
+    #[arg(long = "rm", value_name = "PORT")]
+    rm: Vec<u16>,
+    /// List the tunnels.
+    #[arg(long)]
+    list: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let paths = Paths::from_env()?;
+    match cli.cmd {
+        Cmd::Daemon => client::daemon(paths).await,
+        Cmd::Vm(VmCmd::Add(a)) => vm_add(&paths, a).await,
+        Cmd::Vm(VmCmd::List { json }) => {
+            let cfg = Store::new(paths.config_file()).load()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&cfg)?);
+            } else {
+                output::vm_list(&cfg);
+            }
+            Ok(())
+        }
+        Cmd::Vm(VmCmd::Rm { name }) => {
+            let mut e = Engine::ensure(&paths).await?;
+            e.call(&Request::VmRemove { name: name.clone() }).await?;
+            println!("removed VM '{name}'");
+            Ok(())
+        }
+        Cmd::Connect { name, accept_new } => connect(&paths, name, accept_new).await,
+        Cmd::Tunnel(t) => tunnel(&paths, t).await,
+        Cmd::Use { name } => {
+            let mut e = Engine::ensure(&paths).await?;
+            e.call(&Request::Use { name: name.clone() }).await?;
+            println!("'{name}' is now the active VM");
+            println!("export DOCKER_HOST=unix://{}", paths.docker_socket(&name).display());
+            Ok(())
+        }
+        Cmd::Disconnect { name, all } => {
+            let Some(mut e) = Engine::running(&paths).await? else {
+                println!("no Tether engine is running, so nothing is connected");
+                return Ok(());
+            };
+            let v = e.call(&Request::Disconnect { name, all }).await?;
+            let names: Vec<String> = serde_json::from_value(v)?;
+            if names.is_empty() {
+                println!("nothing was connected");
+            }
+            for n in names {
+                println!("disconnected '{n}'; removed {}", paths.docker_socket(&n).display());
+            }
+            Ok(())
+        }
+        Cmd::Status { json } => status(&paths, json).await,
+        Cmd::Env { name } => {
+            let cfg = Store::new(paths.config_file()).load()?;
+            let name = cfg.resolve(name.as_deref())?;
+            println!("export DOCKER_HOST=unix://{}", paths.docker_socket(&name).display());
+            Ok(())
+        }
+    }
+}
+
+async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
+    let mut profile = Profile::new(a.host);
+    profile.port = a.port;
+    profile.user = a.user;
+    profile.arch = a.arch.as_deref().map(str::parse::<Arch>).transpose()?;
+    profile.identity = a.identity.map(|p| std::path::absolute(&p).unwrap_or(p));
+    profile.remote_socket = a.remote_socket;
+    profile.auto_connect = a.auto_connect;
+    let mut e = Engine::ensure(paths).await?;
+    e.call(&Request::VmAdd { name: a.name.clone(), profile }).await?;
+    println!("added VM '{}'", a.name);
+    // Verify the host key now, while the user is here to confirm it.
+    match e.call(&Request::ScanHostKey { name: a.name.clone() }).await {
+        Ok(v) => host_key_after_scan(&mut e, &a.name, &v, a.accept_new).await,
+        Err(ClientError::Remote(err)) => {
+            eprintln!("note: could not check the host key now ({}); you will be asked on first connect", err.message);
+            Ok(())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn host_key_after_scan(e: &mut Engine, name: &str, v: &Value, accept_new: bool) -> Result<()> {
+    let fp = v["fingerprint"].as_str().unwrap_or_default().to_string();
+    let key_type = v["key_type"].as_str().unwrap_or_default();
+    match v["status"].as_str() {
+        Some("known") => {
+            println!("host key verified: {key_type} {fp}");
+            Ok(())
+        }
+        Some("unknown") => {
+            if accept_new || confirm(&format!("The host key of '{name}' is not known yet.\n  {key_type} key fingerprint is {fp}\nAccept it?"))? {
+                e.call(&Request::TrustHostKey { name: name.into(), fingerprint: fp.clone() }).await?;
+                println!("host key recorded: {key_type} {fp}");
+            } else {
+                println!("host key not accepted; you will be asked again on connect");
+            }
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "REFUSED: the host key of '{name}' ({key_type} {fp}) does not match the recorded one ({}). \
+             The VM profile was saved but will not connect until this is resolved",
+            v["detail"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+/// Asks yes/no on the terminal; without a terminal the answer is no.
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} (yes/no) ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Result<()> {
+    let mut e = Engine::ensure(paths).await?;
+    let mut fingerprint = None;
+    let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok();
+    let report = loop {
+        let req = Request::Connect { name: name.clone(), accept_new, fingerprint: fingerprint.clone(), passphrase: passphrase.clone() };
+        match e.call(&req).await {
+            Ok(v) => break v,
+            Err(ClientError::Remote(err)) if err.code == "host_key_unknown" && fingerprint.is_none() => {
+                let fp = err.message.split_whitespace().find(|w| w.starts_with("SHA256:")).map(str::to_string);
+                match fp {
+                    Some(fp) if confirm(&format!("{}\nAccept this key and connect?", first_lines(&err.message, 2)))? => {
+                        fingerprint = Some(fp);
+                    }
+                    _ => return Err(ClientError::Remote(err).into()),
+                }
+            }
+            Err(ClientError::Remote(err))
+                if err.code == "passphrase_required" && passphrase.is_none() && std::io::stdin().is_terminal() =>
+            {
+                passphrase = Some(rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?);
+            }
+            Err(other) => return Err(other.into()),
+        }
+    };
+    output::connected(&report["status"]);
+    if report["status"]["engine"]["ok"] == Value::Bool(false) {
+        anyhow::bail!(
+            "{}\nThe SSH session stays up; the socket will work as soon as the engine answers",
+            report["status"]["engine"]["error"].as_str().unwrap_or("the Docker engine did not answer")
+        );
+    }
+    Ok(())
+}
+
+fn first_lines(s: &str, n: usize) -> String {
+    s.lines().take(n).collect::<Vec<_>>().join("\n")
+}
+
+async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
+    let maps: Vec<PortMap> = t.ports.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
+    if maps.is_empty() && t.rm.is_empty() && !t.list {
+        anyhow::bail!("nothing to do: give -p LOCAL[:REMOTE] to add a tunnel, --rm PORT to remove one, or --list");
+    }
+    let mut e = Engine::ensure(paths).await?;
+    if !maps.is_empty() {
+        e.call(&Request::TunnelAdd { name: t.name.clone(), maps: maps.clone() }).await?;
+        for m in &maps {
+            println!("tunnel 127.0.0.1:{} → VM port {} added", m.local, m.remote);
+        }
+    }
+    if !t.rm.is_empty() {
+        e.call(&Request::TunnelRemove { name: t.name.clone(), ports: t.rm.clone() }).await?;
+        for p in &t.rm {
+            println!("tunnel on local port {p} removed");
+        }
+    }
+    if t.list {
+        let all = e.call(&Request::Status).await?;
+        let cfg = Store::new(paths.config_file()).load()?;
+        let name = cfg.resolve(t.name.as_deref())?;
+        let vm = all.as_array().into_iter().flatten().find(|v| v["name"] == name.as_str()).cloned().unwrap_or(Value::Null);
+        output::tunnels(&vm);
+    }
+    Ok(())
+}
+
+async fn status(paths: &Paths, json: bool) -> Result<()> {
+    let v = match Engine::running(paths).await? {
+        Some(mut e) => e.call(&Request::Status).await?,
+        None => {
+            // No engine: every VM is disconnected; say so rather than fail.
+            let cfg = Store::new(paths.config_file()).load()?;
+            let list: Vec<Value> = cfg
+                .vms
+                .iter()
+                .map(|(n, p)| {
+                    serde_json::json!({
+                        "name": n, "host": p.host, "arch": p.arch, "state": "disconnected",
+                        "active": cfg.active.as_deref() == Some(n.as_str()),
+                        "socket": paths.docker_socket(n).display().to_string(),
+                        "forwards": p.forwards.iter().map(|f| serde_json::json!({"local": f.local, "remote": f.remote, "state": "idle"})).collect::<Vec<_>>(),
+                        "last_error": "no Tether engine is running",
+                    })
+                })
+                .collect();
+            Value::Array(list)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        output::status(&v);
+    }
+    Ok(())
+}

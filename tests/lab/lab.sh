@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The Tether lab: VMs-to-be on this machine. Each VM is a network namespace with its own address
+# on a veth pair, running OpenSSH's sshd (key-only, stream-local forwarding allowed) and its own
+# Docker Engine (dockerd from Debian's docker.io). Needs root. Talks to no address outside the
+# namespaces it creates.
+#
+#   lab.sh install                 install the Debian packages the lab needs
+#   lab.sh up                      start VMs "a" (arm64 label) and "b" (x86_64 label)
+#   lab.sh down                    stop everything and remove all lab state
+#   lab.sh env                     print the lab's variables (for tests)
+#   lab.sh vm-up NAME IDX [docker] start one more VM at 10.77.IDX.2 (docker: with its own engine)
+#   lab.sh vm-down NAME            stop and remove one VM
+#   lab.sh sshd NAME PORT [OPT=VAL ...]  start another sshd in VM NAME on PORT with extra options
+#   lab.sh sshd-stop NAME PORT     stop that sshd
+#   lab.sh dockerd-start NAME | dockerd-stop NAME
+#   lab.sh link NAME up|down       cut or restore the VM's link
+set -euo pipefail
+
+LAB=${TETHER_LAB_DIR:-/run/tether-lab}
+DATA=${TETHER_LAB_DATA:-/var/lib/tether-lab}
+USER_OK=tlab
+USER_NODOCKER=tlab-nodocker
+GROUP_DOCKER=tlab-docker
+IMAGE=tether-lab/busybox
+BIG_IMAGE=tether-lab/big
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || die "the lab needs root (network namespaces, sshd, dockerd)"; }
+
+install() {
+  need_root
+  local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps)
+  local missing=()
+  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # Debian starts services on install where it can; the lab runs its own instances only.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl stop docker.socket docker.service ssh.service >/dev/null 2>&1 || true
+  fi
+}
+
+ensure_users() {
+  getent group "$GROUP_DOCKER" >/dev/null || groupadd --system "$GROUP_DOCKER"
+  id "$USER_OK" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh --groups "$GROUP_DOCKER" "$USER_OK"
+  id "$USER_NODOCKER" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$USER_NODOCKER"
+  # OpenSSH refuses to log in to a locked account; '*' means "no password" yet not locked.
+  usermod -p '*' "$USER_OK"; usermod -p '*' "$USER_NODOCKER"
+}
+
+ensure_keys() {
+  mkdir -p "$LAB/keys" "$LAB/authorized_keys"
+  chmod 755 "$LAB" "$LAB/authorized_keys"
+  if [ ! -f "$LAB/keys/id_ed25519" ]; then
+    ssh-keygen -q -t ed25519 -N '' -C tether-lab -f "$LAB/keys/id_ed25519"
+    ssh-keygen -q -t ed25519 -N 'lab-passphrase' -C tether-lab-enc -f "$LAB/keys/id_encrypted"
+    ssh-keygen -q -t ed25519 -N '' -C tether-lab-stranger -f "$LAB/keys/id_stranger"
+  fi
+  for u in "$USER_OK" "$USER_NODOCKER"; do
+    cat "$LAB/keys/id_ed25519.pub" "$LAB/keys/id_encrypted.pub" > "$LAB/authorized_keys/$u"
+    chmod 644 "$LAB/authorized_keys/$u"
+  done
+}
+
+vm_dir() { echo "$LAB/vms/$1"; }
+
+sshd_start() { # NAME PORT [OPT=VAL ...]
+  local name=$1 port=$2; shift 2
+  local dir; dir=$(vm_dir "$name")
+  local ip; ip=$(cat "$dir/ip")
+  mkdir -p /run/sshd && chmod 755 /run/sshd
+  [ -f "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
+  local cfg="$dir/sshd_$port.conf"
+  {
+    echo "ListenAddress $ip"
+    echo "Port $port"
+    echo "HostKey $dir/ssh_host_ed25519_key"
+    echo "PidFile $dir/sshd_$port.pid"
+    echo "AuthorizedKeysFile $LAB/authorized_keys/%u"
+    echo "StrictModes no"
+    echo "UsePAM no"
+    echo "PubkeyAuthentication yes"
+    echo "PermitRootLogin no"
+    echo "MaxSessions 64"
+    echo "MaxStartups 64:30:128"
+    echo "LogLevel VERBOSE"
+    echo "SetEnv DOCKER_HOST=unix://$dir/docker.sock"
+    # Options given on the command line come first: the first value of a keyword wins.
+    for o in "$@"; do echo "${o%%=*} ${o#*=}"; done
+    echo "PasswordAuthentication no"
+    echo "KbdInteractiveAuthentication no"
+    echo "AllowStreamLocalForwarding yes"
+    echo "AllowTcpForwarding yes"
+  } > "$cfg"
+  ip netns exec "tl-$name" /usr/sbin/sshd -f "$cfg" -E "$dir/sshd_$port.log"
+  wait_for "sshd $name:$port" 10 "ip netns exec tl-$name bash -c 'exec 3<>/dev/tcp/$ip/$port' 2>/dev/null"
+}
+
+sshd_stop() { # NAME PORT
+  local f; f="$(vm_dir "$1")/sshd_$2.pid"
+  [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+  rm -f "$f"
+}
+
+wait_for() { # LABEL SECONDS COMMAND
+  local label=$1 secs=$2 cmd=$3 i=0
+  while ! eval "$cmd" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -gt $((secs * 20)) ] && die "$label did not come up within ${secs}s"
+    sleep 0.05
+  done
+}
+
+dockerd_start() { # NAME
+  local name=$1 dir; dir=$(vm_dir "$1")
+  mkdir -p "$DATA/$name" "$dir/exec"
+  chmod 755 "$dir"
+  # nsenter joins only the network namespace: `ip netns exec` would remount /sys and hide the
+  # cgroup hierarchy dockerd needs.
+  nsenter --net="/run/netns/tl-$name" dockerd \
+    --data-root "$DATA/$name" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
+    -H "unix://$dir/docker.sock" --group "$GROUP_DOCKER" \
+    --storage-driver vfs --iptables=false --ip6tables=false --userland-proxy=true \
+    >"$dir/dockerd.log" 2>&1 &
+  wait_for "dockerd $name" 60 "docker -H unix://$dir/docker.sock version"
+}
+
+dockerd_stop() { # NAME
+  local dir; dir=$(vm_dir "$1")
+  if [ -f "$dir/docker.pid" ]; then
+    local pid; pid=$(cat "$dir/docker.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/docker.pid"
+}
+
+vm_up() { # NAME IDX [docker]
+  need_root
+  local name=$1 idx=$2 with_docker=${3:-}
+  local dir; dir=$(vm_dir "$name")
+  mkdir -p "$dir"; chmod 755 "$LAB" "$LAB/vms" "$dir"
+  local ns="tl-$name" host_if="tlh-$name" vm_if="tlv-$name"
+  ip netns add "$ns"
+  ip link add "$host_if" type veth peer name "$vm_if"
+  ip link set "$vm_if" netns "$ns"
+  ip addr add "10.77.$idx.1/24" dev "$host_if"
+  ip link set "$host_if" up
+  ip -n "$ns" addr add "10.77.$idx.2/24" dev "$vm_if"
+  ip -n "$ns" link set "$vm_if" up
+  ip -n "$ns" link set lo up
+  echo "10.77.$idx.2" > "$dir/ip"
+  sshd_start "$name" 22
+  if [ "$with_docker" = docker ]; then dockerd_start "$name"; fi
+  log "VM $name up at 10.77.$idx.2"
+}
+
+vm_down() { # NAME
+  local name=$1 dir; dir=$(vm_dir "$1")
+  [ -d "$dir" ] || return 0
+  for pidf in "$dir"/sshd_*.pid; do [ -f "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null || true; done
+  dockerd_stop "$name"
+  # Anything still running inside the namespace (containers' shims, docker-proxy) goes too.
+  if ip netns list | grep -qw "tl-$name"; then
+    for pid in $(ip netns pids "tl-$name" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "tl-$name" 2>/dev/null || true
+  fi
+  ip link del "tlh-$name" 2>/dev/null || true
+  umount -R "$dir/exec" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+make_images() { # NAME
+  local sock; sock="unix://$(vm_dir "$1")/docker.sock"
+  local root="$LAB/rootfs"
+  if [ ! -f "$LAB/busybox.tar" ]; then
+    rm -rf "$root"; mkdir -p "$root/bin" "$root/www" "$root/tmp"
+    cp /bin/busybox "$root/bin/busybox"
+    for app in sh ls cat echo sleep httpd head wc dd nc yes; do ln -sf busybox "$root/bin/$app"; done
+    echo "hello from the tether lab" > "$root/www/index.html"
+    tar -C "$root" -cf "$LAB/busybox.tar" .
+  fi
+  docker -H "$sock" image inspect "$IMAGE" >/dev/null 2>&1 ||
+    docker -H "$sock" import --change 'CMD ["/bin/sh"]' "$LAB/busybox.tar" "$IMAGE" >/dev/null
+}
+
+make_big_image() { # NAME
+  local sock; sock="unix://$(vm_dir "$1")/docker.sock"
+  docker -H "$sock" image inspect "$BIG_IMAGE" >/dev/null 2>&1 && return 0
+  local root="$LAB/bigroot"
+  rm -rf "$root"; mkdir -p "$root/bin"
+  cp /bin/busybox "$root/bin/busybox"
+  head -c $((272 * 1024 * 1024)) /dev/urandom > "$root/blob"
+  tar -C "$root" -cf - . | docker -H "$sock" import - "$BIG_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
+up() {
+  need_root
+  down_quiet
+  ensure_users
+  ensure_keys
+  vm_up a 1 docker
+  vm_up b 2 docker
+  make_images a
+  make_images b
+  make_big_image a
+  log "lab up: a=10.77.1.2 (arm64 label), b=10.77.2.2 (x86_64 label)"
+}
+
+down_quiet() {
+  for d in "$LAB"/vms/*; do [ -d "$d" ] && vm_down "$(basename "$d")"; done
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^tl-' || true); do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  return 0
+}
+
+down() {
+  need_root
+  down_quiet
+  rm -rf "$LAB" "$DATA"
+  log "lab down"
+}
+
+env_vars() {
+  cat <<EOV
+TETHER_LAB_DIR=$LAB
+LAB_KEY=$LAB/keys/id_ed25519
+LAB_KEY_ENCRYPTED=$LAB/keys/id_encrypted
+LAB_KEY_PASSPHRASE=lab-passphrase
+LAB_KEY_STRANGER=$LAB/keys/id_stranger
+LAB_USER=$USER_OK
+LAB_USER_NODOCKER=$USER_NODOCKER
+LAB_A_IP=10.77.1.2
+LAB_B_IP=10.77.2.2
+LAB_A_SOCK=$LAB/vms/a/docker.sock
+LAB_B_SOCK=$LAB/vms/b/docker.sock
+LAB_IMAGE=$IMAGE
+LAB_BIG_IMAGE=$BIG_IMAGE
+EOV
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  install) install ;;
+  up) up ;;
+  down) down ;;
+  env) env_vars ;;
+  vm-up) vm_up "$@" ;;
+  vm-down) vm_down "$@" ;;
+  sshd) sshd_start "$@" ;;
+  sshd-stop) sshd_stop "$@" ;;
+  dockerd-start) dockerd_start "$@" ;;
+  dockerd-stop) dockerd_stop "$@" ;;
+  images) make_images "$@" ;;
+  link)
+    [ "${2:-}" = up ] || [ "${2:-}" = down ] || die "usage: lab.sh link NAME up|down"
+    ip link set "tlh-$1" "$2" ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
+esac
