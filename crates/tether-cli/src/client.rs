@@ -1,6 +1,5 @@
 //! Finding, starting and calling the engine from the CLI.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

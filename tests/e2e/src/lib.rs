@@ -1,1 +1,320 @@
-//! End-to-end test harness.
+//! Harness for Tether's end-to-end tests: the lab's variables, a private Tether home with its own
+//! engine, the `tether` binary, the docker CLI, and waiting on conditions with deadlines.
+//!
+//! The lab (tests/lab/lab.sh up) must be running and the tests must run as root; the test runner
+//! script arranges both. When something fails, the engine log is printed for context.
+
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)] // test support: failing loudly is the point
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use anyhow::Result;
+
+/// Repository root (two levels above this crate).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn lab_script() -> PathBuf {
+    repo().join("tests/lab/lab.sh")
+}
+
+/// The lab's variables, from `lab.sh env`.
+pub fn lab() -> &'static HashMap<String, String> {
+    static LAB: OnceLock<HashMap<String, String>> = OnceLock::new();
+    LAB.get_or_init(|| {
+        let out = Command::new(lab_script()).arg("env").output().expect("run lab.sh env");
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        let sock = vars.get("LAB_A_SOCK").cloned().unwrap_or_default();
+        assert!(
+            Path::new(&sock).exists(),
+            "the lab is not running ({sock} missing): run `bash tests/run.sh`, or `tests/lab/lab.sh up` as root"
+        );
+        vars
+    })
+}
+
+pub fn var(k: &str) -> String {
+    lab().get(k).cloned().unwrap_or_else(|| panic!("lab variable {k} missing"))
+}
+
+/// Runs lab.sh with arguments; panics with its output on failure.
+pub fn lab_cmd(args: &[&str]) {
+    let out = Command::new(lab_script()).args(args).output().expect("run lab.sh");
+    assert!(out.status.success(), "lab.sh {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The built `tether` binary (cargo builds it for this package's tests).
+pub fn tether_bin() -> PathBuf {
+    let p = repo().join("target").join(if cfg!(debug_assertions) { "debug" } else { "release" }).join("tether");
+    assert!(p.exists(), "{} not built: run `cargo build -p tether-cli` first", p.display());
+    p
+}
+
+/// A free local TCP port, chosen by the OS.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind :0")
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Output of a command, with helpers.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn fails_with(self, needles: &[&str]) -> Self {
+        assert_eq!(self.code, 1, "expected exit 1:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        for n in needles {
+            assert!(self.stderr.contains(n), "stderr lacks {n:?}:\n{}", self.stderr);
+        }
+        self
+    }
+}
+
+/// A private Tether installation: its own TETHER_HOME and HOME, and its own engine.
+pub struct Tether {
+    pub dir: tempfile::TempDir,
+    daemon: Option<Child>,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Tether {
+    /// A fresh home with a running engine (`tether daemon`).
+    pub fn new() -> Self {
+        Self::with_daemon_prefix(&[])
+    }
+
+    /// Like `new`, but the engine runs under a wrapper (e.g. setpriv dropping a capability).
+    pub fn with_daemon_prefix(prefix: &[&str]) -> Self {
+        // Short path: Unix socket paths are limited to 108 bytes.
+        let dir = tempfile::Builder::new().prefix("tt").tempdir_in("/var/tmp").expect("tempdir");
+        std::fs::create_dir_all(dir.path().join(".ssh")).expect("mkdir .ssh");
+        let mut t = Tether { dir, daemon: None, extra_env: Vec::new() };
+        let mut cmd = if prefix.is_empty() {
+            Command::new(tether_bin())
+        } else {
+            let mut c = Command::new(prefix[0]);
+            c.args(&prefix[1..]).arg(tether_bin());
+            c
+        };
+        cmd.arg("daemon");
+        t.envs(&mut cmd);
+        let log = std::fs::File::create(t.dir.path().join("daemon.log")).expect("log");
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
+        t.daemon = Some(cmd.spawn().expect("spawn tether daemon"));
+        let sock = t.home().join("run/control.sock");
+        wait_for("the engine's control socket", Duration::from_secs(10), || sock.exists().then_some(()));
+        t
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.extra_env.push((k.into(), v.into()));
+    }
+
+    fn envs(&self, cmd: &mut Command) {
+        cmd.env("TETHER_HOME", self.home())
+            .env("HOME", self.dir.path())
+            .env("TETHER_LOG", "info,tether_core=debug,russh=warn")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("DOCKER_HOST")
+            .env_remove("TETHER_KEY_PASSPHRASE");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+    }
+
+    /// Runs `tether ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(tether_bin());
+        cmd.args(args).stdin(Stdio::null());
+        self.envs(&mut cmd);
+        Run::from(cmd.output().expect("run tether"))
+    }
+
+    /// Adds a lab VM with the lab key, accepting its host key.
+    pub fn add_vm(&self, name: &str, ip: &str, port: u16, socket: &str) -> Run {
+        self.run(&[
+            "vm", "add", name, "--host", ip, "--port", &port.to_string(), "--user", &var("LAB_USER"),
+            "--identity", &var("LAB_KEY"), "--remote-socket", socket, "--accept-new",
+        ])
+    }
+
+    pub fn socket(&self, vm: &str) -> PathBuf {
+        self.home().join("run/vms").join(vm).join("docker.sock")
+    }
+
+    /// Runs the docker CLI against this Tether's socket for `vm`.
+    pub fn docker(&self, vm: &str, args: &[&str]) -> Run {
+        docker_at(&format!("unix://{}", self.socket(vm).display()), args)
+    }
+
+    /// `tether status --json` parsed; the entry for `vm`.
+    pub fn status(&self, vm: &str) -> serde_json::Value {
+        let r = self.run(&["status", "--json"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("status json");
+        v.as_array().and_then(|a| a.iter().find(|x| x["name"] == vm).cloned()).unwrap_or_default()
+    }
+
+    /// Waits until `vm` is in `state`.
+    pub fn wait_state(&self, vm: &str, state: &str, timeout: Duration) -> serde_json::Value {
+        wait_for(&format!("{vm} to be {state}"), timeout, || {
+            let s = self.status(vm);
+            (s["state"] == state).then_some(s)
+        })
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Tether {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- engine log ----\n{}\n---- end of engine log ----", self.log());
+        }
+        if let Some(mut d) = self.daemon.take() {
+            // SIGTERM lets the engine disconnect and remove its sockets.
+            let _ = Command::new("kill").arg(d.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = d.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+/// Runs the docker CLI against `host` (a DOCKER_HOST value).
+pub fn docker_at(host: &str, args: &[&str]) -> Run {
+    docker_at_with_timeout(host, args, 300)
+}
+
+/// Like `docker_at`, killing docker after `secs` (exit code 124).
+pub fn docker_at_with_timeout(host: &str, args: &[&str], secs: u32) -> Run {
+    let out = Command::new("timeout")
+        .arg(secs.to_string())
+        .arg("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", "/var/tmp/tether-e2e-docker-config")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker");
+    Run::from(out)
+}
+
+/// A lab VM made for one test (own namespace and sshd), removed on drop.
+pub struct TestVm {
+    pub name: String,
+    pub ip: String,
+}
+
+impl TestVm {
+    /// `idx` must be unique among concurrently running tests (10..=250).
+    pub fn new(name: &str, idx: u8, docker: bool) -> Self {
+        let idx_s = idx.to_string();
+        let _ = Command::new(lab_script()).args(["vm-down", name]).status();
+        let mut args = vec!["vm-up", name, &idx_s];
+        if docker {
+            args.push("docker");
+        }
+        lab_cmd(&args);
+        if docker {
+            lab_cmd(&["images", name]);
+        }
+        TestVm { name: name.into(), ip: format!("10.77.{idx}.2") }
+    }
+
+    pub fn docker_sock(&self) -> String {
+        format!("{}/vms/{}/docker.sock", var("TETHER_LAB_DIR"), self.name)
+    }
+
+    pub fn sshd_pid(&self, port: u16) -> i32 {
+        let p = format!("{}/vms/{}/sshd_{port}.pid", var("TETHER_LAB_DIR"), self.name);
+        std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {p}"))
+    }
+}
+
+impl Drop for TestVm {
+    fn drop(&mut self) {
+        let _ = Command::new(lab_script()).args(["vm-down", &self.name]).status();
+    }
+}
+
+/// One raw HTTP/1.0 request over a Unix socket; returns (status line, body).
+pub fn http_unix(sock: &Path, path: &str) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    split_http(&raw)
+}
+
+/// One HTTP/1.0 GET over TCP to 127.0.0.1:port.
+pub fn http_tcp(port: u16, path: &str) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    split_http(&raw)
+}
+
+fn split_http(raw: &[u8]) -> std::io::Result<(String, Vec<u8>)> {
+    let pos = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP head in {} bytes", raw.len())))?;
+    let head = String::from_utf8_lossy(&raw[..pos]).into_owned();
+    let status = head.lines().next().unwrap_or("").to_string();
+    Ok((status, raw[pos + 4..].to_vec()))
+}

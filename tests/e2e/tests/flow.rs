@@ -1,0 +1,176 @@
+//! The everyday flow through the built `tether` binary against the lab's VMs "a" and "b".
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use tether_e2e::*;
+
+#[test]
+fn connect_docker_tunnel_use_disconnect() {
+    let t = Tether::new();
+    t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
+    t.add_vm("b", &var("LAB_B_IP"), 22, &var("LAB_B_SOCK")).ok();
+
+    // connect (the first VM added is active) prints the socket and DOCKER_HOST line.
+    let r = t.run(&["connect"]).ok();
+    let sock = t.socket("a");
+    assert!(r.stdout.contains(&format!("socket: {}", sock.display())), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("export DOCKER_HOST=unix://{}", sock.display())), "{}", r.stdout);
+
+    // The socket is private: 0600 in a 0700 directory, not under /tmp.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sock), 0o600);
+    assert_eq!(mode(sock.parent().unwrap()), 0o700);
+    assert!(!sock.starts_with("/tmp"));
+
+    // docker version, run -p, ps through DOCKER_HOST.
+    let v = t.docker("a", &["version", "--format", "{{.Server.Version}}"]).ok();
+    assert!(!v.stdout.trim().is_empty());
+    let cname = "tether-e2e-web";
+    let _ = t.docker("a", &["rm", "-f", cname]);
+    t.docker("a", &["run", "-d", "--name", cname, "-p", "18081:80", &var("LAB_IMAGE"), "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+    let ps = t.docker("a", &["ps", "--format", "{{.Names}} {{.Ports}}"]).ok();
+    assert!(ps.stdout.contains(cname) && ps.stdout.contains("18081->80"), "{}", ps.stdout);
+
+    // A tunnel to the container's published port serves its page.
+    let local = free_port();
+    let map = format!("{local}:18081");
+    t.run(&["tunnel", "-p", &map]).ok();
+    let body = wait_for("the tunnel to serve", Duration::from_secs(10), || {
+        http_tcp(local, "/index.html").ok().filter(|(s, _)| s.contains("200")).map(|(_, b)| b)
+    });
+    assert_eq!(String::from_utf8_lossy(&body).trim(), "hello from the tether lab");
+    // Tunnels bind loopback only.
+    let other_if = std::net::SocketAddr::from(([10, 77, 1, 1], local));
+    assert!(
+        std::net::TcpStream::connect_timeout(&other_if, Duration::from_secs(2)).is_err(),
+        "tunnel reachable on a non-loopback address"
+    );
+    let st = t.status("a");
+    let fwd = &st["forwards"][0];
+    assert_eq!(fwd["local"], local);
+    assert_eq!(fwd["state"], "listening");
+    // Persisted in the profile.
+    let cfg = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(cfg.contains(&format!("local = {local}")), "{cfg}");
+    let list = t.run(&["tunnel", "--list"]).ok();
+    assert!(list.stdout.contains(&format!("127.0.0.1:{local}")), "{}", list.stdout);
+
+    // Disconnect and reconnect: the tunnel is restored from the profile.
+    t.run(&["disconnect"]).ok();
+    assert!(!sock.exists(), "socket left behind after disconnect");
+    assert!(http_tcp(local, "/").is_err(), "tunnel still listening after disconnect");
+    t.run(&["connect"]).ok();
+    let body = wait_for("the restored tunnel", Duration::from_secs(10), || http_tcp(local, "/index.html").ok().map(|(_, b)| b));
+    assert_eq!(String::from_utf8_lossy(&body).trim(), "hello from the tether lab");
+    t.run(&["tunnel", "--rm", &local.to_string()]).ok();
+    assert!(http_tcp(local, "/").is_err(), "removed tunnel still listening");
+    t.docker("a", &["rm", "-f", cname]).ok();
+
+    // use switches the active VM; env and connect follow it.
+    t.run(&["use", "b"]).ok();
+    let env = t.run(&["env"]).ok();
+    assert!(env.stdout.contains(&t.socket("b").display().to_string()), "{}", env.stdout);
+    t.run(&["connect"]).ok();
+    assert_eq!(t.status("b")["active"], true);
+    assert_eq!(t.status("a")["active"], false);
+    let info = t.docker("b", &["info", "--format", "{{.Name}}"]).ok();
+    assert!(!info.stdout.trim().is_empty());
+
+    // disconnect --all removes every socket.
+    t.run(&["disconnect", "--all"]).ok();
+    assert!(!t.socket("a").exists() && !t.socket("b").exists());
+    let st = t.run(&["status"]).ok();
+    assert!(st.stdout.contains("disconnected"), "{}", st.stdout);
+}
+
+#[test]
+fn docker_save_of_a_big_image_matches_the_direct_socket() {
+    let t = Tether::new();
+    t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", "a"]).ok();
+    let image = var("LAB_BIG_IMAGE");
+    let digest = |host: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -o pipefail; docker -H {host} save {image} | tee >(wc -c >&2) | sha256sum"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker save via {host} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let size: u64 = String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("0").trim().parse().unwrap_or(0);
+        (String::from_utf8_lossy(&out.stdout).trim().to_string(), size)
+    };
+    let (via_tether, size) = digest(&format!("unix://{}", t.socket("a").display()));
+    let (direct, _) = digest(&format!("unix://{}", var("LAB_A_SOCK")));
+    assert!(size >= 256 * 1024 * 1024, "image only {size} bytes");
+    assert_eq!(via_tether, direct, "docker save differs through tether");
+}
+
+#[test]
+fn many_concurrent_api_connections() {
+    let t = Tether::new();
+    t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", "a"]).ok();
+    let sock = t.socket("a");
+    let handles: Vec<_> = (0..256)
+        .map(|_| {
+            let sock = sock.clone();
+            std::thread::spawn(move || http_unix(&sock, "/_ping"))
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for h in handles {
+        match h.join().unwrap() {
+            Ok((status, body)) if status.contains("200") && body == b"OK" => {}
+            other => errors.push(format!("{other:?}")),
+        }
+    }
+    assert!(errors.is_empty(), "{} of 256 failed, e.g. {:?}", errors.len(), errors.first());
+    assert_eq!(t.status("a")["state"], "connected");
+}
+
+/// A client that stops reading mid-transfer must stall neither other streams nor the probe.
+#[test]
+fn stalled_reader_does_not_block_the_connection() {
+    let t = Tether::new();
+    t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", "a"]).ok();
+    let sock = t.socket("a");
+
+    // Start a 280 MiB `docker save`, read a little of it, then stop reading (keep it open).
+    let mut stalled = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    write!(stalled, "GET /images/{}/get HTTP/1.1\r\nHost: docker\r\n\r\n", var("LAB_BIG_IMAGE")).unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    stalled.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first[..40]));
+
+    let daemon_rss_kib = || -> u64 {
+        let pid = std::fs::read_to_string(t.home().join("run/engine.pid")).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse().ok()).unwrap_or(0)
+    };
+    let rss0 = daemon_rss_kib();
+
+    // For 8 s (four probe rounds) other streams must keep working promptly and the liveness
+    // probe must keep the VM connected. russh's own queues fill within milliseconds of the
+    // reader stopping, so a design that lets them stall the connection fails here at once.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut worst = Duration::ZERO;
+    while Instant::now() < deadline {
+        let t0 = Instant::now();
+        let ps = docker_at_with_timeout(&format!("unix://{}", sock.display()), &["ps", "-a", "--format", "{{.ID}}"], 10);
+        let took = t0.elapsed();
+        worst = worst.max(took);
+        assert_eq!(ps.code, 0, "docker ps failed while another stream is stalled (after {took:?}): {}", ps.stderr);
+        assert!(took < Duration::from_secs(3), "docker ps took {took:?} behind a stalled stream");
+        let s = t.status("a");
+        assert_eq!(s["state"], "connected", "probe failed behind a stalled stream: {s}");
+    }
+    eprintln!("slowest docker ps behind the stalled stream: {worst:?}");
+
+    // The stalled stream really was holding data: the engine buffered it for the slow reader.
+    let grown = daemon_rss_kib().saturating_sub(rss0);
+    assert!(grown > 16 * 1024, "engine grew only {grown} KiB: the reader was not stalled with data pending");
+    drop(stalled);
+}
