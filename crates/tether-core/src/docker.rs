@@ -109,7 +109,9 @@ pub async fn diagnose(handle: &Handle<ClientHandler>, socket: &str, user: &str) 
     let quoted = socket.replace('\'', "'\\''");
     let script = format!(
         "p='{quoted}'; if [ ! -e \"$p\" ]; then echo missing; elif [ ! -S \"$p\" ]; then echo notsocket; \
-         elif [ ! -r \"$p\" ] || [ ! -w \"$p\" ]; then echo denied; else echo refused; fi"
+         elif [ ! -r \"$p\" ] || [ ! -w \"$p\" ]; then echo denied; \
+         elif awk -v p=\"$p\" '$NF==p && $4==\"00010000\" {{f=1}} END {{exit !f}}' /proc/net/unix 2>/dev/null; \
+         then echo forbidden; else echo refused; fi"
     );
     match exec(handle, &script, Duration::from_secs(5)).await.as_deref() {
         Some("missing") => format!(
@@ -120,6 +122,11 @@ pub async fn diagnose(handle: &Handle<ClientHandler>, socket: &str, user: &str) 
         Some("denied") => format!(
             "permission denied on the VM's Docker socket {socket}: user '{user}' may not use it. Add the user \
              to the docker group (`sudo usermod -aG docker {user}`) and reconnect"
+        ),
+        // The socket is there, accessible and listening, yet sshd would not open it: policy.
+        Some("forbidden") => format!(
+            "the VM's sshd forbids forwarding to the Docker socket {socket}: set `AllowStreamLocalForwarding yes` \
+             in /etc/ssh/sshd_config on the VM and reload sshd (`sudo systemctl reload ssh`)"
         ),
         Some("refused") => format!(
             "the Docker engine is not running on the VM: {socket} exists but nothing answers. Start it \

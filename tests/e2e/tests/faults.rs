@@ -1,0 +1,165 @@
+//! Faults on a live connection, each recovering with no user action. Every test makes its own
+//! VM (namespace + sshd) so cutting it disturbs nothing else.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tether_e2e::*;
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+    assert!(st.success(), "{cmd} failed");
+}
+
+/// Pids of every process in a VM's namespace (sshd and its per-connection children).
+fn ns_pids(vm: &TestVm) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "pids", &format!("tl-{}", vm.name)]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+}
+
+fn connect_fault_vm(t: &Tether, vm: &TestVm) {
+    t.add_vm(&vm.name, &vm.ip, 22, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", &vm.name]).ok();
+    t.docker(&vm.name, &["version"]).ok();
+}
+
+/// After recovery docker works again through the same socket path.
+fn assert_recovered(t: &Tether, vm: &TestVm) {
+    t.wait_state(&vm.name, "connected", Duration::from_secs(30));
+    wait_for("docker through the restored link", Duration::from_secs(10), || {
+        (t.docker(&vm.name, &["ps"]).code == 0).then_some(())
+    });
+}
+
+#[test]
+fn link_cut_and_restored() {
+    let vm = TestVm::new("fl", 11, false);
+    let t = Tether::new();
+    connect_fault_vm(&t, &vm);
+    // A tunnel to the VM's sshd, to prove listeners survive the outage.
+    let local = free_port();
+    t.run(&["tunnel", &vm.name, "-p", &format!("{local}:22")]).ok();
+
+    let cut = Instant::now();
+    lab_cmd(&["link", &vm.name, "down"]);
+    let st = t.wait_state(&vm.name, "reconnecting", Duration::from_secs(12));
+    let detected = cut.elapsed();
+    assert!(detected <= Duration::from_secs(10), "dead link detected only after {detected:?}");
+    eprintln!("dead link detected after {detected:?}");
+    assert!(st["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{st}");
+
+    // While down: the socket still exists and a client gets a clear answer within seconds.
+    assert!(t.socket(&vm.name).exists(), "socket removed during an outage");
+    let t0 = Instant::now();
+    let ps = docker_at_with_timeout(&format!("unix://{}", t.socket(&vm.name).display()), &["ps"], 30);
+    assert_ne!(ps.code, 0);
+    assert!(ps.stderr.contains("reconnecting"), "{}", ps.stderr);
+    assert!(t0.elapsed() < Duration::from_secs(8), "client waited {:?}", t0.elapsed());
+    // The tunnel's local port is still bound (connect succeeds, then closes).
+    assert!(std::net::TcpStream::connect(("127.0.0.1", local)).is_ok(), "tunnel unbound during outage");
+
+    let healed = Instant::now();
+    lab_cmd(&["link", &vm.name, "up"]);
+    assert_recovered(&t, &vm);
+    eprintln!("reconnected {:?} after the link came back", healed.elapsed());
+    // The tunnel works again: the VM's sshd greets through it.
+    let banner = wait_for("sshd banner through the tunnel", Duration::from_secs(10), || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    assert!(banner.starts_with("SSH-2.0-OpenSSH"), "{banner}");
+}
+
+#[test]
+fn sshd_killed_and_restarted() {
+    let vm = TestVm::new("fk", 12, false);
+    let t = Tether::new();
+    connect_fault_vm(&t, &vm);
+    for pid in ns_pids(&vm) {
+        sh(&format!("kill -9 {pid}"));
+    }
+    t.wait_state(&vm.name, "reconnecting", Duration::from_secs(12));
+    // Keeps retrying while sshd is gone.
+    wait_for("a second reconnect attempt", Duration::from_secs(10), || {
+        (t.status(&vm.name)["attempt"].as_u64().unwrap_or(0) >= 2).then_some(())
+    });
+    lab_cmd(&["sshd", &vm.name, "22"]);
+    assert_recovered(&t, &vm);
+}
+
+#[test]
+fn sshd_frozen_then_resumed() {
+    let vm = TestVm::new("fz", 13, false);
+    let t = Tether::new();
+    connect_fault_vm(&t, &vm);
+    let pids = ns_pids(&vm);
+    assert!(!pids.is_empty());
+    let frozen = Instant::now();
+    for pid in &pids {
+        sh(&format!("kill -STOP {pid}"));
+    }
+    t.wait_state(&vm.name, "reconnecting", Duration::from_secs(12));
+    let detected = frozen.elapsed();
+    assert!(detected <= Duration::from_secs(10), "frozen peer detected only after {detected:?}");
+    for pid in &pids {
+        sh(&format!("kill -CONT {pid}"));
+    }
+    assert_recovered(&t, &vm);
+}
+
+#[test]
+fn dockerd_stopped_and_started() {
+    let vm = TestVm::new("fd", 14, true);
+    let t = Tether::new();
+    t.add_vm(&vm.name, &vm.ip, 22, &vm.docker_sock()).ok();
+    t.run(&["connect", &vm.name]).ok();
+    lab_cmd(&["dockerd-stop", &vm.name]);
+
+    let ps = t.docker(&vm.name, &["ps"]);
+    assert_ne!(ps.code, 0);
+    assert!(ps.stderr.contains("Docker engine is not running on the VM"), "{}", ps.stderr);
+    // `connect` says so too, and the SSH session stays up.
+    t.run(&["connect", &vm.name]).fails_with(&["Docker engine is not running on the VM", "stays up"]);
+    assert_eq!(t.status(&vm.name)["state"], "connected");
+
+    lab_cmd(&["dockerd-start", &vm.name]);
+    wait_for("docker after the engine restarted", Duration::from_secs(20), || {
+        (t.docker(&vm.name, &["ps"]).code == 0).then_some(())
+    });
+    assert_eq!(t.status(&vm.name)["state"], "connected");
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    let vm = TestVm::new("fh", 15, false);
+    let t = Tether::new();
+    connect_fault_vm(&t, &vm);
+    let old_fp = {
+        let out = Command::new("ssh-keygen")
+            .args(["-lf", &format!("{}/vms/{}/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"), vm.name)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string()
+    };
+    // The VM is "reinstalled": new host key, sshd restarted, live sessions gone.
+    for pid in ns_pids(&vm) {
+        sh(&format!("kill -9 {pid}"));
+    }
+    sh(&format!("rm -f {}/vms/{}/ssh_host_ed25519_key*", var("TETHER_LAB_DIR"), vm.name));
+    lab_cmd(&["sshd", &vm.name, "22"]);
+
+    // The reconnect loop stops on it instead of accepting it.
+    let st = t.wait_state(&vm.name, "failed", Duration::from_secs(30));
+    let err = st["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(err.contains("CHANGED") && err.contains(&old_fp), "{err}");
+    assert!(!t.socket(&vm.name).exists(), "socket kept after a refused host key");
+
+    // So does an explicit connect, even with --accept-new, naming the file and line.
+    let r = t.run(&["connect", &vm.name, "--accept-new"]).fails_with(&["CHANGED", "man-in-the-middle", &old_fp]);
+    let kh = t.home().join("config/known_hosts");
+    assert!(r.stderr.contains(&format!("{}:1", kh.display())), "{}", r.stderr);
+}
