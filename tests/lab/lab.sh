@@ -14,6 +14,7 @@
 #   lab.sh sshd-stop NAME PORT     stop that sshd
 #   lab.sh dockerd-start NAME | dockerd-stop NAME
 #   lab.sh link NAME up|down       cut or restore the VM's link
+#   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
 set -euo pipefail
 
 LAB=${TETHER_LAB_DIR:-/run/tether-lab}
@@ -259,8 +260,12 @@ case "$cmd" in
   dockerd-start) dockerd_start "$@" ;;
   dockerd-stop) dockerd_stop "$@" ;;
   images) make_images "$@" ;;
+  web)
+    mkdir -p "$LAB/www"; echo "hello from the tether lab" > "$LAB/www/index.html"
+    ip netns exec "tl-$1" busybox httpd -p "127.0.0.1:$2" -h "$LAB/www"
+    wait_for "web $1:$2" 10 "ip netns exec tl-$1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$2'" ;;
   link)
     [ "${2:-}" = up ] || [ "${2:-}" = down ] || die "usage: lab.sh link NAME up|down"
     ip link set "tlh-$1" "$2" ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac

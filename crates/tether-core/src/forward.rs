@@ -48,8 +48,19 @@ pub enum ForwardError {
 /// The current SSH link of a session: `None` while disconnected or reconnecting.
 pub type Link = watch::Receiver<Option<Arc<Handle<ClientHandler>>>>;
 
-/// Human-readable reason the VM is not reachable right now, shown to waiting clients.
-pub type DownReason = watch::Receiver<String>;
+/// Why the VM is not reachable right now (shown to clients), and since when.
+#[derive(Debug, Clone)]
+pub struct Down {
+    pub reason: String,
+    pub since: std::time::Instant,
+}
+
+pub type DownReason = watch::Receiver<Down>;
+
+/// A client arriving during an outage is held only while the outage is young (a blip may heal
+/// in a moment); later arrivals get their answer almost at once, so a docker command that makes
+/// several requests does not wait [`LINK_WAIT`] for each.
+const LATE_WAIT: Duration = Duration::from_millis(500);
 
 /// Binds the local Docker socket: 0600 inside a 0700 directory, replacing only a stale socket.
 pub fn bind_unix(path: &Path) -> Result<UnixListener, ForwardError> {
@@ -170,8 +181,10 @@ pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
     }
 }
 
-async fn wait_link(mut link: Link) -> Option<Arc<Handle<ClientHandler>>> {
-    let got = tokio::time::timeout(LINK_WAIT, link.wait_for(|l| l.as_ref().is_some_and(|h| !h.is_closed()))).await;
+async fn wait_link(mut link: Link, down: &DownReason) -> Option<Arc<Handle<ClientHandler>>> {
+    let now = std::time::Instant::now();
+    let deadline = (down.borrow().since + LINK_WAIT).max(now + LATE_WAIT);
+    let got = tokio::time::timeout(deadline - now, link.wait_for(|l| l.as_ref().is_some_and(|h| !h.is_closed()))).await;
     match got {
         Ok(Ok(l)) => l.clone(),
         _ => None,
@@ -183,8 +196,8 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
-    let Some(handle) = wait_link(ctx.link.clone()).await else {
-        let reason = ctx.down_reason.borrow().clone();
+    let Some(handle) = wait_link(ctx.link.clone(), &ctx.down_reason).await else {
+        let reason = ctx.down_reason.borrow().reason.clone();
         ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
         refuse(&mut stream, &ctx.remote, 503, &reason).await;
         return;

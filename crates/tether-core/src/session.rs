@@ -166,7 +166,7 @@ struct Actor {
     status: watch::Sender<VmStatus>,
     events: broadcast::Sender<Event>,
     link: watch::Sender<Option<Link>>,
-    down_reason: watch::Sender<String>,
+    down_reason: watch::Sender<forward::Down>,
     docker: Option<Listener>,
     tunnels: BTreeMap<u16, Tunnel>,
     conn: Option<(Link, Arc<Notify>)>,
@@ -219,7 +219,11 @@ pub fn spawn(
         status: status_tx,
         events,
         link: watch::channel(None).0,
-        down_reason: watch::channel("the VM is not connected; run `tether connect`".to_string()).0,
+        down_reason: watch::channel(forward::Down {
+            reason: "the VM is not connected; run `tether connect`".to_string(),
+            since: Instant::now(),
+        })
+        .0,
         docker: None,
         tunnels,
         conn: None,
@@ -381,11 +385,13 @@ impl Actor {
                 tracing::info!(vm = %self.name, attempt, delay_ms = d.as_millis() as u64, "reconnect scheduled");
                 self.retry_at = Some(Instant::now() + d);
                 let why = self.last_error.clone().unwrap_or_else(|| "the link dropped".into());
-                let _ = self.down_reason.send(format!(
+                let since = if attempt == 1 { Instant::now() } else { self.down_reason.borrow().since };
+                let reason = format!(
                     "VM '{}' is reconnecting (attempt {attempt}, next try in {:.1} s): {why}",
                     self.name,
                     d.as_secs_f64()
-                ));
+                );
+                let _ = self.down_reason.send(forward::Down { reason, since });
             }
             Action::TearDown => self.tear_down(),
             Action::Publish => {}
@@ -522,7 +528,8 @@ impl Actor {
         }
         self.engine = None;
         self.rtt = None;
-        let _ = self.down_reason.send(format!("VM '{}' is not connected; run `tether connect {}`", self.name, self.name));
+        let reason = format!("VM '{}' is not connected; run `tether connect {}`", self.name, self.name);
+        let _ = self.down_reason.send(forward::Down { reason, since: Instant::now() });
     }
 
     fn drop_link(&mut self) {
