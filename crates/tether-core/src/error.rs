@@ -13,8 +13,9 @@ use crate::ssh::SshError;
 pub enum EngineError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Boxed: host-key errors carry several strings and would bloat every `Result`.
     #[error(transparent)]
-    Ssh(#[from] SshError),
+    Ssh(Box<SshError>),
     #[error(transparent)]
     Forward(#[from] ForwardError),
     #[error(transparent)]
@@ -40,19 +41,18 @@ impl EngineError {
             EngineError::Config(ConfigError::NoActiveVm) => "no_active_vm",
             EngineError::Config(ConfigError::Parse { .. } | ConfigError::Version { .. }) => "config_corrupt",
             EngineError::Config(_) => "config_invalid",
-            EngineError::Ssh(SshError::HostKeyUnknown { .. }) => "host_key_unknown",
-            EngineError::Ssh(SshError::HostKeyChanged { .. }) => "host_key_changed",
-            EngineError::Ssh(SshError::HostKeyRevoked { .. }) => "host_key_revoked",
-            EngineError::Ssh(SshError::AuthFailed { .. } | SshError::NoCredentials { .. }) => "auth_failed",
-            EngineError::Ssh(SshError::Identity(IdentityError::PassphraseRequired { .. }))
-            | EngineError::Identity(IdentityError::PassphraseRequired { .. }) => "passphrase_required",
-            EngineError::Ssh(SshError::Identity(IdentityError::WrongPassphrase { .. }))
-            | EngineError::Identity(IdentityError::WrongPassphrase { .. }) => "wrong_passphrase",
-            EngineError::Ssh(SshError::Identity(_)) | EngineError::Identity(_) => "identity",
-            EngineError::Ssh(SshError::Resolve { .. }) => "unknown_host",
-            EngineError::Ssh(SshError::Refused { .. }) => "connection_refused",
-            EngineError::Ssh(SshError::Timeout { .. } | SshError::Unreachable { .. }) => "unreachable",
-            EngineError::Ssh(_) => "ssh",
+            EngineError::Ssh(e) => match e.as_ref() {
+                SshError::HostKeyUnknown { .. } => "host_key_unknown",
+                SshError::HostKeyChanged { .. } => "host_key_changed",
+                SshError::HostKeyRevoked { .. } => "host_key_revoked",
+                SshError::AuthFailed { .. } | SshError::NoCredentials { .. } => "auth_failed",
+                SshError::Identity(i) => identity_code(i),
+                SshError::Resolve { .. } => "unknown_host",
+                SshError::Refused { .. } => "connection_refused",
+                SshError::Timeout { .. } | SshError::Unreachable { .. } => "unreachable",
+                SshError::Handshake { .. } | SshError::Closed => "ssh",
+            },
+            EngineError::Identity(i) => identity_code(i),
             EngineError::Forward(ForwardError::PortInUse { .. }) => "port_in_use",
             EngineError::Forward(ForwardError::Privileged { .. }) => "port_privileged",
             EngineError::Forward(_) | EngineError::Path(_) => "local_socket",
@@ -65,8 +65,39 @@ impl EngineError {
     pub fn unknown_fingerprint(&self) -> Option<&str> {
         match self {
             EngineError::Shared(inner) => inner.unknown_fingerprint(),
-            EngineError::Ssh(SshError::HostKeyUnknown { fingerprint, .. }) => Some(fingerprint),
+            EngineError::Ssh(e) => match e.as_ref() {
+                SshError::HostKeyUnknown { fingerprint, .. } => Some(fingerprint),
+                _ => None,
+            },
             _ => None,
         }
+    }
+}
+
+impl From<SshError> for EngineError {
+    fn from(e: SshError) -> Self {
+        EngineError::Ssh(Box::new(e))
+    }
+}
+
+fn identity_code(e: &IdentityError) -> &'static str {
+    match e {
+        IdentityError::PassphraseRequired { .. } => "passphrase_required",
+        IdentityError::WrongPassphrase { .. } => "wrong_passphrase",
+        _ => "identity",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_see_through_boxes_and_sharing() {
+        let e = EngineError::from(SshError::Identity(IdentityError::WrongPassphrase { path: "/k".into() }));
+        assert_eq!(e.code(), "wrong_passphrase");
+        let shared = EngineError::Shared(Arc::new(e));
+        assert_eq!(shared.code(), "wrong_passphrase");
+        assert!(std::mem::size_of::<EngineError>() <= 64, "{}", std::mem::size_of::<EngineError>());
     }
 }

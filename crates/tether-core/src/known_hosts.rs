@@ -192,9 +192,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("kh");
         let k = key();
-        assert_eq!(check("h", 2222, &k, &[f.clone()]).unwrap(), HostKeyStatus::Unknown);
+        assert_eq!(check("h", 2222, &k, std::slice::from_ref(&f)).unwrap(), HostKeyStatus::Unknown);
         learn(&f, "h", 2222, &k).unwrap();
-        assert_eq!(check("h", 2222, &k, &[f.clone()]).unwrap(), HostKeyStatus::Known);
+        assert_eq!(check("h", 2222, &k, std::slice::from_ref(&f)).unwrap(), HostKeyStatus::Known);
         // Port matters: the same host on port 22 is a different entry.
         assert_eq!(check("h", 22, &k, &[f]).unwrap(), HostKeyStatus::Unknown);
     }
@@ -205,7 +205,7 @@ mod tests {
         let (old, new) = (key(), key());
         let body = format!("# comment\n\nother {}\nh {}\n", old.to_openssh().unwrap(), old.to_openssh().unwrap());
         let f = write(dir.path(), "kh", &body);
-        match check("h", 22, &new, &[f.clone()]).unwrap() {
+        match check("h", 22, &new, std::slice::from_ref(&f)).unwrap() {
             HostKeyStatus::Changed { file, line, recorded_fingerprint } => {
                 assert_eq!(file, f);
                 assert_eq!(line, 4);

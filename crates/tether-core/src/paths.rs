@@ -111,7 +111,6 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
         .map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
     let meta = fs::metadata(dir).map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
     let mode = meta.permissions().mode() & 0o777;
-    // SAFETY-free check: geteuid has no preconditions; libc is the portable way to ask.
     let me = current_uid();
     use std::os::unix::fs::MetadataExt;
     if meta.uid() != me || mode & 0o077 != 0 {
@@ -159,21 +158,20 @@ mod tests {
 
     #[test]
     fn private_dir_is_0700_and_wide_dir_is_tightened() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().join("a/b");
-        ensure_private_dir(&d).unwrap_or_else(|e| panic!("{e}"));
-        let mode = fs::metadata(&d).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-        assert_eq!(mode, 0o700);
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
-        ensure_private_dir(&d).unwrap_or_else(|e| panic!("{e}"));
-        let mode = fs::metadata(&d).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-        assert_eq!(mode, 0o700);
+        ensure_private_dir(&d).unwrap();
+        let mode = |d: &Path| fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&d).unwrap();
+        assert_eq!(mode(&d), 0o700);
     }
 
     #[test]
     fn long_socket_path_is_rejected_with_length() {
         let long = PathBuf::from(format!("/{}", "a".repeat(120)));
-        let err = check_socket_path(&long).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = check_socket_path(&long).unwrap_err().to_string();
         assert!(err.contains("121 bytes"), "{err}");
     }
 }

@@ -470,7 +470,7 @@ impl Actor {
     }
 
     fn bind_tunnel(&mut self, port: u16) -> Option<ForwardError> {
-        let Some(map) = self.tunnels.get(&port).map(|t| t.map) else { return None };
+        let map = self.tunnels.get(&port).map(|t| t.map)?;
         // Binding is synchronous in effect: std bind then hand to tokio.
         let res = std_bind(map.local, map.remote);
         let tunnel_state;
@@ -590,7 +590,7 @@ impl Actor {
                 tracing::warn!(vm = %self.name, error = %e, permanent, "connection attempt failed");
                 self.last_error = Some(e.to_string());
                 let waiting = !self.waiting.is_empty();
-                self.fail_waiting(EngineError::Ssh(e));
+                self.fail_waiting(EngineError::from(e));
                 // A user-requested attempt while reconnecting reports its error but keeps retrying.
                 let permanent = permanent || (waiting && matches!(self.state, State::Connecting));
                 self.input(Input::AttemptFailed { permanent }, None);

@@ -4,8 +4,6 @@
 //! The lab (tests/lab/lab.sh up) must be running and the tests must run as root; the test runner
 //! script arranges both. When something fails, the engine log is printed for context.
 
-#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)] // test support: failing loudly is the point
-
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -113,6 +111,12 @@ pub struct Tether {
     pub dir: tempfile::TempDir,
     daemon: Option<Child>,
     extra_env: Vec<(String, String)>,
+}
+
+impl Default for Tether {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Tether {

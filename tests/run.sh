@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every Tether test on a Debian/Ubuntu machine: installs what is missing (Debian packages,
+# the Rust toolchain), builds, lints, runs the unit tests, starts the lab (sshd and dockerd in
+# network namespaces) and runs the end-to-end tests through the real `tether` binary.
+# Needs root for the lab; re-runs itself with sudo when started as a normal user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "tests/run.sh: run as root (the lab needs network namespaces)" >&2; exit 1; }
+  exec sudo --preserve-env=PATH,HOME,CARGO_HOME,RUSTUP_HOME,CI bash "$0" "$@"
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "packages"
+missing=()
+for p in build-essential pkg-config util-linux; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+tests/lab/lab.sh install
+if ! command -v cargo >/dev/null; then
+  echo "installing the Rust toolchain with rustup" >&2
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+
+step "build"
+cargo build --locked --workspace --all-targets
+
+step "lint"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "unit tests"
+cargo test --locked --workspace --exclude tether-e2e
+
+step "lab"
+trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
+tests/lab/lab.sh up
+
+step "end-to-end tests"
+cargo test --locked -p tether-e2e -- --test-threads="${TETHER_E2E_THREADS:-3}"
+
+echo
+echo "all Tether tests passed"
