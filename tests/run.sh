@@ -33,15 +33,19 @@ cargo build --locked --workspace --all-targets
 step "lint"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+results=$(mktemp)
 step "unit tests"
-cargo test --locked --workspace --exclude tether-e2e
+cargo test --locked --workspace --exclude tether-e2e 2>&1 | tee -a "$results"
 
 step "lab"
 trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
 tests/lab/lab.sh up
 
 step "end-to-end tests"
-cargo test --locked -p tether-e2e -- --test-threads="${TETHER_E2E_THREADS:-3}"
+cargo test --locked -p tether-e2e -- --test-threads="${TETHER_E2E_THREADS:-3}" 2>&1 | tee -a "$results"
 
+# One closing line for the whole run, summed over every test binary.
 echo
-echo "all Tether tests passed"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$results"
+rm -f "$results"

@@ -15,6 +15,7 @@
 #   lab.sh dockerd-start NAME | dockerd-stop NAME
 #   lab.sh link NAME up|down       cut or restore the VM's link
 #   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
+#   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
 set -euo pipefail
 
 LAB=${TETHER_LAB_DIR:-/run/tether-lab}
@@ -260,6 +261,12 @@ case "$cmd" in
   dockerd-start) dockerd_start "$@" ;;
   dockerd-stop) dockerd_stop "$@" ;;
   images) make_images "$@" ;;
+  counter)
+    printf '#!/bin/sh\nn=$(wc -c)\necho "got $n bytes"\n' > "$LAB/count.sh"; chmod 755 "$LAB/count.sh"
+    if ! ip netns exec "tl-$1" bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null; then
+      ip netns exec "tl-$1" busybox nc -ll -p "$2" -e "$LAB/count.sh" </dev/null >/dev/null 2>&1 &
+      wait_for "counter $1:$2" 10 "ip netns exec tl-$1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$2'"
+    fi ;;
   web)
     mkdir -p "$LAB/www"; echo "hello from the tether lab" > "$LAB/www/index.html"
     ip netns exec "tl-$1" busybox httpd -p "127.0.0.1:$2" -h "$LAB/www"
@@ -267,5 +274,5 @@ case "$cmd" in
   link)
     [ "${2:-}" = up ] || [ "${2:-}" = down ] || die "usage: lab.sh link NAME up|down"
     ip link set "tlh-$1" "$2" ;;
-  *) sed -n '2,18p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

@@ -37,6 +37,8 @@ impl Engine {
         let exe = std::env::current_exe().context("cannot find the tether executable")?;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("daemon").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        // The engine gets passphrases per request; it must not inherit one in its environment.
+        cmd.env_remove("TETHER_KEY_PASSPHRASE");
         // Its own process group, so a Ctrl-C in this terminal does not stop the engine.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().context("cannot start the Tether engine")?;
@@ -55,6 +57,10 @@ impl Engine {
 
     pub async fn call(&mut self, req: &Request) -> Result<Value, ClientError> {
         self.client.call(req).await
+    }
+
+    pub async fn next_event(&mut self) -> Result<Option<Value>, ClientError> {
+        self.client.next_event().await
     }
 }
 

@@ -52,6 +52,9 @@ enum Cmd {
     Status {
         #[arg(long)]
         json: bool,
+        /// Keep running and print every engine event as it happens.
+        #[arg(long)]
+        watch: bool,
     },
     /// Print `export DOCKER_HOST=…` for a VM, for `eval "$(tether env)"`.
     Env { name: Option<String> },
@@ -175,7 +178,8 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Status { json } => status(&paths, json).await,
+        Cmd::Status { json, watch: true } => watch(&paths, json).await,
+        Cmd::Status { json, watch: false } => status(&paths, json).await,
         Cmd::Env { name } => {
             let cfg = Store::new(paths.config_file()).load()?;
             let name = cfg.resolve(name.as_deref())?;
@@ -336,6 +340,20 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         output::status(&v);
+    }
+    Ok(())
+}
+
+/// Prints engine events as they arrive (the same broadcast the app subscribes to).
+async fn watch(paths: &Paths, json: bool) -> Result<()> {
+    let mut e = Engine::ensure(paths).await?;
+    e.call(&Request::Subscribe).await?;
+    while let Some(ev) = e.next_event().await? {
+        if json {
+            println!("{ev}");
+        } else {
+            output::event(&ev);
+        }
     }
     Ok(())
 }

@@ -104,3 +104,28 @@ pub fn status(all: &Value) {
         }
     }
 }
+
+/// One engine event as a line of text, timestamped.
+pub fn event(ev: &Value) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let hms = format!("{:02}:{:02}:{:02}", (now / 3600) % 24, (now / 60) % 60, now % 60);
+    let vm = s(&ev["vm"]);
+    let text = match s(&ev["event"]) {
+        "state" => {
+            let attempt = ev["attempt"].as_u64().map(|a| format!(" (attempt {a})")).unwrap_or_default();
+            let err = ev["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
+            format!("{vm}: {}{attempt}{err}", s(&ev["state"]))
+        }
+        "forward" => {
+            let f = &ev["forward"];
+            let err = f["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
+            format!("{vm}: tunnel 127.0.0.1:{} → {} {}{err}", f["local"], f["remote"], s(&f["state"]))
+        }
+        "engine" => format!("{vm}: {}", engine_line(&ev["engine"])),
+        "active" => format!("active VM is now {}", ev["vm"].as_str().unwrap_or("none")),
+        "vm_added" => format!("{vm}: added"),
+        "vm_removed" => format!("{vm}: removed"),
+        other => format!("{other}: {ev}"),
+    };
+    println!("{hms} {text}");
+}

@@ -307,7 +307,11 @@ mod tests {
         };
         let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
         assert_eq!(mode, 0o600);
+        let mut events = Client::connect(&sock).await.unwrap();
+        events.call(&Request::Subscribe).await.unwrap();
         client.call(&Request::VmAdd { name: "arm".into(), profile: Profile::new("10.1.1.1") }).await.unwrap();
+        let ev = events.next_event().await.unwrap().unwrap();
+        assert_eq!(ev, serde_json::json!({"event": "vm_added", "vm": "arm"}));
         let err = client.call(&Request::Use { name: "nope".into() }).await.unwrap_err();
         assert!(matches!(err, ClientError::Remote(ref b) if b.code == "no_such_vm"), "{err}");
         let status = client.call(&Request::Status).await.unwrap();

@@ -60,18 +60,6 @@ impl EngineError {
             EngineError::ShuttingDown => "shutting_down",
         }
     }
-
-    /// The fingerprint of an unknown host key, for a confirmation prompt.
-    pub fn unknown_fingerprint(&self) -> Option<&str> {
-        match self {
-            EngineError::Shared(inner) => inner.unknown_fingerprint(),
-            EngineError::Ssh(e) => match e.as_ref() {
-                SshError::HostKeyUnknown { fingerprint, .. } => Some(fingerprint),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
 }
 
 impl From<SshError> for EngineError {

@@ -18,7 +18,7 @@ use crate::config::{Arch, PortMap, Profile};
 use crate::docker::{self, EngineInfo};
 use crate::error::EngineError;
 use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
-use crate::identity::{Credentials, FileAndAgent};
+use crate::identity::FileAndAgent;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
 use crate::pump;
@@ -559,10 +559,10 @@ impl Actor {
         self.attempt = Some(tokio::spawn(async move {
             let target = target::resolve(&profile)
                 .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?;
-            let creds = FileAndAgent { explicit: target.identity_files.clone(), defaults: true }
-                .credentials(passphrase.as_ref().map(|p| p.as_str()))?;
+            let creds = FileAndAgent { explicit: target.identity_files.clone(), defaults: true };
             let policy = HostKeyPolicy { files: files.into_iter().flatten().collect(), accept_new, confirmed, scan: false };
-            let conn = ssh::connect(&target, policy, &creds, ssh::Timeouts::default()).await?;
+            let pass = passphrase.as_ref().map(|p| p.as_str());
+            let conn = ssh::connect(&target, policy, &creds, pass, ssh::Timeouts::default()).await?;
             let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
             Ok((conn, info))
         }));

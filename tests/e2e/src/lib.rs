@@ -125,12 +125,17 @@ impl Tether {
         Self::with_daemon_prefix(&[])
     }
 
-    /// Like `new`, but the engine runs under a wrapper (e.g. setpriv dropping a capability).
-    pub fn with_daemon_prefix(prefix: &[&str]) -> Self {
-        // Short path: Unix socket paths are limited to 108 bytes.
+    /// A fresh home and no engine: the first command that needs one starts it.
+    pub fn without_daemon(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new().prefix("tt").tempdir_in("/var/tmp").expect("tempdir");
         std::fs::create_dir_all(dir.path().join(".ssh")).expect("mkdir .ssh");
-        let mut t = Tether { dir, daemon: None, extra_env: Vec::new() };
+        let extra_env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Tether { dir, daemon: None, extra_env }
+    }
+
+    /// Like `new`, but the engine runs under a wrapper (e.g. setpriv dropping a capability).
+    pub fn with_daemon_prefix(prefix: &[&str]) -> Self {
+        let mut t = Self::without_daemon(&[]);
         let mut cmd = if prefix.is_empty() {
             Command::new(tether_bin())
         } else {
@@ -168,12 +173,76 @@ impl Tether {
         }
     }
 
+    /// Runs `tether ARGS` on a terminal (via script(1)). For each (prompt, answer), waits until
+    /// the prompt is on screen, then types the answer, as a person would.
+    pub fn run_tty(&self, args: &[&str], dialogue: &[(&str, &str)]) -> Run {
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+        let line = std::iter::once(tether_bin().display().to_string())
+            .chain(args.iter().map(|a| format!("'{a}'")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.envs(&mut cmd);
+        let mut child = cmd.spawn().expect("script");
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().expect("stdout");
+        let sink = screen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut seen = 0;
+        for (prompt, answer) in dialogue {
+            wait_for(&format!("the prompt {prompt:?}"), Duration::from_secs(20), || {
+                let text = String::from_utf8_lossy(&screen.lock().unwrap()[seen..]).into_owned();
+                text.find(prompt).map(|i| seen += i + prompt.len())
+            });
+            stdin.write_all(format!("{answer}\n").as_bytes()).expect("type");
+        }
+        drop(stdin);
+        let status = child.wait().expect("script");
+        reader.join().expect("reader");
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let stdout = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+        Run { code: status.code().unwrap_or(-1), stdout, stderr: err }
+    }
+
     /// Runs `tether ARGS` and returns its output.
     pub fn run(&self, args: &[&str]) -> Run {
         let mut cmd = Command::new(tether_bin());
         cmd.args(args).stdin(Stdio::null());
         self.envs(&mut cmd);
         Run::from(cmd.output().expect("run tether"))
+    }
+
+    /// Starts `tether ARGS` in the background with its stdout as a line channel.
+    pub fn spawn_lines(&self, args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
+        use std::io::BufRead;
+        let mut cmd = Command::new(tether_bin());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        self.envs(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn tether");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
     }
 
     /// Adds a lab VM with the lab key, accepting its host key.
@@ -209,7 +278,8 @@ impl Tether {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        let started = std::fs::read_to_string(self.dir.path().join("daemon.log"));
+        started.or_else(|_| std::fs::read_to_string(self.home().join("logs/engine.log"))).unwrap_or_default()
     }
 }
 
@@ -217,6 +287,17 @@ impl Drop for Tether {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("---- engine log ----\n{}\n---- end of engine log ----", self.log());
+        }
+        if self.daemon.is_none() {
+            // An engine the CLI started on its own: stop it by its pid file.
+            if let Ok(pid) = std::fs::read_to_string(self.home().join("run/engine.pid")) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+                let sock = self.home().join("run/control.sock");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while sock.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
         }
         if let Some(mut d) = self.daemon.take() {
             // SIGTERM lets the engine disconnect and remove its sockets.

@@ -145,3 +145,23 @@ fn corrupt_config_is_reported_and_kept() {
     let out = Command::new(tether_bin()).args(["tunnel", "--bogus"]).env("TETHER_HOME", &home).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// On a terminal, the host key is confirmed by typing yes and the passphrase is asked for.
+#[test]
+fn prompts_on_a_terminal() {
+    let t = Tether::new();
+    add(&t, "enc", &["--host", &var("LAB_A_IP"), "--identity", &var("LAB_KEY_ENCRYPTED"), "--remote-socket", &var("LAB_A_SOCK")]);
+    // Refusing the key stops there and records nothing.
+    let r = t.run_tty(&["connect", "enc"], &[("(yes/no)", "no")]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("SHA256:") && r.stdout.contains("Accept this key"), "{}", r.stdout);
+    assert!(!t.home().join("config/known_hosts").exists());
+    // Accepting it, then typing the passphrase, connects.
+    let pass = var("LAB_KEY_PASSPHRASE");
+    let r = t.run_tty(&["connect", "enc"], &[("(yes/no)", "yes"), ("Key passphrase:", &pass)]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Key passphrase"), "{}", r.stdout);
+    assert!(!r.stdout.contains(&var("LAB_KEY_PASSPHRASE")), "passphrase echoed: {}", r.stdout);
+    assert!(t.home().join("config/known_hosts").exists());
+    t.docker("enc", &["version"]).ok();
+}

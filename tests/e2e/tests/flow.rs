@@ -11,8 +11,21 @@ fn connect_docker_tunnel_use_disconnect() {
     t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
     t.add_vm("b", &var("LAB_B_IP"), 22, &var("LAB_B_SOCK")).ok();
 
+    // A subscriber sees the engine's typed events as they happen.
+    let (mut watcher, events) = t.spawn_lines(&["status", "--watch", "--json"]);
+
     // connect (the first VM added is active) prints the socket and DOCKER_HOST line.
     let r = t.run(&["connect"]).ok();
+    let mut seen = Vec::new();
+    let connected = wait_for("a 'connected' event for a", Duration::from_secs(10), || {
+        let line = events.recv_timeout(Duration::from_millis(100)).ok()?;
+        let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
+        seen.push(ev["state"].as_str().unwrap_or("").to_string());
+        (ev["event"] == "state" && ev["vm"] == "a" && ev["state"] == "connected").then_some(ev)
+    });
+    assert!(connected.get("error").is_none(), "{connected}");
+    assert!(seen.contains(&"connecting".to_string()), "{seen:?}");
+    let _ = watcher.kill();
     let sock = t.socket("a");
     assert!(r.stdout.contains(&format!("socket: {}", sock.display())), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("export DOCKER_HOST=unix://{}", sock.display())), "{}", r.stdout);
@@ -173,4 +186,76 @@ fn stalled_reader_does_not_block_the_connection() {
     let grown = daemon_rss_kib().saturating_sub(rss0);
     assert!(grown > 16 * 1024, "engine grew only {grown} KiB: the reader was not stalled with data pending");
     drop(stalled);
+}
+
+#[test]
+fn half_close_travels_both_ways() {
+    let t = Tether::new();
+    t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", "a"]).ok();
+    lab_cmd(&["counter", "a", "9000"]);
+    let local = free_port();
+    t.run(&["tunnel", "-p", &format!("{local}:9000")]).ok();
+    // The VM side answers only after it saw our EOF, so the answer proves EOF went up, and
+    // reading it after our own shutdown proves the other direction stayed open.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let payload = vec![b'x'; 300_000];
+    s.write_all(&payload).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer.trim(), "got 300000 bytes");
+}
+
+/// A Host alias from ~/.ssh/config (HostName, User, Port, IdentityFile), a host key already in
+/// ~/.ssh/known_hosts, and an engine started on demand by the CLI.
+#[test]
+fn ssh_config_alias_known_hosts_and_engine_autostart() {
+    let t = Tether::without_daemon(&[]);
+    let home = t.dir.path();
+    std::fs::write(
+        home.join(".ssh/config"),
+        format!("Host labvm\n  HostName {}\n  User {}\n  Port 22\n  IdentityFile {}\n", var("LAB_A_IP"), var("LAB_USER"), var("LAB_KEY")),
+    )
+    .unwrap();
+    let host_key = std::fs::read_to_string(format!("{}/vms/a/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"))).unwrap();
+    std::fs::write(home.join(".ssh/known_hosts"), format!("{} {}", var("LAB_A_IP"), host_key)).unwrap();
+
+    let r = t.run(&["vm", "add", "lab", "--host", "labvm", "--remote-socket", &var("LAB_A_SOCK")]).ok();
+    assert!(r.stderr.contains("started the Tether engine in the background"), "{}", r.stderr);
+    assert!(r.stdout.contains("host key verified"), "{}", r.stdout);
+    t.run(&["connect", "lab"]).ok();
+    t.docker("lab", &["version"]).ok();
+    assert!(!t.home().join("config/known_hosts").exists(), "a key known to ~/.ssh/known_hosts was recorded again");
+    assert_eq!(t.status("lab")["host"], "labvm");
+
+    // vm rm disconnects and forgets.
+    t.run(&["vm", "rm", "lab"]).ok();
+    assert!(!t.socket("lab").exists());
+    let list = t.run(&["vm", "list"]).ok();
+    assert!(list.stdout.contains("no VMs yet"), "{}", list.stdout);
+}
+
+#[test]
+fn ssh_agent_login() {
+    let dir = tempfile::Builder::new().prefix("ag").tempdir_in("/var/tmp").unwrap();
+    let sock = dir.path().join("agent.sock");
+    let out = std::process::Command::new("ssh-agent").arg("-a").arg(&sock).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pid = text.split("SSH_AGENT_PID=").nth(1).and_then(|r| r.split(';').next()).unwrap().to_string();
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").arg(&self.0).status();
+        }
+    }
+    let _agent = Kill(pid);
+    let add = std::process::Command::new("ssh-add").arg(var("LAB_KEY")).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+
+    let t = Tether::without_daemon(&[("SSH_AUTH_SOCK", sock.to_str().unwrap())]);
+    t.run(&["vm", "add", "a", "--host", &var("LAB_A_IP"), "--user", &var("LAB_USER"), "--remote-socket", &var("LAB_A_SOCK"), "--accept-new"]).ok();
+    t.run(&["connect", "a"]).ok();
+    t.docker("a", &["version"]).ok();
 }
