@@ -345,9 +345,16 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
 }
 
 /// Prints engine events as they arrive (the same broadcast the app subscribes to).
+/// Subscribes first, then prints a snapshot, so nothing between the two is missed.
 async fn watch(paths: &Paths, json: bool) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     e.call(&Request::Subscribe).await?;
+    let snapshot = Engine::ensure(paths).await?.call(&Request::Status).await?;
+    if json {
+        println!("{}", serde_json::json!({ "event": "snapshot", "vms": snapshot }));
+    } else {
+        output::status(&snapshot);
+    }
     while let Some(ev) = e.next_event().await? {
         if json {
             println!("{ev}");

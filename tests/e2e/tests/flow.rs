@@ -13,6 +13,10 @@ fn connect_docker_tunnel_use_disconnect() {
 
     // A subscriber sees the engine's typed events as they happen.
     let (mut watcher, events) = t.spawn_lines(&["status", "--watch", "--json"]);
+    let first = events.recv_timeout(Duration::from_secs(10)).expect("a snapshot from status --watch");
+    let snapshot: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(snapshot["event"], "snapshot");
+    assert_eq!(snapshot["vms"][0]["state"], "disconnected");
 
     // connect (the first VM added is active) prints the socket and DOCKER_HOST line.
     let r = t.run(&["connect"]).ok();
