@@ -15,7 +15,15 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "packages"
 missing=()
-for p in build-essential pkg-config util-linux; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# Build tools, and the libraries the Tauri app links (WebKitGTK, tray, SVG, xdo, TLS).
+for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
+         librsvg2-dev libxdo-dev libssl-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# The UI builds with Node 18 or newer.
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -27,13 +35,16 @@ if ! command -v cargo >/dev/null; then
   . "$HOME/.cargo/env"
 fi
 
+results=$(mktemp)
+step "web UI"
+(cd ui && npm ci --no-audit --no-fund && npm run check && npm test 2>&1 | tee -a "$results" && npm run build)
+
 step "build"
 cargo build --locked --workspace --all-targets
 
 step "lint"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-results=$(mktemp)
 step "unit tests"
 cargo test --locked --workspace --exclude tether-e2e 2>&1 | tee -a "$results"
 
@@ -46,6 +57,8 @@ cargo test --locked -p tether-e2e -- --test-threads="${TETHER_E2E_THREADS:-3}" 2
 
 # One closing line for the whole run, summed over every test binary.
 echo
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "%d passed, %d failed\n", p, f }' "$results"
+# Counts cargo's "test result:" lines and Vitest's "Tests  N passed | M failed" line.
+sed 's/\x1b\[[0-9;]*m//g' "$results" |
+awk '/^test result:|^ *Tests +[0-9]/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }'
 rm -f "$results"

@@ -122,6 +122,7 @@ pub fn event(ev: &Value) {
             format!("{vm}: tunnel 127.0.0.1:{} → {} {}{err}", f["local"], f["remote"], s(&f["state"]))
         }
         "engine" => format!("{vm}: {}", engine_line(&ev["engine"])),
+        "rtt" => format!("{vm}: round trip {} ms", ev["rtt_ms"]),
         "active" => format!("active VM is now {}", ev["vm"].as_str().unwrap_or("none")),
         "vm_added" => format!("{vm}: added"),
         "vm_removed" => format!("{vm}: removed"),

@@ -162,6 +162,25 @@ impl Profile {
     }
 }
 
+/// Preferences of the front ends (the app's Settings view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Desktop notifications on unexpected disconnects, reconnects and host-key problems.
+    #[serde(default = "yes")]
+    pub notifications: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { notifications: true }
+    }
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,12 +189,14 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<String>,
     #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
     pub vms: BTreeMap<String, Profile>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { version: CONFIG_VERSION, active: None, vms: BTreeMap::new() }
+        Self { version: CONFIG_VERSION, active: None, settings: Settings::default(), vms: BTreeMap::new() }
     }
 }
 

@@ -41,6 +41,7 @@ pub enum Request {
     TunnelAdd { name: Option<String>, maps: Vec<PortMap> },
     TunnelRemove { name: Option<String>, ports: Vec<u16> },
     Status,
+    RecentEvents { name: String },
     ScanHostKey { name: String },
     TrustHostKey { name: String, fingerprint: String },
     Subscribe,
@@ -198,6 +199,7 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::TunnelAdd { name, maps } => json(engine.add_forwards(name.as_deref(), &maps).await?),
         Request::TunnelRemove { name, ports } => json(engine.remove_forwards(name.as_deref(), &ports).await?),
         Request::Status => json(engine.status().await),
+        Request::RecentEvents { name } => json(engine.recent_events(&name)),
         Request::ScanHostKey { name } => {
             let (status, key_type, fingerprint) = engine.scan_host_key(&name).await?;
             let (state, detail) = match status {
@@ -291,6 +293,19 @@ mod tests {
         assert!(matches!(r, Request::Connect { name: Some(n), accept_new: false, .. } if n == "arm"));
     }
 
+    async fn engine_recent(sock: &Path, vm: &str) -> Vec<Value> {
+        let mut c = Client::connect(sock).await.unwrap();
+        // The recorder runs beside the caller; give it its turn before asking.
+        for _ in 0..100 {
+            let v = c.call(&Request::RecentEvents { name: vm.into() }).await.unwrap();
+            if v.as_array().is_some_and(|a| !a.is_empty()) {
+                return v.as_array().cloned().unwrap_or_default();
+            }
+            tokio::task::yield_now().await;
+        }
+        Vec::new()
+    }
+
     #[tokio::test]
     async fn engine_round_trip_over_the_socket() {
         let dir = tempfile::tempdir().unwrap();
@@ -314,6 +329,8 @@ mod tests {
         assert_eq!(ev, serde_json::json!({"event": "vm_added", "vm": "arm"}));
         let err = client.call(&Request::Use { name: "nope".into() }).await.unwrap_err();
         assert!(matches!(err, ClientError::Remote(ref b) if b.code == "no_such_vm"), "{err}");
+        let recent = engine_recent(&sock, "arm").await;
+        assert!(recent.iter().any(|e| e["event"]["event"] == "vm_added"), "{recent:?}");
         let status = client.call(&Request::Status).await.unwrap();
         assert_eq!(status[0]["name"], "arm");
         assert_eq!(status[0]["state"], "disconnected");

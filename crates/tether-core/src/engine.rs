@@ -14,7 +14,20 @@ use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
 use crate::session::{self, ConnectOpts, ConnectReport, Event, SessionHandle, VmStatus};
 
+/// How many recent events are kept per VM for the app's "recent events" list.
+pub const RECENT_EVENTS: usize = 50;
+
+/// An event with the time it happened (unix milliseconds).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TimedEvent {
+    pub at_ms: u64,
+    pub event: Event,
+}
+
+type Recent = std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<TimedEvent>>>;
+
 struct Inner {
+    recent: Arc<Recent>,
     paths: Paths,
     store: Store,
     /// Config and sessions change together under this lock, so they never disagree.
@@ -51,7 +64,10 @@ impl Engine {
         }
         let auto: Vec<SessionHandle> =
             config.vms.iter().filter(|(_, p)| p.auto_connect).filter_map(|(n, _)| sessions.get(n).cloned()).collect();
-        let engine = Engine { inner: Arc::new(Inner { paths, store, state: Mutex::new((config, sessions)), events, net }) };
+        let recent: Arc<Recent> = Arc::default();
+        tokio::spawn(record_recent(events.subscribe(), recent.clone()));
+        let engine =
+            Engine { inner: Arc::new(Inner { recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
         for s in auto {
             tokio::spawn(async move {
                 if let Err(e) = s.connect(ConnectOpts::default()).await {
@@ -287,6 +303,33 @@ impl Engine {
             .map_err(|e| EngineError::Engine(format!("cannot write {}: {e}", self.inner.paths.known_hosts().display())))
     }
 
+    /// The latest events of one VM, oldest first.
+    pub fn recent_events(&self, name: &str) -> Vec<TimedEvent> {
+        self.inner
+            .recent
+            .lock()
+            .map(|r| r.get(name).map(|q| q.iter().cloned().collect()).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub async fn set_notifications(&self, on: bool) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                cfg.settings.notifications = on;
+                Ok(())
+            })
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// Marks a VM to connect whenever the engine starts.
+    pub async fn set_auto_connect(&self, name: &str, on: bool) -> Result<(), EngineError> {
+        let mut profile = self.inner.state.lock().await.0.vm(name)?.clone();
+        profile.auto_connect = on;
+        self.update_vm(name, profile).await
+    }
+
     fn known_hosts_files(&self) -> Vec<std::path::PathBuf> {
         [session::home_known_hosts(), Some(self.inner.paths.known_hosts())].into_iter().flatten().collect()
     }
@@ -296,6 +339,38 @@ impl Engine {
         let sessions: Vec<SessionHandle> = self.inner.state.lock().await.1.values().cloned().collect();
         for s in sessions {
             s.shutdown().await;
+        }
+    }
+}
+
+/// Keeps the last [`RECENT_EVENTS`] events of each VM.
+async fn record_recent(mut rx: broadcast::Receiver<Event>, recent: Arc<Recent>) {
+    loop {
+        let event = match rx.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let vm = match &event {
+            Event::State { vm, .. } | Event::Forward { vm, .. } | Event::Engine { vm, .. } => vm.clone(),
+            Event::VmAdded { vm } | Event::VmRemoved { vm } => vm.clone(),
+            Event::Active { vm: Some(vm) } => vm.clone(),
+            Event::Active { vm: None } | Event::Rtt { .. } => continue,
+        };
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if let Ok(mut r) = recent.lock() {
+            if matches!(event, Event::VmRemoved { .. }) {
+                r.remove(&vm);
+                continue;
+            }
+            let q = r.entry(vm).or_default();
+            q.push_back(TimedEvent { at_ms, event });
+            while q.len() > RECENT_EVENTS {
+                q.pop_front();
+            }
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct VmStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineInfo>,
     pub active: bool,
+    /// Connect whenever the engine starts.
+    #[serde(default)]
+    pub auto_connect: bool,
 }
 
 /// Typed events on the engine's broadcast.
@@ -76,6 +79,8 @@ pub enum Event {
     State { vm: String, #[serde(flatten)] state: State, #[serde(skip_serializing_if = "Option::is_none")] error: Option<String> },
     Forward { vm: String, forward: ForwardStatus },
     Engine { vm: String, engine: EngineInfo },
+    /// The probe's round trip moved noticeably (not sent for every probe).
+    Rtt { vm: String, rtt_ms: f64 },
     Active { vm: Option<String> },
     VmAdded { vm: String },
     VmRemoved { vm: String },
@@ -207,6 +212,7 @@ pub fn spawn(
         last_error: None,
         engine: None,
         active: false,
+        auto_connect: profile.auto_connect,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let tunnels = profile.forwards.iter().map(|m| (m.local, Tunnel { map: *m, listener: None, error: None })).collect();
@@ -614,6 +620,15 @@ impl Actor {
         match rtt {
             Some(rtt) => {
                 self.misses = 0;
+                let ms = (rtt.as_secs_f64() * 1e5).round() / 100.0;
+                // Tell subscribers when it moved by a tenth or 0.2 ms, not every 2 s.
+                let moved = self.rtt.is_none_or(|old| {
+                    let old = old.as_secs_f64() * 1e3;
+                    (ms - old).abs() >= (old * 0.1).max(0.2)
+                });
+                if moved {
+                    let _ = self.events.send(Event::Rtt { vm: self.name.clone(), rtt_ms: ms });
+                }
                 self.rtt = Some(rtt);
                 self.input(Input::ProbeOk, None);
             }
@@ -704,6 +719,7 @@ impl Actor {
             s.forwards = forwards;
             s.last_error = self.last_error.clone();
             s.engine = self.engine.clone();
+            s.auto_connect = self.profile.auto_connect;
         });
     }
 }

@@ -1,0 +1,237 @@
+//! The tray icon and its menu. Linux trays give no click events and no tooltip, so everything is
+//! reachable from the menu. The menu is a pure model ([`model`]) rebuilt from engine status on
+//! every event, then turned into Tauri menu items.
+
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Wry};
+use tether_core::session::VmStatus;
+use tether_core::state::State;
+
+pub const TRAY_ID: &str = "tether";
+
+/// The four looks of the tray icon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrayState {
+    AllConnected,
+    SomeDown,
+    NoneConnected,
+    Error,
+}
+
+impl TrayState {
+    /// Error beats everything; then any VM the user wants up but is not fully up is "some down".
+    pub fn of(vms: &[VmStatus]) -> Self {
+        if vms.iter().any(|v| v.state == State::Failed) {
+            return TrayState::Error;
+        }
+        let wanted: Vec<&VmStatus> = vms.iter().filter(|v| v.state.wanted()).collect();
+        if wanted.is_empty() {
+            TrayState::NoneConnected
+        } else if wanted.iter().all(|v| v.state == State::Connected) {
+            TrayState::AllConnected
+        } else {
+            TrayState::SomeDown
+        }
+    }
+
+    fn icon_bytes(self) -> &'static [u8] {
+        // macOS tints template images itself; elsewhere the coloured state icons are used.
+        #[cfg(target_os = "macos")]
+        return match self {
+            TrayState::AllConnected => include_bytes!("../../icons/tray-connected-template.png"),
+            TrayState::SomeDown => include_bytes!("../../icons/tray-degraded-template.png"),
+            TrayState::NoneConnected => include_bytes!("../../icons/tray-disconnected-template.png"),
+            TrayState::Error => include_bytes!("../../icons/tray-error-template.png"),
+        };
+        #[cfg(not(target_os = "macos"))]
+        match self {
+            TrayState::AllConnected => include_bytes!("../../icons/tray-connected.png"),
+            TrayState::SomeDown => include_bytes!("../../icons/tray-degraded.png"),
+            TrayState::NoneConnected => include_bytes!("../../icons/tray-disconnected.png"),
+            TrayState::Error => include_bytes!("../../icons/tray-error.png"),
+        }
+    }
+}
+
+/// One menu entry, independent of Tauri.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Item { id: String, label: String, enabled: bool },
+    Check { id: String, label: String, checked: bool },
+    Sub { label: String, items: Vec<Entry> },
+    Separator,
+}
+
+/// A state's dot: menus cannot colour text, so the shape carries the state.
+pub fn dot(state: State) -> &'static str {
+    match state {
+        State::Connected => "●",
+        State::Connecting | State::Degraded | State::Reconnecting { .. } => "◐",
+        State::Disconnected => "○",
+        State::Failed => "✕",
+    }
+}
+
+/// The whole menu for these VMs.
+pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
+    let mut out = Vec::new();
+    if vms.is_empty() {
+        out.push(Entry::Item { id: "open".into(), label: "No VMs yet: add one…".into(), enabled: true });
+    }
+    for v in vms {
+        let arch = v.arch.map(|a| a.to_string()).unwrap_or_else(|| "arch?".into());
+        let mut state = v.state.label().to_string();
+        if let State::Reconnecting { attempt } = v.state {
+            state = format!("reconnecting (attempt {attempt})");
+        }
+        let up = v.state.wanted();
+        let mut items = vec![
+            Entry::Item { id: format!("state:{}", v.name), label: format!("{} · {}", v.host, state), enabled: false },
+            if up {
+                Entry::Item { id: format!("disconnect:{}", v.name), label: "Disconnect".into(), enabled: true }
+            } else {
+                Entry::Item { id: format!("connect:{}", v.name), label: "Connect".into(), enabled: true }
+            },
+        ];
+        if let Some(e) = &v.last_error
+            && !matches!(v.state, State::Connected)
+        {
+            let short: String = e.lines().next().unwrap_or("").chars().take(80).collect();
+            items.push(Entry::Item { id: format!("error:{}", v.name), label: short, enabled: false });
+        }
+        out.push(Entry::Sub { label: format!("{} {}  {}", dot(v.state), v.name, arch), items });
+    }
+    if !vms.is_empty() {
+        out.push(Entry::Separator);
+        let choices = vms
+            .iter()
+            .map(|v| Entry::Check { id: format!("use:{}", v.name), label: v.name.clone(), checked: v.active })
+            .collect();
+        out.push(Entry::Sub { label: "Use".into(), items: choices });
+    }
+    out.push(Entry::Separator);
+    out.push(Entry::Item { id: "open".into(), label: "Open Tether…".into(), enabled: true });
+    out.push(Entry::Item {
+        id: "copy-docker-host".into(),
+        label: "Copy DOCKER_HOST".into(),
+        enabled: vms.iter().any(|v| v.active),
+    });
+    out.push(Entry::Check { id: "autostart".into(), label: "Start at login".into(), checked: autostart });
+    out.push(Entry::Separator);
+    out.push(Entry::Item { id: "quit".into(), label: "Quit Tether".into(), enabled: true });
+    out
+}
+
+fn build(app: &AppHandle, entries: &[Entry]) -> tauri::Result<Vec<Box<dyn IsMenuItem<Wry>>>> {
+    let mut items: Vec<Box<dyn IsMenuItem<Wry>>> = Vec::new();
+    for e in entries {
+        match e {
+            Entry::Item { id, label, enabled } => {
+                items.push(Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?))
+            }
+            Entry::Check { id, label, checked } => {
+                items.push(Box::new(CheckMenuItem::with_id(app, id, label, true, *checked, None::<&str>)?))
+            }
+            Entry::Sub { label, items: sub } => {
+                let children = build(app, sub)?;
+                let refs: Vec<&dyn IsMenuItem<Wry>> = children.iter().map(|b| b.as_ref()).collect();
+                items.push(Box::new(Submenu::with_items(app, label, true, &refs)?));
+            }
+            Entry::Separator => items.push(Box::new(PredefinedMenuItem::separator(app)?)),
+        }
+    }
+    Ok(items)
+}
+
+fn menu(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Result<Menu<Wry>> {
+    let items = build(app, &model(vms, autostart))?;
+    let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|b| b.as_ref()).collect();
+    Menu::with_items(app, &refs)
+}
+
+/// Creates the tray icon; menu clicks go to `on_menu`.
+pub fn create(app: &AppHandle, on_menu: impl Fn(&AppHandle, &str) + Send + Sync + 'static) -> tauri::Result<()> {
+    let icon = Image::from_bytes(TrayState::NoneConnected.icon_bytes())?;
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon)
+        .icon_as_template(cfg!(target_os = "macos"))
+        .menu(&menu(app, &[], false)?)
+        .show_menu_on_left_click(true)
+        .tooltip("Tether")
+        .on_menu_event(move |app, event| on_menu(app, event.id().as_ref()))
+        .build(app)?;
+    Ok(())
+}
+
+/// Redraws icon, tooltip and menu from the current status.
+pub fn refresh(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Result<()> {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else { return Ok(()) };
+    let state = TrayState::of(vms);
+    tray.set_icon(Some(Image::from_bytes(state.icon_bytes())?))?;
+    let up = vms.iter().filter(|v| v.state == State::Connected).count();
+    tray.set_tooltip(Some(format!("Tether: {up} of {} VMs connected", vms.len())))?;
+    tray.set_menu(Some(menu(app, vms, autostart)?))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_core::config::Arch;
+
+    fn vm(name: &str, state: State, active: bool) -> VmStatus {
+        VmStatus {
+            name: name.into(),
+            host: format!("{name}.lan"),
+            arch: Some(Arch::Arm64),
+            state,
+            since_ms: 0,
+            rtt_ms: None,
+            socket: String::new(),
+            docker_host: String::new(),
+            forwards: vec![],
+            last_error: None,
+            engine: None,
+            active,
+            auto_connect: false,
+        }
+    }
+
+    #[test]
+    fn tray_state_table() {
+        use State::*;
+        assert_eq!(TrayState::of(&[]), TrayState::NoneConnected);
+        assert_eq!(TrayState::of(&[vm("a", Disconnected, true)]), TrayState::NoneConnected);
+        assert_eq!(TrayState::of(&[vm("a", Connected, true), vm("b", Disconnected, false)]), TrayState::AllConnected);
+        assert_eq!(TrayState::of(&[vm("a", Connected, true), vm("b", Reconnecting { attempt: 2 }, false)]), TrayState::SomeDown);
+        assert_eq!(TrayState::of(&[vm("a", Connected, true), vm("b", Failed, false)]), TrayState::Error);
+    }
+
+    #[test]
+    fn menu_has_vms_use_group_and_actions() {
+        let m = model(&[vm("arm", State::Connected, true), vm("x86", State::Disconnected, false)], true);
+        let Entry::Sub { label, items } = &m[0] else { panic!("{m:?}") };
+        assert_eq!(label, "● arm  arm64");
+        assert!(items.contains(&Entry::Item { id: "disconnect:arm".into(), label: "Disconnect".into(), enabled: true }));
+        let Entry::Sub { items: x86, .. } = &m[1] else { panic!() };
+        assert!(x86.iter().any(|e| matches!(e, Entry::Item { id, .. } if id == "connect:x86")));
+        let use_group = m.iter().find_map(|e| match e {
+            Entry::Sub { label, items } if label == "Use" => Some(items.clone()),
+            _ => None,
+        });
+        let use_group = use_group.unwrap();
+        assert_eq!(use_group.iter().filter(|e| matches!(e, Entry::Check { checked: true, .. })).count(), 1);
+        let ids: Vec<String> = m
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Item { id, .. } | Entry::Check { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        for want in ["open", "copy-docker-host", "autostart", "quit"] {
+            assert!(ids.contains(&want.to_string()), "{want} missing from {ids:?}");
+        }
+    }
+}

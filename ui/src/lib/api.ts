@@ -1,0 +1,44 @@
+// The app's IPC: one typed function per Tauri command, and the engine's event stream.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { EngineEvent, IpcError, Settings, TimedEvent, VmStatus } from "./types";
+
+export interface NewVm {
+  host: string;
+  port?: number;
+  user?: string;
+  arch?: string;
+  identity?: string;
+  remote_socket?: string;
+}
+
+/** Errors from commands arrive as {code, message}; anything else is wrapped in that shape. */
+export function asIpcError(e: unknown): IpcError {
+  if (e && typeof e === "object" && "code" in e && "message" in e) return e as IpcError;
+  return { code: "unknown", message: String(e) };
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw asIpcError(e);
+  }
+}
+
+export const api = {
+  status: () => call<VmStatus[]>("status"),
+  connect: (name: string, fingerprint?: string) => call<VmStatus>("connect", { name, fingerprint }),
+  disconnect: (name: string) => call<void>("disconnect", { name }),
+  useVm: (name: string) => call<void>("use_vm", { name }),
+  addVm: (name: string, vm: NewVm) => call<void>("add_vm", { name, vm }),
+  removeVm: (name: string) => call<void>("remove_vm", { name }),
+  addForward: (name: string, spec: string) => call<unknown>("add_forward", { name, spec }),
+  removeForward: (name: string, local: number) => call<unknown>("remove_forward", { name, local }),
+  setAutoConnect: (name: string, on: boolean) => call<void>("set_auto_connect", { name, on }),
+  recentEvents: (name: string) => call<TimedEvent[]>("recent_events", { name }),
+  settings: () => call<Settings>("settings"),
+  setNotifications: (on: boolean) => call<void>("set_notifications", { on }),
+  setStartAtLogin: (on: boolean) => call<void>("set_start_at_login", { on }),
+  onEvent: (f: (e: EngineEvent) => void): Promise<UnlistenFn> => listen<EngineEvent>("engine-event", (m) => f(m.payload)),
+};

@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import { ago, applyEvent, engineArch, stateLabel } from "./machines";
+import type { VmStatus } from "./types";
+
+const base: VmStatus = {
+  name: "arm",
+  host: "10.0.0.2",
+  arch: "arm64",
+  state: "connected",
+  since_ms: 1000,
+  rtt_ms: 1.5,
+  socket: "/run/t/arm/docker.sock",
+  docker_host: "unix:///run/t/arm/docker.sock",
+  forwards: [{ local: 3000, remote: 3000, state: "listening", active: 0, total: 0 }],
+  engine: { ok: true, version: "26.1", arch: "aarch64", os: "linux" },
+  active: true,
+  auto_connect: false,
+};
+const other: VmStatus = { ...base, name: "x86", arch: "x86_64", active: false, forwards: [] };
+
+describe("applyEvent", () => {
+  it("tracks state changes with their time, attempt and error", () => {
+    const { vms } = applyEvent([base, other], { event: "state", vm: "arm", state: "reconnecting", attempt: 2, error: "link dropped" }, 5000);
+    expect(vms[0]).toMatchObject({ state: "reconnecting", attempt: 2, since_ms: 5000, last_error: "link dropped" });
+    expect(vms[0].rtt_ms).toBeUndefined();
+    expect(vms[1]).toBe(other);
+  });
+
+  it("clears the error and keeps the engine once connected again", () => {
+    const down = { ...base, state: "reconnecting" as const, last_error: "x" };
+    const { vms } = applyEvent([down], { event: "state", vm: "arm", state: "connected" }, 9000);
+    expect(vms[0].last_error).toBeUndefined();
+    expect(vms[0].engine?.version).toBe("26.1");
+  });
+
+  it("forgets the engine on disconnect", () => {
+    const { vms } = applyEvent([base], { event: "state", vm: "arm", state: "disconnected" });
+    expect(vms[0].engine).toBeUndefined();
+  });
+
+  it("replaces one forward and keeps them sorted", () => {
+    const f = { local: 2000, remote: 22, state: "failed" as const, error: "in use", active: 0, total: 0 };
+    const { vms } = applyEvent([base], { event: "forward", vm: "arm", forward: f });
+    expect(vms[0].forwards.map((x) => x.local)).toEqual([2000, 3000]);
+    const again = applyEvent(vms, { event: "forward", vm: "arm", forward: { ...f, state: "listening", error: undefined } });
+    expect(again.vms[0].forwards).toHaveLength(2);
+    expect(again.vms[0].forwards[0].state).toBe("listening");
+  });
+
+  it("follows the round trip", () => {
+    const { vms } = applyEvent([base], { event: "rtt", vm: "arm", rtt_ms: 12.5 });
+    expect(vms[0].rtt_ms).toBe(12.5);
+  });
+
+  it("moves the active marker", () => {
+    const { vms } = applyEvent([base, other], { event: "active", vm: "x86" });
+    expect(vms.map((v) => v.active)).toEqual([false, true]);
+  });
+
+  it("removes VMs and asks for a reload on additions", () => {
+    expect(applyEvent([base, other], { event: "vm_removed", vm: "arm" }).vms).toEqual([other]);
+    expect(applyEvent([base], { event: "vm_added", vm: "new" }).reload).toBe(true);
+  });
+});
+
+describe("formatting", () => {
+  it("labels reconnect attempts", () => {
+    expect(stateLabel({ state: "reconnecting", attempt: 3 })).toBe("reconnecting (attempt 3)");
+    expect(stateLabel({ state: "connected" })).toBe("connected");
+  });
+
+  it("says how long ago", () => {
+    expect(ago(0, 59_000)).toBe("59s ago");
+    expect(ago(0, 61_000)).toBe("1m ago");
+    expect(ago(0, 2 * 3600_000)).toBe("2h ago");
+  });
+
+  it("normalises the engine's arch", () => {
+    expect(engineArch(base)).toBe("arm64");
+    expect(engineArch({ ...base, engine: { ok: true, arch: "amd64" } })).toBe("x86_64");
+  });
+});

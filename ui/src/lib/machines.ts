@@ -1,0 +1,68 @@
+// Applies engine events to the list of VMs the UI shows. Pure, so it is unit-tested; the UI
+// never polls: it loads the list once and then follows events.
+import type { EngineEvent, VmStatus } from "./types";
+
+/** Returns the list after `ev`; `vm_added` needs a fresh status, so it asks for a reload. */
+export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): { vms: VmStatus[]; reload: boolean } {
+  switch (ev.event) {
+    case "state":
+      return {
+        reload: false,
+        vms: vms.map((v) =>
+          v.name !== ev.vm
+            ? v
+            : {
+                ...v,
+                state: ev.state,
+                attempt: ev.attempt,
+                since_ms: v.state === ev.state ? v.since_ms : now,
+                last_error: ev.state === "connected" ? undefined : (ev.error ?? v.last_error),
+                // Not connected means no round trip and no engine answer to show.
+                rtt_ms: ev.state === "connected" || ev.state === "degraded" ? v.rtt_ms : undefined,
+                engine: ev.state === "disconnected" || ev.state === "failed" ? undefined : v.engine,
+              },
+        ),
+      };
+    case "forward":
+      return {
+        reload: false,
+        vms: vms.map((v) => {
+          if (v.name !== ev.vm) return v;
+          const others = v.forwards.filter((f) => f.local !== ev.forward.local);
+          return { ...v, forwards: [...others, ev.forward].sort((a, b) => a.local - b.local) };
+        }),
+      };
+    case "engine":
+      return { reload: false, vms: vms.map((v) => (v.name === ev.vm ? { ...v, engine: ev.engine } : v)) };
+    case "rtt":
+      return { reload: false, vms: vms.map((v) => (v.name === ev.vm ? { ...v, rtt_ms: ev.rtt_ms } : v)) };
+    case "active":
+      return { reload: false, vms: vms.map((v) => ({ ...v, active: v.name === ev.vm })) };
+    case "vm_removed":
+      return { reload: false, vms: vms.filter((v) => v.name !== ev.vm) };
+    case "vm_added":
+      return { reload: true, vms };
+  }
+}
+
+/** One-word summary for a VM, as the list shows it. */
+export function stateLabel(v: Pick<VmStatus, "state" | "attempt">): string {
+  if (v.state === "reconnecting" && v.attempt) return `reconnecting (attempt ${v.attempt})`;
+  return v.state;
+}
+
+/** "12s ago" style age. */
+export function ago(ms: number, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** The engine's architecture, normalised to the labels profiles use. */
+export function engineArch(v: VmStatus): string | undefined {
+  const a = v.engine?.arch;
+  if (!a) return undefined;
+  return a === "amd64" ? "x86_64" : a === "aarch64" ? "arm64" : a;
+}

@@ -1,0 +1,62 @@
+// Shapes of what the engine sends (tether-core's VmStatus, Event and friends, as JSON).
+
+export type StateName = "disconnected" | "connecting" | "connected" | "degraded" | "reconnecting" | "failed";
+
+export interface ForwardStatus {
+  local: number;
+  remote: number;
+  state: "listening" | "failed" | "idle";
+  error?: string;
+  active: number;
+  total: number;
+}
+
+export interface EngineInfo {
+  ok: boolean;
+  version?: string;
+  api_version?: string;
+  os?: string;
+  arch?: string;
+  error?: string;
+}
+
+export interface VmStatus {
+  name: string;
+  host: string;
+  arch?: "arm64" | "x86_64";
+  state: StateName;
+  attempt?: number;
+  since_ms: number;
+  rtt_ms?: number;
+  socket: string;
+  docker_host: string;
+  forwards: ForwardStatus[];
+  last_error?: string;
+  engine?: EngineInfo;
+  active: boolean;
+  auto_connect: boolean;
+}
+
+export type EngineEvent =
+  | { event: "state"; vm: string; state: StateName; attempt?: number; error?: string }
+  | { event: "forward"; vm: string; forward: ForwardStatus }
+  | { event: "engine"; vm: string; engine: EngineInfo }
+  | { event: "rtt"; vm: string; rtt_ms: number }
+  | { event: "active"; vm: string | null }
+  | { event: "vm_added"; vm: string }
+  | { event: "vm_removed"; vm: string };
+
+export interface TimedEvent {
+  at_ms: number;
+  event: EngineEvent;
+}
+
+export interface IpcError {
+  code: string;
+  message: string;
+}
+
+export interface Settings {
+  notifications: boolean;
+  start_at_login: boolean;
+}
