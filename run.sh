@@ -37,7 +37,7 @@ mkdir -p "$bin_dir"
 cargo build --locked --release -p tether-cli
 install -m 0755 target/release/tether "$bin_dir/tether"
 if [ "$mode" != daemon ]; then
-  (cd ui && npm ci --no-audit --no-fund && npm run build)
+  (cd ui && npm install --no-save --no-audit --no-fund && npm run build)
   cargo build --locked --release -p tether-app
   install -m 0755 target/release/tether-app "$bin_dir/tether-app"
 fi

@@ -37,7 +37,9 @@ fi
 
 results=$(mktemp)
 step "web UI"
-(cd ui && npm ci --no-audit --no-fund && npm run check && npm test 2>&1 | tee -a "$results" && npm run build)
+# The lock file pins versions; `npm ci` is not used because this npm records only this
+# platform's optional packages and then rejects its own lock file.
+(cd ui && npm install --no-save --no-audit --no-fund && npm run check && npm test 2>&1 | tee -a "$results" && npm run build)
 
 step "build"
 cargo build --locked --workspace --all-targets
