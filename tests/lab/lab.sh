@@ -16,6 +16,7 @@
 #   lab.sh link NAME up|down       cut or restore the VM's link
 #   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
+#   lab.sh isolated NAME           a namespace with loopback only (for tests that must not resolve)
 set -euo pipefail
 
 LAB=${TETHER_LAB_DIR:-/run/tether-lab}
@@ -141,8 +142,13 @@ dockerd_stop() { # NAME
   rm -f "$dir/docker.pid"
 }
 
+# While a VM's link is cut its /24 route is gone; without this, packets for it would follow the
+# default route off the machine. An unreachable route keeps every lab address local.
+guard_route() { ip route replace unreachable 10.77.0.0/16 metric 4000; }
+
 vm_up() { # NAME IDX [docker]
   need_root
+  guard_route
   local name=$1 idx=$2 with_docker=${3:-}
   local dir; dir=$(vm_dir "$name")
   mkdir -p "$dir"; chmod 755 "$LAB" "$LAB/vms" "$dir"
@@ -226,6 +232,7 @@ down_quiet() {
 down() {
   need_root
   down_quiet
+  ip route del unreachable 10.77.0.0/16 metric 4000 2>/dev/null || true
   rm -rf "$LAB" "$DATA"
   log "lab down"
 }
@@ -267,6 +274,9 @@ case "$cmd" in
       ip netns exec "tl-$1" busybox nc -ll -p "$2" -e "$LAB/count.sh" </dev/null >/dev/null 2>&1 &
       wait_for "counter $1:$2" 10 "ip netns exec tl-$1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$2'"
     fi ;;
+  isolated)
+    ip netns del "tl-$1" 2>/dev/null || true
+    ip netns add "tl-$1" && ip -n "tl-$1" link set lo up ;;
   web)
     mkdir -p "$LAB/www"; echo "hello from the tether lab" > "$LAB/www/index.html"
     ip netns exec "tl-$1" busybox httpd -p "127.0.0.1:$2" -h "$LAB/www"
@@ -274,5 +284,5 @@ case "$cmd" in
   link)
     [ "${2:-}" = up ] || [ "${2:-}" = down ] || die "usage: lab.sh link NAME up|down"
     ip link set "tlh-$1" "$2" ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  *) sed -n '2,20p' "$0"; exit 2 ;;
 esac

@@ -409,8 +409,12 @@ impl Actor {
 impl Actor {
     fn set_state(&mut self, next: State) {
         if next != self.state {
+            // "Since" is when the VM entered this kind of state: a further reconnect attempt
+            // does not restart the clock of the outage.
+            if next.label() != self.state.label() {
+                self.since = SystemTime::now();
+            }
             self.state = next;
-            self.since = SystemTime::now();
             let error = if matches!(next, State::Connected) { None } else { self.last_error.clone() };
             let _ = self.events.send(Event::State { vm: self.name.clone(), state: next, error });
         }
@@ -532,8 +536,6 @@ impl Actor {
             }
             t.error = None;
         }
-        self.engine = None;
-        self.rtt = None;
         let reason = format!("VM '{}' is not connected; run `tether connect {}`", self.name, self.name);
         let _ = self.down_reason.send(forward::Down { reason, since: Instant::now() });
     }
@@ -546,6 +548,9 @@ impl Actor {
             e.abort();
         }
         self.misses = 0;
+        // Without a link there is no round trip and no engine answer to report.
+        self.rtt = None;
+        self.engine = None;
         let _ = self.link.send(None);
         if let Some((link, _)) = self.conn.take() {
             tokio::spawn(async move {

@@ -19,7 +19,8 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
                 last_error: ev.state === "connected" ? undefined : (ev.error ?? v.last_error),
                 // Not connected means no round trip and no engine answer to show.
                 rtt_ms: ev.state === "connected" || ev.state === "degraded" ? v.rtt_ms : undefined,
-                engine: ev.state === "disconnected" || ev.state === "failed" ? undefined : v.engine,
+                // No link, no engine: an answer from before the drop would be stale.
+                engine: ev.state === "connected" || ev.state === "degraded" ? v.engine : undefined,
               },
         ),
       };
