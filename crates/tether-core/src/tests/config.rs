@@ -1,0 +1,74 @@
+//! Unit tests of `config` (kept apart so the module file holds only shipping code).
+
+use super::*;
+
+#[test]
+fn port_map_parses_like_ssh_l() {
+    assert_eq!("3000".parse::<PortMap>().unwrap(), PortMap { local: 3000, remote: 3000 });
+    assert_eq!("5433:5432".parse::<PortMap>().unwrap(), PortMap { local: 5433, remote: 5432 });
+    for bad in ["0", "70000", "a", "1:", ":2", "1:2:3"] {
+        let e = bad.parse::<PortMap>().unwrap_err().to_string();
+        assert!(e.contains("LOCAL:REMOTE"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn round_trip_through_disk_is_lossless() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("c/config.toml"));
+    let mut cfg = Config::default();
+    let mut vm = Profile::new("10.0.0.2");
+    vm.arch = Some(Arch::Arm64);
+    vm.add_forward("5433:5432".parse().unwrap()).unwrap();
+    cfg.vms.insert("arm".into(), vm);
+    cfg.active = Some("arm".into());
+    store.save(&cfg).unwrap();
+    assert_eq!(store.load().unwrap(), cfg);
+}
+
+#[test]
+fn corrupt_file_reports_line_and_column_and_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let text = "version = 1\n[vms.a]\nhost = \"h\"\nport = \"twenty-two\"\n";
+    std::fs::write(&path, text).unwrap();
+    let err = Store::new(path.clone()).load().unwrap_err().to_string();
+    assert!(err.contains("config.toml:4:8"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
+#[test]
+fn newer_version_is_refused() {
+    let err = Config::parse("version = 9\n", Path::new("c.toml")).unwrap_err().to_string();
+    assert!(err.contains("version 9"), "{err}");
+}
+
+#[test]
+fn duplicate_local_port_across_vms_is_invalid() {
+    let mut cfg = Config::default();
+    for n in ["a", "b"] {
+        let mut vm = Profile::new("h");
+        vm.add_forward("3000".parse().unwrap()).unwrap();
+        cfg.vms.insert(n.into(), vm);
+    }
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("local port 3000"), "{e}");
+}
+
+#[test]
+fn names_are_checked() {
+    assert!(validate_name("arm-1").is_ok());
+    for bad in ["", "-a", "a/b", "a b", &"x".repeat(33)] {
+        assert!(validate_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn resolve_uses_active_vm() {
+    let mut cfg = Config::default();
+    cfg.vms.insert("a".into(), Profile::new("h"));
+    assert!(matches!(cfg.resolve(None), Err(ConfigError::NoActiveVm)));
+    cfg.active = Some("a".into());
+    assert_eq!(cfg.resolve(None).unwrap(), "a");
+    assert!(matches!(cfg.resolve(Some("zz")), Err(ConfigError::NoSuchVm(_))));
+}

@@ -1,0 +1,70 @@
+//! Unit tests of `control` (kept apart so the module file holds only shipping code).
+
+use super::*;
+
+#[test]
+fn error_crosses_as_code_and_message() {
+    let e = EngineError::Config(crate::config::ConfigError::NoSuchVm("arm".into()));
+    let resp = Response::from_result(Err(e));
+    let v = serde_json::to_value(&resp).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["code"], "no_such_vm");
+    assert!(v["error"]["message"].as_str().unwrap().contains("tether vm add"));
+    assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+}
+
+#[test]
+fn requests_are_tagged_by_op() {
+    let r: Request = serde_json::from_str(r#"{"op":"connect","name":"arm"}"#).unwrap();
+    assert!(matches!(r, Request::Connect { name: Some(n), accept_new: false, .. } if n == "arm"));
+}
+
+async fn engine_recent(sock: &Path, vm: &str) -> Vec<Value> {
+    let mut c = Client::connect(sock).await.unwrap();
+    // The recorder runs beside the caller; give it its turn before asking.
+    for _ in 0..100 {
+        let v = c.call(&Request::RecentEvents { name: vm.into() }).await.unwrap();
+        if v.as_array().is_some_and(|a| !a.is_empty()) {
+            return v.as_array().cloned().unwrap_or_default();
+        }
+        tokio::task::yield_now().await;
+    }
+    Vec::new()
+}
+
+#[tokio::test]
+async fn engine_round_trip_over_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = crate::paths::Paths::under(dir.path().to_path_buf());
+    let engine = Engine::start(paths.clone()).await.unwrap();
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(serve(engine, cancel.clone()));
+    let sock = paths.control_socket();
+    let mut client = loop {
+        match Client::connect(&sock).await {
+            Ok(c) => break c,
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+    assert_eq!(mode, 0o600);
+    let mut events = Client::connect(&sock).await.unwrap();
+    events.call(&Request::Subscribe).await.unwrap();
+    client.call(&Request::VmAdd { name: "arm".into(), profile: Profile::new("10.1.1.1") }).await.unwrap();
+    let ev = events.next_event().await.unwrap().unwrap();
+    assert_eq!(ev, serde_json::json!({"event": "vm_added", "vm": "arm"}));
+    let err = client.call(&Request::Use { name: "nope".into() }).await.unwrap_err();
+    assert!(matches!(err, ClientError::Remote(ref b) if b.code == "no_such_vm"), "{err}");
+    let recent = engine_recent(&sock, "arm").await;
+    assert!(recent.iter().any(|e| e["event"]["event"] == "vm_added"), "{recent:?}");
+    let status = client.call(&Request::Status).await.unwrap();
+    assert_eq!(status[0]["name"], "arm");
+    assert_eq!(status[0]["state"], "disconnected");
+    assert_eq!(status[0]["active"], true);
+    // The config on disk has it too.
+    let cfg = crate::config::Store::new(paths.config_file()).load().unwrap();
+    assert!(cfg.vms.contains_key("arm"));
+    client.call(&Request::Shutdown).await.unwrap();
+    server.await.unwrap().unwrap();
+    assert!(!sock.exists(), "control socket left behind");
+}
