@@ -16,8 +16,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "packages"
 missing=()
 # Build tools, and the libraries the Tauri app links (WebKitGTK, tray, SVG, xdo, TLS).
+# The app tests add a virtual display, WebKit's WebDriver, a D-Bus session and its Python bindings.
 for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
-         librsvg2-dev libxdo-dev libssl-dev; do
+         librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 # The UI builds with Node 18 or newer.
@@ -34,6 +35,10 @@ if ! command -v cargo >/dev/null; then
   # shellcheck disable=SC1091
   . "$HOME/.cargo/env"
 fi
+
+# tauri-driver bridges WebDriver to WebKitWebDriver for the app's window.
+command -v tauri-driver >/dev/null || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ] ||
+  cargo install --locked tauri-driver@2.1.0
 
 results=$(mktemp)
 step "web UI"

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 pub use anyhow::Result;
 
+pub mod desktop;
+pub mod webdriver;
+
 /// Repository root (two levels above this crate).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
