@@ -88,4 +88,19 @@ fn window_connects_forwards_and_survives_an_outage() {
     ui.click("[data-testid=nav-settings]");
     ui.wait("[data-testid=set-notify]", Duration::from_secs(5));
     ui.screenshot(&shots().join("settings.png"));
+
+    // Start at login writes the desktop autostart entry; turning it off removes it.
+    let autostart = t.dir.path().join(".config/autostart");
+    let entries = || -> Vec<String> {
+        std::fs::read_dir(&autostart)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    assert!(entries().is_empty(), "{:?}", entries());
+    ui.click("[data-testid=set-login]");
+    let entry = wait_for("the autostart entry", Duration::from_secs(10), || entries().into_iter().find(|e| e.ends_with(".desktop")));
+    let text = std::fs::read_to_string(autostart.join(&entry)).unwrap();
+    assert!(text.contains("tether-app") && text.contains("--hidden"), "{text}");
+    ui.click("[data-testid=set-login]");
+    wait_for("the autostart entry to go", Duration::from_secs(10), || entries().is_empty().then_some(()));
 }
