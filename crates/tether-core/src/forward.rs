@@ -138,13 +138,12 @@ pub struct ForwardCtx {
     pub limits: pump::Limits,
     pub cancel: CancellationToken,
     /// Diagnoses a failed Docker socket open (runs on the VM), e.g. "engine not running".
-    pub diagnose: Option<Arc<dyn Fn(String) -> futures_lite_box::BoxFuture<String> + Send + Sync>>,
+    pub diagnose: Option<Diagnose>,
 }
 
-/// Minimal boxed-future alias so `diagnose` can be an async closure without extra crates.
-pub mod futures_lite_box {
-    pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-}
+/// Explains, by asking the VM, why its Docker socket could not be opened.
+pub type Diagnose =
+    Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + Send + Sync>;
 
 /// Accept loop for a Unix listener.
 pub async fn serve_unix(listener: UnixListener, ctx: ForwardCtx) {

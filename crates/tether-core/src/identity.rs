@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rand::Rng as _;
 use russh::keys::ssh_key::private::Ed25519Keypair;
-use russh::keys::{HashAlg, PrivateKey, PublicKey};
+use russh::keys::{HashAlg, PrivateKey};
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
@@ -110,11 +110,6 @@ pub fn generate_ed25519(comment: &str) -> PrivateKey {
     let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
     key.set_comment(comment);
     key
-}
-
-/// `ssh-ed25519 AAAA… comment`, for authorized_keys.
-pub fn public_openssh(key: &PublicKey) -> String {
-    key.to_openssh().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -435,7 +435,7 @@ impl Actor {
 
     fn forward_ctx(&self, remote: Remote, counters: Arc<Counters>, cancel: CancellationToken) -> ForwardCtx {
         let user = self.user();
-        let diagnose: Option<Arc<dyn Fn(String) -> forward::futures_lite_box::BoxFuture<String> + Send + Sync>> =
+        let diagnose: Option<forward::Diagnose> =
             if matches!(remote, Remote::Socket(_)) {
                 let link = self.link.subscribe();
                 Some(Arc::new(move |path: String| {

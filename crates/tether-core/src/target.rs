@@ -94,20 +94,6 @@ fn expand_tilde(p: &Path) -> PathBuf {
     }
 }
 
-/// Host names listed in ~/.ssh/config (no wildcards), for pickers.
-pub fn config_hosts() -> Vec<String> {
-    let Some(path) = home().map(|h| h.join(".ssh").join("config")).filter(|p| p.exists()) else {
-        return Vec::new();
-    };
-    let Ok(cfg) = parse(&path) else { return Vec::new() };
-    cfg.get_hosts()
-        .iter()
-        .flat_map(|h| h.pattern.iter())
-        .filter(|c| !c.negated && !c.pattern.contains(['*', '?']))
-        .map(|c| c.pattern.clone())
-        .collect()
-}
-
 #[cfg(test)]
 #[path = "tests/target.rs"]
 mod tests;
