@@ -1,33 +1,65 @@
-//! Tauri commands: thin adapters from the window's IPC calls to engine calls. No logic lives
-//! here; errors cross as `{code, message}`, the same shape as the control API.
+//! Tauri commands of the window: thin adapters from the page's IPC calls to control-socket
+//! requests to the engine. No logic lives here; errors cross as `{code, message}`, the shape
+//! the control API already uses.
 
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tauri::State;
-use tether_core::config::{Arch, PortMap, Profile};
-use tether_core::control::ErrorBody;
-use tether_core::engine::{Connect, TimedEvent};
+use tauri_plugin_autostart::ManagerExt as _;
+use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
+use tether_core::control::{Client, ClientError, ErrorBody, Request};
+use tether_core::engine::TimedEvent;
 use tether_core::error::EngineError;
-use tether_core::session::VmStatus;
+use tether_core::session::{ConnectReport, VmStatus};
 
-use crate::AppState;
+use crate::service::TRAY_REFRESH;
+
+/// Where the engine is, and whether a service started this window.
+pub struct Ipc {
+    pub socket: PathBuf,
+    pub attached: bool,
+}
 
 /// The error every command returns: `{code, message}`.
 #[derive(Debug, Serialize)]
 pub struct IpcError(ErrorBody);
 
-impl From<EngineError> for IpcError {
-    fn from(e: EngineError) -> Self {
-        IpcError(ErrorBody::from(&e))
+impl IpcError {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        IpcError(ErrorBody { code: code.into(), message: message.into() })
     }
 }
 
-impl From<tether_core::config::ConfigError> for IpcError {
-    fn from(e: tether_core::config::ConfigError) -> Self {
-        EngineError::from(e).into()
+impl From<ClientError> for IpcError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Remote(body) => IpcError(body),
+            ClientError::NotRunning(_) => IpcError::new(
+                "engine_unreachable",
+                "the Tether engine is not running; start Tether again (it lives in the tray)",
+            ),
+            other => IpcError::new("engine", other.to_string()),
+        }
+    }
+}
+
+impl From<ConfigError> for IpcError {
+    fn from(e: ConfigError) -> Self {
+        IpcError(ErrorBody::from(&EngineError::from(e)))
     }
 }
 
 type Res<T> = Result<T, IpcError>;
+
+/// One request to the engine, its reply decoded as `T`.
+async fn call<T: DeserializeOwned>(ipc: &Ipc, req: Request) -> Res<T> {
+    let mut client = Client::connect(&ipc.socket).await?;
+    let value = client.call(&req).await?;
+    serde_json::from_value(value).map_err(|e| IpcError::new("engine", format!("unexpected reply from the engine: {e}")))
+}
 
 /// A VM as the add form sends it.
 #[derive(Debug, Deserialize)]
@@ -62,74 +94,82 @@ pub struct SettingsDto {
 }
 
 #[tauri::command]
-pub async fn status(state: State<'_, AppState>) -> Res<Vec<VmStatus>> {
-    Ok(state.engine.status().await)
+pub async fn status(ipc: State<'_, Ipc>) -> Res<Vec<VmStatus>> {
+    call(&ipc, Request::Status).await
 }
 
 #[tauri::command]
-pub async fn connect(state: State<'_, AppState>, name: String, fingerprint: Option<String>) -> Res<VmStatus> {
-    let opts = Connect { confirmed_fingerprint: fingerprint, ..Default::default() };
-    Ok(state.engine.connect(Some(&name), opts).await?.status)
+pub async fn connect(ipc: State<'_, Ipc>, name: String, fingerprint: Option<String>) -> Res<VmStatus> {
+    let req = Request::Connect { name: Some(name), accept_new: false, fingerprint, passphrase: None };
+    Ok(call::<ConnectReport>(&ipc, req).await?.status)
 }
 
 #[tauri::command]
-pub async fn disconnect(state: State<'_, AppState>, name: String) -> Res<()> {
-    state.engine.disconnect(Some(&name)).await?;
-    Ok(())
+pub async fn disconnect(ipc: State<'_, Ipc>, name: String) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::Disconnect { name: Some(name), all: false }).await.map(drop)
 }
 
 #[tauri::command]
-pub async fn use_vm(state: State<'_, AppState>, name: String) -> Res<()> {
-    Ok(state.engine.set_active(&name).await?)
+pub async fn use_vm(ipc: State<'_, Ipc>, name: String) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::Use { name }).await.map(drop)
 }
 
 #[tauri::command]
-pub async fn add_vm(state: State<'_, AppState>, name: String, vm: NewVm) -> Res<()> {
-    Ok(state.engine.add_vm(&name, vm.into_profile()?).await?)
+pub async fn add_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::VmAdd { name, profile: vm.into_profile()? }).await.map(drop)
 }
 
 #[tauri::command]
-pub async fn remove_vm(state: State<'_, AppState>, name: String) -> Res<()> {
-    Ok(state.engine.remove_vm(&name).await?)
+pub async fn remove_vm(ipc: State<'_, Ipc>, name: String) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::VmRemove { name }).await.map(drop)
 }
 
 #[tauri::command]
-pub async fn add_forward(state: State<'_, AppState>, name: String, spec: String) -> Res<Vec<PortMap>> {
+pub async fn add_forward(ipc: State<'_, Ipc>, name: String, spec: String) -> Res<Vec<PortMap>> {
     let map: PortMap = spec.parse()?;
-    Ok(state.engine.add_forwards(Some(&name), &[map]).await?)
+    call(&ipc, Request::TunnelAdd { name: Some(name), maps: vec![map] }).await
 }
 
 #[tauri::command]
-pub async fn remove_forward(state: State<'_, AppState>, name: String, local: u16) -> Res<Vec<PortMap>> {
-    Ok(state.engine.remove_forwards(Some(&name), &[local]).await?)
+pub async fn remove_forward(ipc: State<'_, Ipc>, name: String, local: u16) -> Res<Vec<PortMap>> {
+    call(&ipc, Request::TunnelRemove { name: Some(name), ports: vec![local] }).await
 }
 
 #[tauri::command]
-pub async fn set_auto_connect(state: State<'_, AppState>, name: String, on: bool) -> Res<()> {
-    Ok(state.engine.set_auto_connect(&name, on).await?)
+pub async fn set_auto_connect(ipc: State<'_, Ipc>, name: String, on: bool) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::SetAutoConnect { name, on }).await.map(drop)
 }
 
 #[tauri::command]
-pub async fn recent_events(state: State<'_, AppState>, name: String) -> Res<Vec<TimedEvent>> {
-    Ok(state.engine.recent_events(&name))
+pub async fn recent_events(ipc: State<'_, Ipc>, name: String) -> Res<Vec<TimedEvent>> {
+    call(&ipc, Request::RecentEvents { name }).await
 }
 
 #[tauri::command]
-pub async fn settings(app: tauri::AppHandle, state: State<'_, AppState>) -> Res<SettingsDto> {
+pub async fn settings(app: tauri::AppHandle, ipc: State<'_, Ipc>) -> Res<SettingsDto> {
+    let config: Config = call(&ipc, Request::VmList).await?;
     Ok(SettingsDto {
-        notifications: state.engine.config().await.settings.notifications,
-        start_at_login: crate::autostart_enabled(&app),
+        notifications: config.settings.notifications,
+        start_at_login: app.autolaunch().is_enabled().unwrap_or(false),
     })
 }
 
 #[tauri::command]
-pub async fn set_notifications(state: State<'_, AppState>, on: bool) -> Res<()> {
-    Ok(state.engine.set_notifications(on).await?)
+pub async fn set_notifications(ipc: State<'_, Ipc>, on: bool) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::SetNotifications { on }).await.map(drop)
 }
 
 #[tauri::command]
-pub async fn set_start_at_login(app: tauri::AppHandle, on: bool) -> Res<()> {
-    crate::set_autostart(&app, on).map_err(|e| IpcError(ErrorBody { code: "autostart".into(), message: e }))
+pub async fn set_start_at_login(app: tauri::AppHandle, ipc: State<'_, Ipc>, on: bool) -> Res<()> {
+    let al = app.autolaunch();
+    let res = if on { al.enable() } else { al.disable() };
+    res.map_err(|e| IpcError::new("autostart", format!("cannot change start at login: {e}")))?;
+    if ipc.attached {
+        // The tray's "Start at login" check item lives in the service process.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{TRAY_REFRESH}").and_then(|_| out.flush());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -138,11 +178,20 @@ mod tests {
 
     #[test]
     fn errors_cross_as_code_and_message() {
-        let e: IpcError = EngineError::Config(tether_core::config::ConfigError::NoSuchVm("arm".into())).into();
+        let body = ErrorBody { code: "no_such_vm".into(), message: "no VM named 'arm'".into() };
+        let e: IpcError = ClientError::Remote(body).into();
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["code"], "no_such_vm");
         assert!(v["message"].as_str().unwrap().contains("arm"));
         assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+    }
+
+    #[test]
+    fn a_missing_engine_says_what_to_do() {
+        let e: IpcError = ClientError::NotRunning("/x/control.sock".into()).into();
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["code"], "engine_unreachable");
+        assert!(v["message"].as_str().unwrap().contains("start Tether"), "{v}");
     }
 
     #[test]

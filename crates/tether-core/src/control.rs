@@ -42,6 +42,8 @@ pub enum Request {
     TunnelRemove { name: Option<String>, ports: Vec<u16> },
     Status,
     RecentEvents { name: String },
+    SetAutoConnect { name: String, on: bool },
+    SetNotifications { on: bool },
     ScanHostKey { name: String },
     TrustHostKey { name: String, fingerprint: String },
     Subscribe,
@@ -200,6 +202,8 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::TunnelRemove { name, ports } => json(engine.remove_forwards(name.as_deref(), &ports).await?),
         Request::Status => json(engine.status().await),
         Request::RecentEvents { name } => json(engine.recent_events(&name)),
+        Request::SetAutoConnect { name, on } => json(engine.set_auto_connect(&name, on).await?),
+        Request::SetNotifications { on } => json(engine.set_notifications(on).await?),
         Request::ScanHostKey { name } => {
             let (status, key_type, fingerprint) = engine.scan_host_key(&name).await?;
             let (state, detail) = match status {

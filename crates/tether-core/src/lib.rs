@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod identity;
+pub mod keystore;
 pub mod known_hosts;
 pub mod netwatch;
 pub mod paths;

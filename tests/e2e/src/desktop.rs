@@ -1,6 +1,7 @@
 //! A desktop for app tests: Xvfb, a private D-Bus session with the stand-in notification
-//! service (tests/lab/notifyd.py), and tauri-driver in front of WebKitWebDriver. Everything is
-//! stopped on drop.
+//! service (tests/lab/notifyd.py), and optionally tauri-driver in front of WebKitWebDriver. It
+//! also launches apps on that desktop and finds or closes their windows over X11 the way a window
+//! manager would. Everything is stopped on drop.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,23 +19,29 @@ pub struct Desktop {
 }
 
 impl Desktop {
-    /// Starts the desktop; the app started through the driver inherits `env`.
+    /// Starts the desktop with tauri-driver; the app started through the driver inherits `env`.
     pub fn start(dir: &Path, env: &[(&str, String)]) -> Self {
+        let mut desk = Self::plain(dir);
+        desk.start_driver(dir, env);
+        desk
+    }
+
+    /// Starts the desktop without a WebDriver: apps are started with [`Desktop::launch`].
+    pub fn plain(dir: &Path) -> Self {
         let mut children = Vec::new();
-        // A display number nobody uses; X11 sockets live in /tmp/.X11-unix.
-        let n = (90..200)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .expect("a free X display");
-        let display = format!(":{n}");
-        children.push(
-            Command::new("Xvfb")
-                .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Xvfb (Debian: xvfb)"),
-        );
-        wait_for("Xvfb", Duration::from_secs(10), || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists().then_some(()));
+        // Xvfb picks a free display itself and prints its number when it is ready (choosing one
+        // here would race with tests starting in parallel).
+        let mut xvfb = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (Debian: xvfb)");
+        let mut number = String::new();
+        BufReader::new(xvfb.stdout.take().expect("Xvfb stdout")).read_line(&mut number).expect("Xvfb display");
+        let display = format!(":{}", number.trim());
+        assert!(number.trim().parse::<u32>().is_ok(), "Xvfb did not start (printed {number:?})");
+        children.push(xvfb);
 
         let mut bus = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
@@ -59,7 +66,10 @@ impl Desktop {
         BufReader::new(notifyd.stdout.take().expect("notifyd stdout")).read_line(&mut ready).expect("notifyd ready");
         assert_eq!(ready.trim(), "notifyd ready");
         children.push(notifyd);
+        Desktop { children, display, dbus, driver_port: 0, notes }
+    }
 
+    fn start_driver(&mut self, dir: &Path, env: &[(&str, String)]) {
         let driver_port = free_port();
         let native = free_port();
         let driver = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| {
@@ -68,18 +78,50 @@ impl Desktop {
         });
         let mut cmd = Command::new(&driver);
         cmd.args(["--port", &driver_port.to_string(), "--native-port", &native.to_string()])
-            .env("DISPLAY", &display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &dbus)
+            .env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.dbus)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("driver.log")).expect("driver log"));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        children.push(cmd.spawn().unwrap_or_else(|e| panic!("{driver}: {e} (cargo install tauri-driver --locked)")));
+        self.children.push(cmd.spawn().unwrap_or_else(|e| panic!("{driver}: {e} (cargo install tauri-driver --locked)")));
         wait_for("tauri-driver", Duration::from_secs(20), || {
             ureq::get(format!("http://127.0.0.1:{driver_port}/status")).call().ok().map(|_| ())
         });
-        Desktop { children, display, dbus, driver_port, notes }
+        self.driver_port = driver_port;
+    }
+
+    /// Starts `program ARGS` on this desktop's display and session bus; output goes to `log`.
+    pub fn launch(&self, program: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> Child {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("app log");
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.dbus)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap_or_else(|e| panic!("{program}: {e}"))
+    }
+
+    /// Viewable top-level windows whose title is `title`.
+    pub fn windows(&self, title: &str) -> Vec<u32> {
+        x11::windows(&self.display, title).unwrap_or_else(|e| panic!("X11 on {}: {e}", self.display))
+    }
+
+    /// Every top-level window as (id, viewable, title, pid), for failure messages.
+    pub fn all_windows(&self) -> Vec<(u32, bool, String, u32)> {
+        x11::all(&self.display).unwrap_or_default()
+    }
+
+    /// Asks `window` to close, as a window manager does when its close button is clicked
+    /// (a WM_DELETE_WINDOW client message).
+    pub fn close_window(&self, window: u32) {
+        x11::close(&self.display, window).unwrap_or_else(|e| panic!("X11 on {}: {e}", self.display));
     }
 
     /// Notifications shown so far, as (summary, body).
@@ -99,5 +141,60 @@ impl Drop for Desktop {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// The little X11 a window manager's close button needs.
+mod x11 {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt, EventMask, MapState};
+
+    type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+    fn atom(conn: &impl Connection, name: &str) -> Res<u32> {
+        Ok(conn.intern_atom(false, name.as_bytes())?.reply()?.atom)
+    }
+
+    pub fn windows(display: &str, title: &str) -> Res<Vec<u32>> {
+        Ok(all(display)?.into_iter().filter(|w| w.1 && w.2 == title).map(|w| w.0).collect())
+    }
+
+    pub fn all(display: &str) -> Res<Vec<(u32, bool, String, u32)>> {
+        let (conn, screen) = x11rb::connect(Some(display))?;
+        let root = conn.setup().roots[screen].root;
+        let net_name = atom(&conn, "_NET_WM_NAME")?;
+        let utf8 = atom(&conn, "UTF8_STRING")?;
+        let pid_atom = atom(&conn, "_NET_WM_PID")?;
+        let mut out = Vec::new();
+        for w in conn.query_tree(root)?.reply()?.children {
+            // A window may vanish between the listing and these questions: skip it.
+            let Ok(attrs) = conn.get_window_attributes(w)?.reply() else { continue };
+            let Ok(name) = conn.get_property(false, w, net_name, utf8, 0, 256)?.reply() else { continue };
+            let name = if name.value.is_empty() {
+                let Ok(n) = conn.get_property(false, w, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)?.reply() else { continue };
+                n.value
+            } else {
+                name.value
+            };
+            let pid = conn
+                .get_property(false, w, pid_atom, AtomEnum::CARDINAL, 0, 1)?
+                .reply()
+                .ok()
+                .and_then(|p| p.value32().and_then(|mut v| v.next()))
+                .unwrap_or(0);
+            out.push((w, attrs.map_state == MapState::VIEWABLE, String::from_utf8_lossy(&name).into_owned(), pid));
+        }
+        Ok(out)
+    }
+
+    pub fn close(display: &str, window: u32) -> Res<()> {
+        let (conn, _) = x11rb::connect(Some(display))?;
+        let protocols = atom(&conn, "WM_PROTOCOLS")?;
+        let delete = atom(&conn, "WM_DELETE_WINDOW")?;
+        let event = ClientMessageEvent::new(32, window, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+        conn.send_event(false, window, EventMask::NO_EVENT, event)?.check()?;
+        // A round trip: the server has handled the event before this connection closes.
+        conn.get_input_focus()?.reply()?;
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub use anyhow::Result;
 
 pub mod desktop;
+pub mod procs;
 pub mod webdriver;
 
 /// Repository root (two levels above this crate).
@@ -154,6 +155,20 @@ impl Tether {
         let sock = t.home().join("run/control.sock");
         wait_for("the engine's control socket", Duration::from_secs(10), || sock.exists().then_some(()));
         t
+    }
+
+    /// Stops the engine this harness started (as a crash would: no cleanup), so another
+    /// process (the app) can take over the same home.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    /// The file the engine's output goes to (the app's, too, when a test launches it).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
     }
 
     pub fn home(&self) -> PathBuf {

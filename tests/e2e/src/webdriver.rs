@@ -20,10 +20,10 @@ fn check(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>, what: &str
 }
 
 impl Session {
-    /// Starts the app at `application` through the driver at `port`.
-    pub fn start(port: u16, application: &str) -> Self {
+    /// Starts `application ARGS` through the driver at `port`.
+    pub fn start(port: u16, application: &str, args: &[&str]) -> Self {
         let base = format!("http://127.0.0.1:{port}");
-        let caps = json!({ "capabilities": { "alwaysMatch": { "tauri:options": { "application": application } } } });
+        let caps = json!({ "capabilities": { "alwaysMatch": { "tauri:options": { "application": application, "args": args } } } });
         let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
         let v = check(agent.post(format!("{base}/session")).send_json(caps), "new session");
         let id = v["sessionId"].as_str().unwrap_or_else(|| panic!("no session id in {v}")).to_string();

@@ -1,11 +1,14 @@
-//! The tray app's real window (WebKitGTK under Xvfb) driven over WebDriver, against the lab:
-//! the UI follows the engine live, connects a VM, adds a working port mapping, shows an outage
-//! and the notification it raised, and recovers. Screenshots land in target/screenshots.
+//! The tray app against the lab. Its real window (WebKitGTK under Xvfb) is driven over
+//! WebDriver: the UI follows the engine live, connects a VM, adds a working port mapping, shows
+//! an outage and the notification the service raised, and recovers; screenshots land in
+//! target/screenshots. And the app's processes: a hidden start auto-connects, the window comes
+//! and goes as its own process, and WebKit goes with it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_e2e::desktop::Desktop;
+use tether_e2e::procs;
 use tether_e2e::webdriver::Session;
 use tether_e2e::*;
 
@@ -19,18 +22,33 @@ fn shots() -> PathBuf {
     repo().join("target/screenshots")
 }
 
+/// Kills the app on every way out of a test.
+struct App(std::process::Child);
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn window_connects_forwards_and_survives_an_outage() {
     let vm = TestVm::new("ui", 20, false);
     lab_cmd(&["web", &vm.name, "8000"]);
     let t = Tether::without_daemon(&[]);
     let home = t.home().display().to_string();
-    let desk = Desktop::start(t.dir.path(), &[
+    let env = [
         ("TETHER_HOME", home),
         ("HOME", t.dir.path().display().to_string()),
         ("TETHER_LOG", "info,tether_core=debug".into()),
-    ]);
-    let ui = Session::start(desk.driver_port, &app_bin());
+    ];
+    let desk = Desktop::start(t.dir.path(), &env);
+    // The service (tray, engine, notifications) as the autostart entry starts it, then the
+    // window process, which WebDriver drives.
+    let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    wait_for("the app's engine", Duration::from_secs(20), || t.home().join("run/control.sock").exists().then_some(()));
+    let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
 
     // First run: the empty state guides to adding a VM.
     ui.wait_text("[data-testid=empty]", "Docker on your VMs", Duration::from_secs(20));
@@ -98,9 +116,86 @@ fn window_connects_forwards_and_survives_an_outage() {
     };
     assert!(entries().is_empty(), "{:?}", entries());
     ui.click("[data-testid=set-login]");
-    let entry = wait_for("the autostart entry", Duration::from_secs(10), || entries().into_iter().find(|e| e.ends_with(".desktop")));
-    let text = std::fs::read_to_string(autostart.join(&entry)).unwrap();
-    assert!(text.contains("tether-app") && text.contains("--hidden"), "{text}");
+    // The entry is written in place, so it is read until complete.
+    let text = wait_for("the autostart entry", Duration::from_secs(10), || {
+        let entry = entries().into_iter().find(|e| e.ends_with(".desktop"))?;
+        let text = std::fs::read_to_string(autostart.join(&entry)).ok()?;
+        text.contains("\nExec=").then_some(text)
+    });
+    let exec = text.lines().find(|l| l.starts_with("Exec=")).unwrap_or_default();
+    assert!(exec.contains("tether-app") && exec.contains("--hidden"), "{text}");
     ui.click("[data-testid=set-login]");
     wait_for("the autostart entry to go", Duration::from_secs(10), || entries().is_empty().then_some(()));
+
+    // The other settings reach the engine and are saved.
+    assert_eq!(t.status("ui")["auto_connect"], false);
+    ui.click("[data-testid=auto-ui]");
+    wait_for("auto-connect on", Duration::from_secs(10), || (t.status("ui")["auto_connect"] == true).then_some(()));
+    let config = || std::fs::read_to_string(t.home().join("config/config.toml")).unwrap_or_default();
+    ui.click("[data-testid=set-notify]");
+    wait_for("notifications off in the config", Duration::from_secs(10), || config().contains("notifications = false").then_some(()));
+}
+
+#[test]
+fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
+    let vm = TestVm::new("life", 22, false);
+    // Set up with the CLI's own engine, then hand the home over to the app.
+    let mut t = Tether::new();
+    t.run(&["vm", "add", "life", "--host", &vm.ip, "--user", &var("LAB_USER"), "--identity", &var("LAB_KEY"),
+        "--remote-socket", &var("LAB_A_SOCK"), "--accept-new", "--auto-connect"]).ok();
+    assert_eq!(t.status("life")["state"], "disconnected");
+    t.stop_daemon();
+
+    let desk = Desktop::plain(t.dir.path());
+    let env = [
+        ("TETHER_HOME", t.home().display().to_string()),
+        ("HOME", t.dir.path().display().to_string()),
+        ("TETHER_LOG", "info,tether_app=debug".into()),
+    ];
+    // As the autostart entry starts it: no window.
+    let app = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    let pid = app.0.id();
+
+    // The auto-connect VM connects at launch, with nobody asking.
+    t.wait_state("life", "connected", Duration::from_secs(20));
+    let (status, _) = http_unix(&t.socket("life"), "/_ping").expect("docker through the app's engine");
+    assert!(status.contains("200"), "{status}");
+    assert!(desk.windows("Tether").is_empty(), "a hidden start opened a window");
+    assert_eq!(procs::tree(pid).len(), 1, "a hidden start runs more than the service: {:?}", procs::tree(pid));
+
+    // Launching it again opens the window in the running app; the second process just exits.
+    let mut second = desk.launch(&app_bin(), &[], &env, &t.log_path());
+    let code = wait_for("the second launch to exit", Duration::from_secs(15), || second.try_wait().ok().flatten());
+    assert!(code.success(), "second launch: {code}");
+    let win = wait_for("the window", Duration::from_secs(20), || desk.windows("Tether").first().copied());
+    let open = wait_for("WebKit's processes", Duration::from_secs(20), || {
+        let w = procs::webkit(pid);
+        w.iter().any(|p| p.name.starts_with("WebKitWebProc")).then_some(w)
+    });
+    assert!(open.iter().any(|p| p.name.starts_with("WebKitNetwork")), "{open:?}");
+    // A third launch while it is open brings the same window forward instead of a second one.
+    let mut third = desk.launch(&app_bin(), &[], &env, &t.log_path());
+    wait_for("the third launch to exit", Duration::from_secs(15), || third.try_wait().ok().flatten());
+    assert_eq!(desk.windows("Tether"), vec![win]);
+
+    // Closing it as a window manager does ends the window process and every WebKit process;
+    // the service and its VM stay up.
+    desk.close_window(win);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !desk.windows("Tether").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(desk.windows("Tether").is_empty(), "window {win} still open: {:?}; processes {:?}", desk.all_windows(), procs::tree(pid));
+    wait_for("WebKit's processes to exit", Duration::from_secs(15), || procs::webkit(pid).is_empty().then_some(()));
+    wait_for("only the service to remain", Duration::from_secs(15), || (procs::tree(pid).len() == 1).then_some(()));
+    assert!(matches!(procs::tree(pid).first(), Some(p) if p.pid == pid), "the service exited with its window");
+    assert_eq!(t.status("life")["state"], "connected");
+
+    // And it comes back.
+    let mut fourth = desk.launch(&app_bin(), &[], &env, &t.log_path());
+    wait_for("the fourth launch to exit", Duration::from_secs(15), || fourth.try_wait().ok().flatten());
+    wait_for("the window again", Duration::from_secs(20), || desk.windows("Tether").first().copied());
+    wait_for("WebKit's processes again", Duration::from_secs(20), || {
+        procs::webkit(pid).iter().any(|p| p.name.starts_with("WebKitWebProc")).then_some(())
+    });
 }

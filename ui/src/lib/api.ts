@@ -41,4 +41,6 @@ export const api = {
   setNotifications: (on: boolean) => call<void>("set_notifications", { on }),
   setStartAtLogin: (on: boolean) => call<void>("set_start_at_login", { on }),
   onEvent: (f: (e: EngineEvent) => void): Promise<UnlistenFn> => listen<EngineEvent>("engine-event", (m) => f(m.payload)),
+  /** The link to the engine was lost and is back: events may have been missed. */
+  onResync: (f: () => void): Promise<UnlistenFn> => listen("engine-resync", () => f()),
 };

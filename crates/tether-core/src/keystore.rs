@@ -1,0 +1,211 @@
+//! SSH private keys in the OS keychain (macOS Keychain, Windows Credential Manager, the Secret
+//! Service on Linux), through keyring-core and one store crate per OS.
+//!
+//! Keychain calls are blocking and can hang (a locked Secret Service may wait on an unlock prompt
+//! nobody sees), so every call runs on tokio's blocking pool under a timeout. A call that times
+//! out leaves its thread behind; the engine stays responsive and says what to do.
+//!
+//! Only ed25519 keys are stored: their OpenSSH encoding (~400 bytes) fits Windows' 2,560-byte
+//! credential limit with room to spare. The private key never touches the disk here; its
+//! public half lives in the config, which needs no unlock to read.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::LineEnding;
+use zeroize::Zeroizing;
+
+/// The keychain "service" every Tether key is filed under; the key's name is the account.
+pub const SERVICE: &str = "dev.tether.ssh-key";
+
+/// How long one keychain call may take before Tether gives up on it.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Windows' limit on a credential blob; other keychains allow more.
+pub const MAX_SECRET: usize = 2560;
+
+const FALLBACK: &str = "or use ssh-agent or a key file instead (`tether vm add NAME … --identity PATH`)";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("the keychain is locked or refused access ({0}); unlock it (log in to your desktop's keyring) and retry, {FALLBACK}")]
+    Locked(String),
+    #[error("no OS keychain is available ({0}); start one (on Linux: gnome-keyring or KeePassXC's Secret Service), {FALLBACK}")]
+    Unavailable(String),
+    #[error("the keychain did not answer within {} s; it may be waiting on an unlock prompt. Unlock it and retry, {FALLBACK}", TIMEOUT.as_secs())]
+    Timeout,
+    #[error("no key named '{0}' in the keychain; `tether key gen {0}` makes one and `tether key import {0} PATH` imports one")]
+    NoKey(String),
+    #[error("key '{name}' is {len} bytes encoded, over the keychain's {MAX_SECRET}-byte limit; use an ed25519 key")]
+    TooLarge { name: String, len: usize },
+    #[error("the keychain entry for key '{name}' is not an OpenSSH private key ({message}); remove it with `tether key rm {name}` and import the key again")]
+    Corrupt { name: String, message: String },
+    #[error("keychain failure: {0}")]
+    Other(String),
+}
+
+/// The raw secret store, so tests can put a fake behind [`KeyStore`].
+pub trait SecretBackend: Send + Sync + 'static {
+    fn set(&self, name: &str, secret: &[u8]) -> Result<(), KeyStoreError>;
+    /// `Ok(None)` when there is no such entry.
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeyStoreError>;
+    /// `Ok(false)` when there was no such entry.
+    fn delete(&self, name: &str) -> Result<bool, KeyStoreError>;
+}
+
+/// Keys by name in a secret store, with every call off the async runtime and bounded in time.
+#[derive(Clone)]
+pub struct KeyStore {
+    backend: Arc<dyn SecretBackend>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl KeyStore {
+    /// The OS keychain.
+    pub fn os() -> Self {
+        Self::with_backend(Arc::new(OsKeychain::default()), TIMEOUT)
+    }
+
+    pub fn with_backend(backend: Arc<dyn SecretBackend>, timeout: Duration) -> Self {
+        Self { backend, timeout }
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretBackend) -> Result<T, KeyStoreError> + Send + 'static,
+    ) -> Result<T, KeyStoreError> {
+        let backend = self.backend.clone();
+        let task = tokio::task::spawn_blocking(move || f(backend.as_ref()));
+        match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(KeyStoreError::Other(format!("keychain call failed: {e}"))),
+            Err(_) => Err(KeyStoreError::Timeout),
+        }
+    }
+
+    /// Stores `key` (unencrypted: the keychain is the protection) under `name`, replacing any.
+    pub async fn store(&self, name: &str, key: &PrivateKey) -> Result<(), KeyStoreError> {
+        let pem = key.to_openssh(LineEnding::LF).map_err(|e| KeyStoreError::Other(format!("cannot encode the key: {e}")))?;
+        if pem.len() > MAX_SECRET {
+            return Err(KeyStoreError::TooLarge { name: name.into(), len: pem.len() });
+        }
+        let name = name.to_string();
+        self.call(move |b| b.set(&name, pem.as_bytes())).await
+    }
+
+    /// The key stored under `name`.
+    pub async fn load(&self, name: &str) -> Result<PrivateKey, KeyStoreError> {
+        let owned = name.to_string();
+        let secret = self.call(move |b| b.get(&owned)).await?.ok_or_else(|| KeyStoreError::NoKey(name.into()))?;
+        let text = std::str::from_utf8(&secret)
+            .map_err(|e| KeyStoreError::Corrupt { name: name.into(), message: e.to_string() })?;
+        PrivateKey::from_openssh(text.trim()).map_err(|e| KeyStoreError::Corrupt { name: name.into(), message: e.to_string() })
+    }
+
+    /// Whether a key is stored under `name`.
+    pub async fn contains(&self, name: &str) -> Result<bool, KeyStoreError> {
+        let name = name.to_string();
+        self.call(move |b| b.get(&name).map(|s| s.is_some())).await
+    }
+
+    /// Removes the key under `name`; `false` if there was none.
+    pub async fn delete(&self, name: &str) -> Result<bool, KeyStoreError> {
+        let name = name.to_string();
+        self.call(move |b| b.delete(&name)).await
+    }
+}
+
+/// The platform's keychain. The store is opened on first use and reopened after a failure, so a
+/// keychain that starts after Tether (a login race) is picked up without a restart.
+#[derive(Default)]
+pub struct OsKeychain {
+    store: Mutex<Option<Arc<keyring_core::CredentialStore>>>,
+}
+
+impl OsKeychain {
+    fn store(&self) -> Result<Arc<keyring_core::CredentialStore>, KeyStoreError> {
+        let mut slot = self.store.lock().map_err(|_| KeyStoreError::Other("keychain state poisoned".into()))?;
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = open_platform_store()?;
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
+    fn entry(&self, name: &str) -> Result<keyring_core::Entry, KeyStoreError> {
+        self.store()?.build(SERVICE, name, None).map_err(|e| self.failed(e))
+    }
+
+    /// Maps an error, forgetting the store when the connection itself may be broken.
+    fn failed(&self, e: keyring_core::Error) -> KeyStoreError {
+        let mapped = map_error(e);
+        if matches!(mapped, KeyStoreError::Unavailable(_) | KeyStoreError::Other(_))
+            && let Ok(mut slot) = self.store.lock()
+        {
+            *slot = None;
+        }
+        mapped
+    }
+}
+
+impl SecretBackend for OsKeychain {
+    fn set(&self, name: &str, secret: &[u8]) -> Result<(), KeyStoreError> {
+        self.entry(name)?.set_secret(secret).map_err(|e| self.failed(e))
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeyStoreError> {
+        match self.entry(name)?.get_secret() {
+            Ok(s) => Ok(Some(Zeroizing::new(s))),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn delete(&self, name: &str) -> Result<bool, KeyStoreError> {
+        match self.entry(name)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring_core::Error::NoEntry) => Ok(false),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+}
+
+fn map_error(e: keyring_core::Error) -> KeyStoreError {
+    use keyring_core::Error as E;
+    match e {
+        E::NoStorageAccess(inner) => KeyStoreError::Locked(inner.to_string()),
+        E::NoDefaultStore => KeyStoreError::Unavailable("no credential store for this platform".into()),
+        E::PlatformFailure(inner) => KeyStoreError::Unavailable(inner.to_string()),
+        other => KeyStoreError::Other(other.to_string()),
+    }
+}
+
+#[cfg(all(unix, not(target_os = "macos")))]
+fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, KeyStoreError> {
+    let s = zbus_secret_service_keyring_store::Store::new().map_err(map_error)?;
+    Ok(s)
+}
+
+#[cfg(target_os = "macos")]
+fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, KeyStoreError> {
+    let s = apple_native_keyring_store::keychain::Store::new().map_err(map_error)?;
+    Ok(s)
+}
+
+#[cfg(windows)]
+fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, KeyStoreError> {
+    let s = windows_native_keyring_store::Store::new().map_err(map_error)?;
+    Ok(s)
+}
+
+#[cfg(test)]
+#[path = "tests/keystore.rs"]
+mod tests;
