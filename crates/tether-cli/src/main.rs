@@ -2,6 +2,7 @@
 //! that turns arguments into one control-API request and prints the answer.
 
 mod client;
+mod keys;
 mod output;
 
 use std::io::IsTerminal;
@@ -29,6 +30,9 @@ enum Cmd {
     /// Add, list or remove VM profiles.
     #[command(subcommand)]
     Vm(VmCmd),
+    /// SSH keys in the OS keychain: generate, import, show, install on a VM, rotate.
+    #[command(subcommand)]
+    Key(keys::KeyCmd),
     /// Connect a VM (default: the active one) and create its local Docker socket.
     Connect {
         name: Option<String>,
@@ -88,9 +92,13 @@ struct VmAdd {
     /// arm64 or x86_64.
     #[arg(long)]
     arch: Option<String>,
-    /// Private key file (OpenSSH format); without it ssh-agent and ~/.ssh/id_* are tried.
-    #[arg(long)]
+    /// Private key file (OpenSSH format); without it (and without --key) ssh-agent and
+    /// ~/.ssh/id_* are tried.
+    #[arg(long, conflicts_with = "key")]
     identity: Option<PathBuf>,
+    /// A key in the OS keychain (see `tether key`).
+    #[arg(long)]
+    key: Option<String>,
     /// Docker socket path on the VM.
     #[arg(long, default_value = tether_core::config::DEFAULT_REMOTE_SOCKET)]
     remote_socket: String,
@@ -139,6 +147,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Daemon => client::daemon(paths).await,
         Cmd::Vm(VmCmd::Add(a)) => vm_add(&paths, a).await,
+        Cmd::Key(k) => keys::run(&paths, k).await,
         Cmd::Vm(VmCmd::List { json }) => {
             let cfg = Store::new(paths.config_file()).load()?;
             if json {
@@ -195,6 +204,7 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
     profile.user = a.user;
     profile.arch = a.arch.as_deref().map(str::parse::<Arch>).transpose()?;
     profile.identity = a.identity.map(|p| std::path::absolute(&p).unwrap_or(p));
+    profile.key = a.key;
     profile.remote_socket = a.remote_socket;
     profile.auto_connect = a.auto_connect;
     let mut e = Engine::ensure(paths).await?;

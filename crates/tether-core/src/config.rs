@@ -116,9 +116,12 @@ pub struct Profile {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<Arch>,
-    /// Private key file; without it ssh-agent and the default keys are tried.
+    /// Private key file; without it (and without `key`) ssh-agent and the default keys are tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<PathBuf>,
+    /// A key in the OS keychain, by its name under `[keys]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     #[serde(default = "default_remote_socket")]
     pub remote_socket: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -139,6 +142,7 @@ impl Profile {
             user: None,
             arch: None,
             identity: None,
+            key: None,
             remote_socket: default_remote_socket(),
             forwards: Vec::new(),
             auto_connect: false,
@@ -181,6 +185,25 @@ impl Default for Settings {
     }
 }
 
+/// How a keychain key came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyOrigin {
+    Generated,
+    Imported,
+}
+
+/// The public half of a key kept in the OS keychain. The private half is only in the keychain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInfo {
+    /// The OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
+    pub public: String,
+    pub origin: KeyOrigin,
+    /// Unix milliseconds.
+    pub created_ms: u64,
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,12 +215,29 @@ pub struct Config {
     pub settings: Settings,
     #[serde(default)]
     pub vms: BTreeMap<String, Profile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, KeyInfo>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { version: CONFIG_VERSION, active: None, settings: Settings::default(), vms: BTreeMap::new() }
+        Self {
+            version: CONFIG_VERSION,
+            active: None,
+            settings: Settings::default(),
+            vms: BTreeMap::new(),
+            keys: BTreeMap::new(),
+        }
     }
+}
+
+/// Checks a key name: it becomes a keychain account name.
+pub fn validate_key_name(name: &str) -> Result<(), ConfigError> {
+    validate_name(name).map_err(|_| {
+        ConfigError::Invalid(format!(
+            "'{name}' is not a valid key name: use 1-32 letters, digits, '-' or '_', starting with a letter or digit"
+        ))
+    })
 }
 
 /// Checks a VM name: it becomes a directory name and a docker context name.
@@ -234,6 +274,18 @@ impl Config {
                     vm.remote_socket
                 )));
             }
+            if let Some(key) = &vm.key {
+                if !self.keys.contains_key(key) {
+                    return Err(ConfigError::Invalid(format!(
+                        "VM '{name}' uses key '{key}', which is not under [keys]; `tether key list` shows the keys"
+                    )));
+                }
+                if vm.identity.is_some() {
+                    return Err(ConfigError::Invalid(format!(
+                        "VM '{name}' names both a key file (identity) and a keychain key; keep one"
+                    )));
+                }
+            }
             for f in &vm.forwards {
                 if let Some(other) = owners.insert(f.local, name) {
                     return Err(ConfigError::Invalid(format!(
@@ -244,6 +296,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// VMs that log in with keychain key `key`.
+    pub fn vms_using_key(&self, key: &str) -> Vec<String> {
+        self.vms.iter().filter(|(_, p)| p.key.as_deref() == Some(key)).map(|(n, _)| n.clone()).collect()
     }
 
     pub fn vm(&self, name: &str) -> Result<&Profile, ConfigError> {

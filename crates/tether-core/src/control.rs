@@ -44,6 +44,18 @@ pub enum Request {
     RecentEvents { name: String },
     SetAutoConnect { name: String, on: bool },
     SetNotifications { on: bool },
+    KeyList,
+    KeyGen { name: String },
+    KeyImport {
+        name: String,
+        path: std::path::PathBuf,
+        #[serde(default)]
+        passphrase: Option<String>,
+    },
+    KeyShow { name: String },
+    KeyRemove { name: String },
+    KeyRotate { vm: String },
+    KeyInstall { vm: String, key: String, password: String },
     ScanHostKey { name: String },
     TrustHostKey { name: String, fingerprint: String },
     Subscribe,
@@ -204,6 +216,15 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::RecentEvents { name } => json(engine.recent_events(&name)),
         Request::SetAutoConnect { name, on } => json(engine.set_auto_connect(&name, on).await?),
         Request::SetNotifications { on } => json(engine.set_notifications(on).await?),
+        Request::KeyList => json(engine.key_list().await?),
+        Request::KeyGen { name } => json(engine.key_gen(&name).await?),
+        Request::KeyImport { name, path, passphrase } => json(engine.key_import(&name, &path, passphrase.as_deref()).await?),
+        Request::KeyShow { name } => json(engine.key_show(&name).await?),
+        Request::KeyRemove { name } => json(engine.key_remove(&name).await?),
+        Request::KeyRotate { vm } => json(engine.key_rotate(&vm).await?),
+        Request::KeyInstall { vm, key, password } => {
+            json(engine.install_key(&vm, &key, zeroize::Zeroizing::new(password)).await?)
+        }
         Request::ScanHostKey { name } => {
             let (status, key_type, fingerprint) = engine.scan_host_key(&name).await?;
             let (state, detail) = match status {

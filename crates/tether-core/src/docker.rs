@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use russh::ChannelMsg;
 use russh::client::Handle;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,20 +87,7 @@ async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineI
 
 /// Runs a POSIX sh snippet on the VM and returns its stdout (trimmed).
 pub async fn exec(handle: &Handle<ClientHandler>, command: &str, timeout: Duration) -> Option<String> {
-    let run = async {
-        let mut ch = handle.channel_open_session().await.ok()?;
-        ch.exec(true, command).await.ok()?;
-        let mut out = Vec::new();
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                ChannelMsg::Eof | ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-        Some(String::from_utf8_lossy(&out).trim().to_string())
-    };
-    tokio::time::timeout(timeout, run).await.ok().flatten()
+    crate::remote::run(handle, command, None, timeout).await.ok().map(|o| o.stdout)
 }
 
 /// Why the Docker socket cannot be opened, in words that say what to do.

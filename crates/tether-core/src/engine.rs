@@ -12,6 +12,7 @@ use crate::error::EngineError;
 use crate::known_hosts::{self, HostKeyStatus};
 use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
+use crate::keystore::{KeyStore, Keys};
 use crate::session::{self, ConnectOpts, ConnectReport, Event, SessionHandle, VmStatus};
 
 /// How many recent events are kept per VM for the app's "recent events" list.
@@ -26,7 +27,8 @@ pub struct TimedEvent {
 
 type Recent = std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<TimedEvent>>>;
 
-struct Inner {
+pub(crate) struct Inner {
+    pub(crate) keys: Keys,
     recent: Arc<Recent>,
     paths: Paths,
     store: Store,
@@ -39,7 +41,7 @@ struct Inner {
 /// Cloneable handle to the running engine.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// Options for `connect`, as the user gave them.
@@ -53,6 +55,11 @@ pub struct Connect {
 impl Engine {
     /// Loads the config and starts one (idle) session per VM; auto-connect VMs are connected.
     pub async fn start(paths: Paths) -> Result<Self, EngineError> {
+        Self::start_with_keys(paths, Keys::new(KeyStore::os())).await
+    }
+
+    /// Like [`Engine::start`], with keys from another store (tests).
+    pub async fn start_with_keys(paths: Paths, keys: Keys) -> Result<Self, EngineError> {
         paths::ensure_private_dir(&paths.runtime_dir)?;
         let store = Store::new(paths.config_file());
         let config = store.load()?;
@@ -60,14 +67,17 @@ impl Engine {
         let net = netwatch::spawn();
         let mut sessions = BTreeMap::new();
         for (name, profile) in &config.vms {
-            sessions.insert(name.clone(), session::spawn(name.clone(), profile.clone(), paths.clone(), events.clone(), net.clone()));
+            sessions.insert(
+                name.clone(),
+                session::spawn(name.clone(), profile.clone(), paths.clone(), events.clone(), net.clone(), keys.clone()),
+            );
         }
         let auto: Vec<SessionHandle> =
             config.vms.iter().filter(|(_, p)| p.auto_connect).filter_map(|(n, _)| sessions.get(n).cloned()).collect();
         let recent: Arc<Recent> = Arc::default();
         tokio::spawn(record_recent(events.subscribe(), recent.clone()));
         let engine =
-            Engine { inner: Arc::new(Inner { recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
+            Engine { inner: Arc::new(Inner { keys, recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
         for s in auto {
             tokio::spawn(async move {
                 if let Err(e) = s.connect(ConnectOpts::default()).await {
@@ -92,7 +102,7 @@ impl Engine {
 
     /// Applies `change` to a copy of the config and saves it; memory changes only if the write
     /// succeeded, so the file and the engine never disagree.
-    async fn edit<T>(
+    pub(crate) async fn edit<T>(
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
     ) -> Result<(T, tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>), EngineError> {
@@ -119,7 +129,14 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        let s = session::spawn(name.to_string(), profile, self.inner.paths.clone(), self.inner.events.clone(), self.inner.net.clone());
+        let s = session::spawn(
+            name.to_string(),
+            profile,
+            self.inner.paths.clone(),
+            self.inner.events.clone(),
+            self.inner.net.clone(),
+            self.inner.keys.clone(),
+        );
         guard.1.insert(name.to_string(), s);
         drop(guard);
         let _ = self.inner.events.send(Event::VmAdded { vm: name.to_string() });
@@ -146,7 +163,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn session(&self, name: Option<&str>) -> Result<(String, SessionHandle), EngineError> {
+    pub(crate) async fn session(&self, name: Option<&str>) -> Result<(String, SessionHandle), EngineError> {
         let guard = self.inner.state.lock().await;
         let name = guard.0.resolve(name)?;
         let s = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::ConfigError;
 use crate::forward::ForwardError;
 use crate::identity::IdentityError;
+use crate::keystore::KeyStoreError;
 use crate::paths::PathError;
 use crate::ssh::SshError;
 
@@ -72,6 +73,12 @@ fn identity_code(e: &IdentityError) -> &'static str {
     match e {
         IdentityError::PassphraseRequired { .. } => "passphrase_required",
         IdentityError::WrongPassphrase { .. } => "wrong_passphrase",
+        IdentityError::Keychain(k) => match k {
+            KeyStoreError::Locked(_) | KeyStoreError::Timeout => "keychain_locked",
+            KeyStoreError::Unavailable(_) => "keychain_unavailable",
+            KeyStoreError::NoKey(_) => "no_such_key",
+            _ => "keychain",
+        },
         _ => "identity",
     }
 }

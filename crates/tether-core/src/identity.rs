@@ -22,6 +22,8 @@ pub enum IdentityError {
     WrongPassphrase { path: PathBuf },
     #[error("{path} is not an OpenSSH private key ({message}); convert it with `ssh-keygen -p -f {path}`")]
     Format { path: PathBuf, message: String },
+    #[error(transparent)]
+    Keychain(#[from] crate::keystore::KeyStoreError),
 }
 
 /// One way to prove who we are.
@@ -31,6 +33,8 @@ pub enum Credential {
     Key { label: String, key: Arc<PrivateKey> },
     /// Every key the running ssh-agent at this socket offers.
     Agent { socket: PathBuf },
+    /// A password, for the one login that installs a key; never stored.
+    Password(Arc<Zeroizing<String>>),
 }
 
 impl std::fmt::Debug for Credential {
@@ -38,11 +42,12 @@ impl std::fmt::Debug for Credential {
         match self {
             Credential::Key { label, key } => write!(f, "Key({label}, {})", key.public_key().fingerprint(HashAlg::Sha256)),
             Credential::Agent { socket } => write!(f, "Agent({})", socket.display()),
+            Credential::Password(_) => f.write_str("Password(***)"),
         }
     }
 }
 
-/// A source of credentials for one login. The keychain store (a later addition) implements this.
+/// A source of credentials for one login.
 pub trait Credentials: Send + Sync {
     /// Credentials to try, in order. Errors are for sources the user named explicitly.
     fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError>;
@@ -79,6 +84,15 @@ impl Credentials for FileAndAgent {
             }
         }
         Ok(out)
+    }
+}
+
+/// Credentials decided beforehand (a key from the keychain, a key being verified).
+pub struct Fixed(pub Vec<Credential>);
+
+impl Credentials for Fixed {
+    fn credentials(&self, _passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
+        Ok(self.0.clone())
     }
 }
 

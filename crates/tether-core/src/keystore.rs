@@ -9,6 +9,7 @@
 //! credential limit with room to spare. The private key never touches the disk here; its
 //! public half lives in the config, which needs no unlock to read.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -119,6 +120,43 @@ impl KeyStore {
     pub async fn delete(&self, name: &str) -> Result<bool, KeyStoreError> {
         let name = name.to_string();
         self.call(move |b| b.delete(&name)).await
+    }
+}
+
+/// Keys loaded from the keychain during this run, kept in memory as ssh-agent keeps them, so a
+/// reconnect at 3 a.m. does not depend on the keychain being unlocked then.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    store: KeyStore,
+    cache: Arc<Mutex<HashMap<String, Arc<PrivateKey>>>>,
+}
+
+impl Keys {
+    pub fn new(store: KeyStore) -> Self {
+        Self { store, cache: Arc::default() }
+    }
+
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    /// The key named `name`, from memory or else from the keychain.
+    pub async fn load(&self, name: &str) -> Result<Arc<PrivateKey>, KeyStoreError> {
+        if let Some(k) = self.cache.lock().ok().and_then(|c| c.get(name).cloned()) {
+            return Ok(k);
+        }
+        let key = Arc::new(self.store.load(name).await?);
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(name.to_string(), key.clone());
+        }
+        Ok(key)
+    }
+
+    /// Drops the in-memory copy (after the key changed or was removed).
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.remove(name);
+        }
     }
 }
 

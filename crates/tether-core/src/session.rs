@@ -18,7 +18,8 @@ use crate::config::{Arch, PortMap, Profile};
 use crate::docker::{self, EngineInfo};
 use crate::error::EngineError;
 use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
-use crate::identity::FileAndAgent;
+use crate::identity::{Credential, Credentials, FileAndAgent, Fixed};
+use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
 use crate::pump;
@@ -112,9 +113,15 @@ enum Cmd {
 pub struct SessionHandle {
     cmd: mpsc::Sender<Cmd>,
     status: watch::Receiver<VmStatus>,
+    link: watch::Receiver<Option<Link>>,
 }
 
 impl SessionHandle {
+    /// The live SSH connection, if the VM is connected now.
+    pub fn link(&self) -> Option<Link> {
+        self.link.borrow().clone()
+    }
+
     pub fn status(&self) -> VmStatus {
         self.status.borrow().clone()
     }
@@ -148,7 +155,7 @@ impl SessionHandle {
     }
 }
 
-type Link = Arc<Handle<ClientHandler>>;
+pub type Link = Arc<Handle<ClientHandler>>;
 type Attempt = JoinHandle<Result<(Connection, EngineInfo), SshError>>;
 
 struct Listener {
@@ -187,6 +194,7 @@ struct Actor {
     last_error: Option<String>,
     /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
     policy: (bool, Option<String>),
+    keys: Keys,
 }
 
 /// Starts the actor for one VM.
@@ -196,6 +204,7 @@ pub fn spawn(
     paths: Paths,
     events: broadcast::Sender<Event>,
     net: NetChanges,
+    keys: Keys,
 ) -> SessionHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(32);
     let socket = paths.docker_socket(&name);
@@ -216,6 +225,7 @@ pub fn spawn(
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let tunnels = profile.forwards.iter().map(|m| (m.local, Tunnel { map: *m, listener: None, error: None })).collect();
+    let (link_tx, link_rx) = watch::channel(None);
     let actor = Actor {
         name,
         profile,
@@ -224,7 +234,7 @@ pub fn spawn(
         since: SystemTime::now(),
         status: status_tx,
         events,
-        link: watch::channel(None).0,
+        link: link_tx,
         down_reason: watch::channel(forward::Down {
             reason: "the VM is not connected; run `tether connect`".to_string(),
             since: Instant::now(),
@@ -244,10 +254,11 @@ pub fn spawn(
         engine_check: None,
         last_error: None,
         policy: (false, None),
+        keys,
     };
     actor.publish();
     tokio::spawn(actor.run(cmd_rx, net));
-    SessionHandle { cmd: cmd_tx, status: status_rx }
+    SessionHandle { cmd: cmd_tx, status: status_rx, link: link_rx }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -567,13 +578,20 @@ impl Actor {
         let files = vec![home_known_hosts(), Some(self.paths.known_hosts())];
         let (accept_new, confirmed) = self.policy.clone();
         let passphrase = self.passphrase.clone();
+        let keys = self.keys.clone();
         self.attempt = Some(tokio::spawn(async move {
             let target = target::resolve(&profile)
                 .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?;
-            let creds = FileAndAgent { explicit: target.identity_files.clone(), defaults: true };
+            let creds: Box<dyn Credentials> = match &profile.key {
+                Some(name) => {
+                    let key = keys.load(name).await.map_err(|e| SshError::Identity(e.into()))?;
+                    Box::new(Fixed(vec![Credential::Key { label: format!("keychain key '{name}'"), key }]))
+                }
+                None => Box::new(FileAndAgent { explicit: target.identity_files.clone(), defaults: true }),
+            };
             let policy = HostKeyPolicy { files: files.into_iter().flatten().collect(), accept_new, confirmed, scan: false };
             let pass = passphrase.as_ref().map(|p| p.as_str());
-            let conn = ssh::connect(&target, policy, &creds, pass, ssh::Timeouts::default()).await?;
+            let conn = ssh::connect(&target, policy, creds.as_ref(), pass, ssh::Timeouts::default()).await?;
             let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
             Ok((conn, info))
         }));

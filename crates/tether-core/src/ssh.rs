@@ -360,6 +360,16 @@ pub async fn connect(
                         return Ok(true);
                     }
                 }
+                Credential::Password(password) => {
+                    tried.push("password".into());
+                    let res = handle
+                        .authenticate_password(&target.user, password.as_str())
+                        .await
+                        .map_err(|e| SshError::Handshake { addr: addr.clone(), message: e.to_string() })?;
+                    if matches!(res, AuthResult::Success) {
+                        return Ok(true);
+                    }
+                }
                 Credential::Agent { socket } => {
                     let Ok(mut agent) = AgentClient::connect_uds(socket).await else { continue };
                     let Ok(ids) = agent.request_identities().await else { continue };

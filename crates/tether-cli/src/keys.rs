@@ -1,0 +1,142 @@
+//! `tether key …`: keys in the OS keychain. Each subcommand is one control request; prompts for
+//! a key passphrase or a VM password happen here and travel only over the private control socket.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use serde_json::Value;
+use tether_core::control::{ClientError, Request};
+use tether_core::paths::Paths;
+
+use crate::client::Engine;
+
+#[derive(Subcommand)]
+pub enum KeyCmd {
+    /// Generate an ed25519 key in the OS keychain.
+    Gen { name: String },
+    /// Import an OpenSSH private key file into the keychain (its passphrase is asked once).
+    Import { name: String, path: PathBuf },
+    /// Print a key's public half (for ~/.ssh/authorized_keys).
+    Show {
+        name: String,
+        /// Print the shell command that installs it on a VM instead.
+        #[arg(long)]
+        install_command: bool,
+    },
+    /// List the keys in the keychain and the VMs that use them.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key no VM uses from the keychain.
+    Rm { name: String },
+    /// Install a key on a VM by logging in once with its password (never stored), and make it
+    /// the VM's key.
+    Install {
+        vm: String,
+        #[arg(long)]
+        key: String,
+    },
+    /// Replace a VM's key with a new one, over its live session; the old key is then withdrawn.
+    Rotate { vm: String },
+}
+
+fn print_key(v: &Value) {
+    println!("{}", v["public"].as_str().unwrap_or_default());
+}
+
+pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
+    let mut e = Engine::ensure(paths).await?;
+    match cmd {
+        KeyCmd::Gen { name } => {
+            let v = e.call(&Request::KeyGen { name: name.clone() }).await?;
+            eprintln!("generated key '{name}' in the OS keychain ({})", v["fingerprint"].as_str().unwrap_or_default());
+            print_key(&v);
+        }
+        KeyCmd::Import { name, path } => {
+            let path = std::path::absolute(&path).unwrap_or(path);
+            let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok();
+            let v = loop {
+                let req = Request::KeyImport { name: name.clone(), path: path.clone(), passphrase: passphrase.clone() };
+                match e.call(&req).await {
+                    Ok(v) => break v,
+                    Err(ClientError::Remote(err))
+                        if err.code == "passphrase_required" && passphrase.is_none() && std::io::stdin().is_terminal() =>
+                    {
+                        passphrase = Some(rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?);
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            };
+            eprintln!(
+                "imported {} into the OS keychain as '{name}' ({}); the file was left as it is",
+                path.display(),
+                v["fingerprint"].as_str().unwrap_or_default()
+            );
+            print_key(&v);
+        }
+        KeyCmd::Show { name, install_command } => {
+            let v = e.call(&Request::KeyShow { name }).await?;
+            if install_command {
+                println!("{}", v["install_command"].as_str().unwrap_or_default());
+            } else {
+                print_key(&v);
+            }
+        }
+        KeyCmd::List { json } => {
+            let v = e.call(&Request::KeyList).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let keys = v.as_array().cloned().unwrap_or_default();
+                if keys.is_empty() {
+                    println!("no keys yet; `tether key gen NAME` makes one");
+                }
+                for k in keys {
+                    let users: Vec<String> = serde_json::from_value(k["used_by"].clone()).unwrap_or_default();
+                    println!(
+                        "{:<16} {}  {}  used by: {}",
+                        k["name"].as_str().unwrap_or_default(),
+                        k["fingerprint"].as_str().unwrap_or_default(),
+                        k["origin"].as_str().unwrap_or_default(),
+                        if users.is_empty() { "-".to_string() } else { users.join(", ") }
+                    );
+                }
+            }
+        }
+        KeyCmd::Rm { name } => {
+            e.call(&Request::KeyRemove { name: name.clone() }).await?;
+            println!("removed key '{name}' from the OS keychain");
+        }
+        KeyCmd::Install { vm, key } => {
+            let password = match std::env::var("TETHER_VM_PASSWORD") {
+                Ok(p) => p,
+                Err(_) if std::io::stdin().is_terminal() => {
+                    rpassword::prompt_password(format!("Password for '{vm}' (used once, never stored): "))
+                        .context("reading the password")?
+                }
+                Err(_) => anyhow::bail!("no terminal to ask the VM's password on; set TETHER_VM_PASSWORD"),
+            };
+            let v = e.call(&Request::KeyInstall { vm: vm.clone(), key: key.clone(), password }).await?;
+            println!(
+                "installed key '{key}' ({}) on '{vm}' and checked that it logs in; '{vm}' now uses it",
+                v["fingerprint"].as_str().unwrap_or_default()
+            );
+        }
+        KeyCmd::Rotate { vm } => {
+            let v = e.call(&Request::KeyRotate { vm: vm.clone() }).await?;
+            println!(
+                "rotated key '{}' on '{vm}': {} → {}",
+                v["key"].as_str().unwrap_or_default(),
+                v["old_fingerprint"].as_str().unwrap_or_default(),
+                v["new_fingerprint"].as_str().unwrap_or_default()
+            );
+            if let Some(w) = v["warning"].as_str() {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
+    Ok(())
+}
