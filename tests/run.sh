@@ -16,9 +16,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "packages"
 missing=()
 # Build tools, and the libraries the Tauri app links (WebKitGTK, tray, SVG, xdo, TLS).
-# The app tests add a virtual display, WebKit's WebDriver, a D-Bus session and its Python bindings.
+# The app tests add a virtual display, WebKit's WebDriver, a D-Bus session and its Python bindings,
+# and a real Secret Service (gnome-keyring) for the keychain tests.
 for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
-         librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi; do
+         librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi \
+         gnome-keyring; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 # The UI builds with Node 18 or newer.

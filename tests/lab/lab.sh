@@ -17,6 +17,9 @@
 #   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
 #   lab.sh isolated NAME           a namespace with loopback only (for tests that must not resolve)
+#   lab.sh user NAME               a login user with password "lab-password", a home of its own
+#                                  (keys in ~/.ssh/authorized_keys) and the docker group
+#   lab.sh user-rm NAME            remove that user and its home
 set -euo pipefail
 
 LAB=${TETHER_LAB_DIR:-/run/tether-lab}
@@ -26,6 +29,7 @@ USER_NODOCKER=tlab-nodocker
 GROUP_DOCKER=tlab-docker
 IMAGE=tether-lab/busybox
 BIG_IMAGE=tether-lab/big
+PASSWORD=lab-password
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
@@ -71,6 +75,25 @@ ensure_keys() {
 
 vm_dir() { echo "$LAB/vms/$1"; }
 
+user_add() { # NAME
+  local name=$1
+  [[ $name =~ ^tl[a-z0-9]{1,12}$ ]] || die "lab user names look like tlNAME (lowercase, short)"
+  user_rm "$name"
+  mkdir -p "$DATA/homes"
+  useradd -m -d "$DATA/homes/$name" -s /bin/sh -G "$GROUP_DOCKER" "$name"
+  echo "$name:$PASSWORD" | chpasswd
+  echo "$name" >> "$LAB/users"
+}
+
+user_rm() { # NAME
+  local name=$1
+  if id "$name" >/dev/null 2>&1; then
+    pkill -u "$name" 2>/dev/null || true
+    userdel -r "$name" >/dev/null 2>&1 || userdel "$name" || true
+  fi
+  rm -rf "${DATA:?}/homes/$name"
+}
+
 sshd_start() { # NAME PORT [OPT=VAL ...]
   local name=$1 port=$2; shift 2
   local dir; dir=$(vm_dir "$name")
@@ -79,6 +102,8 @@ sshd_start() { # NAME PORT [OPT=VAL ...]
   [ -f "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
   local cfg="$dir/sshd_$port.conf"
   {
+    # Options given on the command line come first: the first value of a keyword wins.
+    for o in "$@"; do echo "${o%%=*} ${o#*=}"; done
     echo "ListenAddress $ip"
     echo "Port $port"
     echo "HostKey $dir/ssh_host_ed25519_key"
@@ -92,8 +117,6 @@ sshd_start() { # NAME PORT [OPT=VAL ...]
     echo "MaxStartups 64:30:128"
     echo "LogLevel VERBOSE"
     echo "SetEnv DOCKER_HOST=unix://$dir/docker.sock"
-    # Options given on the command line come first: the first value of a keyword wins.
-    for o in "$@"; do echo "${o%%=*} ${o#*=}"; done
     echo "PasswordAuthentication no"
     echo "KbdInteractiveAuthentication no"
     echo "AllowStreamLocalForwarding yes"
@@ -222,6 +245,10 @@ up() {
 
 down_quiet() {
   for d in "$LAB"/vms/*; do [ -d "$d" ] && vm_down "$(basename "$d")"; done
+  if [ -f "$LAB/users" ]; then
+    for u in $(sort -u "$LAB/users"); do user_rm "$u"; done
+    rm -f "$LAB/users"
+  fi
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^tl-' || true); do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
@@ -252,6 +279,7 @@ LAB_A_SOCK=$LAB/vms/a/docker.sock
 LAB_B_SOCK=$LAB/vms/b/docker.sock
 LAB_IMAGE=$IMAGE
 LAB_BIG_IMAGE=$BIG_IMAGE
+LAB_PASSWORD=$PASSWORD
 EOV
 }
 
@@ -274,6 +302,8 @@ case "$cmd" in
       ip netns exec "tl-$1" busybox nc -ll -p "$2" -e "$LAB/count.sh" </dev/null >/dev/null 2>&1 &
       wait_for "counter $1:$2" 10 "ip netns exec tl-$1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$2'"
     fi ;;
+  user) need_root; user_add "$@" ;;
+  user-rm) need_root; user_rm "$@" ;;
   isolated)
     ip netns del "tl-$1" 2>/dev/null || true
     ip netns add "tl-$1" && ip -n "tl-$1" link set lo up ;;

@@ -184,7 +184,12 @@ impl OsKeychain {
 
     /// Maps an error, forgetting the store when the connection itself may be broken.
     fn failed(&self, e: keyring_core::Error) -> KeyStoreError {
-        let mapped = map_error(e);
+        let mut mapped = map_error(e);
+        if let KeyStoreError::Locked(why) = &mapped
+            && secret_service_present() == Some(false)
+        {
+            mapped = KeyStoreError::Unavailable(format!("nothing provides org.freedesktop.secrets on the session bus ({why})"));
+        }
         if matches!(mapped, KeyStoreError::Unavailable(_) | KeyStoreError::Other(_))
             && let Ok(mut slot) = self.store.lock()
         {
@@ -224,6 +229,24 @@ fn map_error(e: keyring_core::Error) -> KeyStoreError {
         E::PlatformFailure(inner) => KeyStoreError::Unavailable(inner.to_string()),
         other => KeyStoreError::Other(other.to_string()),
     }
+}
+
+/// Whether anything owns, or can be started as, the Secret Service on the session bus; `None`
+/// when that cannot be told.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn secret_service_present() -> Option<bool> {
+    const NAME: &str = "org.freedesktop.secrets";
+    let conn = zbus::blocking::Connection::session().ok()?;
+    let bus = zbus::blocking::fdo::DBusProxy::new(&conn).ok()?;
+    let name = zbus::names::BusName::try_from(NAME).ok()?;
+    let owned = bus.name_has_owner(name).ok()?;
+    let activatable = bus.list_activatable_names().ok()?.iter().any(|n| n.as_str() == NAME);
+    Some(owned || activatable)
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn secret_service_present() -> Option<bool> {
+    None
 }
 
 #[cfg(all(unix, not(target_os = "macos")))]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub use anyhow::Result;
 
 pub mod desktop;
+pub mod keyring;
 pub mod procs;
 pub mod webdriver;
 
@@ -129,6 +130,13 @@ impl Tether {
         Self::with_daemon_prefix(&[])
     }
 
+    /// A fresh home with a running engine that sees `env` (and so does every command).
+    pub fn with_env(env: &[(&str, &str)]) -> Self {
+        let mut t = Self::without_daemon(env);
+        t.start_daemon();
+        t
+    }
+
     /// A fresh home and no engine: the first command that needs one starts it.
     pub fn without_daemon(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new().prefix("tt").tempdir_in("/var/tmp").expect("tempdir");
@@ -140,6 +148,17 @@ impl Tether {
     /// Like `new`, but the engine runs under a wrapper (e.g. setpriv dropping a capability).
     pub fn with_daemon_prefix(prefix: &[&str]) -> Self {
         let mut t = Self::without_daemon(&[]);
+        t.start_daemon_with(prefix);
+        t
+    }
+
+    /// Starts (or restarts) this home's engine.
+    pub fn start_daemon(&mut self) {
+        self.start_daemon_with(&[]);
+    }
+
+    fn start_daemon_with(&mut self, prefix: &[&str]) {
+        self.stop_daemon();
         let mut cmd = if prefix.is_empty() {
             Command::new(tether_bin())
         } else {
@@ -148,13 +167,14 @@ impl Tether {
             c
         };
         cmd.arg("daemon");
-        t.envs(&mut cmd);
-        let log = std::fs::File::create(t.dir.path().join("daemon.log")).expect("log");
+        self.envs(&mut cmd);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log");
         cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
-        t.daemon = Some(cmd.spawn().expect("spawn tether daemon"));
-        let sock = t.home().join("run/control.sock");
-        wait_for("the engine's control socket", Duration::from_secs(10), || sock.exists().then_some(()));
-        t
+        self.daemon = Some(cmd.spawn().expect("spawn tether daemon"));
+        let sock = self.home().join("run/control.sock");
+        wait_for("the engine's control socket", Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&sock).ok().map(|_| ())
+        });
     }
 
     /// Stops the engine this harness started (as a crash would: no cleanup), so another
