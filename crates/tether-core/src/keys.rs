@@ -261,7 +261,7 @@ impl Engine {
             .ok_or_else(|| EngineError::Engine(format!("'{vm}' is not connected; connect it first (`tether connect {vm}`)")))?;
         let keys = self.inner.keys.clone();
         let old = keys.load(&name).await.map_err(IdentityError::from)?;
-        let next = identity::generate_ed25519(&old.comment().to_string());
+        let next = identity::generate_ed25519(old.comment().as_ref());
         let next_public = public_line(&next)?;
         let next_arc = Arc::new(next.clone());
         let stage = staging(&name);
