@@ -12,6 +12,7 @@ use crate::error::EngineError;
 use crate::known_hosts::{self, HostKeyStatus};
 use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
+use crate::contexts::{ContextStore, Wanted};
 use crate::keystore::{KeyStore, Keys};
 use crate::session::{self, ConnectOpts, ConnectReport, Event, SessionHandle, VmStatus};
 
@@ -29,6 +30,7 @@ type Recent = std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<Timed
 
 pub(crate) struct Inner {
     pub(crate) keys: Keys,
+    contexts: Option<ContextStore>,
     recent: Arc<Recent>,
     paths: Paths,
     store: Store,
@@ -77,7 +79,9 @@ impl Engine {
         let recent: Arc<Recent> = Arc::default();
         tokio::spawn(record_recent(events.subscribe(), recent.clone()));
         let engine =
-            Engine { inner: Arc::new(Inner { keys, recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
+            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
+        // The contexts follow this run's socket paths, and any hand edit of the config.
+        engine.sync_contexts(&engine.config().await);
         for s in auto {
             tokio::spawn(async move {
                 if let Err(e) = s.connect(ConnectOpts::default()).await {
@@ -111,7 +115,34 @@ impl Engine {
         let out = change(&mut next)?;
         self.inner.store.save(&next)?;
         guard.0 = next;
+        self.sync_contexts(&guard.0);
         Ok((out, guard))
+    }
+
+    /// Brings the docker CLI's `tether-NAME` and `tether` contexts in line with `config`.
+    /// Problems are logged: a read-only ~/.docker must not stop a VM from being added.
+    fn sync_contexts(&self, config: &Config) {
+        let Some(store) = &self.inner.contexts else { return };
+        let socket = |name: &str| format!("unix://{}", self.inner.paths.docker_socket(name).display());
+        let mut wanted: Vec<Wanted> = config
+            .vms
+            .iter()
+            .map(|(name, p)| Wanted {
+                name: format!("tether-{name}"),
+                description: format!("Tether: VM {name} ({})", p.host),
+                host: socket(name),
+            })
+            .collect();
+        if let Some(active) = &config.active {
+            wanted.push(Wanted {
+                name: "tether".into(),
+                description: format!("Tether: the active VM (now {active})"),
+                host: socket(active),
+            });
+        }
+        for problem in store.sync(&wanted) {
+            tracing::warn!(error = %problem, "docker context");
+        }
     }
 
     pub async fn add_vm(&self, name: &str, profile: Profile) -> Result<(), EngineError> {

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod contexts;
 pub mod control;
 pub mod docker;
 pub mod engine;

@@ -186,6 +186,16 @@ impl Tether {
         }
     }
 
+    /// The environment that makes another program (the app) use this home, and nothing of the
+    /// user's: TETHER_HOME, HOME and DOCKER_CONFIG.
+    pub fn app_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TETHER_HOME", self.home().display().to_string()),
+            ("HOME", self.dir.path().display().to_string()),
+            ("DOCKER_CONFIG", self.dir.path().join(".docker").display().to_string()),
+        ]
+    }
+
     /// The file the engine's output goes to (the app's, too, when a test launches it).
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("daemon.log")
@@ -202,6 +212,7 @@ impl Tether {
     fn envs(&self, cmd: &mut Command) {
         cmd.env("TETHER_HOME", self.home())
             .env("HOME", self.dir.path())
+            .env("DOCKER_CONFIG", self.dir.path().join(".docker"))
             .env("TETHER_LOG", "info,tether_core=debug,russh=warn")
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("DOCKER_HOST")

@@ -37,12 +37,8 @@ fn window_connects_forwards_and_survives_an_outage() {
     let vm = TestVm::new("ui", 20, false);
     lab_cmd(&["web", &vm.name, "8000"]);
     let t = Tether::without_daemon(&[]);
-    let home = t.home().display().to_string();
-    let env = [
-        ("TETHER_HOME", home),
-        ("HOME", t.dir.path().display().to_string()),
-        ("TETHER_LOG", "info,tether_core=debug".into()),
-    ];
+    let mut env = t.app_env();
+    env.push(("TETHER_LOG", "info,tether_core=debug".into()));
     let desk = Desktop::start(t.dir.path(), &env);
     // The service (tray, engine, notifications) as the autostart entry starts it, then the
     // window process, which WebDriver drives.
@@ -147,11 +143,8 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     t.stop_daemon();
 
     let desk = Desktop::plain(t.dir.path());
-    let env = [
-        ("TETHER_HOME", t.home().display().to_string()),
-        ("HOME", t.dir.path().display().to_string()),
-        ("TETHER_LOG", "info,tether_app=debug".into()),
-    ];
+    let mut env = t.app_env();
+    env.push(("TETHER_LOG", "info,tether_app=debug".into()));
     // As the autostart entry starts it: no window.
     let app = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
     let pid = app.0.id();

@@ -77,7 +77,7 @@ fn main() {
 
     let desk = Desktop::plain(t.dir.path());
     let log: PathBuf = t.log_path();
-    let env = [("TETHER_HOME", t.home().display().to_string()), ("HOME", t.dir.path().display().to_string())];
+    let env = t.app_env();
     println!("idle footprint, window closed, CPU over {secs} s (2 cores; 100% = one core)");
 
     let base = Killed(desk.launch(&release("examples/empty_tray"), &[], &env, Path::new(&log)));

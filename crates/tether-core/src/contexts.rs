@@ -1,0 +1,124 @@
+//! Docker CLI contexts for Tether's VMs: `tether-NAME` for each VM and `tether` for the active
+//! one, written into the docker CLI's own context store (`$DOCKER_CONFIG/contexts`, default
+//! `~/.docker/contexts`) so that `docker context ls` and `docker --context tether-arm …` work.
+//!
+//! Only contexts Tether made (marked `"ManagedBy": "tether"` in their metadata) are ever changed
+//! or removed. The user's other contexts and the current context are never touched.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const MARK: &str = "tether";
+
+/// One context Tether wants to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub name: String,
+    pub description: String,
+    /// `unix:///…/docker.sock`
+    pub host: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("cannot write docker context '{name}' in {dir}: {source}; `docker --context` will not know it (DOCKER_HOST still works)")]
+    Write { name: String, dir: PathBuf, source: std::io::Error },
+    #[error("a docker context named '{0}' already exists and was not made by Tether; it was left alone. Rename it to let Tether create its own")]
+    Foreign(String),
+}
+
+/// The docker CLI's context store.
+#[derive(Debug, Clone)]
+pub struct ContextStore {
+    meta: PathBuf,
+}
+
+impl ContextStore {
+    /// `$DOCKER_CONFIG/contexts/meta`, else `~/.docker/contexts/meta`.
+    pub fn from_env() -> Option<Self> {
+        let config = std::env::var_os("DOCKER_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+        Some(Self::at(&config))
+    }
+
+    /// The store of the docker config directory `config`.
+    pub fn at(config: &Path) -> Self {
+        Self { meta: config.join("contexts").join("meta") }
+    }
+
+    /// The docker CLI files a context's metadata under the SHA-256 of its name.
+    fn dir_of(&self, name: &str) -> PathBuf {
+        self.meta.join(format!("{:x}", Sha256::digest(name.as_bytes())))
+    }
+
+    fn read(&self, dir: &Path) -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()
+    }
+
+    fn ours(v: &Value) -> bool {
+        v["Metadata"]["ManagedBy"] == MARK
+    }
+
+    /// Contexts Tether made, by name.
+    pub fn managed(&self) -> BTreeMap<String, PathBuf> {
+        let mut out = BTreeMap::new();
+        for e in std::fs::read_dir(&self.meta).into_iter().flatten().flatten() {
+            if let Some(v) = self.read(&e.path())
+                && Self::ours(&v)
+                && let Some(name) = v["Name"].as_str()
+            {
+                out.insert(name.to_string(), e.path());
+            }
+        }
+        out
+    }
+
+    /// Makes Tether's contexts exactly `wanted`: writes those that differ, removes Tether's
+    /// others. Returns the problems met; each context is handled on its own.
+    pub fn sync(&self, wanted: &[Wanted]) -> Vec<ContextError> {
+        let mut problems = Vec::new();
+        for w in wanted {
+            if let Err(e) = self.write(w) {
+                problems.push(e);
+            }
+        }
+        for (name, dir) in self.managed() {
+            if !wanted.iter().any(|w| w.name == name) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        problems
+    }
+
+    fn write(&self, w: &Wanted) -> Result<(), ContextError> {
+        let dir = self.dir_of(&w.name);
+        let doc = json!({
+            "Name": w.name,
+            "Metadata": { "Description": w.description, "ManagedBy": MARK },
+            "Endpoints": { "docker": { "Host": w.host, "SkipTLSVerify": false } },
+        });
+        match self.read(&dir) {
+            Some(existing) if !Self::ours(&existing) => return Err(ContextError::Foreign(w.name.clone())),
+            Some(existing) if existing == doc => return Ok(()),
+            _ => {}
+        }
+        let err = |source| ContextError::Write { name: w.name.clone(), dir: dir.clone(), source };
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        let bytes = serde_json::to_vec(&doc).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
+        tmp.write_all(&bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(dir.join("meta.json")).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/contexts.rs"]
+mod tests;
