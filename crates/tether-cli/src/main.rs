@@ -77,6 +77,12 @@ enum VmCmd {
     },
     /// Remove a VM profile (disconnecting it first).
     Rm { name: String },
+    /// Check a VM: SSH login, the Docker socket, docker group, socket forwarding, architecture.
+    Check {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -148,6 +154,22 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Daemon => client::daemon(paths).await,
         Cmd::Vm(VmCmd::Add(a)) => vm_add(&paths, a).await,
         Cmd::Key(k) => keys::run(&paths, k).await,
+        Cmd::Vm(VmCmd::Check { name, json }) => {
+            let mut e = Engine::ensure(&paths).await?;
+            let v = e.call(&Request::CheckVm { name: name.clone() }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            let checks = v.as_array().cloned().unwrap_or_default();
+            let failed = checks.iter().filter(|c| c["ok"] != true).count();
+            if !json {
+                output::checks(&checks);
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} checks failed on '{name}'", checks.len());
+            }
+            Ok(())
+        }
         Cmd::Vm(VmCmd::List { json }) => {
             let cfg = Store::new(paths.config_file()).load()?;
             if json {

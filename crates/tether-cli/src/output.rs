@@ -130,3 +130,14 @@ pub fn event(ev: &Value) {
     };
     println!("{hms} {text}");
 }
+
+/// The onboarding checks, one line each, with the fix under a failed one.
+pub fn checks(checks: &[Value]) {
+    for c in checks {
+        let ok = c["ok"] == true;
+        println!("{} {:<36} {}", if ok { "✓" } else { "✗" }, c["title"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""));
+        if let Some(fix) = c["fix"].as_str().filter(|_| !ok) {
+            println!("  fix: {fix}");
+        }
+    }
+}

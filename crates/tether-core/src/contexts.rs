@@ -29,11 +29,14 @@ pub enum ContextError {
     Write { name: String, dir: PathBuf, source: std::io::Error },
     #[error("a docker context named '{0}' already exists and was not made by Tether; it was left alone. Rename it to let Tether create its own")]
     Foreign(String),
+    #[error("{path} is not valid JSON ({message}); fix it by hand, then try again. It was left untouched")]
+    CorruptConfig { path: PathBuf, message: String },
 }
 
 /// The docker CLI's context store.
 #[derive(Debug, Clone)]
 pub struct ContextStore {
+    config: PathBuf,
     meta: PathBuf,
 }
 
@@ -49,7 +52,7 @@ impl ContextStore {
 
     /// The store of the docker config directory `config`.
     pub fn at(config: &Path) -> Self {
-        Self { meta: config.join("contexts").join("meta") }
+        Self { config: config.to_path_buf(), meta: config.join("contexts").join("meta") }
     }
 
     /// The docker CLI files a context's metadata under the SHA-256 of its name.
@@ -96,6 +99,40 @@ impl ContextStore {
         problems
     }
 
+    /// The docker CLI's current context (`currentContext` in config.json), if one is set.
+    pub fn current(&self) -> Option<String> {
+        let v: Value = serde_json::from_slice(&std::fs::read(self.config.join("config.json")).ok()?).ok()?;
+        v["currentContext"].as_str().map(str::to_string)
+    }
+
+    /// Makes `name` the docker CLI's current context, as `docker context use` does, keeping
+    /// every other setting in config.json. Only ever called when the user asked for it.
+    pub fn set_current(&self, name: &str) -> Result<(), ContextError> {
+        let path = self.config.join("config.json");
+        let mut doc: Value = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ContextError::CorruptConfig { path: path.clone(), message: e.to_string() })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+            Err(source) => return Err(ContextError::Write { name: name.into(), dir: self.config.clone(), source }),
+        };
+        let Some(obj) = doc.as_object_mut() else {
+            return Err(ContextError::CorruptConfig { path, message: "not a JSON object".into() });
+        };
+        obj.insert("currentContext".into(), Value::String(name.into()));
+        self.write_atomically(&self.config, "config.json", &doc, name)
+    }
+
+    fn write_atomically(&self, dir: &Path, file: &str, doc: &Value, name: &str) -> Result<(), ContextError> {
+        let err = |source| ContextError::Write { name: name.to_string(), dir: dir.to_path_buf(), source };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let bytes = serde_json::to_vec_pretty(doc).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        tmp.write_all(&bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(dir.join(file)).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+
     fn write(&self, w: &Wanted) -> Result<(), ContextError> {
         let dir = self.dir_of(&w.name);
         let doc = json!({
@@ -108,14 +145,7 @@ impl ContextStore {
             Some(existing) if existing == doc => return Ok(()),
             _ => {}
         }
-        let err = |source| ContextError::Write { name: w.name.clone(), dir: dir.clone(), source };
-        std::fs::create_dir_all(&dir).map_err(err)?;
-        let bytes = serde_json::to_vec(&doc).map_err(|e| err(std::io::Error::other(e)))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
-        tmp.write_all(&bytes).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(dir.join("meta.json")).map_err(|e| err(e.error))?;
-        Ok(())
+        self.write_atomically(&dir, "meta.json", &doc, &w.name)
     }
 }
 

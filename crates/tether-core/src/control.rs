@@ -56,6 +56,12 @@ pub enum Request {
     KeyRemove { name: String },
     KeyRotate { vm: String },
     KeyInstall { vm: String, key: String, password: String },
+    CheckVm { name: String },
+    SshHosts,
+    UseDockerContext {
+        #[serde(default)]
+        vm: Option<String>,
+    },
     ScanHostKey { name: String },
     TrustHostKey { name: String, fingerprint: String },
     Subscribe,
@@ -225,6 +231,9 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::KeyInstall { vm, key, password } => {
             json(engine.install_key(&vm, &key, zeroize::Zeroizing::new(password)).await?)
         }
+        Request::CheckVm { name } => json(engine.check_vm(&name).await?),
+        Request::SshHosts => json(crate::target::config_hosts().map_err(|e| EngineError::Engine(e.to_string()))?),
+        Request::UseDockerContext { vm } => json(engine.use_docker_context(vm.as_deref()).await?),
         Request::ScanHostKey { name } => {
             let (status, key_type, fingerprint) = engine.scan_host_key(&name).await?;
             let (state, detail) = match status {

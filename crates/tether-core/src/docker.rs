@@ -90,34 +90,59 @@ pub async fn exec(handle: &Handle<ClientHandler>, command: &str, timeout: Durati
     crate::remote::run(handle, command, None, timeout).await.ok().map(|o| o.stdout)
 }
 
-/// Why the Docker socket cannot be opened, in words that say what to do.
-pub async fn diagnose(handle: &Handle<ClientHandler>, socket: &str, user: &str) -> String {
-    let quoted = socket.replace('\'', "'\\''");
+/// Why the VM would not open the Docker socket for us, as found on the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketProblem {
+    Missing,
+    NotSocket,
+    Denied,
+    /// The socket is there, accessible and listening, yet sshd would not open it: policy.
+    Forbidden,
+    Refused,
+    Unknown,
+}
+
+/// Looks on the VM (one `sh` run) for why `socket` could not be opened.
+pub async fn socket_problem(handle: &Handle<ClientHandler>, socket: &str) -> SocketProblem {
     let script = format!(
-        "p='{quoted}'; if [ ! -e \"$p\" ]; then echo missing; elif [ ! -S \"$p\" ]; then echo notsocket; \
+        "p={}; if [ ! -e \"$p\" ]; then echo missing; elif [ ! -S \"$p\" ]; then echo notsocket; \
          elif [ ! -r \"$p\" ] || [ ! -w \"$p\" ]; then echo denied; \
          elif awk -v p=\"$p\" '$NF==p && $4==\"00010000\" {{f=1}} END {{exit !f}}' /proc/net/unix 2>/dev/null; \
-         then echo forbidden; else echo refused; fi"
+         then echo forbidden; else echo refused; fi",
+        crate::remote::quote(socket)
     );
     match exec(handle, &script, Duration::from_secs(5)).await.as_deref() {
-        Some("missing") => format!(
+        Some("missing") => SocketProblem::Missing,
+        Some("notsocket") => SocketProblem::NotSocket,
+        Some("denied") => SocketProblem::Denied,
+        Some("forbidden") => SocketProblem::Forbidden,
+        Some("refused") => SocketProblem::Refused,
+        _ => SocketProblem::Unknown,
+    }
+}
+
+/// Why the Docker socket cannot be opened, in words that say what to do.
+pub async fn diagnose(handle: &Handle<ClientHandler>, socket: &str, user: &str) -> String {
+    match socket_problem(handle, socket).await {
+        SocketProblem::Missing => format!(
             "the Docker engine is not running on the VM: {socket} does not exist there. Start it \
              (`sudo systemctl start docker`), or if Docker listens elsewhere set the path with --remote-socket"
         ),
-        Some("notsocket") => format!("{socket} on the VM is not a socket; fix the path with --remote-socket"),
-        Some("denied") => format!(
+        SocketProblem::NotSocket => format!("{socket} on the VM is not a socket; fix the path with --remote-socket"),
+        SocketProblem::Denied => format!(
             "permission denied on the VM's Docker socket {socket}: user '{user}' may not use it. Add the user \
              to the docker group (`sudo usermod -aG docker {user}`) and reconnect"
         ),
-        // The socket is there, accessible and listening, yet sshd would not open it: policy.
-        Some("forbidden") => format!(
+        SocketProblem::Forbidden => format!(
             "the VM's sshd forbids forwarding to the Docker socket {socket}: set `AllowStreamLocalForwarding yes` \
              in /etc/ssh/sshd_config on the VM and reload sshd (`sudo systemctl reload ssh`)"
         ),
-        Some("refused") => format!(
+        SocketProblem::Refused => format!(
             "the Docker engine is not running on the VM: {socket} exists but nothing answers. Start it \
              with `sudo systemctl start docker`"
         ),
-        _ => format!("the VM could not connect to the Docker socket {socket}; check that the Docker engine runs there"),
+        SocketProblem::Unknown => {
+            format!("the VM could not connect to the Docker socket {socket}; check that the Docker engine runs there")
+        }
     }
 }

@@ -119,6 +119,24 @@ impl Engine {
         Ok((out, guard))
     }
 
+    /// Makes Tether's context the docker CLI's current one: `tether` (whichever VM is active),
+    /// or `tether-NAME` when a VM is named. Only on the user's request; returns the context.
+    pub async fn use_docker_context(&self, vm: Option<&str>) -> Result<String, EngineError> {
+        let name = match vm {
+            Some(v) => {
+                self.config().await.vm(v)?;
+                format!("tether-{v}")
+            }
+            None => "tether".to_string(),
+        };
+        let store = self.inner.contexts.as_ref().ok_or_else(|| {
+            EngineError::Engine("no docker config directory (neither DOCKER_CONFIG nor HOME is set)".into())
+        })?;
+        self.sync_contexts(&self.config().await);
+        store.set_current(&name).map_err(|e| EngineError::Engine(e.to_string()))?;
+        Ok(name)
+    }
+
     /// Brings the docker CLI's `tether-NAME` and `tether` contexts in line with `config`.
     /// Problems are logged: a read-only ~/.docker must not stop a VM from being added.
     fn sync_contexts(&self, config: &Config) {

@@ -14,7 +14,8 @@ use zeroize::Zeroizing;
 use crate::config::{ConfigError, KeyInfo, KeyOrigin, validate_key_name};
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::identity::{self, Credential, Fixed, IdentityError};
+use crate::identity::{self, Credential, Credentials, FileAndAgent, Fixed, IdentityError};
+use crate::keystore::Keys;
 use crate::remote;
 use crate::ssh::{self, HostKeyPolicy};
 
@@ -183,7 +184,7 @@ impl Engine {
         Ok(())
     }
 
-    fn host_key_policy(&self) -> HostKeyPolicy {
+    pub(crate) fn host_key_policy(&self) -> HostKeyPolicy {
         let files = [crate::session::home_known_hosts(), Some(self.paths().known_hosts())].into_iter().flatten().collect();
         // Nothing here accepts a host key: the VM's key must already be trusted.
         HostKeyPolicy { files, accept_new: false, confirmed: None, scan: false }
@@ -345,6 +346,22 @@ impl Engine {
         };
         Ok(report(warning))
     }
+}
+
+/// What a VM logs in with: its keychain key, or else its key files, ssh-agent and the default
+/// keys, as OpenSSH would try them.
+pub(crate) async fn credentials_for(
+    profile: &crate::config::Profile,
+    target: &crate::target::Target,
+    keys: &Keys,
+) -> Result<Box<dyn Credentials>, ssh::SshError> {
+    Ok(match &profile.key {
+        Some(name) => {
+            let key = keys.load(name).await.map_err(|e| ssh::SshError::Identity(e.into()))?;
+            Box::new(Fixed(vec![Credential::Key { label: format!("keychain key '{name}'"), key }]))
+        }
+        None => Box::new(FileAndAgent { explicit: target.identity_files.clone(), defaults: true }),
+    })
 }
 
 fn no_key(name: &str) -> EngineError {

@@ -4,6 +4,7 @@
 //! No GUI or CLI code lives here; `tether-cli` and the tray app are thin adapters over [`engine`].
 
 pub mod backoff;
+pub mod checks;
 pub mod config;
 pub mod contexts;
 pub mod control;

@@ -18,7 +18,7 @@ use crate::config::{Arch, PortMap, Profile};
 use crate::docker::{self, EngineInfo};
 use crate::error::EngineError;
 use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
-use crate::identity::{Credential, Credentials, FileAndAgent, Fixed};
+
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
@@ -582,13 +582,7 @@ impl Actor {
         self.attempt = Some(tokio::spawn(async move {
             let target = target::resolve(&profile)
                 .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?;
-            let creds: Box<dyn Credentials> = match &profile.key {
-                Some(name) => {
-                    let key = keys.load(name).await.map_err(|e| SshError::Identity(e.into()))?;
-                    Box::new(Fixed(vec![Credential::Key { label: format!("keychain key '{name}'"), key }]))
-                }
-                None => Box::new(FileAndAgent { explicit: target.identity_files.clone(), defaults: true }),
-            };
+            let creds = crate::keys::credentials_for(&profile, &target, &keys).await?;
             let policy = HostKeyPolicy { files: files.into_iter().flatten().collect(), accept_new, confirmed, scan: false };
             let pass = passphrase.as_ref().map(|p| p.as_str());
             let conn = ssh::connect(&target, policy, creds.as_ref(), pass, ssh::Timeouts::default()).await?;

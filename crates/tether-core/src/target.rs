@@ -94,6 +94,37 @@ fn expand_tilde(p: &Path) -> PathBuf {
     }
 }
 
+/// A `Host` entry of ~/.ssh/config, for the "pick a host" list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SshHost {
+    pub alias: String,
+    pub host: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// The concrete hosts of ~/.ssh/config (patterns with wildcards or negation are skipped).
+pub fn config_hosts() -> Result<Vec<SshHost>, SshConfigError> {
+    let Some(path) = home().map(|h| h.join(".ssh").join("config")).filter(|p| p.exists()) else {
+        return Ok(Vec::new());
+    };
+    let cfg = parse(&path)?;
+    let aliases: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .flat_map(|h| h.pattern.iter())
+        .filter(|c| !c.negated && !c.pattern.contains(['*', '?']))
+        .map(|c| c.pattern.clone())
+        .collect();
+    Ok(aliases
+        .into_iter()
+        .map(|alias| {
+            let p = cfg.query(&alias);
+            SshHost { host: p.host_name.clone().unwrap_or_else(|| alias.clone()), user: p.user.clone(), port: p.port, alias }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 #[path = "tests/target.rs"]
 mod tests;

@@ -38,3 +38,20 @@ fn sync_writes_updates_and_removes_only_its_own() {
     assert!(store.managed().is_empty());
     assert!(store.dir_of("mine").join("meta.json").exists());
 }
+
+#[test]
+fn set_current_keeps_every_other_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContextStore::at(dir.path());
+    assert_eq!(store.current(), None);
+    std::fs::write(dir.path().join("config.json"), r#"{"auths":{"r.example":{"auth":"x"}},"currentContext":"mine"}"#).unwrap();
+    store.set_current("tether").unwrap();
+    let v: Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["currentContext"], "tether");
+    assert_eq!(v["auths"]["r.example"]["auth"], "x");
+    // A broken file is reported and left as it was.
+    std::fs::write(dir.path().join("config.json"), "{oops").unwrap();
+    let err = store.set_current("tether").unwrap_err();
+    assert!(err.to_string().contains("not valid JSON"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("config.json")).unwrap(), "{oops");
+}
