@@ -11,7 +11,10 @@ use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
 use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
 use tether_core::control::{Client, ClientError, ErrorBody, Request};
+use tether_core::checks::Check;
 use tether_core::engine::TimedEvent;
+use tether_core::keys::KeyView;
+use tether_core::target::SshHost;
 use tether_core::error::EngineError;
 use tether_core::session::{ConnectReport, VmStatus};
 
@@ -119,6 +122,19 @@ pub async fn add_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
     call::<serde_json::Value>(&ipc, Request::VmAdd { name, profile: vm.into_profile()? }).await.map(drop)
 }
 
+/// Changes a VM's connection settings from the form; its key, tunnels and options stay.
+#[tauri::command]
+pub async fn update_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
+    let config: Config = call(&ipc, Request::VmList).await?;
+    let old = config.vm(&name)?.clone();
+    let mut profile = vm.into_profile()?;
+    profile.key = old.key;
+    profile.identity = profile.identity.or(old.identity);
+    profile.forwards = old.forwards;
+    profile.auto_connect = old.auto_connect;
+    call::<serde_json::Value>(&ipc, Request::VmUpdate { name, profile }).await.map(drop)
+}
+
 #[tauri::command]
 pub async fn remove_vm(ipc: State<'_, Ipc>, name: String) -> Res<()> {
     call::<serde_json::Value>(&ipc, Request::VmRemove { name }).await.map(drop)
@@ -157,6 +173,62 @@ pub async fn settings(app: tauri::AppHandle, ipc: State<'_, Ipc>) -> Res<Setting
 #[tauri::command]
 pub async fn set_notifications(ipc: State<'_, Ipc>, on: bool) -> Res<()> {
     call::<serde_json::Value>(&ipc, Request::SetNotifications { on }).await.map(drop)
+}
+
+#[tauri::command]
+pub async fn ssh_hosts(ipc: State<'_, Ipc>) -> Res<Vec<SshHost>> {
+    call(&ipc, Request::SshHosts).await
+}
+
+#[tauri::command]
+pub async fn scan_host_key(ipc: State<'_, Ipc>, name: String) -> Res<serde_json::Value> {
+    call(&ipc, Request::ScanHostKey { name }).await
+}
+
+#[tauri::command]
+pub async fn trust_host_key(ipc: State<'_, Ipc>, name: String, fingerprint: String) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::TrustHostKey { name, fingerprint }).await.map(drop)
+}
+
+#[tauri::command]
+pub async fn key_gen(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
+    call(&ipc, Request::KeyGen { name }).await
+}
+
+#[tauri::command]
+pub async fn key_import(ipc: State<'_, Ipc>, name: String, path: String, passphrase: Option<String>) -> Res<KeyView> {
+    let passphrase = passphrase.filter(|p| !p.is_empty());
+    call(&ipc, Request::KeyImport { name, path: path.trim().into(), passphrase }).await
+}
+
+#[tauri::command]
+pub async fn key_show(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
+    call(&ipc, Request::KeyShow { name }).await
+}
+
+#[tauri::command]
+pub async fn key_install(ipc: State<'_, Ipc>, vm: String, key: String, password: String) -> Res<KeyView> {
+    call(&ipc, Request::KeyInstall { vm, key, password }).await
+}
+
+/// Gives a VM a keychain key it can already log in with (the user ran the copied command).
+#[tauri::command]
+pub async fn use_key(ipc: State<'_, Ipc>, vm: String, key: String) -> Res<()> {
+    let config: Config = call(&ipc, Request::VmList).await?;
+    let mut profile = config.vm(&vm)?.clone();
+    profile.key = Some(key);
+    profile.identity = None;
+    call::<serde_json::Value>(&ipc, Request::VmUpdate { name: vm, profile }).await.map(drop)
+}
+
+#[tauri::command]
+pub async fn check_vm(ipc: State<'_, Ipc>, name: String) -> Res<Vec<Check>> {
+    call(&ipc, Request::CheckVm { name }).await
+}
+
+#[tauri::command]
+pub async fn use_docker_context(ipc: State<'_, Ipc>, vm: Option<String>) -> Res<String> {
+    call(&ipc, Request::UseDockerContext { vm }).await
 }
 
 #[tauri::command]

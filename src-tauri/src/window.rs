@@ -74,6 +74,7 @@ pub fn run(attached: bool) -> ExitCode {
             ipc::disconnect,
             ipc::use_vm,
             ipc::add_vm,
+            ipc::update_vm,
             ipc::remove_vm,
             ipc::add_forward,
             ipc::remove_forward,
@@ -82,6 +83,16 @@ pub fn run(attached: bool) -> ExitCode {
             ipc::settings,
             ipc::set_notifications,
             ipc::set_start_at_login,
+            ipc::ssh_hosts,
+            ipc::scan_host_key,
+            ipc::trust_host_key,
+            ipc::key_gen,
+            ipc::key_import,
+            ipc::key_show,
+            ipc::key_install,
+            ipc::use_key,
+            ipc::check_vm,
+            ipc::use_docker_context,
         ])
         .on_window_event(|_, event| tracing::debug!(?event, "window event"))
         .setup(move |app| {

@@ -58,12 +58,20 @@ fn start_bus(args: &[&str]) -> (Child, String) {
 }
 
 impl SecretService {
-    /// gnome-keyring with its keyrings under `home`; `unlocked` unlocks the login keyring.
+    /// gnome-keyring on a bus of its own, with its keyrings under `home`; `unlocked` unlocks
+    /// the login keyring.
     pub fn start(home: &Path, unlocked: bool) -> Self {
         let (bus_child, bus) = session_bus();
+        let mut me = Self::on_bus(&bus, home, unlocked);
+        me.children.insert(0, bus_child);
+        me
+    }
+
+    /// gnome-keyring on an existing session bus (a test desktop's).
+    pub fn on_bus(bus: &str, home: &Path, unlocked: bool) -> Self {
         let mut cmd = Command::new("gnome-keyring-daemon");
         cmd.args(["--foreground", "--components=secrets"])
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
             .env("HOME", home)
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env_remove("DISPLAY")
@@ -80,7 +88,7 @@ impl SecretService {
             // --unlock reads the login password from stdin.
             stdin.write_all(b"lab-keyring-password").expect("keyring password");
         }
-        let me = SecretService { children: vec![bus_child, daemon], bus };
+        let me = SecretService { children: vec![daemon], bus: bus.to_string() };
         wait_for("the Secret Service on the bus", Duration::from_secs(15), || me.count("probe", "probe").map(|_| ()));
         me
     }

@@ -421,6 +421,34 @@ impl Drop for TestVm {
     }
 }
 
+/// A lab user whose keys live in ~/.ssh/authorized_keys, removed on drop.
+pub struct LabUser(pub String);
+
+impl LabUser {
+    pub fn new(name: &str) -> Self {
+        lab_cmd(&["user", name]);
+        LabUser(name.into())
+    }
+    pub fn home(&self) -> std::path::PathBuf {
+        Path::new("/var/lib/tether-lab/homes").join(&self.0)
+    }
+}
+
+impl Drop for LabUser {
+    fn drop(&mut self) {
+        let _ = Command::new(lab_script()).args(["user-rm", &self.0]).status();
+    }
+}
+
+/// The SHA256 fingerprint of a lab VM's host key, as `ssh-keygen -l` prints it.
+pub fn host_key_fingerprint(vm: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-lf", &format!("{}/vms/{vm}/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"))])
+        .output()
+        .expect("ssh-keygen");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or_default().to_string()
+}
+
 /// One raw HTTP/1.0 request over a Unix socket; returns (status line, body).
 pub fn http_unix(sock: &Path, path: &str) -> std::io::Result<(String, Vec<u8>)> {
     use std::io::{Read, Write};

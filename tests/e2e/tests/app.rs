@@ -7,7 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::process::Command;
+
 use tether_e2e::desktop::Desktop;
+use tether_e2e::keyring::SecretService;
 use tether_e2e::procs;
 use tether_e2e::webdriver::Session;
 use tether_e2e::*;
@@ -48,7 +51,7 @@ fn window_connects_forwards_and_survives_an_outage() {
 
     // First run: the empty state guides to adding a VM.
     ui.wait_text("[data-testid=empty]", "Docker on your VMs", Duration::from_secs(20));
-    ui.wait("[data-testid=add-name]", Duration::from_secs(5));
+    ui.wait("[data-testid=wiz-start]", Duration::from_secs(5));
     ui.screenshot(&shots().join("empty.png"));
 
     // The CLI adds a VM through the app's engine; the window shows it without a reload.
@@ -191,4 +194,91 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     wait_for("WebKit's processes again", Duration::from_secs(20), || {
         procs::webkit(pid).iter().any(|p| p.name.starts_with("WebKitWebProc")).then_some(())
     });
+}
+
+#[test]
+fn the_wizard_takes_an_empty_app_to_docker_ps() {
+    let vm = TestVm::new("wiz", 25, false);
+    let user = LabUser::new("tlwiz");
+    // A VM as a cloud image ships: password logins on, keys read from ~/.ssh with strict modes.
+    lab_cmd(&["sshd", "wiz", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"]);
+    let t = Tether::without_daemon(&[]);
+    std::fs::write(t.dir.path().join(".ssh/config"), format!("Host wizvm\n  HostName {}\n  User {}\n  Port 2222\n", vm.ip, user.0)).unwrap();
+    let env = t.app_env();
+    let desk = Desktop::start(t.dir.path(), &env);
+    let keyring_home = tempfile::tempdir().unwrap();
+    let secrets = SecretService::on_bus(&desk.dbus, keyring_home.path(), true);
+    let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    wait_for("the app's engine", Duration::from_secs(20), || t.home().join("run/control.sock").exists().then_some(()));
+    let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
+    let started = std::time::Instant::now();
+
+    // 1-2. Welcome, then the VM, picked from ~/.ssh/config.
+    ui.click("[data-testid=wiz-start]");
+    ui.click("[data-testid=wiz-pick-wizvm]");
+    ui.click("[data-testid=wiz-arch] option[value=x86_64]");
+    ui.click("[data-testid=wizard] details summary");
+    // This VM has no engine of its own; it reaches lab VM a's through the shared filesystem.
+    ui.type_into("[data-testid=wiz-socket]", &var("LAB_A_SOCK"));
+    ui.screenshot(&shots().join("wizard-vm.png"));
+    ui.click("[data-testid=wiz-next]");
+
+    // 3. A new key, in the keychain.
+    ui.wait("[data-testid=wiz-key-generate]", Duration::from_secs(10));
+    ui.screenshot(&shots().join("wizard-key.png"));
+    ui.click("[data-testid=wiz-next]");
+
+    // 4. The host key, shown as OpenSSH prints it, confirmed by the user.
+    let fp = host_key_fingerprint("wiz");
+    ui.wait_text("[data-testid=wiz-hk-fp]", &fp, Duration::from_secs(20));
+    ui.screenshot(&shots().join("wizard-hostkey.png"));
+    ui.click("[data-testid=wiz-hk-trust]");
+    ui.wait("[data-testid=wiz-hk-known]", Duration::from_secs(10));
+    ui.click("[data-testid=wiz-next]");
+
+    // 5. The one password login installs the key.
+    ui.wait_text("[data-testid=wiz-command]", "authorized_keys", Duration::from_secs(10));
+    ui.type_into("[data-testid=wiz-password]", &var("LAB_PASSWORD"));
+    ui.click("[data-testid=wiz-install]");
+
+    // 6. Every check passes.
+    ui.wait("[data-testid=wiz-check-arch]", Duration::from_secs(40));
+    for id in ["ssh", "socket", "access", "forwarding", "arch"] {
+        let text = ui.wait_text(&format!("[data-testid=wiz-check-{id}]"), "", Duration::from_secs(40));
+        assert!(text.starts_with('✓'), "check {id}: {text}");
+    }
+    ui.screenshot(&shots().join("wizard-checks.png"));
+    ui.click("[data-testid=wiz-next]");
+
+    // 7. Connect, with the docker context and start at login (both ticked by default).
+    ui.wait("[data-testid=wiz-connect]", Duration::from_secs(10));
+    ui.click("[data-testid=wiz-connect]");
+    ui.wait_text("[data-testid=vm-wizvm-state]", "connected", Duration::from_secs(30));
+    let docker_config = t.dir.path().join(".docker");
+    let ps = Command::new("docker").args(["ps"]).env("DOCKER_CONFIG", &docker_config).env_remove("DOCKER_HOST").output().unwrap();
+    let elapsed = started.elapsed();
+    assert!(ps.status.success(), "docker ps: {}", String::from_utf8_lossy(&ps.stderr));
+    eprintln!("the wizard took an empty app to a working `docker ps` in {:.1} s", elapsed.as_secs_f64());
+    assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
+    let current = Command::new("docker").args(["context", "show"]).env("DOCKER_CONFIG", &docker_config).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&current.stdout).trim(), "tether");
+    assert!(t.dir.path().join(".config/autostart").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+    assert_eq!(secrets.count("dev.tether.ssh-key", "wizvm"), Some(1));
+    let authorized = std::fs::read_to_string(user.home().join(".ssh/authorized_keys")).unwrap();
+    assert!(authorized.starts_with("ssh-ed25519 "), "{authorized}");
+    ui.screenshot(&shots().join("wizard-done.png"));
+
+    // A changed host key is a blocking alert with both fingerprints, and nothing connects.
+    ui.click("[data-testid=toggle-wizvm]");
+    ui.wait_text("[data-testid=vm-wizvm-state]", "disconnected", Duration::from_secs(10));
+    lab_cmd(&["sshd-stop", "wiz", "2222"]);
+    std::fs::remove_file(format!("{}/vms/wiz/ssh_host_ed25519_key", var("TETHER_LAB_DIR"))).unwrap();
+    std::fs::remove_file(format!("{}/vms/wiz/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"))).unwrap();
+    lab_cmd(&["sshd", "wiz", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"]);
+    let new_fp = host_key_fingerprint("wiz");
+    ui.click("[data-testid=toggle-wizvm]");
+    let alert = ui.wait_text("[data-testid=hostkey-changed]", "man-in-the-middle", Duration::from_secs(20));
+    assert!(alert.contains(&fp) && alert.contains(&new_fp), "{alert}");
+    ui.screenshot(&shots().join("hostkey-changed.png"));
+    assert_ne!(t.status("wizvm")["state"], "connected");
 }

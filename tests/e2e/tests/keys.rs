@@ -96,25 +96,6 @@ fn a_locked_or_missing_keychain_says_what_to_do() {
     let _ = bus.wait();
 }
 
-/// A lab user whose keys live in ~/.ssh/authorized_keys, removed on drop.
-struct LabUser(String);
-
-impl LabUser {
-    fn new(name: &str) -> Self {
-        lab_cmd(&["user", name]);
-        LabUser(name.into())
-    }
-    fn home(&self) -> std::path::PathBuf {
-        Path::new("/var/lib/tether-lab/homes").join(&self.0)
-    }
-}
-
-impl Drop for LabUser {
-    fn drop(&mut self) {
-        let _ = Command::new(lab_script()).args(["user-rm", &self.0]).status();
-    }
-}
-
 /// Whether OpenSSH's client logs in as `user` with `key` only.
 fn openssh_login(ip: &str, port: u16, user: &str, key: &Path) -> bool {
     Command::new("ssh")

@@ -1,7 +1,7 @@
 // The app's IPC: one typed function per Tauri command, and the engine's event stream.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { EngineEvent, IpcError, Settings, TimedEvent, VmStatus } from "./types";
+import type { Check, EngineEvent, HostKeyScan, IpcError, KeyView, Settings, SshHost, TimedEvent, VmStatus } from "./types";
 
 export interface NewVm {
   host: string;
@@ -32,6 +32,7 @@ export const api = {
   disconnect: (name: string) => call<void>("disconnect", { name }),
   useVm: (name: string) => call<void>("use_vm", { name }),
   addVm: (name: string, vm: NewVm) => call<void>("add_vm", { name, vm }),
+  updateVm: (name: string, vm: NewVm) => call<void>("update_vm", { name, vm }),
   removeVm: (name: string) => call<void>("remove_vm", { name }),
   addForward: (name: string, spec: string) => call<unknown>("add_forward", { name, spec }),
   removeForward: (name: string, local: number) => call<unknown>("remove_forward", { name, local }),
@@ -40,6 +41,16 @@ export const api = {
   settings: () => call<Settings>("settings"),
   setNotifications: (on: boolean) => call<void>("set_notifications", { on }),
   setStartAtLogin: (on: boolean) => call<void>("set_start_at_login", { on }),
+  sshHosts: () => call<SshHost[]>("ssh_hosts"),
+  scanHostKey: (name: string) => call<HostKeyScan>("scan_host_key", { name }),
+  trustHostKey: (name: string, fingerprint: string) => call<void>("trust_host_key", { name, fingerprint }),
+  keyGen: (name: string) => call<KeyView>("key_gen", { name }),
+  keyImport: (name: string, path: string, passphrase?: string) => call<KeyView>("key_import", { name, path, passphrase }),
+  keyShow: (name: string) => call<KeyView>("key_show", { name }),
+  keyInstall: (vm: string, key: string, password: string) => call<KeyView>("key_install", { vm, key, password }),
+  useKey: (vm: string, key: string) => call<void>("use_key", { vm, key }),
+  checkVm: (name: string) => call<Check[]>("check_vm", { name }),
+  useDockerContext: (vm?: string) => call<string>("use_docker_context", { vm }),
   onEvent: (f: (e: EngineEvent) => void): Promise<UnlistenFn> => listen<EngineEvent>("engine-event", (m) => f(m.payload)),
   /** The link to the engine was lost and is back: events may have been missed. */
   onResync: (f: () => void): Promise<UnlistenFn> => listen("engine-resync", () => f()),

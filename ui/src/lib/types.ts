@@ -60,3 +60,35 @@ export interface Settings {
   notifications: boolean;
   start_at_login: boolean;
 }
+
+export interface SshHost {
+  alias: string;
+  host: string;
+  user?: string;
+  port?: number;
+}
+
+export interface KeyView {
+  name: string;
+  public: string;
+  fingerprint: string;
+  origin: "generated" | "imported";
+  created_ms: number;
+  used_by: string[];
+  install_command: string;
+}
+
+export interface Check {
+  id: "ssh" | "socket" | "access" | "forwarding" | "arch";
+  title: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export interface HostKeyScan {
+  status: "known" | "unknown" | "changed" | "revoked";
+  key_type: string;
+  fingerprint: string;
+  detail?: string;
+}
