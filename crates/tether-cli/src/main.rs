@@ -60,6 +60,18 @@ enum Cmd {
         #[arg(long)]
         watch: bool,
     },
+    /// A VM's health: SSH round trip, Docker Engine, load, memory and disks.
+    Health {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A VM's containers, with the laptop port that reaches each published port.
+    Containers {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print `export DOCKER_HOST=…` for a VM, for `eval "$(tether env)"`.
     Env { name: Option<String> },
     /// Run the engine in the foreground (headless machines, services, tests).
@@ -128,6 +140,20 @@ struct TunnelArgs {
     /// List the tunnels.
     #[arg(long)]
     list: bool,
+    /// Forward this VM's published container ports automatically (on|off).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    auto: Option<bool>,
+    /// The default of --auto for VMs that do not set it (on|off).
+    #[arg(long, value_name = "on|off", value_parser = on_off, conflicts_with = "auto")]
+    auto_default: Option<bool>,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err(format!("'{s}': say on or off")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -206,6 +232,26 @@ async fn run(cli: Cli) -> Result<()> {
             }
             for n in names {
                 println!("disconnected '{n}'; removed {}", paths.docker_socket(&n).display());
+            }
+            Ok(())
+        }
+        Cmd::Health { name, json } => {
+            let mut e = Engine::ensure(&paths).await?;
+            let v = e.call(&Request::Health { name }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                output::health(&v);
+            }
+            Ok(())
+        }
+        Cmd::Containers { name, json } => {
+            let mut e = Engine::ensure(&paths).await?;
+            let v = e.call(&Request::Containers { name }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                output::containers(&v);
             }
             Ok(())
         }
@@ -320,10 +366,24 @@ fn first_lines(s: &str, n: usize) -> String {
 
 async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
     let maps: Vec<PortMap> = t.ports.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
-    if maps.is_empty() && t.rm.is_empty() && !t.list {
-        anyhow::bail!("nothing to do: give -p LOCAL[:REMOTE] to add a tunnel, --rm PORT to remove one, or --list");
+    if maps.is_empty() && t.rm.is_empty() && !t.list && t.auto.is_none() && t.auto_default.is_none() {
+        anyhow::bail!(
+            "nothing to do: give -p LOCAL[:REMOTE] to add a tunnel, --rm PORT to remove one, --list, or --auto on|off"
+        );
     }
     let mut e = Engine::ensure(paths).await?;
+    if let Some(on) = t.auto {
+        let name = Store::new(paths.config_file()).load()?.resolve(t.name.as_deref())?;
+        e.call(&Request::SetAutoForward { name: Some(name.clone()), on }).await?;
+        println!(
+            "automatic forwarding of published container ports is {} for '{name}'",
+            if on { "on" } else { "off" }
+        );
+    }
+    if let Some(on) = t.auto_default {
+        e.call(&Request::SetAutoForward { name: None, on }).await?;
+        println!("automatic forwarding is {} by default", if on { "on" } else { "off" });
+    }
     if !maps.is_empty() {
         e.call(&Request::TunnelAdd { name: t.name.clone(), maps: maps.clone() }).await?;
         for m in &maps {

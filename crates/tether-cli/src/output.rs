@@ -45,7 +45,12 @@ pub fn connected(st: &Value) {
 fn forward_line(f: &Value, indent: &str) {
     let err = f["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
     let active = f["active"].as_u64().filter(|n| *n > 0).map(|n| format!(" ({n} open)")).unwrap_or_default();
-    println!("{indent}tunnel 127.0.0.1:{} → VM port {}  {}{active}{err}", f["local"], f["remote"], s(&f["state"]));
+    let auto = match (f["auto"] == true, f["container"].as_str()) {
+        (true, Some(c)) if f["local"] != f["remote"] => format!("  auto for {c} (port {} was taken)", f["remote"]),
+        (true, Some(c)) => format!("  auto for {c}"),
+        _ => String::new(),
+    };
+    println!("{indent}tunnel 127.0.0.1:{} → VM port {}  {}{active}{auto}{err}", f["local"], f["remote"], s(&f["state"]));
 }
 
 pub fn tunnels(vm: &Value) {
@@ -99,6 +104,12 @@ pub fn status(all: &Value) {
         for f in vm["forwards"].as_array().into_iter().flatten() {
             forward_line(f, "    ");
         }
+        for u in vm["unforwarded"].as_array().into_iter().flatten() {
+            println!("    {} port {} of {}: not forwarded (Tether forwards TCP only)", s(&u["proto"]).to_uppercase(), u["port"], s(&u["container"]));
+        }
+        if let Some(w) = vm["arch_warning"].as_str() {
+            println!("    warning: {w}");
+        }
         if let Some(e) = vm["last_error"].as_str() {
             println!("    last error: {e}");
         }
@@ -126,6 +137,11 @@ pub fn event(ev: &Value) {
         "active" => format!("active VM is now {}", ev["vm"].as_str().unwrap_or("none")),
         "vm_added" => format!("{vm}: added"),
         "vm_removed" => format!("{vm}: removed"),
+        "containers" => format!("{vm}: containers changed"),
+        "health" => {
+            let h = &ev["health"];
+            format!("{vm}: health: rtt {} ms, engine {} ms, load {}", h["rtt_ms"], h["engine"]["ping_ms"], h["vm"]["load"][0])
+        }
         other => format!("{other}: {ev}"),
     };
     println!("{hms} {text}");
@@ -139,5 +155,61 @@ pub fn checks(checks: &[Value]) {
         if let Some(fix) = c["fix"].as_str().filter(|_| !ok) {
             println!("  fix: {fix}");
         }
+    }
+}
+
+fn bytes(v: &Value) -> String {
+    let b = v.as_f64().unwrap_or(0.0);
+    if b >= 1e9 { format!("{:.1} GB", b / 1e9) } else { format!("{:.0} MB", b / 1e6) }
+}
+
+/// `tether health`.
+pub fn health(report: &Value) {
+    let h = &report["latest"];
+    if h.is_null() {
+        println!("no health reading yet; the VM must be connected (readings come every 30 s, every 2 s while watched)");
+        return;
+    }
+    let rtt = h["rtt_ms"].as_f64().map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "-".into());
+    println!("ssh        round trip {rtt}");
+    let e = &h["engine"];
+    if !e.is_null() {
+        println!("engine     Docker {} (API {}), {} {} on {}, ping {} ms", s(&e["version"]), s(&e["api_version"]), s(&e["os"]), s(&e["kernel"]), s(&e["arch"]), e["ping_ms"]);
+        println!("           containers {} running / {} total, {} images, data in {}", e["containers_running"], e["containers_total"], e["images"], s(&e["docker_root"]));
+    }
+    let v = &h["vm"];
+    if !v.is_null() {
+        println!("vm         load {} {} {} on {} CPUs", v["load"][0], v["load"][1], v["load"][2], v["cpus"]);
+        println!("           memory {} used of {}", bytes(&v["mem_used"]), bytes(&v["mem_total"]));
+        println!("           disk / {} used of {}; Docker's {} used of {}", bytes(&v["disk_root"]["used"]), bytes(&v["disk_root"]["total"]), bytes(&v["disk_docker"]["used"]), bytes(&v["disk_docker"]["total"]));
+    }
+    if let Some(w) = h["arch_warning"].as_str() {
+        println!("warning    {w}");
+    }
+    for p in h["problems"].as_array().into_iter().flatten() {
+        println!("problem    {}", s(p));
+    }
+}
+
+/// `tether containers`.
+pub fn containers(list: &Value) {
+    let list = list.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no containers on this VM");
+    }
+    for c in list {
+        let ports: Vec<String> = c["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| !p["public"].is_null())
+            .map(|p| match p["local"].as_u64() {
+                Some(l) => format!("{}/{} → 127.0.0.1:{l}{}", p["public"], s(&p["proto"]), if p["auto"] == true { " (auto)" } else { "" }),
+                None if s(&p["proto"]) == "udp" => format!("{}/udp (not forwarded)", p["public"]),
+                None => format!("{}/{}", p["public"], s(&p["proto"])),
+            })
+            .collect();
+        let health = c["health"].as_str().map(|h| format!(" ({h})")).unwrap_or_default();
+        println!("{:<24} {:<10} {:<28} {}", s(&c["name"]), format!("{}{health}", s(&c["state"])), s(&c["image"]), ports.join(", "));
     }
 }

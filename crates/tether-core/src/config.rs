@@ -128,6 +128,9 @@ pub struct Profile {
     pub forwards: Vec<PortMap>,
     #[serde(default)]
     pub auto_connect: bool,
+    /// Forward containers' published ports automatically; unset follows the global default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_forward: Option<bool>,
 }
 
 fn default_remote_socket() -> String {
@@ -146,6 +149,7 @@ impl Profile {
             remote_socket: default_remote_socket(),
             forwards: Vec::new(),
             auto_connect: false,
+            auto_forward: None,
         }
     }
 
@@ -173,6 +177,12 @@ pub struct Settings {
     /// Desktop notifications on unexpected disconnects, reconnects and host-key problems.
     #[serde(default = "yes")]
     pub notifications: bool,
+    /// Forward containers' published ports automatically, for VMs that do not say.
+    #[serde(default)]
+    pub auto_forward: bool,
+    /// Let automatic forwards take ports below 1024 on the laptop (else they move up by 10000).
+    #[serde(default)]
+    pub privileged_ports: bool,
 }
 
 fn yes() -> bool {
@@ -181,7 +191,7 @@ fn yes() -> bool {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { notifications: true }
+        Self { notifications: true, auto_forward: false, privileged_ports: false }
     }
 }
 

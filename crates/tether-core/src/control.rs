@@ -57,6 +57,12 @@ pub enum Request {
     KeyRotate { vm: String },
     KeyInstall { vm: String, key: String, password: String },
     CheckVm { name: String },
+    Health { name: Option<String> },
+    Containers { name: Option<String> },
+    ContainerAction { name: Option<String>, id: String, action: crate::containers::Action },
+    ContainerLogs { name: Option<String>, id: String, tail: usize },
+    /// Per VM when a name is given, else the default for all VMs.
+    SetAutoForward { name: Option<String>, on: bool },
     SshHosts,
     UseDockerContext {
         #[serde(default)]
@@ -152,6 +158,8 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
         match req {
             Request::Subscribe => {
                 let mut rx = engine.subscribe();
+                // Someone is watching: health is sampled quickly until this connection ends.
+                let _watching = engine.watching();
                 if write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await.is_err() {
                     return;
                 }
@@ -232,6 +240,23 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
             json(engine.install_key(&vm, &key, zeroize::Zeroizing::new(password)).await?)
         }
         Request::CheckVm { name } => json(engine.check_vm(&name).await?),
+        Request::Health { name } => {
+            let name = engine.config().await.resolve(name.as_deref())?;
+            json(engine.health(&name).await?)
+        }
+        Request::Containers { name } => {
+            let name = engine.config().await.resolve(name.as_deref())?;
+            json(engine.containers(&name).await?)
+        }
+        Request::ContainerAction { name, id, action } => {
+            let name = engine.config().await.resolve(name.as_deref())?;
+            json(engine.container_action(&name, &id, action).await?)
+        }
+        Request::ContainerLogs { name, id, tail } => {
+            let name = engine.config().await.resolve(name.as_deref())?;
+            json(engine.container_logs(&name, &id, tail).await?)
+        }
+        Request::SetAutoForward { name, on } => json(engine.set_auto_forward(name.as_deref(), on).await?),
         Request::SshHosts => json(crate::target::config_hosts().map_err(|e| EngineError::Engine(e.to_string()))?),
         Request::UseDockerContext { vm } => json(engine.use_docker_context(vm.as_deref()).await?),
         Request::ScanHostKey { name } => {

@@ -14,6 +14,8 @@ use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
 use crate::contexts::{ContextStore, Wanted};
 use crate::keystore::{KeyStore, Keys};
+use crate::monitor::{self, HealthReport, Monitor};
+use crate::session::AutoPolicy;
 use crate::session::{self, ConnectOpts, ConnectReport, Event, SessionHandle, VmStatus};
 
 /// How many recent events are kept per VM for the app's "recent events" list.
@@ -31,6 +33,8 @@ type Recent = std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<Timed
 pub(crate) struct Inner {
     pub(crate) keys: Keys,
     contexts: Option<ContextStore>,
+    pub(crate) health: Arc<monitor::Shared>,
+    monitors: std::sync::Mutex<BTreeMap<String, Monitor>>,
     recent: Arc<Recent>,
     paths: Paths,
     store: Store,
@@ -79,9 +83,10 @@ impl Engine {
         let recent: Arc<Recent> = Arc::default();
         tokio::spawn(record_recent(events.subscribe(), recent.clone()));
         let engine =
-            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
+            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
         // The contexts follow this run's socket paths, and any hand edit of the config.
         engine.sync_contexts(&engine.config().await);
+        engine.sync_monitors().await;
         for s in auto {
             tokio::spawn(async move {
                 if let Err(e) = s.connect(ConnectOpts::default()).await {
@@ -116,7 +121,71 @@ impl Engine {
         self.inner.store.save(&next)?;
         guard.0 = next;
         self.sync_contexts(&guard.0);
+        self.configure_monitors(&guard.0, &guard.1);
         Ok((out, guard))
+    }
+
+    /// One monitor per VM: started for new VMs, stopped for removed ones, settings pushed.
+    async fn sync_monitors(&self) {
+        let guard = self.inner.state.lock().await;
+        self.configure_monitors(&guard.0, &guard.1);
+    }
+
+    fn configure_monitors(&self, config: &Config, sessions: &BTreeMap<String, SessionHandle>) {
+        let Ok(mut monitors) = self.inner.monitors.lock() else { return };
+        monitors.retain(|name, _| sessions.contains_key(name));
+        for (name, session) in sessions {
+            let Some(profile) = config.vms.get(name) else { continue };
+            let settings = monitor::Settings {
+                auto_forward: profile.auto_forward.unwrap_or(config.settings.auto_forward),
+                policy: AutoPolicy { allow_privileged: config.settings.privileged_ports },
+                arch: profile.arch,
+            };
+            match monitors.get(name) {
+                Some(m) => {
+                    m.settings.send_if_modified(|s| std::mem::replace(s, settings) != settings);
+                }
+                None => {
+                    let m = monitor::spawn(
+                        name.clone(),
+                        session.clone(),
+                        self.inner.paths.docker_socket(name),
+                        self.inner.events.clone(),
+                        self.inner.health.clone(),
+                        settings,
+                    );
+                    monitors.insert(name.clone(), m);
+                }
+            }
+        }
+    }
+
+    /// Counts a live watcher (the window, `status --watch`) while the guard lives, so health is
+    /// sampled quickly only while someone looks.
+    pub fn watching(&self) -> WatchGuard {
+        self.inner.health.watchers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WatchGuard(self.inner.health.clone())
+    }
+
+    /// A VM's latest health and its history.
+    pub async fn health(&self, name: &str) -> Result<HealthReport, EngineError> {
+        self.config().await.vm(name)?;
+        Ok(self.inner.health.report(name))
+    }
+
+    /// Turns automatic port forwarding on or off for one VM, or sets the default for all.
+    pub async fn set_auto_forward(&self, name: Option<&str>, on: bool) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                match name {
+                    Some(n) => cfg.vm_mut(n)?.auto_forward = Some(on),
+                    None => cfg.settings.auto_forward = on,
+                }
+                Ok(())
+            })
+            .await?,
+        );
+        Ok(())
     }
 
     /// Makes Tether's context the docker CLI's current one: `tether` (whichever VM is active),
@@ -187,6 +256,7 @@ impl Engine {
             self.inner.keys.clone(),
         );
         guard.1.insert(name.to_string(), s);
+        self.configure_monitors(&guard.0, &guard.1);
         drop(guard);
         let _ = self.inner.events.send(Event::VmAdded { vm: name.to_string() });
         Ok(())
@@ -204,7 +274,9 @@ impl Engine {
             })
             .await?;
         let s = guard.1.remove(name);
+        self.configure_monitors(&guard.0, &guard.1);
         drop(guard);
+        self.inner.health.forget(name);
         if let Some(s) = s {
             s.shutdown().await;
         }
@@ -409,6 +481,15 @@ impl Engine {
     }
 }
 
+/// Counts one watcher while alive; see [`Engine::watching`].
+pub struct WatchGuard(Arc<monitor::Shared>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Keeps the last [`RECENT_EVENTS`] events of each VM.
 async fn record_recent(mut rx: broadcast::Receiver<Event>, recent: Arc<Recent>) {
     loop {
@@ -421,7 +502,8 @@ async fn record_recent(mut rx: broadcast::Receiver<Event>, recent: Arc<Recent>) 
             Event::State { vm, .. } | Event::Forward { vm, .. } | Event::Engine { vm, .. } => vm.clone(),
             Event::VmAdded { vm } | Event::VmRemoved { vm } => vm.clone(),
             Event::Active { vm: Some(vm) } => vm.clone(),
-            Event::Active { vm: None } | Event::Rtt { .. } => continue,
+            // Frequent and already shown live elsewhere: not "recent events" material.
+            Event::Active { vm: None } | Event::Rtt { .. } | Event::Containers { .. } | Event::Health { .. } => continue,
         };
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

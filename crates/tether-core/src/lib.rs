@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod checks;
 pub mod config;
+pub mod containers;
 pub mod contexts;
 pub mod control;
 pub mod docker;
@@ -15,6 +16,7 @@ pub mod forward;
 pub mod identity;
 pub mod keys;
 pub mod keystore;
+pub mod monitor;
 pub mod known_hosts;
 pub mod netwatch;
 pub mod paths;

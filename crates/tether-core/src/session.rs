@@ -45,6 +45,27 @@ pub struct ForwardStatus {
     pub error: Option<String>,
     pub active: u64,
     pub total: u64,
+    /// Made for a container's published port, not by the user.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
+    /// The container an automatic forward serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// A container's published port that Tether cannot forward (UDP), shown as such.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnforwardedPort {
+    pub container: String,
+    pub port: u16,
+    pub proto: String,
+}
+
+/// A published TCP port a container wants on the laptop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoWant {
+    pub remote: u16,
+    pub container: String,
 }
 
 /// Everything `tether status` shows about one VM.
@@ -71,6 +92,12 @@ pub struct VmStatus {
     /// Connect whenever the engine starts.
     #[serde(default)]
     pub auto_connect: bool,
+    /// Published container ports that are not forwarded (UDP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unforwarded: Vec<UnforwardedPort>,
+    /// Set when the engine's architecture is not the one the VM is labelled with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch_warning: Option<String>,
 }
 
 /// Typed events on the engine's broadcast.
@@ -85,6 +112,10 @@ pub enum Event {
     Active { vm: Option<String> },
     VmAdded { vm: String },
     VmRemoved { vm: String },
+    /// Containers changed on the VM (from the engine's event stream): fetch the list again.
+    Containers { vm: String },
+    /// A fresh health sample.
+    Health { vm: String, health: Box<crate::monitor::Health> },
 }
 
 /// What a successful connect reports.
@@ -105,8 +136,20 @@ enum Cmd {
     Connect(ConnectOpts, oneshot::Sender<Result<ConnectReport, EngineError>>),
     Disconnect(oneshot::Sender<()>),
     Profile(Profile, oneshot::Sender<Result<(), EngineError>>),
+    Auto(Vec<AutoWant>, Vec<UnforwardedPort>, AutoPolicy, oneshot::Sender<()>),
+    Arch(Option<String>, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
+
+/// How automatic forwards pick their local port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AutoPolicy {
+    /// Map ports below 1024 to the same number instead of a high one.
+    pub allow_privileged: bool,
+}
+
+/// Where a privileged port goes on the laptop unless allowed: 80 → 10080, 443 → 10443.
+pub const PRIVILEGED_OFFSET: u16 = 10000;
 
 /// Cheap, cloneable handle to a session actor.
 #[derive(Clone)]
@@ -150,6 +193,16 @@ impl SessionHandle {
         self.ask(|tx| Cmd::Profile(profile, tx)).await?
     }
 
+    /// Replaces the automatic forwards with those `wants` (manual tunnels always win).
+    pub async fn set_auto(&self, wants: Vec<AutoWant>, unforwarded: Vec<UnforwardedPort>, policy: AutoPolicy) {
+        let _ = self.ask(|tx| Cmd::Auto(wants, unforwarded, policy, tx)).await;
+    }
+
+    /// Records the architecture warning shown in status and the tray.
+    pub async fn set_arch_warning(&self, warning: Option<String>) {
+        let _ = self.ask(|tx| Cmd::Arch(warning, tx)).await;
+    }
+
     pub async fn shutdown(&self) {
         let _ = self.ask(Cmd::Shutdown).await;
     }
@@ -167,6 +220,8 @@ struct Tunnel {
     map: PortMap,
     listener: Option<Listener>,
     error: Option<String>,
+    /// For automatic forwards: the container served.
+    container: Option<String>,
 }
 
 struct Actor {
@@ -195,6 +250,8 @@ struct Actor {
     /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
     policy: (bool, Option<String>),
     keys: Keys,
+    unforwarded: Vec<UnforwardedPort>,
+    arch_warning: Option<String>,
 }
 
 /// Starts the actor for one VM.
@@ -222,9 +279,11 @@ pub fn spawn(
         engine: None,
         active: false,
         auto_connect: profile.auto_connect,
+        unforwarded: Vec::new(),
+        arch_warning: None,
     };
     let (status_tx, status_rx) = watch::channel(initial);
-    let tunnels = profile.forwards.iter().map(|m| (m.local, Tunnel { map: *m, listener: None, error: None })).collect();
+    let tunnels = profile.forwards.iter().map(|m| (m.local, Tunnel { map: *m, listener: None, error: None, container: None })).collect();
     let (link_tx, link_rx) = watch::channel(None);
     let actor = Actor {
         name,
@@ -255,6 +314,8 @@ pub fn spawn(
         last_error: None,
         policy: (false, None),
         keys,
+        unforwarded: Vec::new(),
+        arch_warning: None,
     };
     actor.publish();
     tokio::spawn(actor.run(cmd_rx, net));
@@ -362,6 +423,19 @@ impl Actor {
             }
             Cmd::Profile(profile, reply) => {
                 let _ = reply.send(self.apply_profile(profile));
+            }
+            Cmd::Arch(warning, reply) => {
+                if self.arch_warning != warning {
+                    self.arch_warning = warning;
+                    self.publish();
+                }
+                let _ = reply.send(());
+            }
+            Cmd::Auto(wants, unforwarded, policy, reply) => {
+                self.apply_auto(wants, policy);
+                self.unforwarded = unforwarded;
+                self.publish();
+                let _ = reply.send(());
             }
             Cmd::Shutdown(reply) => {
                 // Handled in `run`, which also stops the loop.
@@ -677,14 +751,23 @@ impl Actor {
 
     fn apply_profile(&mut self, profile: Profile) -> Result<(), EngineError> {
         let wanted = self.docker.is_some();
-        let old: Vec<PortMap> = self.tunnels.values().map(|t| t.map).collect();
+        let old: Vec<PortMap> = self.tunnels.values().filter(|t| t.container.is_none()).map(|t| t.map).collect();
+        // A manual mapping wins over an automatic one on the same local port.
+        for m in &profile.forwards {
+            if self.tunnels.get(&m.local).is_some_and(|t| t.container.is_some())
+                && let Some(t) = self.tunnels.remove(&m.local)
+                && let Some(l) = t.listener
+            {
+                l.cancel.cancel();
+            }
+        }
         let removed: Vec<PortMap> = old.iter().filter(|m| !profile.forwards.contains(m)).copied().collect();
         let added: Vec<PortMap> = profile.forwards.iter().filter(|m| !old.contains(m)).copied().collect();
         if wanted {
             // Bind new ports first; on any failure undo them and keep the old profile.
             let mut bound = Vec::new();
             for m in &added {
-                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None });
+                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None, container: None });
                 if let Some(e) = self.bind_tunnel(m.local) {
                     for p in bound.iter().chain(std::iter::once(&m.local)) {
                         if let Some(t) = self.tunnels.remove(p)
@@ -700,7 +783,7 @@ impl Actor {
             }
         } else {
             for m in &added {
-                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None });
+                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None, container: None });
             }
         }
         for m in removed {
@@ -724,6 +807,53 @@ impl Actor {
         Ok(())
     }
 
+    /// Makes the automatic forwards match `wants`: same local port as the VM's where free (a
+    /// privileged one moves up by [`PRIVILEGED_OFFSET`]), else the next free one. Ports a manual
+    /// tunnel forwards are left to it.
+    fn apply_auto(&mut self, wants: Vec<AutoWant>, policy: AutoPolicy) {
+        let manual_remotes: Vec<u16> =
+            self.tunnels.values().filter(|t| t.container.is_none()).map(|t| t.map.remote).collect();
+        let wants: Vec<AutoWant> = wants.into_iter().filter(|w| !manual_remotes.contains(&w.remote)).collect();
+        let stale: Vec<u16> = self
+            .tunnels
+            .iter()
+            .filter(|(_, t)| t.container.is_some() && !wants.iter().any(|w| w.remote == t.map.remote))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in stale {
+            if let Some(t) = self.tunnels.remove(&p)
+                && let Some(l) = t.listener
+            {
+                l.cancel.cancel();
+            }
+        }
+        let wanted = self.docker.is_some();
+        for w in wants {
+            if let Some(t) = self.tunnels.values_mut().find(|t| t.container.is_some() && t.map.remote == w.remote) {
+                t.container = Some(w.container);
+                continue;
+            }
+            let first = if w.remote < 1024 && !policy.allow_privileged {
+                w.remote.saturating_add(PRIVILEGED_OFFSET)
+            } else {
+                w.remote
+            };
+            // Try the natural port, then the next ones; a port in use by anyone is skipped.
+            for local in (first..=u16::MAX).take(100) {
+                if self.tunnels.contains_key(&local) {
+                    continue;
+                }
+                let map = PortMap { local, remote: w.remote };
+                self.tunnels.insert(local, Tunnel { map, listener: None, error: None, container: Some(w.container.clone()) });
+                if !wanted || self.bind_tunnel(local).is_none() {
+                    tracing::info!(vm = %self.name, local, remote = w.remote, container = %w.container, "automatic forward");
+                    break;
+                }
+                self.tunnels.remove(&local);
+            }
+        }
+    }
+
     fn publish(&self) {
         let wanted = self.docker.is_some();
         let forwards = self.tunnels.values().map(|t| forward_status(t, wanted)).collect();
@@ -737,6 +867,8 @@ impl Actor {
             s.last_error = self.last_error.clone();
             s.engine = self.engine.clone();
             s.auto_connect = self.profile.auto_connect;
+            s.unforwarded = self.unforwarded.clone();
+            s.arch_warning = self.arch_warning.clone();
         });
     }
 }
@@ -751,7 +883,16 @@ fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
         (None, Some(_)) => ("failed", 0, 0),
         (None, None) => (if wanted { "failed" } else { "idle" }, 0, 0),
     };
-    ForwardStatus { local: t.map.local, remote: t.map.remote, state: state.into(), error: t.error.clone(), active, total }
+    ForwardStatus {
+        local: t.map.local,
+        remote: t.map.remote,
+        state: state.into(),
+        error: t.error.clone(),
+        active,
+        total,
+        auto: t.container.is_some(),
+        container: t.container.clone(),
+    }
 }
 
 /// Binds synchronously so the actor learns at once whether a tunnel is up.

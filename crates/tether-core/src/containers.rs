@@ -1,0 +1,172 @@
+//! A VM's containers for the front ends: the list (name, image, state, health, published ports
+//! with the laptop port that reaches each, one-shot CPU and memory), start/stop/restart, and a
+//! bounded log tail. All of it through bollard on Tether's forwarded socket.
+
+use futures_util::StreamExt as _;
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RestartContainerOptions, StartContainerOptions,
+    StatsOptionsBuilder, StopContainerOptions,
+};
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::state::State;
+
+/// Most log lines one tail returns.
+pub const MAX_LOG_LINES: usize = 1000;
+
+/// One published port of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortView {
+    pub private: u16,
+    pub public: Option<u16>,
+    pub proto: String,
+    /// The laptop port forwarded to it, if any.
+    pub local: Option<u16>,
+    /// Whether that forward was made automatically.
+    pub auto: bool,
+}
+
+/// One container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerView {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    pub status: String,
+    /// The health check's verdict, when the image has one.
+    pub health: Option<String>,
+    pub ports: Vec<PortView>,
+    pub cpu_percent: Option<f64>,
+    pub mem_bytes: Option<u64>,
+    pub mem_limit: Option<u64>,
+}
+
+/// What a container action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+fn engine_err(vm: &str, e: bollard::errors::Error) -> EngineError {
+    EngineError::Engine(format!("the Docker engine of '{vm}' refused: {e}"))
+}
+
+/// CPU use in percent of one core, from one stats reading (as `docker stats` computes it).
+fn cpu_percent(s: &bollard::models::ContainerStatsResponse) -> Option<f64> {
+    let cpu = s.cpu_stats.as_ref()?;
+    let pre = s.precpu_stats.as_ref()?;
+    let total = cpu.cpu_usage.as_ref()?.total_usage? as f64 - pre.cpu_usage.as_ref()?.total_usage.unwrap_or(0) as f64;
+    let system = cpu.system_cpu_usage? as f64 - pre.system_cpu_usage.unwrap_or(0) as f64;
+    let cpus = cpu.online_cpus.unwrap_or(1) as f64;
+    (system > 0.0 && total >= 0.0).then(|| (total / system * cpus * 100.0 * 100.0).round() / 100.0)
+}
+
+impl Engine {
+    /// A client for `vm`'s engine through the forwarded socket; the VM must be connected.
+    async fn docker(&self, vm: &str) -> Result<Docker, EngineError> {
+        let (_, session) = self.session(Some(vm)).await?;
+        if session.status().state != State::Connected {
+            return Err(EngineError::Engine(format!("'{vm}' is not connected; connect it first (`tether connect {vm}`)")));
+        }
+        let path = self.paths().docker_socket(vm);
+        let d = Docker::connect_with_unix(&path.to_string_lossy(), 30, bollard::API_DEFAULT_VERSION).map_err(|e| engine_err(vm, e))?;
+        d.negotiate_version().await.map_err(|e| engine_err(vm, e))
+    }
+
+    /// Every container of `vm`, running ones with one-shot CPU and memory figures.
+    pub async fn containers(&self, vm: &str) -> Result<Vec<ContainerView>, EngineError> {
+        let docker = self.docker(vm).await?;
+        let forwards = self.session(Some(vm)).await?.1.status().forwards;
+        let list = docker
+            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).build()))
+            .await
+            .map_err(|e| engine_err(vm, e))?;
+        let views = list.into_iter().map(|c| {
+            let docker = docker.clone();
+            let forwards = forwards.clone();
+            async move {
+                let id = c.id.clone().unwrap_or_default();
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                let (mut cpu, mut mem, mut limit) = (None, None, None);
+                if state == "running" {
+                    let opts = StatsOptionsBuilder::default().stream(false).one_shot(false).build();
+                    if let Some(Ok(s)) = docker.stats(&id, Some(opts)).next().await {
+                        cpu = cpu_percent(&s);
+                        mem = s.memory_stats.as_ref().and_then(|m| m.usage);
+                        limit = s.memory_stats.as_ref().and_then(|m| m.limit);
+                    }
+                }
+                let mut ports: Vec<PortView> = Vec::new();
+                for p in c.ports.iter().flatten() {
+                    let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+                    if ports.iter().any(|q| q.private == p.private_port && q.public == p.public_port && q.proto == proto) {
+                        continue; // the same port published on IPv4 and IPv6
+                    }
+                    let fwd = p.public_port.filter(|_| proto == "tcp").and_then(|pp| forwards.iter().find(|f| f.remote == pp));
+                    ports.push(PortView {
+                        private: p.private_port,
+                        public: p.public_port,
+                        proto,
+                        local: fwd.map(|f| f.local),
+                        auto: fwd.is_some_and(|f| f.auto),
+                    });
+                }
+                ContainerView {
+                    name: c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    health: c.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| s != "none" && !s.is_empty()),
+                    status: c.status.unwrap_or_default(),
+                    state,
+                    ports,
+                    cpu_percent: cpu,
+                    mem_bytes: mem,
+                    mem_limit: limit,
+                    id,
+                }
+            }
+        });
+        let mut out = join_all(views).await;
+        out.sort_by(|a, b| (a.state != "running", &a.name).cmp(&(b.state != "running", &b.name)));
+        Ok(out)
+    }
+
+    /// Starts, stops or restarts a container.
+    pub async fn container_action(&self, vm: &str, id: &str, action: Action) -> Result<(), EngineError> {
+        let docker = self.docker(vm).await?;
+        let res = match action {
+            Action::Start => docker.start_container(id, None::<StartContainerOptions>).await,
+            Action::Stop => docker.stop_container(id, None::<StopContainerOptions>).await,
+            Action::Restart => docker.restart_container(id, None::<RestartContainerOptions>).await,
+        };
+        res.map_err(|e| engine_err(vm, e))
+    }
+
+    /// The last `tail` lines (at most [`MAX_LOG_LINES`]) of a container's output.
+    pub async fn container_logs(&self, vm: &str, id: &str, tail: usize) -> Result<Vec<String>, EngineError> {
+        let docker = self.docker(vm).await?;
+        let tail = tail.clamp(1, MAX_LOG_LINES);
+        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail.to_string()).build();
+        let mut stream = docker.logs(id, Some(opts));
+        let mut lines = Vec::new();
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(|e| engine_err(vm, e))?;
+            let bytes = match chunk {
+                LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => message,
+                LogOutput::StdIn { .. } => continue,
+            };
+            lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
+        }
+        let skip = lines.len().saturating_sub(tail);
+        Ok(lines.split_off(skip))
+    }
+}

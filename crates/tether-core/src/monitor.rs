@@ -1,0 +1,368 @@
+//! One watcher per VM of its Docker Engine, spoken to with bollard through Tether's own forwarded
+//! socket while the VM is connected:
+//!
+//! - the engine's event stream says when containers change; the front ends are told, and the
+//!   automatic port forwards are brought in line at once (no polling anywhere);
+//! - health samples (SSH round trip, engine ping, engine facts, and the VM's load, memory and
+//!   disks from one `sh` run over SSH) on a schedule that is quick while someone watches and
+//!   slow otherwise, kept for about an hour for charts.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard::Docker;
+use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::checks::engine_arch;
+use crate::config::Arch;
+use crate::remote;
+use crate::session::{AutoPolicy, AutoWant, Event, SessionHandle, UnforwardedPort};
+use crate::state::State;
+
+/// Sampling while a window or `status --watch` is open.
+pub const FAST: Duration = Duration::from_secs(2);
+/// Sampling while nobody looks: enough for the history and the arch check.
+pub const SLOW: Duration = Duration::from_secs(30);
+/// How much history is kept.
+pub const HISTORY: Duration = Duration::from_secs(3600);
+
+/// The Docker Engine as the VM's own API describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EngineHealth {
+    pub ping_ms: f64,
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+    pub containers_running: i64,
+    pub containers_total: i64,
+    pub images: i64,
+    pub docker_root: String,
+}
+
+/// Used and total bytes of one filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Disk {
+    pub used: u64,
+    pub total: u64,
+}
+
+/// The VM itself, from /proc and df.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct VmHealth {
+    pub load: [f64; 3],
+    pub cpus: u32,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub disk_root: Disk,
+    pub disk_docker: Disk,
+}
+
+/// One health reading of a VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Health {
+    pub at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm: Option<VmHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch_warning: Option<String>,
+    /// What could not be read this time, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// A point of the history, for charts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at_ms: u64,
+    pub rtt_ms: Option<f64>,
+    pub engine_ms: Option<f64>,
+    pub load1: Option<f64>,
+    pub mem_used: Option<u64>,
+}
+
+/// A VM's latest health and its history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub latest: Option<Health>,
+    pub history: Vec<Sample>,
+}
+
+/// What every monitor shares with the engine.
+#[derive(Default)]
+pub struct Shared {
+    /// Subscribers that want live data (the window, `status --watch`).
+    pub watchers: AtomicUsize,
+    health: std::sync::Mutex<HashMap<String, (Option<Health>, VecDeque<Sample>)>>,
+}
+
+impl Shared {
+    pub fn report(&self, vm: &str) -> HealthReport {
+        let map = self.health.lock();
+        let Ok(map) = map else { return HealthReport::default() };
+        map.get(vm)
+            .map(|(latest, h)| HealthReport { latest: latest.clone(), history: h.iter().copied().collect() })
+            .unwrap_or_default()
+    }
+
+    fn record(&self, vm: &str, h: &Health) {
+        let Ok(mut map) = self.health.lock() else { return };
+        let (latest, hist) = map.entry(vm.to_string()).or_default();
+        hist.push_back(Sample {
+            at_ms: h.at_ms,
+            rtt_ms: h.rtt_ms,
+            engine_ms: h.engine.as_ref().map(|e| e.ping_ms),
+            load1: h.vm.as_ref().map(|v| v.load[0]),
+            mem_used: h.vm.as_ref().map(|v| v.mem_used),
+        });
+        let horizon = h.at_ms.saturating_sub(HISTORY.as_millis() as u64);
+        while hist.front().is_some_and(|s| s.at_ms < horizon) {
+            hist.pop_front();
+        }
+        *latest = Some(h.clone());
+    }
+
+    pub fn forget(&self, vm: &str) {
+        if let Ok(mut map) = self.health.lock() {
+            map.remove(vm);
+        }
+    }
+}
+
+/// What the monitor of one VM needs to know about its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    pub auto_forward: bool,
+    pub policy: AutoPolicy,
+    pub arch: Option<Arch>,
+}
+
+/// A running monitor; stopped on drop.
+pub struct Monitor {
+    task: JoinHandle<()>,
+    pub settings: watch::Sender<Settings>,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Starts watching VM `name`, whose forwarded Docker socket is `socket`.
+pub fn spawn(
+    name: String,
+    session: SessionHandle,
+    socket: PathBuf,
+    events: broadcast::Sender<Event>,
+    shared: Arc<Shared>,
+    settings: Settings,
+) -> Monitor {
+    let (tx, rx) = watch::channel(settings);
+    let task = tokio::spawn(run(name, session, socket, events, shared, rx));
+    Monitor { task, settings: tx }
+}
+
+async fn run(
+    name: String,
+    session: SessionHandle,
+    socket: PathBuf,
+    events: broadcast::Sender<Event>,
+    shared: Arc<Shared>,
+    mut settings: watch::Receiver<Settings>,
+) {
+    let mut status = session.watch();
+    loop {
+        // Until connected.
+        if status.wait_for(|s| s.state == State::Connected).await.is_err() {
+            return;
+        }
+        let docker = match Docker::connect_with_unix(&socket.to_string_lossy(), 30, bollard::API_DEFAULT_VERSION) {
+            Ok(d) => d.negotiate_version().await.ok(),
+            Err(_) => None,
+        };
+        let Some(docker) = docker else {
+            // The engine does not answer yet (the session reports why); look again shortly.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        };
+        let filters = HashMap::from([("type", vec!["container"])]);
+        let mut stream = docker.events(Some(EventsOptionsBuilder::default().filters(&filters).build()));
+        let now = *settings.borrow();
+        reconcile(&docker, &session, now).await;
+        let _ = events.send(Event::Containers { vm: name.clone() });
+        let mut next_sample = Instant::now();
+        loop {
+            tokio::select! {
+                ev = stream.next() => match ev {
+                    Some(Ok(m)) => {
+                        let action = m.action.unwrap_or_default();
+                        // Port publishing changes with these; others (exec, attach…) do not.
+                        if matches!(action.as_str(), "start" | "die" | "stop" | "kill" | "destroy" | "pause" | "unpause" | "restart") {
+                            let now = *settings.borrow();
+                            reconcile(&docker, &session, now).await;
+                        }
+                        let _ = events.send(Event::Containers { vm: name.clone() });
+                    }
+                    // The stream ends with the link; start over once connected again.
+                    _ => break,
+                },
+                _ = tokio::time::sleep_until(next_sample.into()) => {
+                    let arch = settings.borrow().arch;
+                    let h = sample(&docker, &session, arch).await;
+                    session.set_arch_warning(h.arch_warning.clone()).await;
+                    shared.record(&name, &h);
+                    let _ = events.send(Event::Health { vm: name.clone(), health: Box::new(h) });
+                    let fast = shared.watchers.load(Ordering::Relaxed) > 0;
+                    next_sample = Instant::now() + if fast { FAST } else { SLOW };
+                }
+                changed = settings.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = *settings.borrow();
+                    reconcile(&docker, &session, now).await;
+                }
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if status.borrow().state != State::Connected {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Brings the automatic forwards in line with the running containers' published ports.
+async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings) {
+    let list = match docker.list_containers(Some(ListContainersOptionsBuilder::default().all(false).build())).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list containers");
+            return;
+        }
+    };
+    let mut wants: BTreeMap<u16, AutoWant> = BTreeMap::new();
+    let mut udp: BTreeMap<(u16, String), UnforwardedPort> = BTreeMap::new();
+    for c in &list {
+        let container = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_else(|| c.id.clone().unwrap_or_default().chars().take(12).collect());
+        for p in c.ports.iter().flatten() {
+            let Some(public) = p.public_port else { continue };
+            let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+            if proto == "tcp" {
+                wants.entry(public).or_insert(AutoWant { remote: public, container: container.clone() });
+            } else {
+                udp.insert((public, proto.clone()), UnforwardedPort { container: container.clone(), port: public, proto });
+            }
+        }
+    }
+    let wants = if settings.auto_forward { wants.into_values().collect() } else { Vec::new() };
+    session.set_auto(wants, udp.into_values().collect(), settings.policy).await;
+}
+
+/// Reads the VM's load, CPUs, memory and the disks of `/` and `$1` (Docker's data root).
+const VM_SCRIPT: &str = r#"read l1 l5 l15 _ < /proc/loadavg; echo "load $l1 $l5 $l15"; echo "cpus $(grep -c ^processor /proc/cpuinfo)"; awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print "mem", (t-a)*1024, t*1024}' /proc/meminfo; for d in / "$1"; do df -Pk "$d" 2>/dev/null | awk -v d="$d" 'NR==2{print "disk", d, $3*1024, $2*1024}'; done"#;
+
+async fn sample(docker: &Docker, session: &SessionHandle, arch: Option<Arch>) -> Health {
+    let mut h = Health { at_ms: now_ms(), rtt_ms: session.status().rtt_ms, ..Default::default() };
+    let started = Instant::now();
+    let ping = docker.ping().await;
+    let ping_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
+    let info = docker.info().await;
+    let version = docker.version().await;
+    match (ping, info, version) {
+        (Ok(_), Ok(i), Ok(v)) => {
+            let e = EngineHealth {
+                ping_ms,
+                version: v.version.unwrap_or_default(),
+                api_version: v.api_version.unwrap_or_default(),
+                os: i.operating_system.unwrap_or_default(),
+                kernel: i.kernel_version.unwrap_or_default(),
+                arch: v.arch.unwrap_or_default(),
+                containers_running: i.containers_running.unwrap_or_default(),
+                containers_total: i.containers.unwrap_or_default(),
+                images: i.images.unwrap_or_default(),
+                docker_root: i.docker_root_dir.unwrap_or_default(),
+            };
+            h.arch_warning = arch_warning(arch, &e.arch);
+            h.engine = Some(e);
+        }
+        (p, i, v) => {
+            let why = p.err().or(i.err()).or(v.err()).map(|e| e.to_string()).unwrap_or_default();
+            h.problems.push(format!("the Docker engine did not answer: {why}"));
+        }
+    }
+    if let Some(link) = session.link() {
+        let root = h.engine.as_ref().map(|e| e.docker_root.clone()).unwrap_or_else(|| "/".into());
+        let script = format!("set -- {}; {VM_SCRIPT}", remote::quote(&root));
+        match remote::run(&link, &script, None, Duration::from_secs(10)).await {
+            Ok(out) => h.vm = Some(parse_vm(&out.stdout, &root)),
+            Err(e) => h.problems.push(format!("cannot read the VM's load: {e}")),
+        }
+    }
+    h
+}
+
+/// The warning for an engine that runs another architecture than the VM is labelled with.
+pub fn arch_warning(label: Option<Arch>, reported: &str) -> Option<String> {
+    let got = engine_arch(reported)?;
+    let want = label?;
+    (got != want).then(|| {
+        format!("labelled {want}, but its Docker engine runs {got}: images built for {want} will run emulated or not at all")
+    })
+}
+
+/// Parses the output of [`VM_SCRIPT`].
+pub fn parse_vm(text: &str, root: &str) -> VmHealth {
+    let mut v = VmHealth::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["load", a, b, c] => v.load = [a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0), c.parse().unwrap_or(0.0)],
+            ["cpus", n] => v.cpus = n.parse().unwrap_or(0),
+            ["mem", used, total] => {
+                v.mem_used = used.parse().unwrap_or(0);
+                v.mem_total = total.parse().unwrap_or(0);
+            }
+            ["disk", d, used, total] => {
+                let disk = Disk { used: used.parse().unwrap_or(0), total: total.parse().unwrap_or(0) };
+                if *d == "/" {
+                    v.disk_root = disk;
+                }
+                if *d == root {
+                    v.disk_docker = disk;
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+#[path = "tests/monitor.rs"]
+mod tests;

@@ -1,0 +1,154 @@
+//! Automatic port forwarding against a real dockerd (each test has a VM and engine of its own,
+//! since an engine forwards every container of its VM): a container's published port is
+//! served on the laptop within a second of the container starting (driven by Docker's event
+//! stream), moves to the next free port when taken, leaves with the container, never overrides a
+//! manual mapping, moves privileged ports up, shows UDP as not forwarded, and survives a burst.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use tether_e2e::*;
+
+/// A VM with its own dockerd, and the docker CLI on the VM (as a user there would run it).
+struct DockerVm {
+    vm: TestVm,
+}
+
+impl DockerVm {
+    fn new(name: &str, idx: u8) -> Self {
+        DockerVm { vm: TestVm::new(name, idx, true) }
+    }
+
+    fn docker(&self, args: &[&str]) -> Run {
+        docker_at(&format!("unix://{}", self.vm.docker_sock()), args)
+    }
+
+    /// Starts a busybox web server publishing `spec` (docker's -p syntax); returns once it runs.
+    fn web(&self, name: &str, spec: &str) {
+        self.docker(&["run", "-d", "--name", name, "-p", spec, &var("LAB_IMAGE"), "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+    }
+
+    /// A Tether with this VM added, automatic forwarding on, and connected.
+    fn tether(&self) -> Tether {
+        let t = Tether::new();
+        t.add_vm("a", &self.vm.ip, 22, &self.vm.docker_sock()).ok();
+        t.run(&["tunnel", "a", "--auto", "on"]).ok();
+        t.run(&["connect", "a"]).ok();
+        t
+    }
+}
+
+fn serves(port: u16) -> bool {
+    http_tcp(port, "/index.html").map(|(status, _)| status.contains("200")).unwrap_or(false)
+}
+
+fn forward<'a>(st: &'a serde_json::Value, remote: u16) -> Option<&'a serde_json::Value> {
+    st["forwards"].as_array()?.iter().find(|f| f["remote"] == remote && f["auto"] == true)
+}
+
+#[test]
+fn published_ports_follow_their_containers() {
+    let vm = DockerVm::new("afa", 26);
+    let t = vm.tether();
+    let tag = "f";
+
+    // Started: served on the same port within a second.
+    let p = free_port();
+    let started = Instant::now();
+    vm.web(&format!("af-{tag}-web"), &format!("{p}:80"));
+    let ran = started.elapsed();
+    let since_run = Instant::now();
+    wait_for("the forward to serve", Duration::from_secs(5), || serves(p).then_some(()));
+    let latency = since_run.elapsed();
+    eprintln!("container started ({:.0} ms for docker run); served on 127.0.0.1:{p} {:.0} ms later", ran.as_secs_f64() * 1e3, latency.as_secs_f64() * 1e3);
+    assert!(latency < Duration::from_secs(1), "took {latency:?}");
+    let st = t.status("a");
+    let f = forward(&st, p).unwrap_or_else(|| panic!("{st}"));
+    assert_eq!(f["local"], p);
+    assert_eq!(f["container"], format!("af-{tag}-web"));
+    assert!(t.run(&["status"]).ok().stdout.contains(&format!("auto for af-{tag}-web")));
+
+    // Taken on the laptop: the next free port, shown as such.
+    let q = free_port();
+    let _squatter = TcpListener::bind(("127.0.0.1", q)).unwrap();
+    vm.web(&format!("af-{tag}-busy"), &format!("{q}:80"));
+    let moved = wait_for("the moved forward", Duration::from_secs(5), || {
+        forward(&t.status("a"), q).and_then(|f| f["local"].as_u64()).map(|l| l as u16)
+    });
+    assert_ne!(moved, q);
+    assert!(serves(moved));
+    assert!(t.run(&["status"]).ok().stdout.contains(&format!("(port {q} was taken)")));
+
+    // Privileged ports move up by 10000 unless allowed.
+    vm.web(&format!("af-{tag}-low"), "81:80");
+    let low = wait_for("the privileged forward", Duration::from_secs(5), || {
+        forward(&t.status("a"), 81).and_then(|f| f["local"].as_u64())
+    });
+    assert_eq!(low, 10081);
+    assert!(serves(10081));
+
+    // UDP is shown, not pretended.
+    let u = free_port();
+    vm.docker(&["run", "-d", "--name", &format!("af-{tag}-udp"), "-p", &format!("{u}:53/udp"), &var("LAB_IMAGE"), "sleep", "600"]).ok();
+    wait_for("the UDP port listed", Duration::from_secs(5), || {
+        t.status("a")["unforwarded"].as_array().and_then(|a| a.iter().find(|x| x["port"] == u).cloned())
+    });
+    assert!(t.run(&["status"]).ok().stdout.contains(&format!("UDP port {u} of af-{tag}-udp: not forwarded")));
+    let containers = t.run(&["containers", "a"]).ok().stdout;
+    assert!(containers.contains(&format!("{u}/udp (not forwarded)")), "{containers}");
+    assert!(containers.contains(&format!("{p}/tcp → 127.0.0.1:{p} (auto)")), "{containers}");
+
+    // A manual mapping of a published port wins: no automatic forward for it.
+    let m_remote = free_port();
+    let m_local = free_port();
+    t.run(&["tunnel", "a", "-p", &format!("{m_local}:{m_remote}")]).ok();
+    vm.web(&format!("af-{tag}-manual"), &format!("{m_remote}:80"));
+    wait_for("the manual tunnel to serve", Duration::from_secs(5), || serves(m_local).then_some(()));
+    let st = t.status("a");
+    assert!(forward(&st, m_remote).is_none(), "{st}");
+
+    // Stopped: the forward goes, and the port is free again.
+    vm.docker(&["stop", "-t", "1", &format!("af-{tag}-web")]).ok();
+    let stopped = Instant::now();
+    wait_for("the forward to go", Duration::from_secs(5), || forward(&t.status("a"), p).is_none().then_some(()));
+    eprintln!("forward removed {:.0} ms after docker stop returned", stopped.elapsed().as_secs_f64() * 1e3);
+    assert!(TcpListener::bind(("127.0.0.1", p)).is_ok(), "port {p} still bound");
+
+    // Off: every automatic forward goes; manual ones stay.
+    t.run(&["tunnel", "a", "--auto", "off"]).ok();
+    wait_for("automatic forwards to go", Duration::from_secs(5), || {
+        let st = t.status("a");
+        (!st["forwards"].as_array().into_iter().flatten().any(|f| f["auto"] == true)).then_some(())
+    });
+    assert!(serves(m_local));
+}
+
+#[test]
+fn a_burst_of_twenty_containers_leaks_nothing() {
+    let vm = DockerVm::new("afb", 27);
+    let t = vm.tether();
+    let tag = "b";
+    let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+    let names: Vec<String> = (0..20).map(|i| format!("af-{tag}-b{i}")).collect();
+    std::thread::scope(|s| {
+        for (n, p) in names.iter().zip(&ports) {
+            let vm = &vm;
+            s.spawn(move || vm.web(n, &format!("{p}:80")));
+        }
+    });
+    for p in &ports {
+        wait_for(&format!("port {p} forwarded"), Duration::from_secs(10), || serves(*p).then_some(()));
+    }
+    let st = t.status("a");
+    assert_eq!(st["forwards"].as_array().map(|a| a.iter().filter(|f| f["auto"] == true).count()), Some(20), "{st}");
+
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    vm.docker(&args).ok();
+    wait_for("every forward to go", Duration::from_secs(10), || {
+        t.status("a")["forwards"].as_array().is_some_and(|a| a.is_empty()).then_some(())
+    });
+    for p in &ports {
+        assert!(TcpListener::bind(("127.0.0.1", *p)).is_ok(), "port {p} leaked");
+    }
+}
