@@ -164,6 +164,7 @@ impl Engine {
     /// sampled quickly only while someone looks.
     pub fn watching(&self) -> WatchGuard {
         self.inner.health.watchers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.health.wake.notify_waiters();
         WatchGuard(self.inner.health.clone())
     }
 

@@ -105,6 +105,8 @@ pub struct HealthReport {
 pub struct Shared {
     /// Subscribers that want live data (the window, `status --watch`).
     pub watchers: AtomicUsize,
+    /// Woken when a watcher arrives, so a monitor in its slow schedule samples at once.
+    pub wake: tokio::sync::Notify,
     health: std::sync::Mutex<HashMap<String, (Option<Health>, VecDeque<Sample>)>>,
 }
 
@@ -232,6 +234,9 @@ async fn run(
                     let fast = shared.watchers.load(Ordering::Relaxed) > 0;
                     next_sample = Instant::now() + if fast { FAST } else { SLOW };
                 }
+                _ = shared.wake.notified() => {
+                    next_sample = Instant::now();
+                }
                 changed = settings.changed() => {
                     if changed.is_err() {
                         return;
@@ -285,7 +290,8 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
 }
 
 /// Reads the VM's load, CPUs, memory and the disks of `/` and `$1` (Docker's data root).
-const VM_SCRIPT: &str = r#"read l1 l5 l15 _ < /proc/loadavg; echo "load $l1 $l5 $l15"; echo "cpus $(grep -c ^processor /proc/cpuinfo)"; awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print "mem", (t-a)*1024, t*1024}' /proc/meminfo; for d in / "$1"; do df -Pk "$d" 2>/dev/null | awk -v d="$d" 'NR==2{print "disk", d, $3*1024, $2*1024}'; done"#;
+/// Byte counts go through printf, since awk prints large numbers in exponent notation.
+const VM_SCRIPT: &str = r#"read l1 l5 l15 _ < /proc/loadavg; echo "load $l1 $l5 $l15"; echo "cpus $(grep -c ^processor /proc/cpuinfo)"; awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{printf "mem %.0f %.0f\n", (t-a)*1024, t*1024}' /proc/meminfo; for d in / "$1"; do df -Pk "$d" 2>/dev/null | awk -v d="$d" 'NR==2{printf "disk %s %.0f %.0f\n", d, $3*1024, $2*1024}'; done"#;
 
 async fn sample(docker: &Docker, session: &SessionHandle, arch: Option<Arch>) -> Health {
     let mut h = Health { at_ms: now_ms(), rtt_ms: session.status().rtt_ms, ..Default::default() };
