@@ -12,6 +12,8 @@ use tauri_plugin_autostart::ManagerExt as _;
 use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
 use tether_core::control::{Client, ClientError, ErrorBody, Request};
 use tether_core::checks::Check;
+use tether_core::containers::{Action, ContainerView};
+use tether_core::monitor::HealthReport;
 use tether_core::engine::TimedEvent;
 use tether_core::keys::KeyView;
 use tether_core::target::SshHost;
@@ -94,6 +96,7 @@ impl NewVm {
 pub struct SettingsDto {
     pub notifications: bool,
     pub start_at_login: bool,
+    pub auto_forward: bool,
 }
 
 #[tauri::command]
@@ -166,6 +169,7 @@ pub async fn settings(app: tauri::AppHandle, ipc: State<'_, Ipc>) -> Res<Setting
     let config: Config = call(&ipc, Request::VmList).await?;
     Ok(SettingsDto {
         notifications: config.settings.notifications,
+        auto_forward: config.settings.auto_forward,
         start_at_login: app.autolaunch().is_enabled().unwrap_or(false),
     })
 }
@@ -229,6 +233,41 @@ pub async fn check_vm(ipc: State<'_, Ipc>, name: String) -> Res<Vec<Check>> {
 #[tauri::command]
 pub async fn use_docker_context(ipc: State<'_, Ipc>, vm: Option<String>) -> Res<String> {
     call(&ipc, Request::UseDockerContext { vm }).await
+}
+
+#[tauri::command]
+pub async fn health(ipc: State<'_, Ipc>, name: String) -> Res<HealthReport> {
+    call(&ipc, Request::Health { name: Some(name) }).await
+}
+
+#[tauri::command]
+pub async fn containers(ipc: State<'_, Ipc>, name: String) -> Res<Vec<ContainerView>> {
+    call(&ipc, Request::Containers { name: Some(name) }).await
+}
+
+#[tauri::command]
+pub async fn container_action(ipc: State<'_, Ipc>, name: String, id: String, action: Action) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::ContainerAction { name: Some(name), id, action }).await.map(drop)
+}
+
+#[tauri::command]
+pub async fn container_logs(ipc: State<'_, Ipc>, name: String, id: String, tail: usize) -> Res<Vec<String>> {
+    call(&ipc, Request::ContainerLogs { name: Some(name), id, tail }).await
+}
+
+/// Per VM when a name is given, else the default for all VMs.
+#[tauri::command]
+pub async fn set_auto_forward(ipc: State<'_, Ipc>, name: Option<String>, on: bool) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::SetAutoForward { name, on }).await.map(drop)
+}
+
+/// Opens http://127.0.0.1:PORT (a forward of a published port) in the default browser.
+#[tauri::command]
+pub async fn open_port(app: tauri::AppHandle, port: u16) -> Res<()> {
+    use tauri_plugin_opener::OpenerExt as _;
+    app.opener()
+        .open_url(format!("http://127.0.0.1:{port}/"), None::<&str>)
+        .map_err(|e| IpcError::new("open", format!("cannot open a browser: {e}")))
 }
 
 #[tauri::command]

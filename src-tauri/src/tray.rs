@@ -95,13 +95,36 @@ pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
                 Entry::Item { id: format!("connect:{}", v.name), label: "Connect".into(), enabled: true }
             },
         ];
+        for f in &v.forwards {
+            let how = match &f.container {
+                Some(c) if f.local != f.remote => format!("auto for {c}, port {} was taken", f.remote),
+                Some(c) => format!("auto for {c}"),
+                None => "manual".to_string(),
+            };
+            items.push(Entry::Item {
+                id: format!("forward:{}:{}", v.name, f.local),
+                label: format!("127.0.0.1:{} → {}  ({how})", f.local, f.remote),
+                enabled: false,
+            });
+        }
+        for u in &v.unforwarded {
+            items.push(Entry::Item {
+                id: format!("udp:{}:{}", v.name, u.port),
+                label: format!("{}/{} of {}: not forwarded", u.port, u.proto, u.container),
+                enabled: false,
+            });
+        }
+        if let Some(w) = &v.arch_warning {
+            items.push(Entry::Item { id: format!("arch:{}", v.name), label: format!("⚠ {w}"), enabled: false });
+        }
         if let Some(e) = &v.last_error
             && !matches!(v.state, State::Connected)
         {
             let short: String = e.lines().next().unwrap_or("").chars().take(80).collect();
             items.push(Entry::Item { id: format!("error:{}", v.name), label: short, enabled: false });
         }
-        out.push(Entry::Sub { label: format!("{} {}  {}", dot(v.state), v.name, arch), items });
+        let warn = if v.arch_warning.is_some() { "  ⚠" } else { "" };
+        out.push(Entry::Sub { label: format!("{} {}  {}{warn}", dot(v.state), v.name, arch), items });
     }
     if !vms.is_empty() {
         out.push(Entry::Separator);
@@ -196,6 +219,47 @@ mod tests {
             engine: None,
             active,
             auto_connect: false,
+            unforwarded: vec![],
+            arch_warning: None,
+            auto_forward: false,
+        }
+    }
+
+    #[test]
+    fn forwards_udp_and_arch_warnings_are_in_the_menu() {
+        use tether_core::session::{ForwardStatus, UnforwardedPort};
+        let mut a = vm("arm", State::Connected, true);
+        let fwd = |local, remote, container: Option<&str>| ForwardStatus {
+            local,
+            remote,
+            state: "listening".into(),
+            error: None,
+            active: 0,
+            total: 0,
+            auto: container.is_some(),
+            container: container.map(Into::into),
+        };
+        a.forwards = vec![fwd(3000, 3000, None), fwd(8081, 8080, Some("web")), fwd(10080, 80, Some("proxy"))];
+        a.unforwarded = vec![UnforwardedPort { container: "dns".into(), port: 53, proto: "udp".into() }];
+        a.arch_warning = Some("labelled arm64, but its Docker engine runs x86_64".into());
+        let m = model(&[a], false);
+        let Entry::Sub { label, items } = &m[0] else { panic!("{m:?}") };
+        assert!(label.ends_with('⚠'), "{label}");
+        let labels: Vec<&str> = items
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Item { label, .. } => Some(label.as_str()),
+                _ => None,
+            })
+            .collect();
+        for want in [
+            "127.0.0.1:3000 → 3000  (manual)",
+            "127.0.0.1:8081 → 8080  (auto for web, port 8080 was taken)",
+            "127.0.0.1:10080 → 80  (auto for proxy, port 80 was taken)",
+            "53/udp of dns: not forwarded",
+            "⚠ labelled arm64, but its Docker engine runs x86_64",
+        ] {
+            assert!(labels.contains(&want), "{want:?} missing from {labels:?}");
         }
     }
 

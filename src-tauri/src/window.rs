@@ -67,6 +67,7 @@ pub fn run(attached: bool) -> ExitCode {
     let socket = paths.control_socket();
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, Some(vec![HIDDEN_FLAG])))
+        .plugin(tauri_plugin_opener::init())
         .manage(ipc::Ipc { socket: socket.clone(), attached })
         .invoke_handler(tauri::generate_handler![
             ipc::status,
@@ -93,6 +94,12 @@ pub fn run(attached: bool) -> ExitCode {
             ipc::use_key,
             ipc::check_vm,
             ipc::use_docker_context,
+            ipc::health,
+            ipc::containers,
+            ipc::container_action,
+            ipc::container_logs,
+            ipc::set_auto_forward,
+            ipc::open_port,
         ])
         .on_window_event(|_, event| tracing::debug!(?event, "window event"))
         .setup(move |app| {

@@ -410,6 +410,12 @@ impl Engine {
             .map(|s| {
                 let mut st = s.status();
                 st.active = active.as_deref() == Some(st.name.as_str());
+                st.auto_forward = guard
+                    .0
+                    .vms
+                    .get(&st.name)
+                    .and_then(|p| p.auto_forward)
+                    .unwrap_or(guard.0.settings.auto_forward);
                 st
             })
             .collect()

@@ -98,6 +98,10 @@ pub struct VmStatus {
     /// Set when the engine's architecture is not the one the VM is labelled with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch_warning: Option<String>,
+    /// Whether published container ports are forwarded automatically (the VM's own choice, or
+    /// the default).
+    #[serde(default)]
+    pub auto_forward: bool,
 }
 
 /// Typed events on the engine's broadcast.
@@ -281,6 +285,7 @@ pub fn spawn(
         auto_connect: profile.auto_connect,
         unforwarded: Vec::new(),
         arch_warning: None,
+        auto_forward: false,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let tunnels = profile.forwards.iter().map(|m| (m.local, Tunnel { map: *m, listener: None, error: None, container: None })).collect();

@@ -84,6 +84,13 @@ impl Session {
         self.post(&format!("/element/{el}/value"), json!({ "text": text }));
     }
 
+    /// Scrolls the element matching `css` to the top of the window (for screenshots of it).
+    pub fn scroll_to(&self, css: &str) {
+        self.wait(css, Duration::from_secs(10));
+        let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'start'}); return true;";
+        self.post("/execute/sync", json!({ "script": script, "args": [css] }));
+    }
+
     /// Waits until the page has painted two more frames, so a screenshot shows the current DOM.
     pub fn settle(&self) {
         let script = "const done = arguments[arguments.length - 1]; \

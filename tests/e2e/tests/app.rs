@@ -282,3 +282,73 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     ui.screenshot(&shots().join("hostkey-changed.png"));
     assert_ne!(t.status("wizvm")["state"], "connected");
 }
+
+#[test]
+fn containers_and_health_live_in_the_window() {
+    let vm = TestVm::new("uic", 29, true);
+    let sock = format!("unix://{}", vm.docker_sock());
+    docker_at(&sock, &["rm", "-f", "web", "once"]);
+    let p = free_port();
+    docker_at(&sock, &["run", "-d", "--name", "web", "-p", &format!("{p}:80"), &var("LAB_IMAGE"),
+        "sh", "-c", "echo hello from web; exec httpd -f -p 80 -h /www"]).ok();
+    docker_at(&sock, &["run", "--name", "once", &var("LAB_IMAGE"), "sh", "-c", "exit 0"]).ok();
+
+    let t = Tether::without_daemon(&[]);
+    // The browser, as the window's "Open" starts it: a stand-in that records the address.
+    let bin = t.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let opened = t.dir.path().join("opened.txt");
+    let script = format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display());
+    std::fs::write(bin.join("xdg-open"), script).unwrap();
+    std::fs::set_permissions(bin.join("xdg-open"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut env = t.app_env();
+    env.push(("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())));
+    let desk = Desktop::start(t.dir.path(), &env);
+    let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    wait_for("the app's engine", Duration::from_secs(20), || t.home().join("run/control.sock").exists().then_some(()));
+    // Labelled arm64 on purpose: the lab's engines run this machine's x86_64.
+    let label = if cfg!(target_arch = "aarch64") { "x86_64" } else { "arm64" };
+    t.run(&["vm", "add", "uic", "--host", &vm.ip, "--user", &var("LAB_USER"), "--identity", &var("LAB_KEY"),
+        "--remote-socket", &vm.docker_sock(), "--arch", label, "--accept-new"]).ok();
+    t.run(&["tunnel", "uic", "--auto", "on"]).ok();
+    t.run(&["connect", "uic"]).ok();
+    let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
+    ui.click("[data-testid=vm-uic]");
+
+    // The containers view: both containers, the published port reaching the laptop.
+    ui.wait_text("[data-testid=container-web]", "running", Duration::from_secs(20));
+    ui.wait_text("[data-testid=container-once]", "exited", Duration::from_secs(10));
+    ui.wait_text(&format!("[data-testid=open-{p}]"), &format!("127.0.0.1:{p}"), Duration::from_secs(10));
+    ui.wait_text(&format!("[data-testid=port-{p}]"), "auto · web", Duration::from_secs(10));
+    ui.click(&format!("[data-testid=open-{p}]"));
+    wait_for("the browser to be asked", Duration::from_secs(10), || {
+        std::fs::read_to_string(&opened).ok().filter(|s| s.contains(&format!("http://127.0.0.1:{p}/")))
+    });
+    ui.click("[data-testid=logs-web]");
+    ui.wait_text("[data-testid=logs]", "hello from web", Duration::from_secs(10));
+
+    // Health: the charts have readings (quick while the window watches) and the counts are right.
+    ui.wait_text("[data-testid=health-counts]", "1 running / 2 containers", Duration::from_secs(20));
+    wait_for("a few readings", Duration::from_secs(15), || {
+        let r = t.run(&["health", "uic", "--json"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+        (v["history"].as_array()?.len() >= 3).then_some(())
+    });
+    ui.wait_text("[data-testid=chart-rtt]", "ms", Duration::from_secs(10));
+    ui.wait_text("[data-testid=arch-warning]", &format!("labelled {label}"), Duration::from_secs(20));
+    ui.scroll_to("[data-testid=health]");
+    ui.screenshot(&shots().join("health.png"));
+    ui.scroll_to("[data-testid=containers]");
+    ui.wait_text("[data-testid=container-web]", "running", Duration::from_secs(10));
+    ui.screenshot(&shots().join("containers.png"));
+
+    // Stop from the window: the list follows Docker's events, and the forward goes with it.
+    ui.click("[data-testid=stop-web]");
+    ui.wait_text("[data-testid=container-web]", "exited", Duration::from_secs(20));
+    wait_for("the forward to go", Duration::from_secs(10), || {
+        t.status("uic")["forwards"].as_array().is_some_and(|a| a.is_empty()).then_some(())
+    });
+    ui.click("[data-testid=start-web]");
+    ui.wait_text("[data-testid=container-web]", "running", Duration::from_secs(20));
+    wait_for("the forward back", Duration::from_secs(10), || http_tcp(p, "/index.html").ok().filter(|(s, _)| s.contains("200")));
+}

@@ -1,7 +1,7 @@
 // The app's IPC: one typed function per Tauri command, and the engine's event stream.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { Check, EngineEvent, HostKeyScan, IpcError, KeyView, Settings, SshHost, TimedEvent, VmStatus } from "./types";
+import type { Check, ContainerView, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, Settings, SshHost, TimedEvent, VmStatus } from "./types";
 
 export interface NewVm {
   host: string;
@@ -51,6 +51,12 @@ export const api = {
   useKey: (vm: string, key: string) => call<void>("use_key", { vm, key }),
   checkVm: (name: string) => call<Check[]>("check_vm", { name }),
   useDockerContext: (vm?: string) => call<string>("use_docker_context", { vm }),
+  health: (name: string) => call<HealthReport>("health", { name }),
+  containers: (name: string) => call<ContainerView[]>("containers", { name }),
+  containerAction: (name: string, id: string, action: "start" | "stop" | "restart") => call<void>("container_action", { name, id, action }),
+  containerLogs: (name: string, id: string, tail = 200) => call<string[]>("container_logs", { name, id, tail }),
+  setAutoForward: (name: string | null, on: boolean) => call<void>("set_auto_forward", { name, on }),
+  openPort: (port: number) => call<void>("open_port", { port }),
   onEvent: (f: (e: EngineEvent) => void): Promise<UnlistenFn> => listen<EngineEvent>("engine-event", (m) => f(m.payload)),
   /** The link to the engine was lost and is back: events may have been missed. */
   onResync: (f: () => void): Promise<UnlistenFn> => listen("engine-resync", () => f()),

@@ -43,6 +43,14 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
       return { reload: false, vms: vms.filter((v) => v.name !== ev.vm) };
     case "vm_added":
       return { reload: true, vms };
+    case "health":
+      // The arch check rides on health readings.
+      return { reload: false, vms: vms.map((v) => (v.name === ev.vm ? { ...v, arch_warning: ev.health.arch_warning } : v)) };
+    case "containers":
+      return { reload: false, vms };
+    default:
+      // An event this UI does not know (a newer engine): nothing to change.
+      return { reload: false, vms };
   }
 }
 

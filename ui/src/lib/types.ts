@@ -9,6 +9,15 @@ export interface ForwardStatus {
   error?: string;
   active: number;
   total: number;
+  /** Made for a container's published port. */
+  auto?: boolean;
+  container?: string;
+}
+
+export interface UnforwardedPort {
+  container: string;
+  port: number;
+  proto: string;
 }
 
 export interface EngineInfo {
@@ -35,6 +44,9 @@ export interface VmStatus {
   engine?: EngineInfo;
   active: boolean;
   auto_connect: boolean;
+  unforwarded?: UnforwardedPort[];
+  arch_warning?: string;
+  auto_forward?: boolean;
 }
 
 export type EngineEvent =
@@ -44,7 +56,9 @@ export type EngineEvent =
   | { event: "rtt"; vm: string; rtt_ms: number }
   | { event: "active"; vm: string | null }
   | { event: "vm_added"; vm: string }
-  | { event: "vm_removed"; vm: string };
+  | { event: "vm_removed"; vm: string }
+  | { event: "containers"; vm: string }
+  | { event: "health"; vm: string; health: Health };
 
 export interface TimedEvent {
   at_ms: number;
@@ -59,6 +73,66 @@ export interface IpcError {
 export interface Settings {
   notifications: boolean;
   start_at_login: boolean;
+  auto_forward: boolean;
+}
+
+export interface Disk {
+  used: number;
+  total: number;
+}
+
+export interface Health {
+  at_ms: number;
+  rtt_ms?: number;
+  engine?: {
+    ping_ms: number;
+    version: string;
+    api_version: string;
+    os: string;
+    kernel: string;
+    arch: string;
+    containers_running: number;
+    containers_total: number;
+    images: number;
+    docker_root: string;
+  };
+  vm?: { load: [number, number, number]; cpus: number; mem_used: number; mem_total: number; disk_root: Disk; disk_docker: Disk };
+  arch_warning?: string;
+  problems?: string[];
+}
+
+export interface Sample {
+  at_ms: number;
+  rtt_ms?: number | null;
+  engine_ms?: number | null;
+  load1?: number | null;
+  mem_used?: number | null;
+}
+
+export interface HealthReport {
+  latest?: Health | null;
+  history: Sample[];
+}
+
+export interface PortView {
+  private: number;
+  public?: number | null;
+  proto: string;
+  local?: number | null;
+  auto: boolean;
+}
+
+export interface ContainerView {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  status: string;
+  health?: string | null;
+  ports: PortView[];
+  cpu_percent?: number | null;
+  mem_bytes?: number | null;
+  mem_limit?: number | null;
 }
 
 export interface SshHost {
