@@ -100,6 +100,9 @@ pub struct HealthReport {
     pub history: Vec<Sample>,
 }
 
+/// One VM's latest reading and its history.
+type Kept = (Option<Health>, VecDeque<Sample>);
+
 /// What every monitor shares with the engine.
 #[derive(Default)]
 pub struct Shared {
@@ -107,7 +110,7 @@ pub struct Shared {
     pub watchers: AtomicUsize,
     /// Woken when a watcher arrives, so a monitor in its slow schedule samples at once.
     pub wake: tokio::sync::Notify,
-    health: std::sync::Mutex<HashMap<String, (Option<Health>, VecDeque<Sample>)>>,
+    health: std::sync::Mutex<HashMap<String, Kept>>,
 }
 
 impl Shared {

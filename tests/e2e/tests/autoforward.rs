@@ -42,7 +42,7 @@ fn serves(port: u16) -> bool {
     http_tcp(port, "/index.html").map(|(status, _)| status.contains("200")).unwrap_or(false)
 }
 
-fn forward<'a>(st: &'a serde_json::Value, remote: u16) -> Option<&'a serde_json::Value> {
+fn forward(st: &serde_json::Value, remote: u16) -> Option<&serde_json::Value> {
     st["forwards"].as_array()?.iter().find(|f| f["remote"] == remote && f["auto"] == true)
 }
 

@@ -6,6 +6,8 @@
 //! - the window's processes (its own and WebKit's) while it is open, and that they all exit when
 //!   it is closed.
 //!
+//! - the engine's CPU over the same window with 20 running containers whose ports it forwards.
+//!
 //! Usage: footprint [SECONDS]. Needs the lab (tests/footprint.sh starts it) and release builds.
 
 use std::path::{Path, PathBuf};
@@ -111,6 +113,9 @@ fn main() {
     settle();
     let (c_rss, c_pss) = table("window closed again", &procs::tree(pid));
 
+    drop(app);
+    let busy = containers_cpu(secs);
+
     println!("\nsummary");
     println!("  baseline idle: {:.1} MB RSS, {:.1} MB PSS, CPU {:.3}%", mb(b_rss), mb(b_pss), b.cpu_percent);
     println!("  tether idle:   {:.1} MB RSS, {:.1} MB PSS, CPU {:.3}%", mb(a_rss), mb(a_pss), a.cpu_percent);
@@ -127,4 +132,32 @@ fn main() {
         mb(c_rss) - mb(a_rss),
         mb(c_pss) - mb(a_pss)
     );
+    println!("  engine with 20 running containers, ports forwarded, window closed: CPU {busy:.3}%");
+}
+
+/// CPU of `tether daemon` over `secs` with 20 running containers on its VM, all forwarded.
+fn containers_cpu(secs: u64) -> f64 {
+    let vm = TestVm::new("fp", 30, true);
+    let sock = format!("unix://{}", vm.docker_sock());
+    let names: Vec<String> = (0..20).map(|i| format!("fp{i}")).collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    docker_at(&sock, &rm);
+    for n in &names {
+        let port = free_port().to_string();
+        docker_at(&sock, &["run", "-d", "--name", n, "-p", &format!("{port}:80"), &var("LAB_IMAGE"), "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+    }
+    let t = Tether::new();
+    t.add_vm("fp", &vm.ip, 22, &vm.docker_sock()).ok();
+    t.run(&["tunnel", "fp", "--auto", "on"]).ok();
+    t.run(&["connect", "fp"]).ok();
+    wait_for("20 forwards", Duration::from_secs(30), || {
+        (t.status("fp")["forwards"].as_array().map(|a| a.len()) == Some(20)).then_some(())
+    });
+    settle();
+    let pid: u32 = std::fs::read_to_string(t.home().join("run/engine.pid")).ok().and_then(|s| s.trim().parse().ok()).expect("engine pid");
+    let s = sample(pid, secs);
+    println!("\ntether daemon, 20 running containers forwarded: RSS {:.1} MB, CPU {:.3}%", mb(s.procs.iter().map(|p| p.rss_kib).sum()), s.cpu_percent);
+    docker_at(&sock, &rm);
+    s.cpu_percent
 }
