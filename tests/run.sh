@@ -62,7 +62,11 @@ trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
 tests/lab/lab.sh up
 
 step "end-to-end tests"
-cargo test --locked -p tether-e2e -- --test-threads="${TETHER_E2E_THREADS:-3}" 2>&1 | tee -a "$results"
+# Every test runs even after a failure, so one run reports all of them.
+set +e
+cargo test --locked --no-fail-fast -p tether-e2e -- --test-threads="${TETHER_E2E_THREADS:-3}" 2>&1 | tee -a "$results"
+e2e=${PIPESTATUS[0]}
+set -e
 
 # One closing line for the whole run, summed over every test binary.
 echo
@@ -71,3 +75,4 @@ sed 's/\x1b\[[0-9;]*m//g' "$results" |
 awk '/^test result:|^ *Tests +[0-9]/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }'
 rm -f "$results"
+exit "$e2e"

@@ -15,8 +15,17 @@ struct DockerVm {
 }
 
 impl DockerVm {
+    /// The VM's engine keeps its data across runs: containers of an earlier run are removed.
     fn new(name: &str, idx: u8) -> Self {
-        DockerVm { vm: TestVm::new(name, idx, true) }
+        let me = DockerVm { vm: TestVm::new(name, idx, true) };
+        let old = me.docker(&["ps", "-aq"]).ok().stdout;
+        let ids: Vec<&str> = old.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids);
+            me.docker(&args).ok();
+        }
+        me
     }
 
     fn docker(&self, args: &[&str]) -> Run {
