@@ -21,11 +21,14 @@ use tether_core::error::EngineError;
 use tether_core::session::{ConnectReport, VmStatus};
 
 use crate::service::TRAY_REFRESH;
+use tokio_util::sync::CancellationToken;
 
 /// Where the engine is, and whether a service started this window.
 pub struct Ipc {
     pub socket: PathBuf,
     pub attached: bool,
+    /// Log tails being followed, by container id.
+    pub follows: std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>,
 }
 
 /// The error every command returns: `{code, message}`.
@@ -97,6 +100,7 @@ pub struct SettingsDto {
     pub notifications: bool,
     pub start_at_login: bool,
     pub auto_forward: bool,
+    pub privileged_ports: bool,
 }
 
 #[tauri::command]
@@ -170,6 +174,7 @@ pub async fn settings(app: tauri::AppHandle, ipc: State<'_, Ipc>) -> Res<Setting
     Ok(SettingsDto {
         notifications: config.settings.notifications,
         auto_forward: config.settings.auto_forward,
+        privileged_ports: config.settings.privileged_ports,
         start_at_login: app.autolaunch().is_enabled().unwrap_or(false),
     })
 }
@@ -255,10 +260,55 @@ pub async fn container_logs(ipc: State<'_, Ipc>, name: String, id: String, tail:
     call(&ipc, Request::ContainerLogs { name: Some(name), id, tail }).await
 }
 
+/// Sends a container's last 200 log lines, then each new one, to `on_line` until
+/// `unfollow_logs` or the page goes away.
+#[tauri::command]
+pub async fn follow_logs(ipc: State<'_, Ipc>, name: String, id: String, on_line: tauri::ipc::Channel<String>) -> Res<()> {
+    let mut client = Client::connect(&ipc.socket).await?;
+    client.call(&Request::FollowLogs { name: Some(name), id: id.clone(), tail: 200 }).await?;
+    let cancel = CancellationToken::new();
+    if let Ok(mut f) = ipc.follows.lock()
+        && let Some(old) = f.insert(id, cancel.clone())
+    {
+        old.cancel();
+    }
+    tauri::async_runtime::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                line = client.next_event() => match line {
+                    Ok(Some(serde_json::Value::String(l))) => {
+                        if on_line.send(l).is_err() {
+                            break;
+                        }
+                    }
+                    _ => break,
+                },
+            }
+        }
+    });
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn unfollow_logs(ipc: State<'_, Ipc>, id: String) -> Res<()> {
+    if let Ok(mut f) = ipc.follows.lock()
+        && let Some(c) = f.remove(&id)
+    {
+        c.cancel();
+    }
+    Ok(())
+}
+
 /// Per VM when a name is given, else the default for all VMs.
 #[tauri::command]
 pub async fn set_auto_forward(ipc: State<'_, Ipc>, name: Option<String>, on: bool) -> Res<()> {
     call::<serde_json::Value>(&ipc, Request::SetAutoForward { name, on }).await.map(drop)
+}
+
+#[tauri::command]
+pub async fn set_privileged_ports(ipc: State<'_, Ipc>, on: bool) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::SetPrivilegedPorts { on }).await.map(drop)
 }
 
 /// Opens http://127.0.0.1:PORT (a forward of a published port) in the default browser.

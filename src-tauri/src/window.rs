@@ -68,7 +68,7 @@ pub fn run(attached: bool) -> ExitCode {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, Some(vec![HIDDEN_FLAG])))
         .plugin(tauri_plugin_opener::init())
-        .manage(ipc::Ipc { socket: socket.clone(), attached })
+        .manage(ipc::Ipc { socket: socket.clone(), attached, follows: Default::default() })
         .invoke_handler(tauri::generate_handler![
             ipc::status,
             ipc::connect,
@@ -98,7 +98,10 @@ pub fn run(attached: bool) -> ExitCode {
             ipc::containers,
             ipc::container_action,
             ipc::container_logs,
+            ipc::follow_logs,
+            ipc::unfollow_logs,
             ipc::set_auto_forward,
+            ipc::set_privileged_ports,
             ipc::open_port,
         ])
         .on_window_event(|_, event| tracing::debug!(?event, "window event"))

@@ -146,6 +146,9 @@ struct TunnelArgs {
     /// The default of --auto for VMs that do not set it (on|off).
     #[arg(long, value_name = "on|off", value_parser = on_off, conflicts_with = "auto")]
     auto_default: Option<bool>,
+    /// Let automatic forwards use laptop ports below 1024 (on), or move them up by 10000 (off).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    privileged_ports: Option<bool>,
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -366,7 +369,7 @@ fn first_lines(s: &str, n: usize) -> String {
 
 async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
     let maps: Vec<PortMap> = t.ports.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
-    if maps.is_empty() && t.rm.is_empty() && !t.list && t.auto.is_none() && t.auto_default.is_none() {
+    if maps.is_empty() && t.rm.is_empty() && !t.list && t.auto.is_none() && t.auto_default.is_none() && t.privileged_ports.is_none() {
         anyhow::bail!(
             "nothing to do: give -p LOCAL[:REMOTE] to add a tunnel, --rm PORT to remove one, --list, or --auto on|off"
         );
@@ -378,6 +381,13 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
         println!(
             "automatic forwarding of published container ports is {} for '{name}'",
             if on { "on" } else { "off" }
+        );
+    }
+    if let Some(on) = t.privileged_ports {
+        e.call(&Request::SetPrivilegedPorts { on }).await?;
+        println!(
+            "automatic forwards {} ports below 1024",
+            if on { "may use" } else { "move up by 10000 from" }
         );
     }
     if let Some(on) = t.auto_default {

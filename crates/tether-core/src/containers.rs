@@ -57,8 +57,48 @@ pub enum Action {
     Restart,
 }
 
+#[cfg(test)]
+#[path = "tests/containers.rs"]
+mod tests;
+
 fn engine_err(vm: &str, e: bollard::errors::Error) -> EngineError {
     EngineError::Engine(format!("the Docker engine of '{vm}' refused: {e}"))
+}
+
+/// Log chunks as lines (a chunk may hold several, or end mid-line; the remainder waits).
+fn async_stream_lines(
+    docker: Docker,
+    id: String,
+    opts: bollard::query_parameters::LogsOptions,
+) -> impl futures_util::Stream<Item = String> + Send + 'static {
+    let chunks = docker.logs(&id, Some(opts));
+    futures_util::stream::unfold((chunks, String::new(), Vec::<String>::new()), |(mut chunks, mut partial, mut ready)| async move {
+        loop {
+            if !ready.is_empty() {
+                let line = ready.remove(0);
+                return Some((line, (chunks, partial, ready)));
+            }
+            let bytes = match chunks.next().await? {
+                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => message,
+                Ok(LogOutput::StdIn { .. }) => continue,
+                Err(_) => return None,
+            };
+            partial.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(pos) = partial.find('\n') {
+                ready.push(partial[..pos].to_string());
+                partial.drain(..=pos);
+            }
+        }
+    })
+}
+
+/// The health verdict in a status line ("Up 3 minutes (healthy)"), for engines older than
+/// API 1.52, whose list has no health field.
+pub fn health_from_status(status: &str) -> Option<String> {
+    ["(healthy)", "(unhealthy)", "(health: starting)"]
+        .iter()
+        .find(|m| status.ends_with(*m))
+        .map(|m| m.trim_matches(['(', ')']).trim_start_matches("health: ").to_string())
 }
 
 /// CPU use in percent of one core, from one stats reading (as `docker stats` computes it).
@@ -124,7 +164,12 @@ impl Engine {
                 ContainerView {
                     name: c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
-                    health: c.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| s != "none" && !s.is_empty()),
+                    health: c
+                        .health
+                        .and_then(|h| h.status)
+                        .map(|s| s.to_string())
+                        .filter(|s| s != "none" && !s.is_empty())
+                        .or_else(|| health_from_status(c.status.as_deref().unwrap_or_default())),
                     status: c.status.unwrap_or_default(),
                     state,
                     ports,
@@ -149,6 +194,22 @@ impl Engine {
             Action::Restart => docker.restart_container(id, None::<RestartContainerOptions>).await,
         };
         res.map_err(|e| engine_err(vm, e))
+    }
+
+    /// The last `tail` lines of a container's output, then every new line as it is written,
+    /// until the stream is dropped or the container's output ends.
+    pub async fn follow_logs(
+        &self,
+        vm: &str,
+        id: &str,
+        tail: usize,
+    ) -> Result<impl futures_util::Stream<Item = String> + Send + use<>, EngineError> {
+        let docker = self.docker(vm).await?;
+        let tail = tail.clamp(1, MAX_LOG_LINES);
+        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(true).tail(&tail.to_string()).build();
+        let id = id.to_string();
+        let stream = async_stream_lines(docker, id, opts);
+        Ok(stream)
     }
 
     /// The last `tail` lines (at most [`MAX_LOG_LINES`]) of a container's output.

@@ -61,8 +61,11 @@ pub enum Request {
     Containers { name: Option<String> },
     ContainerAction { name: Option<String>, id: String, action: crate::containers::Action },
     ContainerLogs { name: Option<String>, id: String, tail: usize },
+    /// Turns the connection into a stream of log lines (JSON strings) until either side closes.
+    FollowLogs { name: Option<String>, id: String, tail: usize },
     /// Per VM when a name is given, else the default for all VMs.
     SetAutoForward { name: Option<String>, on: bool },
+    SetPrivilegedPorts { on: bool },
     SshHosts,
     UseDockerContext {
         #[serde(default)]
@@ -177,6 +180,32 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
                     }
                 }
             }
+            Request::FollowLogs { name, id, tail } => {
+                let started = async {
+                    let name = engine.config().await.resolve(name.as_deref())?;
+                    engine.follow_logs(&name, &id, tail).await
+                };
+                let lines = match started.await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        if write_line(&mut wr, &Response::from_result(Err(e))).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                if write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await.is_err() {
+                    return;
+                }
+                let mut lines = std::pin::pin!(lines);
+                use futures_util::StreamExt as _;
+                while let Some(line) = lines.next().await {
+                    if write_line(&mut wr, &line).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
             Request::Shutdown => {
                 let _ = write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await;
                 engine.shutdown().await;
@@ -257,6 +286,7 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
             json(engine.container_logs(&name, &id, tail).await?)
         }
         Request::SetAutoForward { name, on } => json(engine.set_auto_forward(name.as_deref(), on).await?),
+        Request::SetPrivilegedPorts { on } => json(engine.set_privileged_ports(on).await?),
         Request::SshHosts => json(crate::target::config_hosts().map_err(|e| EngineError::Engine(e.to_string()))?),
         Request::UseDockerContext { vm } => json(engine.use_docker_context(vm.as_deref()).await?),
         Request::ScanHostKey { name } => {
@@ -272,7 +302,9 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
             json(serde_json::json!({ "status": state, "key_type": key_type, "fingerprint": fingerprint, "detail": detail }))
         }
         Request::TrustHostKey { name, fingerprint } => json(engine.trust_host_key(&name, &fingerprint).await?),
-        Request::Subscribe | Request::Shutdown => Err(EngineError::Engine("handled by the connection loop".into())),
+        Request::Subscribe | Request::Shutdown | Request::FollowLogs { .. } => {
+            Err(EngineError::Engine("handled by the connection loop".into()))
+        }
     }
 }
 

@@ -174,6 +174,18 @@ impl Engine {
         Ok(self.inner.health.report(name))
     }
 
+    /// Lets automatic forwards take ports below 1024 on the laptop (else they move up by 10000).
+    pub async fn set_privileged_ports(&self, on: bool) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                cfg.settings.privileged_ports = on;
+                Ok(())
+            })
+            .await?,
+        );
+        Ok(())
+    }
+
     /// Turns automatic port forwarding on or off for one VM, or sets the default for all.
     pub async fn set_auto_forward(&self, name: Option<&str>, on: bool) -> Result<(), EngineError> {
         drop(

@@ -287,10 +287,12 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
 fn containers_and_health_live_in_the_window() {
     let vm = TestVm::new("uic", 29, true);
     let sock = format!("unix://{}", vm.docker_sock());
-    docker_at(&sock, &["rm", "-f", "web", "once"]);
+    docker_at(&sock, &["rm", "-f", "web", "once", "ticker"]);
     let p = free_port();
-    docker_at(&sock, &["run", "-d", "--name", "web", "-p", &format!("{p}:80"), &var("LAB_IMAGE"),
-        "sh", "-c", "echo hello from web; exec httpd -f -p 80 -h /www"]).ok();
+    docker_at(&sock, &["run", "-d", "--name", "web", "-p", &format!("{p}:80"), "--health-cmd", "true", "--health-interval", "1s",
+        &var("LAB_IMAGE"), "sh", "-c", "echo hello from web; exec httpd -f -p 80 -h /www"]).ok();
+    docker_at(&sock, &["run", "-d", "--name", "ticker", &var("LAB_IMAGE"),
+        "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done"]).ok();
     docker_at(&sock, &["run", "--name", "once", &var("LAB_IMAGE"), "sh", "-c", "exit 0"]).ok();
 
     let t = Tether::without_daemon(&[]);
@@ -326,9 +328,21 @@ fn containers_and_health_live_in_the_window() {
     });
     ui.click("[data-testid=logs-web]");
     ui.wait_text("[data-testid=logs]", "hello from web", Duration::from_secs(10));
+    // The health check's verdict shows, and the ticker's tail is live.
+    ui.wait_text("[data-testid=container-web]", "healthy", Duration::from_secs(20));
+    ui.click("[data-testid=logs-ticker]");
+    let first = ui.wait_text("[data-testid=logs]", "tick", Duration::from_secs(10));
+    let last = |text: &str| text.lines().filter_map(|l| l.strip_prefix("tick ")?.trim().parse::<u32>().ok()).max().unwrap_or(0);
+    let seen = last(&first);
+    wait_for("new log lines", Duration::from_secs(10), || {
+        let el = ui.find("[data-testid=logs]")?;
+        (last(&ui.text(&el)?) >= seen + 5).then_some(())
+    });
+    ui.click("[data-testid=logs-ticker]");
+    ui.click("[data-testid=logs-web]");
 
     // Health: the charts have readings (quick while the window watches) and the counts are right.
-    ui.wait_text("[data-testid=health-counts]", "1 running / 2 containers", Duration::from_secs(20));
+    ui.wait_text("[data-testid=health-counts]", "2 running / 3 containers", Duration::from_secs(20));
     wait_for("a few readings", Duration::from_secs(15), || {
         let r = t.run(&["health", "uic", "--json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;

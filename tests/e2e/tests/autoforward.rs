@@ -95,6 +95,14 @@ fn published_ports_follow_their_containers() {
     });
     assert_eq!(low, 10081);
     assert!(serves(10081));
+    // …and keep their number when the user allows it.
+    t.run(&["tunnel", "--privileged-ports", "on"]).ok();
+    vm.web(&format!("af-{tag}-low2"), "82:80");
+    let low2 = wait_for("the allowed privileged forward", Duration::from_secs(5), || {
+        forward(&t.status("a"), 82).and_then(|f| f["local"].as_u64())
+    });
+    assert_eq!(low2, 82);
+    assert!(serves(82));
 
     // UDP is shown, not pretended.
     let u = free_port();

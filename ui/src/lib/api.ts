@@ -1,5 +1,5 @@
 // The app's IPC: one typed function per Tauri command, and the engine's event stream.
-import { invoke } from "@tauri-apps/api/core";
+import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { Check, ContainerView, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, Settings, SshHost, TimedEvent, VmStatus } from "./types";
 
@@ -55,7 +55,15 @@ export const api = {
   containers: (name: string) => call<ContainerView[]>("containers", { name }),
   containerAction: (name: string, id: string, action: "start" | "stop" | "restart") => call<void>("container_action", { name, id, action }),
   containerLogs: (name: string, id: string, tail = 200) => call<string[]>("container_logs", { name, id, tail }),
+  /** Streams a container's output (the last 200 lines, then live) to `online`. */
+  followLogs: (name: string, id: string, online: (line: string) => void) => {
+    const onLine = new Channel<string>();
+    onLine.onmessage = online;
+    return call<void>("follow_logs", { name, id, onLine });
+  },
+  unfollowLogs: (id: string) => call<void>("unfollow_logs", { id }),
   setAutoForward: (name: string | null, on: boolean) => call<void>("set_auto_forward", { name, on }),
+  setPrivilegedPorts: (on: boolean) => call<void>("set_privileged_ports", { on }),
   openPort: (port: number) => call<void>("open_port", { port }),
   onEvent: (f: (e: EngineEvent) => void): Promise<UnlistenFn> => listen<EngineEvent>("engine-event", (m) => f(m.payload)),
   /** The link to the engine was lost and is back: events may have been missed. */

@@ -74,6 +74,7 @@ export interface Settings {
   notifications: boolean;
   start_at_login: boolean;
   auto_forward: boolean;
+  privileged_ports: boolean;
 }
 
 export interface Disk {
