@@ -201,8 +201,12 @@ vm_down() { # NAME
     ip netns del "tl-$name" 2>/dev/null || true
   fi
   ip link del "tlh-$name" 2>/dev/null || true
-  umount -R "$dir/exec" 2>/dev/null || true
+  unmount_under "$dir"
   rm -rf "$dir"
+}
+
+unmount_under() { # DIR: whatever a killed dockerd left mounted there (containers' netns files)
+  grep -o " $1/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 make_images() { # NAME
@@ -260,6 +264,7 @@ down() {
   need_root
   down_quiet
   ip route del unreachable 10.77.0.0/16 metric 4000 2>/dev/null || true
+  unmount_under "$LAB"
   rm -rf "$LAB" "$DATA"
   log "lab down"
 }

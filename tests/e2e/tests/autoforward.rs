@@ -18,14 +18,18 @@ impl DockerVm {
     /// The VM's engine keeps its data across runs: containers of an earlier run are removed.
     fn new(name: &str, idx: u8) -> Self {
         let me = DockerVm { vm: TestVm::new(name, idx, true) };
-        let old = me.docker(&["ps", "-aq"]).ok().stdout;
+        me.clear();
+        me
+    }
+
+    fn clear(&self) {
+        let old = self.docker(&["ps", "-aq"]).stdout;
         let ids: Vec<&str> = old.split_whitespace().collect();
         if !ids.is_empty() {
             let mut args = vec!["rm", "-f"];
             args.extend(ids);
-            me.docker(&args).ok();
+            self.docker(&args);
         }
-        me
     }
 
     fn docker(&self, args: &[&str]) -> Run {
@@ -44,6 +48,12 @@ impl DockerVm {
         t.run(&["tunnel", "a", "--auto", "on"]).ok();
         t.run(&["connect", "a"]).ok();
         t
+    }
+}
+
+impl Drop for DockerVm {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
