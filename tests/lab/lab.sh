@@ -206,7 +206,7 @@ vm_down() { # NAME
 }
 
 unmount_under() { # DIR: whatever a killed dockerd left mounted there (containers' netns files)
-  grep -o " $1/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $1/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 make_images() { # NAME
