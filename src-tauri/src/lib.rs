@@ -31,11 +31,18 @@ pub fn run() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
     // Logs go to stderr: the window's stdout is a line protocol to the service.
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+    let paths = match tether_core::paths::Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let args: Vec<String> = std::env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
     if has(WINDOW_FLAG) {
-        window::run(has(ATTACHED_FLAG))
+        window::run(has(ATTACHED_FLAG), paths)
     } else {
-        service::run(has(HIDDEN_FLAG))
+        service::run(has(HIDDEN_FLAG), paths)
     }
 }

@@ -172,14 +172,7 @@ fn pump_events(app: AppHandle, engine: Engine) {
 }
 
 /// Runs the service until Quit.
-pub fn run(hidden: bool) -> ExitCode {
-    let paths = match Paths::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub fn run(hidden: bool, paths: Paths) -> ExitCode {
     let app = tauri::Builder::default()
         // Must be first: a second launch only brings the running app's window forward.
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_window(app)))

@@ -56,14 +56,7 @@ fn relay_events(app: AppHandle, socket: std::path::PathBuf) {
 }
 
 /// Runs the window until it is closed (or, when `attached`, until the service goes away).
-pub fn run(attached: bool) -> ExitCode {
-    let paths = match Paths::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub fn run(attached: bool, paths: Paths) -> ExitCode {
     let socket = paths.control_socket();
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, Some(vec![HIDDEN_FLAG])))

@@ -238,26 +238,8 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Health { name, json } => {
-            let mut e = Engine::ensure(&paths).await?;
-            let v = e.call(&Request::Health { name }).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                output::health(&v);
-            }
-            Ok(())
-        }
-        Cmd::Containers { name, json } => {
-            let mut e = Engine::ensure(&paths).await?;
-            let v = e.call(&Request::Containers { name }).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                output::containers(&v);
-            }
-            Ok(())
-        }
+        Cmd::Health { name, json } => show(&paths, &Request::Health { name }, json, output::health).await,
+        Cmd::Containers { name, json } => show(&paths, &Request::Containers { name }, json, output::containers).await,
         Cmd::Status { json, watch: true } => watch(&paths, json).await,
         Cmd::Status { json, watch: false } => status(&paths, json).await,
         Cmd::Env { name } => {
@@ -267,6 +249,18 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// One request whose answer is printed as JSON or through `render`.
+async fn show(paths: &Paths, req: &Request, json: bool, render: fn(&Value)) -> Result<()> {
+    let mut e = Engine::ensure(paths).await?;
+    let v = e.call(req).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        render(&v);
+    }
+    Ok(())
 }
 
 async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {

@@ -43,15 +43,7 @@ impl Desktop {
         assert!(number.trim().parse::<u32>().is_ok(), "Xvfb did not start (printed {number:?})");
         children.push(xvfb);
 
-        let mut bus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon");
-        let mut line = String::new();
-        BufReader::new(bus.stdout.take().expect("dbus stdout")).read_line(&mut line).expect("dbus address");
-        let dbus = line.trim().to_string();
+        let (bus, dbus) = crate::keyring::session_bus();
         children.push(bus);
 
         let notes = dir.join("notifications.jsonl");

@@ -253,6 +253,8 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     // 7. Connect, with the docker context and start at login (both ticked by default).
     ui.wait("[data-testid=wiz-connect]", Duration::from_secs(10));
     ui.click("[data-testid=wiz-connect]");
+    // The wizard hands over to the machine view once it connected and set the context.
+    ui.wait_text("[data-testid=detail-name]", "wizvm", Duration::from_secs(30));
     ui.wait_text("[data-testid=vm-wizvm-state]", "connected", Duration::from_secs(30));
     let docker_config = t.dir.path().join(".docker");
     let ps = Command::new("docker").args(["ps"]).env("DOCKER_CONFIG", &docker_config).env_remove("DOCKER_HOST").output().unwrap();
