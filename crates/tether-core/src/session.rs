@@ -691,11 +691,14 @@ impl Actor {
                 let permanent = e.is_permanent();
                 tracing::warn!(vm = %self.name, error = %e, permanent, "connection attempt failed");
                 self.last_error = Some(e.to_string());
-                let waiting = !self.waiting.is_empty();
-                self.fail_waiting(EngineError::from(e));
+                // The waiters hear of the failure only after the state machine has acted on it,
+                // so a failed connect has already removed its socket when the caller returns.
+                let waiters = std::mem::take(&mut self.waiting);
                 // A user-requested attempt while reconnecting reports its error but keeps retrying.
-                let permanent = permanent || (waiting && matches!(self.state, State::Connecting));
+                let permanent = permanent || (!waiters.is_empty() && matches!(self.state, State::Connecting));
                 self.input(Input::AttemptFailed { permanent }, None);
+                self.waiting = waiters;
+                self.fail_waiting(EngineError::from(e));
             }
         }
         self.publish();
