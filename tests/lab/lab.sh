@@ -205,8 +205,10 @@ vm_down() { # NAME
   rm -rf "$dir"
 }
 
-unmount_under() { # DIR: whatever a killed dockerd left mounted there (containers' netns files)
-  { grep -o " $1/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+unmount_under() { # DIR: whatever a killed dockerd left mounted at or under DIR (its data root's
+  # private bind mount, containers' netns files), deepest first.
+  awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 make_images() { # NAME
@@ -265,6 +267,7 @@ down() {
   down_quiet
   ip route del unreachable 10.77.0.0/16 metric 4000 2>/dev/null || true
   unmount_under "$LAB"
+  unmount_under "$DATA"
   rm -rf "$LAB" "$DATA"
   log "lab down"
 }
