@@ -79,3 +79,45 @@ pub fn ticks_per_second() -> u64 {
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100)
 }
+
+/// Where a process's PSS lives, in KiB, from /proc/PID/smaps: its own executable's code
+/// (`exe_code`) and other pages (`exe_data`: read-only data, relocations), shared libraries,
+/// the heap, and other anonymous memory (thread stacks, mmap'd allocations).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PssParts {
+    pub exe_code: u64,
+    pub exe_data: u64,
+    pub libraries: u64,
+    pub heap: u64,
+    pub anon: u64,
+}
+
+pub fn pss_parts(pid: u32) -> PssParts {
+    let mut parts = PssParts::default();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else { return parts };
+    // A mapping's header line starts with its address range; its "Pss:" line follows.
+    let mut slot: Option<&mut u64> = None;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let perms = f.get(1).copied().unwrap_or("");
+            let path = f.get(5).copied().unwrap_or("");
+            slot = Some(if Path::new(path) == exe {
+                if perms.contains('x') { &mut parts.exe_code } else { &mut parts.exe_data }
+            } else if path == "[heap]" {
+                &mut parts.heap
+            } else if path.starts_with('/') {
+                &mut parts.libraries
+            } else {
+                &mut parts.anon
+            });
+        } else if let Some(v) = line.strip_prefix("Pss:")
+            && let Some(s) = slot.as_deref_mut()
+        {
+            *s += v.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    parts
+}

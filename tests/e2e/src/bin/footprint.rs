@@ -4,9 +4,9 @@
 //! - RSS and PSS of every process of each app, with the window closed;
 //! - CPU over a window of seconds (default 60) with the window closed and one VM connected;
 //! - the window's processes (its own and WebKit's) while it is open, and that they all exit when
-//!   it is closed.
-//!
-//! - the engine's CPU over the same window with 20 running containers whose ports it forwards.
+//!   it is closed;
+//! - the engine's CPU over the same window with 20 running containers whose ports it forwards;
+//! - what costs what: the added PSS by kind of memory, and the app's resident code by crate.
 //!
 //! Usage: footprint [SECONDS]. Needs the lab (tests/footprint.sh starts it) and release builds.
 
@@ -86,6 +86,7 @@ fn main() {
     settle();
     let b = sample(base.0.id(), secs);
     let (b_rss, b_pss) = table("empty Tauri 2 tray app (baseline)", &b.procs);
+    let b_parts = procs::pss_parts(base.0.id());
     drop(base);
 
     let app = Killed(desk.launch(&release("tether-app"), &["--hidden"], &env, &log));
@@ -94,6 +95,8 @@ fn main() {
     settle();
     let a = sample(pid, secs);
     let (a_rss, a_pss) = table("tether-app --hidden, one VM connected", &a.procs);
+    let a_parts = procs::pss_parts(pid);
+    let a_crates = code_by_crate(pid);
 
     // Open the window (a second launch asks the running app), then close it.
     let mut again = desk.launch(&release("tether-app"), &[], &env, &log);
@@ -133,6 +136,30 @@ fn main() {
         mb(c_pss) - mb(a_pss)
     );
     println!("  engine with 20 running containers, ports forwarded, window closed: CPU {busy:.3}%");
+
+    // What costs what: the PSS that tether adds, by kind of memory, and whose code it is.
+    println!("\nwhat tether adds, PSS by kind (MB)       baseline    tether     added");
+    let rows = [
+        ("own executable, code", b_parts.exe_code, a_parts.exe_code),
+        ("own executable, data", b_parts.exe_data, a_parts.exe_data),
+        ("shared libraries", b_parts.libraries, a_parts.libraries),
+        ("heap", b_parts.heap, a_parts.heap),
+        ("other anonymous (stacks, mmap)", b_parts.anon, a_parts.anon),
+    ];
+    for (what, b, a) in rows {
+        println!("  {what:<36} {:>9.1} {:>9.1} {:>+9.1}", mb(b), mb(a), mb(a) - mb(b));
+    }
+    println!("\n{a_crates}");
+}
+
+/// The app's resident code by crate, from `tests/text_by_crate.py` (reads /proc/PID/pagemap).
+fn code_by_crate(pid: u32) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../text_by_crate.py");
+    match std::process::Command::new("python3").arg(&script).arg(pid.to_string()).arg("15").output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => format!("(code by crate unavailable: {})", String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => format!("(code by crate unavailable: {e})"),
+    }
 }
 
 /// CPU of `tether daemon` over `secs` with 20 running containers on its VM, all forwarded.
