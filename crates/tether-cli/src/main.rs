@@ -35,6 +35,7 @@ enum Cmd {
     Key(keys::KeyCmd),
     /// Connect a VM (default: the active one) and create its local Docker socket.
     Connect {
+        /// The VM (default: the active one)
         name: Option<String>,
         /// Accept and record an unknown host key without asking (for scripts).
         #[arg(long)]
@@ -47,6 +48,7 @@ enum Cmd {
     /// Disconnect a VM (default: the active one) and remove its socket.
     Disconnect {
         #[arg(conflicts_with = "all")]
+        /// The VM (default: the active one)
         name: Option<String>,
         /// Disconnect every VM.
         #[arg(long)]
@@ -54,6 +56,7 @@ enum Cmd {
     },
     /// Show every VM: state, round-trip time, tunnels, last error.
     Status {
+        /// Print JSON, for scripts
         #[arg(long)]
         json: bool,
         /// Keep running and print every engine event as it happens.
@@ -62,18 +65,25 @@ enum Cmd {
     },
     /// A VM's health: SSH round trip, Docker Engine, load, memory and disks.
     Health {
+        /// The VM (default: the active one)
         name: Option<String>,
+        /// Print JSON, for scripts
         #[arg(long)]
         json: bool,
     },
     /// A VM's containers, with the laptop port that reaches each published port.
     Containers {
+        /// The VM (default: the active one)
         name: Option<String>,
+        /// Print JSON, for scripts
         #[arg(long)]
         json: bool,
     },
     /// Print `export DOCKER_HOST=…` for a VM, for `eval "$(tether env)"`.
-    Env { name: Option<String> },
+    Env {
+        /// The VM (default: the active one)
+        name: Option<String>,
+    },
     /// Run the engine in the foreground (headless machines, services, tests).
     Daemon,
 }
@@ -84,6 +94,7 @@ enum VmCmd {
     Add(VmAdd),
     /// List VM profiles.
     List {
+        /// Print JSON, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -92,6 +103,7 @@ enum VmCmd {
     /// Check a VM: SSH login, the Docker socket, docker group, socket forwarding, architecture.
     Check {
         name: String,
+        /// Print JSON, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -130,6 +142,7 @@ struct VmAdd {
 
 #[derive(Args)]
 struct TunnelArgs {
+    /// The VM (default: the active one)
     name: Option<String>,
     /// LOCAL[:REMOTE], e.g. 3000 or 5433:5432. Repeatable.
     #[arg(short = 'p', long = "port", value_name = "LOCAL[:REMOTE]")]
