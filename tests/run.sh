@@ -48,7 +48,16 @@ step "web UI"
 # platform's optional packages and then rejects its own lock file.
 (cd ui && npm install --no-save --no-audit --no-fund && npm run check && npm test 2>&1 | tee -a "$results" && npm run build)
 
+# Incremental caches only speed up small edits and would double the target directory here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step "build"
+# A full build fills about 2.5 GB of target/; say so up front rather than fail mid-link.
+free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
+if [ "$free_mb" -lt 3072 ]; then
+  echo "tests/run.sh: only ${free_mb} MB free on $(df -P . | awk 'NR == 2 { print $6 }'); the build needs about 3 GB (target/ and the lab). Free some space, or run 'cargo clean' on old builds." >&2
+  exit 1
+fi
 cargo build --locked --workspace --all-targets
 
 step "lint"

@@ -454,22 +454,26 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
 }
 
 /// Prints engine events as they arrive (the same broadcast the app subscribes to).
-/// Subscribes first, then prints a snapshot, so nothing between the two is missed.
+/// Subscribes first, then prints a snapshot, so nothing between the two is missed. The engine
+/// ends a stream that fell behind; then a new snapshot replaces the events that were missed.
 async fn watch(paths: &Paths, json: bool) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
-    e.call(&Request::Subscribe).await?;
-    let snapshot = Engine::ensure(paths).await?.call(&Request::Status).await?;
-    if json {
-        println!("{}", serde_json::json!({ "event": "snapshot", "vms": snapshot }));
-    } else {
-        output::status(&snapshot);
-    }
-    while let Some(ev) = e.next_event().await? {
+    loop {
+        e.call(&Request::Subscribe).await?;
+        let snapshot = Engine::ensure(paths).await?.call(&Request::Status).await?;
         if json {
-            println!("{ev}");
+            println!("{}", serde_json::json!({ "event": "snapshot", "vms": snapshot }));
         } else {
-            output::event(&ev);
+            output::status(&snapshot);
         }
+        while let Some(ev) = e.next_event().await? {
+            if json {
+                println!("{ev}");
+            } else {
+                output::event(&ev);
+            }
+        }
+        // Still there: this watcher fell behind. Gone: the engine stopped, and so does this.
+        e = Engine::running(paths).await?.ok_or_else(|| anyhow::anyhow!("the Tether engine stopped; start it again with `tether daemon` or the app"))?;
     }
-    Ok(())
 }

@@ -174,7 +174,10 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
                             }
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            tracing::warn!(missed = n, "event subscriber lagged");
+                            // Going on would leave the subscriber's picture silently wrong;
+                            // ending the stream makes it subscribe again and reload.
+                            tracing::warn!(missed = n, "event subscriber lagged; ending its stream so it reloads");
+                            return;
                         }
                         Err(_) => return,
                     }

@@ -105,6 +105,12 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
+    /// Lets a unit test put events on the broadcast, as the sessions do.
+    #[cfg(test)]
+    pub(crate) fn emit(&self, ev: Event) {
+        let _ = self.inner.events.send(ev);
+    }
+
     pub async fn config(&self) -> Config {
         self.inner.state.lock().await.0.clone()
     }

@@ -223,7 +223,11 @@ async fn run(
                             let now = *settings.borrow();
                             reconcile(&docker, &session, now).await;
                         }
-                        let _ = events.send(Event::Containers { vm: name.clone() });
+                        // A health check runs as an exec every interval (each second, say):
+                        // those events change nothing a list shows, so they are not passed on.
+                        if !action.starts_with("exec_") {
+                            let _ = events.send(Event::Containers { vm: name.clone() });
+                        }
                     }
                     // The stream ends with the link; start over once connected again.
                     _ => break,

@@ -66,17 +66,49 @@ impl Session {
     }
 
     /// Waits until the element's text contains `needle`; returns the text.
+    /// On a timeout it says what the element said last, and how long each look took: a slow
+    /// page and a wrong one fail differently.
     pub fn wait_text(&self, css: &str, needle: &str, timeout: Duration) -> String {
-        wait_for(&format!("{css} to say {needle:?}"), timeout, || {
-            let el = self.find(css)?;
-            let t = self.text(&el)?;
-            t.contains(needle).then_some(t)
+        let mut last: Option<String> = None;
+        let mut looks = 0u32;
+        let mut slowest = Duration::ZERO;
+        let started = std::time::Instant::now();
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(&format!("{css} to say {needle:?}"), timeout, || {
+                let look = std::time::Instant::now();
+                looks += 1;
+                let t = self.find(css).and_then(|el| self.text(&el));
+                slowest = slowest.max(look.elapsed());
+                last = t.clone();
+                t.filter(|t| t.contains(needle))
+            })
+        }));
+        found.unwrap_or_else(|_| {
+            panic!(
+                "timed out after {:.1?} waiting for {css} to say {needle:?}; it said {last:?} last ({looks} looks, the slowest {slowest:.1?})",
+                started.elapsed()
+            )
         })
     }
 
+    /// Clicks the element once it is there and enabled, as a person waits for a greyed-out
+    /// button: a click on a disabled one does nothing and would leave the test waiting on a
+    /// step that never started.
+    /// The live UI re-renders under the test, so a click that lands on a replaced (stale) or
+    /// covered element is retried with a fresh lookup; any other WebDriver error fails the test.
     pub fn click(&self, css: &str) {
-        let el = self.wait(css, Duration::from_secs(10));
-        self.post(&format!("/element/{el}/click"), json!({}));
+        wait_for(&format!("a click on {css}"), Duration::from_secs(10), || {
+            let el = self.find(css)?;
+            if self.get(&format!("/element/{el}/enabled")) != Value::Bool(true) {
+                return None;
+            }
+            let v = self.post(&format!("/element/{el}/click"), json!({}));
+            match v.get("error").and_then(Value::as_str) {
+                None => Some(()),
+                Some("stale element reference" | "element click intercepted" | "element not interactable") => None,
+                Some(e) => panic!("WebDriver click on {css}: {e}: {}", v["message"]),
+            }
+        });
     }
 
     pub fn type_into(&self, css: &str, text: &str) {

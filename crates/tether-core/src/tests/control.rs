@@ -68,3 +68,43 @@ async fn engine_round_trip_over_the_socket() {
     server.await.unwrap().unwrap();
     assert!(!sock.exists(), "control socket left behind");
 }
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_told_by_the_end_of_its_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = crate::paths::Paths::under(dir.path().to_path_buf());
+    let engine = Engine::start(paths.clone()).await.unwrap();
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(serve(engine.clone(), cancel.clone()));
+    let sock = paths.control_socket();
+    let mut events = loop {
+        match Client::connect(&sock).await {
+            Ok(c) => break c,
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    events.call(&Request::Subscribe).await.unwrap();
+    // Far more than the broadcast holds and the socket buffers take, while nobody reads.
+    let ev = || crate::session::Event::Rtt { vm: "arm".into(), rtt_ms: 1.0 };
+    let mut sent = 0;
+    while sent < 200_000 {
+        engine.emit(ev());
+        sent += 1;
+        if sent % 512 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Reading now: what was buffered arrives, then the stream ends instead of skipping ahead.
+    let mut read = 0u64;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(v) = events.next_event().await.unwrap() {
+            assert_eq!(v["event"], "rtt");
+            read += 1;
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream went on after {read} events");
+    assert!(read < sent, "read {read} of {sent}");
+    cancel.cancel();
+    server.await.unwrap().unwrap();
+}
