@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, applyEvent, engineArch, stateLabel } from "./machines";
+import { ago, applyEvent, engineArch, newestOnly, replayOnto, stateLabel } from "./machines";
 import type { VmStatus } from "./types";
 
 const base: VmStatus = {
@@ -79,5 +79,25 @@ describe("formatting", () => {
   it("normalises the engine's arch", () => {
     expect(engineArch(base)).toBe("arm64");
     expect(engineArch({ ...base, engine: { ok: true, arch: "amd64" } })).toBe("x86_64");
+  });
+});
+
+describe("loads that overlap", () => {
+  it("lets only the newest load apply its answer", () => {
+    const begin = newestOnly();
+    const first = begin();
+    expect(first()).toBe(true);
+    const second = begin();
+    expect(first()).toBe(false);
+    expect(second()).toBe(true);
+  });
+
+  it("keeps a drop that happened while the snapshot was on its way", () => {
+    const snapshot = [base];
+    const during = [{ event: "state" as const, vm: "arm", state: "reconnecting" as const, attempt: 1, error: "link dropped" }];
+    const [vm] = replayOnto(snapshot, during);
+    expect(vm).toMatchObject({ state: "reconnecting", attempt: 1, last_error: "link dropped" });
+    // Replaying what the snapshot already shows changes nothing.
+    expect(replayOnto(snapshot, [{ event: "state", vm: "arm", state: "connected" }])[0].state).toBe("connected");
   });
 });

@@ -75,3 +75,23 @@ export function engineArch(v: VmStatus): string | undefined {
   if (!a) return undefined;
   return a === "amd64" ? "x86_64" : a === "aarch64" ? "arm64" : a;
 }
+
+/**
+ * For loads that overlap (a slow answer can arrive after a newer one): each call marks a load
+ * started and returns a check that stays true only while that load is the newest.
+ */
+export function newestOnly(): () => () => boolean {
+  let seq = 0;
+  return () => {
+    const mine = ++seq;
+    return () => mine === seq;
+  };
+}
+
+/**
+ * A snapshot can be older than events that arrived while it was on its way; they are applied on
+ * top of it (applying an event the snapshot already reflects changes nothing).
+ */
+export function replayOnto(vms: VmStatus[], events: EngineEvent[]): VmStatus[] {
+  return events.reduce((v, ev) => applyEvent(v, ev).vms, vms);
+}

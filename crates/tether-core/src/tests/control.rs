@@ -32,20 +32,26 @@ async fn engine_recent(sock: &Path, vm: &str) -> Vec<Value> {
     Vec::new()
 }
 
-#[tokio::test]
-async fn engine_round_trip_over_the_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = crate::paths::Paths::under(dir.path().to_path_buf());
+/// An engine in `dir` serving its control socket, and a client once the socket answers.
+async fn serving(dir: &Path) -> (Engine, CancellationToken, tokio::task::JoinHandle<Result<(), EngineError>>, std::path::PathBuf, Client) {
+    let paths = crate::paths::Paths::under(dir.to_path_buf());
     let engine = Engine::start(paths.clone()).await.unwrap();
     let cancel = CancellationToken::new();
-    let server = tokio::spawn(serve(engine, cancel.clone()));
+    let server = tokio::spawn(serve(engine.clone(), cancel.clone()));
     let sock = paths.control_socket();
-    let mut client = loop {
+    let client = loop {
         match Client::connect(&sock).await {
             Ok(c) => break c,
             Err(_) => tokio::task::yield_now().await,
         }
     };
+    (engine, cancel, server, sock, client)
+}
+
+#[tokio::test]
+async fn engine_round_trip_over_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_engine, _cancel, server, sock, mut client) = serving(dir.path()).await;
     let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
     assert_eq!(mode, 0o600);
     let mut events = Client::connect(&sock).await.unwrap();
@@ -62,6 +68,7 @@ async fn engine_round_trip_over_the_socket() {
     assert_eq!(status[0]["state"], "disconnected");
     assert_eq!(status[0]["active"], true);
     // The config on disk has it too.
+    let paths = crate::paths::Paths::under(dir.path().to_path_buf());
     let cfg = crate::config::Store::new(paths.config_file()).load().unwrap();
     assert!(cfg.vms.contains_key("arm"));
     client.call(&Request::Shutdown).await.unwrap();
@@ -72,17 +79,7 @@ async fn engine_round_trip_over_the_socket() {
 #[tokio::test]
 async fn a_subscriber_that_falls_behind_is_told_by_the_end_of_its_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = crate::paths::Paths::under(dir.path().to_path_buf());
-    let engine = Engine::start(paths.clone()).await.unwrap();
-    let cancel = CancellationToken::new();
-    let server = tokio::spawn(serve(engine.clone(), cancel.clone()));
-    let sock = paths.control_socket();
-    let mut events = loop {
-        match Client::connect(&sock).await {
-            Ok(c) => break c,
-            Err(_) => tokio::task::yield_now().await,
-        }
-    };
+    let (engine, cancel, server, _sock, mut events) = serving(dir.path()).await;
     events.call(&Request::Subscribe).await.unwrap();
     // Far more than the broadcast holds and the socket buffers take, while nobody reads.
     let ev = || crate::session::Event::Rtt { vm: "arm".into(), rtt_ms: 1.0 };
