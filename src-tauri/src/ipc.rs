@@ -200,6 +200,11 @@ pub async fn trust_host_key(ipc: State<'_, Ipc>, name: String, fingerprint: Stri
 }
 
 #[tauri::command]
+pub async fn replace_host_key(ipc: State<'_, Ipc>, name: String, fingerprint: String) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::ReplaceHostKey { name, fingerprint }).await.map(drop)
+}
+
+#[tauri::command]
 pub async fn key_gen(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
     call(&ipc, Request::KeyGen { name }).await
 }

@@ -80,6 +80,7 @@ pub fn run(attached: bool, paths: Paths) -> ExitCode {
             ipc::ssh_hosts,
             ipc::scan_host_key,
             ipc::trust_host_key,
+            ipc::replace_host_key,
             ipc::key_gen,
             ipc::key_import,
             ipc::key_show,

@@ -107,6 +107,18 @@ enum VmCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show the host key a VM presents and whether it is trusted; after a reinstall, replace the
+    /// recorded key with the new one once its fingerprint is confirmed.
+    HostKey {
+        name: String,
+        /// The new key's SHA256 fingerprint, as the VM's administrator read it with
+        /// `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`: replaces the recorded key
+        #[arg(long, value_name = "FINGERPRINT")]
+        replace: Option<String>,
+        /// Print JSON, for scripts
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -209,6 +221,37 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if failed > 0 {
                 anyhow::bail!("{failed} of {} checks failed on '{name}'", checks.len());
+            }
+            Ok(())
+        }
+        Cmd::Vm(VmCmd::HostKey { name, replace: Some(fp), json }) => {
+            let mut e = Engine::ensure(&paths).await?;
+            let v = e.call(&Request::ReplaceHostKey { name: name.clone(), fingerprint: fp.clone() }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("'{name}' is now trusted with {fp}; the old key was forgotten. Connect with `tether connect {name}`");
+            }
+            Ok(())
+        }
+        Cmd::Vm(VmCmd::HostKey { name, replace: None, json }) => {
+            let mut e = Engine::ensure(&paths).await?;
+            let v = e.call(&Request::ScanHostKey { name: name.clone() }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let (key_type, fp) = (v["key_type"].as_str().unwrap_or_default(), v["fingerprint"].as_str().unwrap_or_default());
+            match v["status"].as_str() {
+                Some("known") => println!("'{name}' presents {key_type} {fp}: trusted"),
+                Some("unknown") => println!("'{name}' presents {key_type} {fp}: not trusted yet; `tether connect {name}` asks to confirm it"),
+                Some("changed") => anyhow::bail!(
+                    "'{name}' presents {key_type} {fp}, but {}. Someone may be intercepting the connection \
+                     (man-in-the-middle), or the VM was reinstalled. If its administrator confirms {fp}, run \
+                     `tether vm host-key {name} --replace {fp}`",
+                    v["detail"].as_str().unwrap_or("another key is recorded")
+                ),
+                _ => anyhow::bail!("'{name}' presents {key_type} {fp}, which is marked @revoked in {}", v["detail"].as_str().unwrap_or("known_hosts")),
             }
             Ok(())
         }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -395,21 +394,11 @@ impl Store {
     /// Validates and writes atomically: temp file in the same directory, fsync, rename, fsync dir.
     pub fn save(&self, cfg: &Config) -> Result<(), ConfigError> {
         cfg.validate()?;
-        let werr = |source| ConfigError::Write { path: self.path.clone(), source };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(werr)?;
         let body = toml::to_string_pretty(cfg)
             .map_err(|e| ConfigError::Invalid(format!("cannot serialise config: {e}")))?;
-        let mut tmp = tempfile::Builder::new().prefix(".config.toml.").tempfile_in(dir).map_err(werr)?;
-        tmp.write_all(b"# Tether configuration. Edit with care: `tether vm` and the app rewrite it.\n")
-            .map_err(werr)?;
-        tmp.write_all(body.as_bytes()).map_err(werr)?;
-        tmp.as_file().sync_all().map_err(werr)?;
-        tmp.persist(&self.path).map_err(|e| werr(e.error))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let text = format!("# Tether configuration. Edit with care: `tether vm` and the app rewrite it.\n{body}");
+        crate::paths::write_atomic(&self.path, text.as_bytes())
+            .map_err(|source| ConfigError::Write { path: self.path.clone(), source })
     }
 }
 

@@ -6,7 +6,6 @@
 //! or removed. The user's other contexts and the current context are never touched.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -124,13 +123,8 @@ impl ContextStore {
 
     fn write_atomically(&self, dir: &Path, file: &str, doc: &Value, name: &str) -> Result<(), ContextError> {
         let err = |source| ContextError::Write { name: name.to_string(), dir: dir.to_path_buf(), source };
-        std::fs::create_dir_all(dir).map_err(err)?;
         let bytes = serde_json::to_vec_pretty(doc).map_err(|e| err(std::io::Error::other(e)))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        tmp.write_all(&bytes).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(dir.join(file)).map_err(|e| err(e.error))?;
-        Ok(())
+        crate::paths::write_atomic(&dir.join(file), &bytes).map_err(err)
     }
 
     fn write(&self, w: &Wanted) -> Result<(), ContextError> {

@@ -73,6 +73,8 @@ pub enum Request {
     },
     ScanHostKey { name: String },
     TrustHostKey { name: String, fingerprint: String },
+    /// A reinstalled VM: its new key, confirmed by fingerprint, replaces the recorded one.
+    ReplaceHostKey { name: String, fingerprint: String },
     Subscribe,
     Shutdown,
 }
@@ -305,6 +307,9 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
             json(serde_json::json!({ "status": state, "key_type": key_type, "fingerprint": fingerprint, "detail": detail }))
         }
         Request::TrustHostKey { name, fingerprint } => json(engine.trust_host_key(&name, &fingerprint).await?),
+        Request::ReplaceHostKey { name, fingerprint } => {
+            json(serde_json::json!({ "removed": engine.replace_host_key(&name, &fingerprint).await? }))
+        }
         Request::Subscribe | Request::Shutdown | Request::FollowLogs { .. } => {
             Err(EngineError::Engine("handled by the connection loop".into()))
         }

@@ -466,6 +466,50 @@ impl Engine {
             .map_err(|e| EngineError::Engine(format!("cannot write {}: {e}", self.inner.paths.known_hosts().display())))
     }
 
+    /// Replaces the recorded host key of a reinstalled VM with the one it presents now, which the
+    /// user confirmed by `fingerprint` (as `ssh-keygen -R` then a confirmed first connect would).
+    /// Only Tether's own known_hosts is edited: a conflicting line in ~/.ssh/known_hosts is
+    /// named with the command that removes it, and nothing changes. A revoked key stays refused.
+    pub async fn replace_host_key(&self, name: &str, fingerprint: &str) -> Result<usize, EngineError> {
+        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
+        let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
+        let files = self.known_hosts_files();
+        let key = crate::ssh::fetch_host_key(&target, files.clone(), crate::ssh::Timeouts::default()).await?;
+        let fp = known_hosts::fingerprint(&key);
+        if fp != fingerprint {
+            return Err(EngineError::Engine(format!(
+                "'{name}' presents {fp}, not the {fingerprint} you confirmed; nothing was changed. Check the VM's key with its administrator"
+            )));
+        }
+        let own = self.inner.paths.known_hosts();
+        let read = |e: std::io::Error| EngineError::Engine(format!("cannot read known_hosts: {e}"));
+        let entry = known_hosts::host_entry_name(&target.host, target.port);
+        // Everything but Tether's own file first: if those refuse the key, editing ours is pointless.
+        for file in files.iter().filter(|f| **f != own) {
+            match known_hosts::check(&target.host, target.port, &key, std::slice::from_ref(file)).map_err(read)? {
+                HostKeyStatus::Changed { file, line, .. } => {
+                    return Err(EngineError::Engine(format!(
+                        "the old key of '{name}' is recorded in {}:{line}, which belongs to OpenSSH and which Tether does not edit; \
+                         remove it with `ssh-keygen -R '{entry}'`, then try again",
+                        file.display()
+                    )));
+                }
+                HostKeyStatus::Revoked { file, line } => return Err(revoked(name, &fp, &file, line)),
+                HostKeyStatus::Known | HostKeyStatus::Unknown => {}
+            }
+        }
+        if let HostKeyStatus::Revoked { file, line } = known_hosts::check(&target.host, target.port, &key, std::slice::from_ref(&own)).map_err(read)? {
+            return Err(revoked(name, &fp, &file, line));
+        }
+        let write = |e: std::io::Error| EngineError::Engine(format!("cannot write {}: {e}", own.display()));
+        let removed = known_hosts::forget_conflicting(&own, &target.host, target.port, &key).map_err(write)?;
+        if known_hosts::check(&target.host, target.port, &key, &files).map_err(read)? != HostKeyStatus::Known {
+            known_hosts::learn(&own, &target.host, target.port, &key).map_err(write)?;
+        }
+        tracing::warn!(vm = name, host = %entry, new = %fp, removed, "host key replaced at the user's request");
+        Ok(removed)
+    }
+
     /// The latest events of one VM, oldest first.
     pub fn recent_events(&self, name: &str) -> Vec<TimedEvent> {
         self.inner
@@ -513,6 +557,13 @@ impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.0.watchers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+fn revoked(name: &str, fp: &str, file: &std::path::Path, line: usize) -> EngineError {
+    EngineError::Engine(format!(
+        "'{name}' presents {fp}, which is marked @revoked in {}:{line}; Tether will not trust a revoked key",
+        file.display()
+    ))
 }
 
 /// Keeps the last [`RECENT_EVENTS`] events of each VM.

@@ -118,6 +118,36 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Re
     f.sync_all()
 }
 
+/// Removes from `file` the lines that record another key of `key`'s type for `host:port` (the
+/// conflicting ones), keeping every other line as it was. Answers how many went. Only Tether's
+/// own file is ever given here: ~/.ssh/known_hosts belongs to OpenSSH and the user.
+pub fn forget_conflicting(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<usize> {
+    let name = host_entry_name(host, port);
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let conflicting = |line: &str| {
+        Entry::from_str(line.trim()).is_ok_and(|entry| {
+            entry.marker().is_none()
+                && host_matches(entry.host_patterns(), &name)
+                && entry.public_key().algorithm() == key.algorithm()
+                && entry.public_key().key_data() != key.key_data()
+        })
+    };
+    let kept: Vec<&str> = text.lines().filter(|l| !conflicting(l)).collect();
+    let removed = text.lines().count() - kept.len();
+    if removed > 0 {
+        let mut body = kept.join("\n");
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        crate::paths::write_atomic(file, body.as_bytes())?;
+    }
+    Ok(removed)
+}
+
 fn host_matches(patterns: &HostPatterns, name: &str) -> bool {
     match patterns {
         HostPatterns::HashedName { salt, hash } => {

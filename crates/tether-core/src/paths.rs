@@ -126,6 +126,23 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never half
+/// of either: a temp file (0600) in the same directory, fsync, rename over, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Checks that a socket path fits in `sun_path`.
 pub fn check_socket_path(path: &Path) -> Result<(), PathError> {
     let len = path.as_os_str().len();

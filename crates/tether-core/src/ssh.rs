@@ -47,7 +47,8 @@ pub enum SshError {
         "REFUSED: the host key of {host} has CHANGED. Someone may be intercepting the connection \
          (man-in-the-middle), or the VM was reinstalled.\n  recorded {key_type} key: {recorded}\n  \
          presented {key_type} key: {fingerprint}\n  recorded in {file}:{line}\n\
-         If the change is expected, remove line {line} of {file} and connect again"
+         If the VM was reinstalled and its administrator confirms the presented key, replace the \
+         recorded one: `tether vm host-key <vm> --replace {fingerprint}` (or remove line {line} of {file})"
     )]
     HostKeyChanged {
         host: String,

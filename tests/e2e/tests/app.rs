@@ -196,12 +196,25 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     });
 }
 
+/// The wizard's VM: sshd as a cloud image ships it (password logins on, strict modes).
+const WIZ_SSHD: [&str; 6] = ["sshd", "wiz", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"];
+
+/// "Reinstalls" the wizard's VM: a new host key and sshd restarted. Returns the new fingerprint.
+fn reinstall_wiz() -> String {
+    lab_cmd(&["sshd-stop", "wiz", "2222"]);
+    for f in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"] {
+        std::fs::remove_file(format!("{}/vms/wiz/{f}", var("TETHER_LAB_DIR"))).unwrap();
+    }
+    lab_cmd(&WIZ_SSHD);
+    host_key_fingerprint("wiz")
+}
+
 #[test]
 fn the_wizard_takes_an_empty_app_to_docker_ps() {
     let vm = TestVm::new("wiz", 25, false);
     let user = LabUser::new("tlwiz");
     // A VM as a cloud image ships: password logins on, keys read from ~/.ssh with strict modes.
-    lab_cmd(&["sshd", "wiz", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"]);
+    lab_cmd(&WIZ_SSHD);
     let t = Tether::without_daemon(&[]);
     std::fs::write(t.dir.path().join(".ssh/config"), format!("Host wizvm\n  HostName {}\n  User {}\n  Port 2222\n", vm.ip, user.0)).unwrap();
     let env = t.app_env();
@@ -273,16 +286,40 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     // A changed host key is a blocking alert with both fingerprints, and nothing connects.
     ui.click("[data-testid=toggle-wizvm]");
     ui.wait_text("[data-testid=vm-wizvm-state]", "disconnected", Duration::from_secs(10));
-    lab_cmd(&["sshd-stop", "wiz", "2222"]);
-    std::fs::remove_file(format!("{}/vms/wiz/ssh_host_ed25519_key", var("TETHER_LAB_DIR"))).unwrap();
-    std::fs::remove_file(format!("{}/vms/wiz/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"))).unwrap();
-    lab_cmd(&["sshd", "wiz", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"]);
-    let new_fp = host_key_fingerprint("wiz");
+    let new_fp = reinstall_wiz();
     ui.click("[data-testid=toggle-wizvm]");
     let alert = ui.wait_text("[data-testid=hostkey-changed]", "man-in-the-middle", Duration::from_secs(20));
     assert!(alert.contains(&fp) && alert.contains(&new_fp), "{alert}");
     ui.screenshot(&shots().join("hostkey-changed.png"));
     assert_ne!(t.status("wizvm")["state"], "connected");
+
+    // The VM was reinstalled: the new key, read again from the VM, replaces the old one.
+    ui.click("[data-testid=hostkey-reinstalled] summary");
+    ui.wait_text("[data-testid=hostkey-new-fp]", &new_fp, Duration::from_secs(10));
+    ui.screenshot(&shots().join("hostkey-replace.png"));
+    ui.click("[data-testid=hostkey-replace]");
+    ui.wait_text("[data-testid=vm-wizvm-state]", "connected", Duration::from_secs(30));
+    let known = std::fs::read_to_string(t.home().join("config/known_hosts")).unwrap();
+    assert_eq!(known.lines().count(), 1, "{known}");
+
+    // Setting the same VM up again after another reinstall: the wizard offers the same way out.
+    ui.click("[data-testid=toggle-wizvm]");
+    ui.wait_text("[data-testid=vm-wizvm-state]", "disconnected", Duration::from_secs(10));
+    let third_fp = reinstall_wiz();
+    ui.click("[data-testid=nav-add]");
+    ui.type_into("[data-testid=wiz-name]", "again");
+    ui.click("[data-testid=wiz-pick-wizvm]");
+    ui.click("[data-testid=wiz-arch] option[value=x86_64]");
+    ui.click("[data-testid=wizard] details summary");
+    ui.type_into("[data-testid=wiz-socket]", &var("LAB_A_SOCK"));
+    ui.click("[data-testid=wiz-next]");
+    ui.wait("[data-testid=wiz-key-generate]", Duration::from_secs(10));
+    ui.click("[data-testid=wiz-next]");
+    ui.wait_text("[data-testid=wiz-hk-changed]", &third_fp, Duration::from_secs(20));
+    ui.click("[data-testid=wiz-hk-changed] details summary");
+    ui.click("[data-testid=wiz-hk-replace]");
+    ui.wait_text("[data-testid=wiz-hk-fp]", &third_fp, Duration::from_secs(20));
+    ui.wait("[data-testid=wiz-hk-known]", Duration::from_secs(10));
 }
 
 #[test]

@@ -17,6 +17,15 @@ fn ns_pids(vm: &TestVm) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
 }
 
+/// SIGKILLs every process in a VM's namespace, and waits until none is left. One kill can take
+/// others with it (a connection's sshd ends with its monitor), so a pid gone by its turn is fine.
+fn kill_sshd(vm: &TestVm) {
+    let pids = ns_pids(vm);
+    assert!(!pids.is_empty(), "no sshd in {}", vm.name);
+    let _ = Command::new("kill").arg("-9").args(&pids).stderr(std::process::Stdio::null()).status();
+    wait_for("every process in the VM to be gone", Duration::from_secs(5), || ns_pids(vm).is_empty().then_some(()));
+}
+
 fn connect_fault_vm(t: &Tether, vm: &TestVm) {
     t.add_vm(&vm.name, &vm.ip, 22, &var("LAB_A_SOCK")).ok();
     t.run(&["connect", &vm.name]).ok();
@@ -77,9 +86,7 @@ fn sshd_killed_and_restarted() {
     let vm = TestVm::new("fk", 12, false);
     let t = Tether::new();
     connect_fault_vm(&t, &vm);
-    for pid in ns_pids(&vm) {
-        sh(&format!("kill -9 {pid}"));
-    }
+    kill_sshd(&vm);
     t.wait_state(&vm.name, "reconnecting", Duration::from_secs(12));
     // Keeps retrying while sshd is gone.
     wait_for("a second reconnect attempt", Duration::from_secs(10), || {
@@ -136,19 +143,15 @@ fn changed_host_key_is_refused() {
     let vm = TestVm::new("fh", 15, false);
     let t = Tether::new();
     connect_fault_vm(&t, &vm);
-    let old_fp = {
-        let out = Command::new("ssh-keygen")
-            .args(["-lf", &format!("{}/vms/{}/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"), vm.name)])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string()
-    };
+    let old_fp = host_key_fingerprint(&vm.name);
     // The VM is "reinstalled": new host key, sshd restarted, live sessions gone.
-    for pid in ns_pids(&vm) {
-        sh(&format!("kill -9 {pid}"));
-    }
-    sh(&format!("rm -f {}/vms/{}/ssh_host_ed25519_key*", var("TETHER_LAB_DIR"), vm.name));
-    lab_cmd(&["sshd", &vm.name, "22"]);
+    let reinstall = || {
+        kill_sshd(&vm);
+        sh(&format!("rm -f {}/vms/{}/ssh_host_ed25519_key*", var("TETHER_LAB_DIR"), vm.name));
+        lab_cmd(&["sshd", &vm.name, "22"]);
+        host_key_fingerprint(&vm.name)
+    };
+    let new_fp = reinstall();
 
     // The reconnect loop stops on it instead of accepting it.
     let st = t.wait_state(&vm.name, "failed", Duration::from_secs(30));
@@ -160,4 +163,41 @@ fn changed_host_key_is_refused() {
     let r = t.run(&["connect", &vm.name, "--accept-new"]).fails_with(&["CHANGED", "man-in-the-middle", &old_fp]);
     let kh = t.home().join("config/known_hosts");
     assert!(r.stderr.contains(&format!("{}:1", kh.display())), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("--replace {new_fp}")), "{}", r.stderr);
+
+    // The administrator confirms the new key: only that exact fingerprint replaces the old one.
+    t.run(&["vm", "host-key", &vm.name]).fails_with(&["man-in-the-middle", &new_fp, &old_fp]);
+    t.run(&["vm", "host-key", &vm.name, "--replace", &old_fp]).fails_with(&[&format!("presents {new_fp}"), "nothing was changed"]);
+    assert!(fingerprints_in(&kh).contains(&old_fp));
+    t.run(&["vm", "host-key", &vm.name, "--replace", &new_fp]).ok();
+    let listed = fingerprints_in(&kh);
+    assert!(listed.contains(&new_fp) && !listed.contains(&old_fp), "{listed}");
+    let lines: Vec<String> = std::fs::read_to_string(&kh).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with(&format!("{} ssh-ed25519 ", vm.ip)), "{lines:?}");
+    assert!(t.run(&["vm", "host-key", &vm.name]).ok().stdout.contains("trusted"));
+    t.run(&["connect", &vm.name]).ok();
+    t.docker(&vm.name, &["version"]).ok();
+
+    // A key recorded in ~/.ssh/known_hosts is OpenSSH's: Tether names the command and edits nothing.
+    let user_kh = t.dir.path().join(".ssh/known_hosts");
+    std::fs::create_dir_all(user_kh.parent().unwrap()).unwrap();
+    std::fs::write(&user_kh, format!("{}\n", lines[0])).unwrap();
+    let third_fp = reinstall();
+    t.wait_state(&vm.name, "failed", Duration::from_secs(30));
+    let ours = std::fs::read(&kh).unwrap();
+    t.run(&["vm", "host-key", &vm.name, "--replace", &third_fp])
+        .fails_with(&[&format!("{}:1", user_kh.display()), &format!("ssh-keygen -R '{}'", vm.ip)]);
+    assert_eq!(std::fs::read(&kh).unwrap(), ours, "Tether's known_hosts changed on a refusal");
+    let out = Command::new("ssh-keygen").args(["-R", &vm.ip, "-f"]).arg(&user_kh).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    t.run(&["vm", "host-key", &vm.name, "--replace", &third_fp]).ok();
+    t.run(&["connect", &vm.name]).ok();
+    t.docker(&vm.name, &["version"]).ok();
+}
+
+/// `ssh-keygen -lf FILE`: the fingerprints a known_hosts file records, as OpenSSH reads it.
+fn fingerprints_in(kh: &std::path::Path) -> String {
+    let out = Command::new("ssh-keygen").arg("-lf").arg(kh).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

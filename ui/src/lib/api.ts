@@ -44,6 +44,8 @@ export const api = {
   sshHosts: () => call<SshHost[]>("ssh_hosts"),
   scanHostKey: (name: string) => call<HostKeyScan>("scan_host_key", { name }),
   trustHostKey: (name: string, fingerprint: string) => call<void>("trust_host_key", { name, fingerprint }),
+  /** A reinstalled VM: its new key, confirmed by fingerprint, replaces the recorded one. */
+  replaceHostKey: (name: string, fingerprint: string) => call<void>("replace_host_key", { name, fingerprint }),
   keyGen: (name: string) => call<KeyView>("key_gen", { name }),
   keyImport: (name: string, path: string, passphrase?: string) => call<KeyView>("key_import", { name, path, passphrase }),
   keyShow: (name: string) => call<KeyView>("key_show", { name }),

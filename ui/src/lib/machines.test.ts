@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, applyEvent, engineArch, newestOnly, replayOnto, stateLabel } from "./machines";
+import { ago, applyEvent, engineArch, hostKeyFile, newestOnly, replayOnto, stateLabel } from "./machines";
 import type { VmStatus } from "./types";
 
 const base: VmStatus = {
@@ -99,5 +99,13 @@ describe("loads that overlap", () => {
     expect(vm).toMatchObject({ state: "reconnecting", attempt: 1, last_error: "link dropped" });
     // Replaying what the snapshot already shows changes nothing.
     expect(replayOnto(snapshot, [{ event: "state", vm: "arm", state: "connected" }])[0].state).toBe("connected");
+  });
+});
+
+describe("hostKeyFile", () => {
+  it("names the file the VM's administrator reads the fingerprint from", () => {
+    expect(hostKeyFile("ssh-ed25519")).toBe("/etc/ssh/ssh_host_ed25519_key.pub");
+    expect(hostKeyFile("ecdsa-sha2-nistp256")).toBe("/etc/ssh/ssh_host_ecdsa_key.pub");
+    expect(hostKeyFile("ssh-rsa")).toBe("/etc/ssh/ssh_host_rsa_key.pub");
   });
 });

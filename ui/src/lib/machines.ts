@@ -95,3 +95,9 @@ export function newestOnly(): () => () => boolean {
 export function replayOnto(vms: VmStatus[], events: EngineEvent[]): VmStatus[] {
   return events.reduce((v, ev) => applyEvent(v, ev).vms, vms);
 }
+
+/** Where a Debian VM keeps the public host key of this type, for the administrator to read. */
+export function hostKeyFile(keyType: string): string {
+  const kind = keyType.startsWith("ecdsa-") ? "ecdsa" : keyType.replace(/^ssh-/, "");
+  return `/etc/ssh/ssh_host_${kind}_key.pub`;
+}

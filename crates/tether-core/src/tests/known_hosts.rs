@@ -66,3 +66,37 @@ fn fingerprint_looks_like_openssh() {
     let fp = fingerprint(&key());
     assert!(fp.starts_with("SHA256:") && fp.len() == 7 + 43, "{fp}");
 }
+
+#[test]
+fn forgetting_removes_only_the_conflicting_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new, other) = (key(), key(), key());
+    let ecdsa = "[h]:2222 ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPoua1cEeDY9d2pB6oAp4ogEuih1cvhP9wz361ZNuEC9BpUv3lzVNLS1RHhIqAdf3eAc4NnBcxrZZkPmqphDir8=";
+    assert!(Entry::from_str(ecdsa).is_ok(), "the ecdsa line must parse, or keeping it proves nothing");
+    let hashed = hashed_name(b"0123456789abcdefghij", "[h]:2222").unwrap();
+    let body = format!(
+        "# kept comment\n[h]:2222 {o}\nelse {o}\nh {o}\n{hashed} {o}\n@revoked [h]:2222 {x}\n[h]:2222 {n}\n{ecdsa}\n",
+        o = old.to_openssh().unwrap(),
+        n = new.to_openssh().unwrap(),
+        x = other.to_openssh().unwrap(),
+    );
+    let f = write(dir.path(), "kh", &body);
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // The plain and the hashed line of the old key go; the other host, the revocation, the new
+    // key's own line, and port 22 of the same host and its key of another type stay.
+    assert_eq!(forget_conflicting(&f, "h", 2222, &new).unwrap(), 2);
+    let after = std::fs::read_to_string(&f).unwrap();
+    let expected = format!(
+        "# kept comment\nelse {o}\nh {o}\n@revoked [h]:2222 {x}\n[h]:2222 {n}\n{ecdsa}\n",
+        o = old.to_openssh().unwrap(),
+        n = new.to_openssh().unwrap(),
+        x = other.to_openssh().unwrap(),
+    );
+    assert_eq!(after, expected);
+    assert_eq!(check("h", 2222, &new, std::slice::from_ref(&f)).unwrap(), HostKeyStatus::Known);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&f).unwrap().permissions()) & 0o777;
+    assert_eq!(mode, 0o600);
+    // Nothing left to forget, and a missing file is nothing to forget.
+    assert_eq!(forget_conflicting(&f, "h", 2222, &new).unwrap(), 0);
+    assert_eq!(forget_conflicting(&dir.path().join("none"), "h", 2222, &new).unwrap(), 0);
+}
