@@ -32,7 +32,7 @@ impl Engine {
         }
         paths::ensure_private_dir(&paths.log_dir)?;
         let log_path = paths.daemon_log();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)
+        let log = paths::open_log(&log_path)
             .with_context(|| format!("cannot open the engine log {}", log_path.display()))?;
         let exe = std::env::current_exe().context("cannot find the tether executable")?;
         let mut cmd = std::process::Command::new(exe);

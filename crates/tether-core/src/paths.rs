@@ -126,6 +126,22 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
     Ok(())
 }
 
+/// A log kept over this size is moved to `NAME.1` (replacing the one before) when it is opened,
+/// so a long-lived install keeps at most about twice this much log.
+pub const LOG_ROTATE_BYTES: u64 = 8 << 20;
+
+/// Opens a log for appending (0600, created if missing), after moving it aside if it has grown
+/// past [`LOG_ROTATE_BYTES`].
+pub fn open_log(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        fs::rename(path, old)?;
+    }
+    fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never half
 /// of either: a temp file (0600) in the same directory, fsync, rename over, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -29,3 +29,22 @@ fn long_socket_path_is_rejected_with_length() {
     let err = check_socket_path(&long).unwrap_err().to_string();
     assert!(err.contains("121 bytes"), "{err}");
 }
+
+#[test]
+fn a_grown_log_is_moved_aside_when_opened() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("engine.log");
+    // Small: appended to, and private.
+    open_log(&log).unwrap().write_all(b"first\n").unwrap();
+    open_log(&log).unwrap().write_all(b"second\n").unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "first\nsecond\n");
+    assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    // Past the limit: the old log becomes engine.log.1 (replacing an older one), a new one starts.
+    std::fs::write(dir.path().join("engine.log.1"), "oldest").unwrap();
+    let big = vec![b'x'; LOG_ROTATE_BYTES as usize + 1];
+    std::fs::write(&log, &big).unwrap();
+    open_log(&log).unwrap().write_all(b"fresh\n").unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "fresh\n");
+    assert_eq!(std::fs::metadata(dir.path().join("engine.log.1")).unwrap().len(), big.len() as u64);
+}
