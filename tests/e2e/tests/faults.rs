@@ -17,13 +17,27 @@ fn ns_pids(vm: &TestVm) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
 }
 
-/// SIGKILLs every process in a VM's namespace, and waits until none is left. One kill can take
-/// others with it (a connection's sshd ends with its monitor), so a pid gone by its turn is fine.
-fn kill_sshd(vm: &TestVm) {
+/// Sends `signal` to every process in a VM's namespace. Processes come and go there (a
+/// connection's sshd ends with its monitor; the health probe runs a short `sh`), so a pid gone by
+/// its turn is fine: callers wait on the state they want instead.
+fn signal_all(vm: &TestVm, signal: &str) {
     let pids = ns_pids(vm);
-    assert!(!pids.is_empty(), "no sshd in {}", vm.name);
-    let _ = Command::new("kill").arg("-9").args(&pids).stderr(std::process::Stdio::null()).status();
-    wait_for("every process in the VM to be gone", Duration::from_secs(5), || ns_pids(vm).is_empty().then_some(()));
+    let _ = Command::new("kill").arg(format!("-{signal}")).args(&pids).stderr(std::process::Stdio::null()).status();
+}
+
+/// The one-letter state of a process (`T` when stopped), if it still exists.
+fn proc_state(pid: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// SIGKILLs every process in a VM's namespace, and waits until none is left.
+fn kill_sshd(vm: &TestVm) {
+    assert!(!ns_pids(vm).is_empty(), "no sshd in {}", vm.name);
+    wait_for("every process in the VM to be gone", Duration::from_secs(5), || {
+        signal_all(vm, "KILL");
+        ns_pids(vm).is_empty().then_some(())
+    });
 }
 
 fn connect_fault_vm(t: &Tether, vm: &TestVm) {
@@ -101,18 +115,17 @@ fn sshd_frozen_then_resumed() {
     let vm = TestVm::new("fz", 13, false);
     let t = Tether::new();
     connect_fault_vm(&t, &vm);
-    let pids = ns_pids(&vm);
-    assert!(!pids.is_empty());
+    assert!(!ns_pids(&vm).is_empty());
     let frozen = Instant::now();
-    for pid in &pids {
-        sh(&format!("kill -STOP {pid}"));
-    }
+    // Again until every process there is stopped: one may have forked meanwhile.
+    wait_for("every process in the VM to be stopped", Duration::from_secs(5), || {
+        signal_all(&vm, "STOP");
+        ns_pids(&vm).iter().all(|p| proc_state(p).is_none_or(|c| c == 'T')).then_some(())
+    });
     t.wait_state(&vm.name, "reconnecting", Duration::from_secs(12));
     let detected = frozen.elapsed();
     assert!(detected <= Duration::from_secs(10), "frozen peer detected only after {detected:?}");
-    for pid in &pids {
-        sh(&format!("kill -CONT {pid}"));
-    }
+    signal_all(&vm, "CONT");
     assert_recovered(&t, &vm);
 }
 
