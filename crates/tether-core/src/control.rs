@@ -142,6 +142,12 @@ async fn accept_loop(listener: UnixListener, engine: Engine, cancel: Cancellatio
     }
 }
 
+/// The name of a request, for the debug log.
+#[derive(Deserialize)]
+struct OpOnly {
+    op: String,
+}
+
 async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationToken) {
     let (rd, mut wr) = stream.into_split();
     let mut lines = BufReader::new(rd).lines();
@@ -218,7 +224,11 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
                 return;
             }
             other => {
+                let started = std::time::Instant::now();
                 let resp = Response::from_result(handle(&engine, other).await);
+                // The op only, read again from the line: requests may carry passphrases.
+                let op = serde_json::from_str::<OpOnly>(&line).map(|o| o.op).unwrap_or_default();
+                tracing::debug!(op, ok = resp.ok, ms = started.elapsed().as_millis() as u64, "request");
                 if write_line(&mut wr, &resp).await.is_err() {
                     return;
                 }

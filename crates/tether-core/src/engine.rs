@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, broadcast};
 use zeroize::Zeroizing;
+use russh::keys::PublicKey;
 
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
 use crate::error::EngineError;
@@ -439,31 +440,39 @@ impl Engine {
             .collect()
     }
 
+    /// The VM's address and the host key it presents now, fetched without logging in.
+    async fn presented_host_key(&self, name: &str) -> Result<(crate::target::Target, PublicKey), EngineError> {
+        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
+        let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
+        let key = crate::ssh::fetch_host_key(&target, self.known_hosts_files(), crate::ssh::Timeouts::default()).await?;
+        Ok((target, key))
+    }
+
+    /// As [`Self::presented_host_key`], but only if it is the key the user confirmed by
+    /// `fingerprint`: a VM that changed its key since it was shown changes nothing.
+    async fn confirmed_host_key(&self, name: &str, fingerprint: &str) -> Result<(crate::target::Target, PublicKey), EngineError> {
+        let (target, key) = self.presented_host_key(name).await?;
+        let fp = known_hosts::fingerprint(&key);
+        if fp != fingerprint {
+            return Err(EngineError::Engine(format!(
+                "'{name}' presents {fp}, not the {fingerprint} you confirmed; nothing was changed. Check the VM's key with its administrator"
+            )));
+        }
+        Ok((target, key))
+    }
+
     /// Fetches a VM's host key without logging in and says whether it is known.
     pub async fn scan_host_key(&self, name: &str) -> Result<(HostKeyStatus, String, String), EngineError> {
-        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
-        let target = crate::target::resolve(&profile)
-            .map_err(|e| EngineError::Engine(e.to_string()))?;
-        let files = self.known_hosts_files();
-        let key = crate::ssh::fetch_host_key(&target, files.clone(), crate::ssh::Timeouts::default()).await?;
-        let status = known_hosts::check(&target.host, target.port, &key, &files)
-            .map_err(|e| EngineError::Engine(format!("cannot read known_hosts: {e}")))?;
+        let (target, key) = self.presented_host_key(name).await?;
+        let status = known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
         Ok((status, key.algorithm().to_string(), known_hosts::fingerprint(&key)))
     }
 
     /// Records a host key the user confirmed by fingerprint.
     pub async fn trust_host_key(&self, name: &str, fingerprint: &str) -> Result<(), EngineError> {
-        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
-        let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
-        let key = crate::ssh::fetch_host_key(&target, self.known_hosts_files(), crate::ssh::Timeouts::default()).await?;
-        let fp = known_hosts::fingerprint(&key);
-        if fp != fingerprint {
-            return Err(EngineError::Engine(format!(
-                "the VM now presents {fp}, not the {fingerprint} you confirmed; nothing was recorded. Check the VM and try again"
-            )));
-        }
-        known_hosts::learn(&self.inner.paths.known_hosts(), &target.host, target.port, &key)
-            .map_err(|e| EngineError::Engine(format!("cannot write {}: {e}", self.inner.paths.known_hosts().display())))
+        let (target, key) = self.confirmed_host_key(name, fingerprint).await?;
+        let own = self.inner.paths.known_hosts();
+        known_hosts::learn(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))
     }
 
     /// Replaces the recorded host key of a reinstalled VM with the one it presents now, which the
@@ -471,42 +480,32 @@ impl Engine {
     /// Only Tether's own known_hosts is edited: a conflicting line in ~/.ssh/known_hosts is
     /// named with the command that removes it, and nothing changes. A revoked key stays refused.
     pub async fn replace_host_key(&self, name: &str, fingerprint: &str) -> Result<usize, EngineError> {
-        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
-        let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
-        let files = self.known_hosts_files();
-        let key = crate::ssh::fetch_host_key(&target, files.clone(), crate::ssh::Timeouts::default()).await?;
-        let fp = known_hosts::fingerprint(&key);
-        if fp != fingerprint {
-            return Err(EngineError::Engine(format!(
-                "'{name}' presents {fp}, not the {fingerprint} you confirmed; nothing was changed. Check the VM's key with its administrator"
-            )));
-        }
-        let own = self.inner.paths.known_hosts();
-        let read = |e: std::io::Error| EngineError::Engine(format!("cannot read known_hosts: {e}"));
+        let (target, key) = self.confirmed_host_key(name, fingerprint).await?;
+        let (files, own) = (self.known_hosts_files(), self.inner.paths.known_hosts());
         let entry = known_hosts::host_entry_name(&target.host, target.port);
-        // Everything but Tether's own file first: if those refuse the key, editing ours is pointless.
-        for file in files.iter().filter(|f| **f != own) {
-            match known_hosts::check(&target.host, target.port, &key, std::slice::from_ref(file)).map_err(read)? {
-                HostKeyStatus::Changed { file, line, .. } => {
-                    return Err(EngineError::Engine(format!(
-                        "the old key of '{name}' is recorded in {}:{line}, which belongs to OpenSSH and which Tether does not edit; \
-                         remove it with `ssh-keygen -R '{entry}'`, then try again",
-                        file.display()
-                    )));
-                }
-                HostKeyStatus::Revoked { file, line } => return Err(revoked(name, &fp, &file, line)),
-                HostKeyStatus::Known | HostKeyStatus::Unknown => {}
+        // `check` reports a revocation in any file, and otherwise the first conflicting line; the
+        // files list OpenSSH's before Tether's, so a conflict it finds in ours is the only one.
+        match known_hosts::check(&target.host, target.port, &key, &files).map_err(read_err)? {
+            HostKeyStatus::Revoked { file, line } => {
+                return Err(EngineError::Engine(format!(
+                    "'{name}' presents {fingerprint}, which is marked @revoked in {}:{line}; Tether will not trust a revoked key",
+                    file.display()
+                )));
             }
+            HostKeyStatus::Changed { file, line, .. } if file != own => {
+                return Err(EngineError::Engine(format!(
+                    "the old key of '{name}' is recorded in {}:{line}, which belongs to OpenSSH and which Tether does not edit; \
+                     remove it with `ssh-keygen -R '{entry}'`, then try again",
+                    file.display()
+                )));
+            }
+            HostKeyStatus::Changed { .. } | HostKeyStatus::Known | HostKeyStatus::Unknown => {}
         }
-        if let HostKeyStatus::Revoked { file, line } = known_hosts::check(&target.host, target.port, &key, std::slice::from_ref(&own)).map_err(read)? {
-            return Err(revoked(name, &fp, &file, line));
+        let removed = known_hosts::forget_conflicting(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))?;
+        if known_hosts::check(&target.host, target.port, &key, &files).map_err(read_err)? != HostKeyStatus::Known {
+            known_hosts::learn(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))?;
         }
-        let write = |e: std::io::Error| EngineError::Engine(format!("cannot write {}: {e}", own.display()));
-        let removed = known_hosts::forget_conflicting(&own, &target.host, target.port, &key).map_err(write)?;
-        if known_hosts::check(&target.host, target.port, &key, &files).map_err(read)? != HostKeyStatus::Known {
-            known_hosts::learn(&own, &target.host, target.port, &key).map_err(write)?;
-        }
-        tracing::warn!(vm = name, host = %entry, new = %fp, removed, "host key replaced at the user's request");
+        tracing::warn!(vm = name, host = %entry, new = %fingerprint, removed, "host key replaced at the user's request");
         Ok(removed)
     }
 
@@ -559,11 +558,12 @@ impl Drop for WatchGuard {
     }
 }
 
-fn revoked(name: &str, fp: &str, file: &std::path::Path, line: usize) -> EngineError {
-    EngineError::Engine(format!(
-        "'{name}' presents {fp}, which is marked @revoked in {}:{line}; Tether will not trust a revoked key",
-        file.display()
-    ))
+fn read_err(e: std::io::Error) -> EngineError {
+    EngineError::Engine(format!("cannot read known_hosts: {e}"))
+}
+
+fn write_err(file: &std::path::Path, e: std::io::Error) -> EngineError {
+    EngineError::Engine(format!("cannot write {}: {e}", file.display()))
 }
 
 /// Keeps the last [`RECENT_EVENTS`] events of each VM.

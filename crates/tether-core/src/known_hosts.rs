@@ -136,8 +136,8 @@ pub fn forget_conflicting(file: &Path, host: &str, port: u16, key: &PublicKey) -
                 && entry.public_key().key_data() != key.key_data()
         })
     };
-    let kept: Vec<&str> = text.lines().filter(|l| !conflicting(l)).collect();
-    let removed = text.lines().count() - kept.len();
+    let (gone, kept): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| conflicting(l));
+    let removed = gone.len();
     if removed > 0 {
         let mut body = kept.join("\n");
         if !body.is_empty() {

@@ -85,15 +85,23 @@ impl Session {
         }));
         found.unwrap_or_else(|_| {
             panic!(
-                "timed out after {:.1?} waiting for {css} to say {needle:?}; it said {last:?} last ({looks} looks, the slowest {slowest:.1?})",
-                started.elapsed()
+                "timed out after {:.1?} waiting for {css} to say {needle:?}; it said {last:?} last ({looks} looks, the slowest {slowest:.1?}). The page said:\n{}",
+                started.elapsed(),
+                self.page_text()
             )
         })
+    }
+
+    /// The text the page shows, for a failure message.
+    pub fn page_text(&self) -> String {
+        let v = self.post("/execute/sync", json!({ "script": "return document.body.innerText;", "args": [] }));
+        v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
     }
 
     /// Clicks the element once it is there and enabled, as a person waits for a greyed-out
     /// button: a click on a disabled one does nothing and would leave the test waiting on a
     /// step that never started.
+    ///
     /// The live UI re-renders under the test, so a click that lands on a replaced (stale) or
     /// covered element is retried with a fresh lookup; any other WebDriver error fails the test.
     pub fn click(&self, css: &str) {
