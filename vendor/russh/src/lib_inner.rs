@@ -512,6 +512,9 @@ pub(crate) struct ChannelParams {
     pending_data: std::collections::VecDeque<(bytes::Bytes, Option<u32>, usize)>,
     pending_eof: bool,
     pending_close: bool,
+    /// The receive window is refilled only by [`crate::Channel::grant_window`], as the
+    /// application consumes data, never as data arrives.
+    manual_window: bool,
 }
 
 impl ChannelParams {

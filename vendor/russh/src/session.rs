@@ -294,6 +294,24 @@ impl Encrypted {
         Ok(())
     }
 
+    /// Switches `channel` to consumption-based flow control and gives the peer `amount` more
+    /// bytes of window (none if 0). The window never exceeds 2^32 - 1 (RFC 4254, 5.2).
+    pub fn grant_window(&mut self, channel: ChannelId, amount: u32) -> Result<(), crate::Error> {
+        if let Some(channel) = self.channels.get_mut(&channel) {
+            channel.manual_window = true;
+            let amount = amount.min(u32::MAX - channel.sender_window_size);
+            if amount > 0 {
+                push_packet!(self.write, {
+                    self.write.push(msg::CHANNEL_WINDOW_ADJUST);
+                    channel.recipient_channel.encode(&mut self.write)?;
+                    amount.encode(&mut self.write)?;
+                });
+                channel.sender_window_size += amount;
+            }
+        }
+        Ok(())
+    }
+
     pub fn sender_window_size(&self, channel: ChannelId) -> usize {
         if let Some(channel) = self.channels.get(&channel) {
             channel.sender_window_size as usize
@@ -317,6 +335,9 @@ impl Encrypted {
             // https://tools.ietf.org/html/rfc4254#section-5.2
             if data.len() as u32 <= channel.sender_window_size {
                 channel.sender_window_size -= data.len() as u32;
+            }
+            if channel.manual_window {
+                return Ok(false);
             }
             if channel.sender_window_size < target / 2 {
                 debug!(
@@ -783,6 +804,7 @@ impl Encrypted {
                     pending_data: std::collections::VecDeque::new(),
                     pending_eof: false,
                     pending_close: false,
+                    manual_window: false,
                 });
                 return ChannelId(self.last_channel_id.0);
             }
@@ -912,6 +934,7 @@ mod tests {
             pending_data: VecDeque::from([(Bytes::from_static(b"hello"), None, 0)]),
             pending_eof,
             pending_close,
+            manual_window: false,
         }
     }
 
@@ -966,6 +989,7 @@ mod tests {
             pending_data: VecDeque::from([(Bytes::from_static(b"hello"), None, 0)]),
             pending_eof,
             pending_close,
+            manual_window: false,
         }
     }
 

@@ -111,6 +111,10 @@ pub enum ChannelMsg {
     /// (server only)
     Failure,
     OpenFailure(ChannelOpenFailure),
+    /// (client only) Sent by [`Channel::grant_window`]; never received.
+    GrantWindow {
+        amount: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -322,6 +326,14 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> ChannelWriteHalf<
     /// Send data to a channel.
     pub async fn data<R: tokio::io::AsyncRead + Unpin>(&self, data: R) -> Result<(), Error> {
         self.send_data(None, data).await
+    }
+
+    /// Consumption-based flow control (client only). From the first call on, this channel's
+    /// receive window is no longer refilled as data arrives; each call gives the peer `amount`
+    /// more bytes, so the caller grants what its reader has consumed and a slow reader slows
+    /// this channel alone. `grant_window(0)` only switches the mode.
+    pub async fn grant_window(&self, amount: u32) -> Result<(), Error> {
+        self.send_msg(ChannelMsg::GrantWindow { amount }).await
     }
 
     /// Send owned bytes to a channel without copying them into the `AsyncWrite` path.
@@ -613,6 +625,11 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
     /// Send data to a channel.
     pub async fn data<R: tokio::io::AsyncRead + Unpin>(&self, data: R) -> Result<(), Error> {
         self.write_half.data(data).await
+    }
+
+    /// See [`ChannelWriteHalf::grant_window`].
+    pub async fn grant_window(&self, amount: u32) -> Result<(), Error> {
+        self.write_half.grant_window(amount).await
     }
 
     /// Send owned bytes to a channel without copying them into the `AsyncWrite` path.

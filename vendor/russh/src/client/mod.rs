@@ -79,6 +79,7 @@ mod session;
 
 #[cfg(test)]
 mod test;
+mod flow_test;
 
 /// Actual client session's state.
 ///
@@ -1779,6 +1780,7 @@ impl Session {
                 self.agent_forward(id, want_reply)?
             }
             Msg::Channel(id, ChannelMsg::Close) => self.close(id)?,
+            Msg::Channel(id, ChannelMsg::GrantWindow { amount }) => self.grant_window(id, amount)?,
             Msg::Rekey => self.initiate_rekey()?,
             Msg::AwaitExtensionInfo {
                 extension_name,

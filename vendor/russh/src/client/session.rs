@@ -537,6 +537,14 @@ impl Session {
         }
     }
 
+    pub fn grant_window(&mut self, channel: ChannelId, amount: u32) -> Result<(), crate::Error> {
+        if let Some(ref mut enc) = self.common.encrypted {
+            enc.grant_window(channel, amount)
+        } else {
+            unreachable!()
+        }
+    }
+
     pub fn close(&mut self, channel: ChannelId) -> Result<(), crate::Error> {
         if let Some(ref mut enc) = self.common.encrypted {
             enc.close(channel)

@@ -2051,6 +2051,7 @@ impl Session {
             pending_data: std::collections::VecDeque::new(),
             pending_eof: false,
             pending_close: false,
+            manual_window: false,
         };
 
         let (channel, channel_ref) = Channel::new(
