@@ -29,6 +29,7 @@ USER_NODOCKER=tlab-nodocker
 GROUP_DOCKER=tlab-docker
 IMAGE=tether-lab/busybox
 BIG_IMAGE=tether-lab/big
+HUGE_IMAGE=tether-lab/huge
 PASSWORD=lab-password
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -225,14 +226,14 @@ make_images() { # NAME
     docker -H "$sock" import --change 'CMD ["/bin/sh"]' "$LAB/busybox.tar" "$IMAGE" >/dev/null
 }
 
-make_big_image() { # NAME
+make_big_image() { # VM IMAGE MIB: one layer of random bytes, so nothing on the way compresses it
   local sock; sock="unix://$(vm_dir "$1")/docker.sock"
-  docker -H "$sock" image inspect "$BIG_IMAGE" >/dev/null 2>&1 && return 0
+  docker -H "$sock" image inspect "$2" >/dev/null 2>&1 && return 0
   local root="$LAB/bigroot"
   rm -rf "$root"; mkdir -p "$root/bin"
   cp /bin/busybox "$root/bin/busybox"
-  head -c $((272 * 1024 * 1024)) /dev/urandom > "$root/blob"
-  tar -C "$root" -cf - . | docker -H "$sock" import - "$BIG_IMAGE" >/dev/null
+  head -c $(($3 * 1024 * 1024)) /dev/urandom > "$root/blob"
+  tar -C "$root" -cf - . | docker -H "$sock" import - "$2" >/dev/null
   rm -rf "$root"
 }
 
@@ -245,7 +246,9 @@ up() {
   vm_up b 2 docker
   make_images a
   make_images b
-  make_big_image a
+  make_big_image a "$BIG_IMAGE" 272
+  # For transfers into slow readers: `docker save` of at least 1 GiB.
+  make_big_image a "$HUGE_IMAGE" 1088
   log "lab up: a=10.77.1.2 (arm64 label), b=10.77.2.2 (x86_64 label)"
 }
 
@@ -287,6 +290,7 @@ LAB_A_SOCK=$LAB/vms/a/docker.sock
 LAB_B_SOCK=$LAB/vms/b/docker.sock
 LAB_IMAGE=$IMAGE
 LAB_BIG_IMAGE=$BIG_IMAGE
+LAB_HUGE_IMAGE=$HUGE_IMAGE
 LAB_PASSWORD=$PASSWORD
 EOV
 }

@@ -10,6 +10,7 @@ use russh::keys::PublicKey;
 
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
 use crate::error::EngineError;
+use crate::flow;
 use crate::known_hosts::{self, HostKeyStatus};
 use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
@@ -43,6 +44,8 @@ pub(crate) struct Inner {
     state: Mutex<(Config, BTreeMap<String, SessionHandle>)>,
     events: broadcast::Sender<Event>,
     net: NetChanges,
+    /// Receive-window bytes shared by every forwarded stream of every VM.
+    pub(crate) budget: Arc<flow::Budget>,
 }
 
 /// Cloneable handle to the running engine.
@@ -72,11 +75,20 @@ impl Engine {
         let config = store.load()?;
         let (events, _) = broadcast::channel(1024);
         let net = netwatch::spawn();
+        let budget = Arc::new(flow::Budget::default());
         let mut sessions = BTreeMap::new();
         for (name, profile) in &config.vms {
             sessions.insert(
                 name.clone(),
-                session::spawn(name.clone(), profile.clone(), paths.clone(), events.clone(), net.clone(), keys.clone()),
+                session::spawn(
+                    name.clone(),
+                    profile.clone(),
+                    paths.clone(),
+                    events.clone(),
+                    net.clone(),
+                    keys.clone(),
+                    budget.clone(),
+                ),
             );
         }
         let auto: Vec<SessionHandle> =
@@ -84,7 +96,7 @@ impl Engine {
         let recent: Arc<Recent> = Arc::default();
         tokio::spawn(record_recent(events.subscribe(), recent.clone()));
         let engine =
-            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net }) };
+            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net, budget }) };
         // The contexts follow this run's socket paths, and any hand edit of the config.
         engine.sync_contexts(&engine.config().await);
         engine.sync_monitors().await;
@@ -274,6 +286,7 @@ impl Engine {
             self.inner.events.clone(),
             self.inner.net.clone(),
             self.inner.keys.clone(),
+            self.inner.budget.clone(),
         );
         guard.1.insert(name.to_string(), s);
         self.configure_monitors(&guard.0, &guard.1);

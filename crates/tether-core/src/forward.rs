@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::flow;
 use crate::paths::{self, PathError};
 use crate::pump;
 use crate::ssh::{self, ClientHandler};
@@ -135,7 +136,8 @@ pub struct ForwardCtx {
     pub link: Link,
     pub down_reason: DownReason,
     pub counters: Arc<Counters>,
-    pub limits: pump::Limits,
+    /// Window bytes shared by every stream of the engine.
+    pub budget: Arc<flow::Budget>,
     pub cancel: CancellationToken,
     /// Diagnoses a failed Docker socket open (runs on the VM), e.g. "engine not running".
     pub diagnose: Option<Diagnose>,
@@ -229,7 +231,7 @@ where
         }
     };
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
-    let stats = pump::bridge(stream, channel, ctx.limits).await;
+    let stats = pump::bridge(stream, channel, ctx.budget.clone()).await;
     ctx.counters.active.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(?stats, remote = %ctx.remote.describe(), "stream finished");
 }

@@ -11,6 +11,7 @@ pub mod contexts;
 pub mod control;
 pub mod docker;
 pub mod engine;
+pub mod flow;
 pub mod error;
 pub mod forward;
 pub mod identity;

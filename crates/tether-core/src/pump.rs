@@ -1,127 +1,78 @@
-//! Copies one forwarded stream between a local socket and an SSH channel without ever letting a
-//! slow local reader stall the shared SSH connection.
+//! Copies one forwarded stream between a local socket and an SSH channel, with SSH's own flow
+//! control: the VM may send only what the local reader has consumed plus the stream's window.
 //!
-//! Why this exists: russh delivers a channel's data by awaiting a send into that channel's
-//! bounded queue from the connection's single session loop, and it refills the peer's window as
-//! soon as data arrives rather than when it is consumed. A local client that stops reading would
-//! fill its queue, park the session loop, and with it every other channel, the liveness probe,
-//! keepalives and rekeys.
-//!
-//! So each stream gets a *drain* that takes every message off the channel the moment russh
-//! offers it and appends it to the stream's own unbounded buffer, which a separate *deliver*
-//! future writes to the local socket at whatever pace the local reader allows. The session loop
-//! therefore never waits on a local reader. The price is memory for a reader that stops: the
-//! buffer is capped per stream ([`Limits::max_buffered`]); past the cap the stream alone is closed
-//! with a logged reason, which is what a stalled reader cannot tell apart from anyway.
+//! Why it is shaped like this: russh's session loop hands each channel's data to that channel's
+//! queue. Tether configures those queues so that handing over never waits (see `ssh`), and the
+//! patched russh refills a channel's window only when [`flow::Credit`] says so, after the local
+//! reader took the bytes. So a reader that stops holds at most its window in memory, its VM-side
+//! sender stops, and every other channel, keepalive and rekey of the connection goes on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use russh::client::Msg;
 use russh::{Channel, ChannelMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
-/// Per-stream limits.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Bytes received from the VM but not yet taken by the local reader, before the stream is
-    /// given up. Generous: `docker save | slow-consumer` must survive.
-    pub max_buffered: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { max_buffered: 512 * 1024 * 1024 }
-    }
-}
+use crate::flow::{Budget, Credit};
 
 /// What one stream carried, for logs and stats.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
     pub to_local: u64,
     pub to_remote: u64,
-    /// The stream was closed because its local reader fell too far behind.
-    pub overflowed: bool,
-}
-
-enum Piece {
-    Data(Bytes),
-    Eof,
+    /// The largest window the stream reached.
+    pub peak_window: u64,
 }
 
 /// Runs the stream until both directions are finished or either side fails.
-pub async fn bridge<S>(local: S, channel: Channel<Msg>, limits: Limits) -> Stats
+pub async fn bridge<S>(local: S, channel: Channel<Msg>, budget: Arc<Budget>) -> Stats
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut local_rd, mut local_wr) = tokio::io::split(local);
     let (mut ch_rd, ch_wr) = channel.split();
     let ch_wr = Arc::new(ch_wr);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Piece>();
-    let buffered = Arc::new(AtomicUsize::new(0));
     let mut stats = Stats::default();
 
-    // Drain: never awaits anything but the channel itself.
-    let drain_buffered = buffered.clone();
-    let drain_wr = ch_wr.clone();
-    let drain = async move {
-        let mut overflowed = false;
-        while let Some(msg) = ch_rd.wait().await {
+    // Download: VM to local reader, granting window as the reader consumes. The first grant also
+    // switches the channel to consumption-based windows, and goes out before any upload, so it
+    // reaches the VM before the request its answer will need the window for.
+    let mut credit = Credit::new(budget);
+    let first = credit.start();
+    let opened = ch_wr.grant_window(first).await.is_ok();
+    let down_wr = ch_wr.clone();
+    let down = async move {
+        let mut sent = 0u64;
+        let mut peak = credit.size();
+        while opened && let Some(msg) = ch_rd.wait().await {
             match msg {
                 ChannelMsg::Data { data } => {
                     let n = data.len();
-                    if drain_buffered.fetch_add(n, Ordering::Relaxed) + n > limits.max_buffered {
-                        tracing::warn!(
-                            channel = ?drain_wr.id(),
-                            buffered = drain_buffered.load(Ordering::Relaxed),
-                            "local reader stopped reading; closing this stream so the connection stays healthy"
-                        );
-                        overflowed = true;
-                        let _ = drain_wr.close().await;
-                        break;
+                    credit.received(n);
+                    if local_wr.write_all(&data).await.is_err() {
+                        break; // the local client is gone
                     }
-                    if tx.send(Piece::Data(data)).is_err() {
-                        break; // local side is gone
+                    sent += n as u64;
+                    let grant = credit.consumed(n);
+                    peak = peak.max(credit.size());
+                    if grant > 0 && down_wr.grant_window(grant).await.is_err() {
+                        break;
                     }
                 }
                 ChannelMsg::Eof => {
-                    let _ = tx.send(Piece::Eof);
+                    // Half-close: the VM finished sending; the local side may still be writing.
+                    let _ = local_wr.shutdown().await;
                 }
                 ChannelMsg::Close => break,
                 _ => {}
             }
         }
-        overflowed
-    };
-
-    // Deliver: local writes at the local reader's pace.
-    let deliver_buffered = buffered.clone();
-    let deliver = async move {
-        let mut sent = 0u64;
-        while let Some(piece) = rx.recv().await {
-            match piece {
-                Piece::Data(data) => {
-                    let n = data.len();
-                    let res = local_wr.write_all(&data).await;
-                    deliver_buffered.fetch_sub(n, Ordering::Relaxed);
-                    if res.is_err() {
-                        break;
-                    }
-                    sent += n as u64;
-                }
-                Piece::Eof => {
-                    // Half-close: the VM finished sending; the local side may still be writing.
-                    let _ = local_wr.shutdown().await;
-                }
-            }
-        }
         let _ = local_wr.shutdown().await;
-        sent
+        (sent, peak)
     };
 
-    // Upload: local reads to the channel, waiting on the peer's window (per channel, in this task).
+    // Upload: local reads to the channel, waiting on the VM's window for this channel only.
     let up_wr = ch_wr.clone();
     let upload = async move {
         let mut sent = 0u64;
@@ -147,16 +98,15 @@ where
         sent
     };
 
-    // Drain and deliver end together (the drain's sender drop ends delivery); upload may finish
-    // first (local half-close) and must not cut the other direction short.
-    let down = async { tokio::join!(drain, deliver) };
+    // The download decides the end; the upload may finish first (local half-close) and must not
+    // cut the other direction short.
     tokio::pin!(down, upload);
     let mut up_done = false;
     loop {
         tokio::select! {
-            (overflowed, to_local) = &mut down => {
-                stats.overflowed = overflowed;
+            (to_local, peak) = &mut down => {
                 stats.to_local = to_local;
+                stats.peak_window = peak;
                 break;
             }
             to_remote = &mut upload, if !up_done => {

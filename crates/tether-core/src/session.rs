@@ -22,7 +22,7 @@ use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
-use crate::pump;
+use crate::flow;
 use crate::ssh::{self, ClientHandler, Connection, HostKeyPolicy, SshError};
 use crate::state::{self, Action, Input, State};
 use crate::{backoff, target};
@@ -254,6 +254,7 @@ struct Actor {
     /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
     policy: (bool, Option<String>),
     keys: Keys,
+    budget: Arc<flow::Budget>,
     unforwarded: Vec<UnforwardedPort>,
     arch_warning: Option<String>,
 }
@@ -266,6 +267,7 @@ pub fn spawn(
     events: broadcast::Sender<Event>,
     net: NetChanges,
     keys: Keys,
+    budget: Arc<flow::Budget>,
 ) -> SessionHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(32);
     let socket = paths.docker_socket(&name);
@@ -319,6 +321,7 @@ pub fn spawn(
         last_error: None,
         policy: (false, None),
         keys,
+        budget,
         unforwarded: Vec::new(),
         arch_warning: None,
     };
@@ -546,7 +549,7 @@ impl Actor {
             link: self.link.subscribe(),
             down_reason: self.down_reason.subscribe(),
             counters,
-            limits: pump::Limits::default(),
+            budget: self.budget.clone(),
             cancel,
             diagnose,
         }

@@ -20,9 +20,15 @@ use crate::identity::{Credential, Credentials};
 use crate::known_hosts::{self, HostKeyStatus};
 use crate::target::Target;
 
-/// Flow-control window per channel. russh refills it on arrival (see `pump`), so it bounds
-/// in-flight bytes, not memory; 8 MiB keeps a 100 ms, 500 Mbit/s path full.
-pub const WINDOW_SIZE: u32 = 8 * 1024 * 1024;
+/// The window every channel opens with. Forwarded streams then take their window from
+/// [`crate::flow`], as their reader consumes; other channels (probes, scripts) are refilled by
+/// russh as data arrives and carry little.
+pub const WINDOW_SIZE: u32 = crate::flow::FLOOR;
+/// Messages a channel's queue may hold. russh's session loop waits when a channel's queue is full,
+/// which would stall every channel of the connection behind one slow reader; so the queue is never
+/// full, and what a forwarded stream can hold is bounded in bytes by its window instead. tokio
+/// allocates the queue's slots lazily, in blocks of 32, so the capacity costs nothing.
+const CHANNEL_QUEUE: usize = 1 << 30;
 /// Largest packet we accept. 32 KiB is what OpenSSH sends for forwarded streams anyway, and a
 /// larger value only raises per-packet latency for interleaved channels.
 pub const MAX_PACKET: u32 = 32 * 1024;
@@ -193,9 +199,7 @@ fn client_config(target: &Target, policy: &HostKeyPolicy) -> client::Config {
     let mut cfg = client::Config {
         window_size: WINDOW_SIZE,
         maximum_packet_size: MAX_PACKET,
-        // Enough queued messages per channel that the pump (which drains eagerly) never lets the
-        // session loop wait on a channel.
-        channel_buffer_size: 256,
+        channel_buffer_size: CHANNEL_QUEUE,
         nodelay: true,
         // Liveness is judged by our own probe; these keep NAT state alive and catch a dead peer
         // even if the probe task were gone.

@@ -326,6 +326,23 @@ impl Tether {
         })
     }
 
+    /// The engine's pid (from its pid file).
+    pub fn engine_pid(&self) -> u32 {
+        let pid = std::fs::read_to_string(self.home().join("run/engine.pid")).expect("engine pid file");
+        pid.trim().parse().expect("engine pid")
+    }
+
+    /// The engine's resident memory, in KiB.
+    pub fn engine_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.engine_pid())).expect("engine /proc status");
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|k| k.parse().ok())
+            .expect("VmRSS")
+    }
+
     pub fn log(&self) -> String {
         let started = std::fs::read_to_string(self.dir.path().join("daemon.log"));
         started.or_else(|_| std::fs::read_to_string(self.home().join("logs/engine.log"))).unwrap_or_default()

@@ -96,6 +96,9 @@ pub struct Session {
     target_window_size: u32,
     pending_reads: Vec<Vec<u8>>,
     pending_len: u32,
+    /// What the peer may legitimately send while a rekey we started is under way: the windows
+    /// it holds, which `grant_window` can make larger than `window_size`.
+    pending_limit: u64,
     priority_sender: UnboundedSender<Msg>,
     priority_receiver: UnboundedReceiver<Msg>,
     inbound_channel_sender: Sender<Msg>,
@@ -1333,6 +1336,7 @@ impl Session {
             channels: HashMap::new(),
             pending_reads: Vec::new(),
             pending_len: 0,
+            pending_limit: 0,
             open_global_requests: VecDeque::new(),
             server_sig_algs: None,
             ext_info_count: 0,
@@ -1874,6 +1878,11 @@ impl Session {
     fn begin_rekey(&mut self) -> Result<(), crate::Error> {
         debug!("beginning re-key");
         self.pending_len = 0;
+        let granted: u64 = match &self.common.encrypted {
+            Some(enc) => enc.channels.values().map(|c| u64::from(c.sender_window_size)).sum(),
+            None => 0,
+        };
+        self.pending_limit = 2 * u64::from(self.common.config.window_size) + granted;
         let mut kex = ClientKex::new(
             self.common.config.clone(),
             &self.common.config.client_id,
@@ -2003,8 +2012,7 @@ async fn reply<H: Handler>(
                     return Err(crate::Error::Inconsistent.into());
                 }
                 session.pending_len = session.pending_len.saturating_add(pkt.buffer.len() as u32);
-                if u64::from(session.pending_len) > 2 * u64::from(session.common.config.window_size)
-                {
+                if u64::from(session.pending_len) > session.pending_limit {
                     return Err(crate::Error::Pending.into());
                 }
             }

@@ -1,0 +1,168 @@
+//! Receive-window credit for forwarded streams: the VM may send a stream only as much as its
+//! local reader has consumed plus the stream's window, and all streams' windows share one budget.
+//!
+//! Why: a slow local reader (`docker save | gzip`) must slow only its own stream, and what Tether
+//! holds for it must stay bounded. The patched russh (`vendor/russh/PATCHES.md`) no longer refills
+//! a channel's window as data arrives; [`Credit`] decides how much to grant as data is consumed.
+//!
+//! Invariant: for every stream, bytes received but not yet consumed plus the window the VM still
+//! holds never exceed that stream's `size` (or the size it had before a shrink, until consumption
+//! catches up). Every byte of `size` above [`FLOOR`] is reserved from the engine's [`Budget`], so
+//! the total held for all streams is at most `budget + streams × FLOOR`.
+//!
+//! Sizing: a stream starts at [`START`] (OpenSSH's own window for forwarded streams). It doubles,
+//! up to [`MAX`], when its sender had almost no window left while its reader kept up, which is what
+//! a long link's bandwidth × RTT needs; it halves back towards [`START`] when its reader is the
+//! bottleneck, since a window the reader cannot empty only holds memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The window each channel opens with (the SSH config's `window_size`). It is not reserved from
+/// the budget, so it is small: it only has to carry a stream until its first grant, which the
+/// pump sends before the request that makes the VM answer.
+pub const FLOOR: u32 = 128 * 1024;
+/// A stream's window once the pump takes over.
+pub const START: u32 = 2 * 1024 * 1024;
+/// The largest window of one stream: 16 MiB fills 1 Gbit/s at 130 ms of RTT.
+pub const MAX: u32 = 16 * 1024 * 1024;
+/// The engine's budget for windows above [`FLOOR`], all streams together.
+pub const BUDGET: usize = 64 * 1024 * 1024;
+
+/// Window bytes shared by every stream of the engine.
+#[derive(Debug)]
+pub struct Budget {
+    total: usize,
+    used: AtomicUsize,
+}
+
+impl Budget {
+    pub fn new(total: usize) -> Arc<Self> {
+        Arc::new(Self { total, used: AtomicUsize::new(0) })
+    }
+
+    /// Takes up to `want` bytes; returns how many it got (possibly 0).
+    fn take(&self, want: usize) -> usize {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let got = want.min(self.total.saturating_sub(used));
+            if got == 0 {
+                return 0;
+            }
+            match self.used.compare_exchange_weak(used, used + got, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return got,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Bytes currently reserved by live streams.
+    pub fn in_use(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { total: BUDGET, used: AtomicUsize::new(0) }
+    }
+}
+
+/// One stream's window accounting. Pure: the caller sends the grants it returns.
+#[derive(Debug)]
+pub struct Credit {
+    budget: Arc<Budget>,
+    size: u64,
+    reserved: u64,
+    granted: u64,
+    received: u64,
+    consumed: u64,
+}
+
+impl Credit {
+    /// A stream whose channel opened with a [`FLOOR`] window.
+    pub fn new(budget: Arc<Budget>) -> Self {
+        let floor = u64::from(FLOOR);
+        Self { budget, size: floor, reserved: 0, granted: floor, received: 0, consumed: 0 }
+    }
+
+    /// Grows the stream to [`START`] as far as the budget allows; returns the grant to send.
+    pub fn start(&mut self) -> u32 {
+        self.grow_to(u64::from(START));
+        self.due()
+    }
+
+    /// `n` bytes arrived from the VM.
+    pub fn received(&mut self, n: usize) {
+        self.received += n as u64;
+    }
+
+    /// The local reader took `n` more bytes; returns the grant to send now (0: none yet).
+    /// Grants are batched to a quarter of the window, and the window is retuned only when one
+    /// is due, so it changes at most once per quarter window consumed.
+    pub fn consumed(&mut self, n: usize) -> u32 {
+        self.consumed += n as u64;
+        if self.size.saturating_sub(self.outstanding()) < (self.size / 4).max(1) {
+            return 0;
+        }
+        let peer_left = self.granted.saturating_sub(self.received);
+        let backlog = self.received.saturating_sub(self.consumed);
+        if peer_left <= self.size / 8 && backlog <= self.size / 8 && self.size < u64::from(MAX) {
+            // The sender was about to wait on us while the reader kept up: the window limits.
+            self.grow_to((self.size * 2).min(u64::from(MAX)));
+        } else if backlog >= self.size / 2 && self.size > u64::from(START) {
+            // The reader is the bottleneck; a bigger window only holds memory.
+            self.size = (self.size / 2).max(u64::from(START));
+        }
+        self.release_surplus();
+        self.due()
+    }
+
+    /// The stream's current window.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes the VM may still send plus bytes received and not yet consumed.
+    pub fn outstanding(&self) -> u64 {
+        self.granted - self.consumed
+    }
+
+    fn grow_to(&mut self, want: u64) {
+        let extra = want.saturating_sub(self.size);
+        let got = self.budget.take(usize::try_from(extra).unwrap_or(usize::MAX)) as u64;
+        self.reserved += got;
+        self.size += got;
+    }
+
+    /// Gives back what neither the current size nor what is still outstanding needs.
+    fn release_surplus(&mut self) {
+        let need = self.size.max(self.outstanding()).saturating_sub(u64::from(FLOOR));
+        if self.reserved > need {
+            self.budget.give_back((self.reserved - need) as usize);
+            self.reserved = need;
+        }
+    }
+
+    /// The grant that brings the outstanding window back to `size`.
+    fn due(&mut self) -> u32 {
+        let deficit = self.size.saturating_sub(self.outstanding());
+        let grant = u32::try_from(deficit).unwrap_or(u32::MAX);
+        self.granted += u64::from(grant);
+        grant
+    }
+}
+
+impl Drop for Credit {
+    fn drop(&mut self) {
+        self.budget.give_back(self.reserved as usize);
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/flow.rs"]
+mod tests;
