@@ -24,6 +24,14 @@ const HIDDEN_FLAG: &str = "--hidden";
 const WINDOW_FLAG: &str = "--window";
 /// The window process was started by the service and talks to it over stdin/stdout.
 const ATTACHED_FLAG: &str = "--attached";
+/// `--menu ID`: performs a tray menu action (`use:NAME`, `connect:NAME`, `disconnect:NAME`, …)
+/// in the running app, for desktop shortcuts and scripts, through the same path as a click.
+const MENU_FLAG: &str = "--menu";
+
+/// The menu action asked for on this command line, if any.
+fn menu_action(args: &[String]) -> Option<String> {
+    args.iter().position(|a| a == MENU_FLAG).and_then(|i| args.get(i + 1)).cloned()
+}
 
 /// Runs the service, or the window when started with `--window`.
 pub fn run() -> ExitCode {
@@ -43,6 +51,6 @@ pub fn run() -> ExitCode {
     if has(WINDOW_FLAG) {
         window::run(has(ATTACHED_FLAG), paths)
     } else {
-        service::run(has(HIDDEN_FLAG), paths)
+        service::run(has(HIDDEN_FLAG) || menu_action(&args).is_some(), menu_action(&args), paths)
     }
 }

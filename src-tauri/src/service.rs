@@ -10,12 +10,18 @@ use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_autostart::{MacosLauncher, ManagerExt as _};
 use tauri_plugin_clipboard_manager::ClipboardExt as _;
 use tauri_plugin_notification::NotificationExt as _;
-use tether_core::control;
+use std::path::{Path, PathBuf};
+
+use tether_core::config::Config;
+use tether_core::control::{self, Client, Request};
 use tether_core::engine::Engine;
+use tether_core::error::EngineError;
+use tether_core::instance::{InstanceError, Kind};
 use tether_core::paths::Paths;
+use tether_core::session::{Event, VmStatus};
 use tokio_util::sync::CancellationToken;
 
-use crate::{ATTACHED_FLAG, HIDDEN_FLAG, WINDOW_FLAG, notify, tray};
+use crate::{ATTACHED_FLAG, HIDDEN_FLAG, WINDOW_FLAG, menu_action, notify, tray};
 
 /// What the window process writes on stdout when the tray should be redrawn.
 pub const TRAY_REFRESH: &str = "tray-refresh";
@@ -28,9 +34,74 @@ struct WindowChild {
     stdin: ChildStdin,
 }
 
+/// The engine the tray drives: its own, or the one that already ran for this Tether home (a
+/// `tether daemon`), which it then mirrors over the control socket. Never a second engine.
+#[derive(Clone)]
+enum Backend {
+    Own(Engine),
+    Attached { socket: PathBuf },
+}
+
+impl Backend {
+    async fn call(socket: &Path, req: &Request) -> Result<serde_json::Value, String> {
+        let mut client = Client::connect(socket).await.map_err(|e| e.to_string())?;
+        client.call(req).await.map_err(|e| e.to_string())
+    }
+
+    async fn status(&self) -> Vec<VmStatus> {
+        match self {
+            Backend::Own(engine) => engine.status().await,
+            Backend::Attached { socket } => Self::call(socket, &Request::Status)
+                .await
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn notifications(&self) -> bool {
+        match self {
+            Backend::Own(engine) => engine.config().await.settings.notifications,
+            Backend::Attached { socket } => Self::call(socket, &Request::VmList)
+                .await
+                .ok()
+                .and_then(|v| serde_json::from_value::<Config>(v).ok())
+                .is_none_or(|c| c.settings.notifications),
+        }
+    }
+
+    /// A tray action on a VM: connect, disconnect or use.
+    async fn act(&self, verb: &str, vm: &str) -> Result<(), String> {
+        match self {
+            Backend::Own(engine) => match verb {
+                "connect" => engine.connect(Some(vm), Default::default()).await.map(drop),
+                "disconnect" => engine.disconnect(Some(vm)).await.map(drop),
+                _ => engine.set_active(vm).await,
+            }
+            .map_err(|e| e.to_string()),
+            Backend::Attached { socket } => {
+                let name = Some(vm.to_string());
+                let req = match verb {
+                    "connect" => Request::Connect { name, accept_new: false, fingerprint: None, passphrase: None },
+                    "disconnect" => Request::Disconnect { name, all: false },
+                    _ => Request::Use { name: vm.to_string() },
+                };
+                Self::call(socket, &req).await.map(drop)
+            }
+        }
+    }
+
+    /// Quitting the app stops its own engine; an engine it only mirrors keeps running.
+    async fn shutdown(&self) {
+        if let Backend::Own(engine) = self {
+            engine.shutdown().await;
+        }
+    }
+}
+
 /// What menu handlers share (managed by Tauri; no globals).
 struct Service {
-    engine: Engine,
+    backend: Backend,
     cancel: CancellationToken,
     notifier: Mutex<notify::Notifier>,
     window: Mutex<Option<WindowChild>>,
@@ -92,7 +163,7 @@ fn refresh_tray(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let Some(state) = app.try_state::<Service>() else { return };
-        let vms = state.engine.status().await;
+        let vms = state.backend.status().await;
         if let Err(e) = tray::refresh(&app, &vms, autostart_enabled(&app)) {
             tracing::warn!(error = %e, "cannot update the tray");
         }
@@ -104,18 +175,16 @@ fn on_menu(app: &AppHandle, id: &str) {
     let id = id.to_string();
     tauri::async_runtime::spawn(async move {
         let Some(state) = app.try_state::<Service>() else { return };
-        let engine = state.engine.clone();
+        let backend = state.backend.clone();
         let (verb, arg) = id.split_once(':').unwrap_or((id.as_str(), ""));
         let result = match verb {
-            "connect" => engine.connect(Some(arg), Default::default()).await.map(|_| ()),
-            "disconnect" => engine.disconnect(Some(arg)).await.map(|_| ()),
-            "use" => engine.set_active(arg).await,
+            "connect" | "disconnect" | "use" => backend.act(verb, arg).await,
             "open" => {
                 open_window(&app);
                 Ok(())
             }
             "copy-docker-host" => {
-                let active = engine.status().await.into_iter().find(|v| v.active);
+                let active = backend.status().await.into_iter().find(|v| v.active);
                 if let Some(vm) = active {
                     let _ = app.clipboard().write_text(vm.docker_host);
                 }
@@ -130,7 +199,7 @@ fn on_menu(app: &AppHandle, id: &str) {
                 Ok(())
             }
             "quit" => {
-                engine.shutdown().await;
+                backend.shutdown().await;
                 state.cancel.cancel();
                 app.exit(0);
                 Ok(())
@@ -139,63 +208,102 @@ fn on_menu(app: &AppHandle, id: &str) {
         };
         if let Err(e) = result {
             // Menu actions have no window to answer in: say it with a notification.
-            let _ = app.notification().builder().title("Tether").body(e.to_string()).show();
+            let _ = app.notification().builder().title("Tether").body(e).show();
         }
         refresh_tray(&app);
     });
 }
 
-/// Feeds engine events to the tray and the notifier.
-fn pump_events(app: AppHandle, engine: Engine) {
-    let mut rx = engine.subscribe();
+/// Feeds engine events to the tray and the notifier: from the engine's broadcast, or from the
+/// control socket's event stream of the engine the app mirrors (subscribed again if it ends).
+fn pump_events(app: AppHandle, backend: Backend) {
     tauri::async_runtime::spawn(async move {
-        loop {
-            let event = match rx.recv().await {
-                Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
-            };
-            let note = app
-                .try_state::<Service>()
-                .and_then(|s| s.notifier.lock().ok().and_then(|mut n| n.on_event(&event)));
-            if let Some(note) = note
-                && engine.config().await.settings.notifications
-            {
-                tracing::info!(title = %note.title, "notifying");
-                if let Err(e) = app.notification().builder().title(&note.title).body(&note.body).show() {
-                    tracing::warn!(error = %e, "notification failed");
+        match &backend {
+            Backend::Own(engine) => {
+                let mut rx = engine.subscribe();
+                loop {
+                    match rx.recv().await {
+                        Ok(event) => on_event(&app, &backend, &event).await,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => refresh_tray(&app),
+                        Err(_) => return,
+                    }
                 }
             }
-            refresh_tray(&app);
+            Backend::Attached { socket } => loop {
+                if let Ok(mut client) = Client::connect(socket).await
+                    && client.call(&Request::Subscribe).await.is_ok()
+                {
+                    refresh_tray(&app);
+                    while let Ok(Some(value)) = client.next_event().await {
+                        if let Ok(event) = serde_json::from_value::<Event>(value) {
+                            on_event(&app, &backend, &event).await;
+                        }
+                    }
+                }
+                refresh_tray(&app);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            },
         }
     });
 }
 
+async fn on_event(app: &AppHandle, backend: &Backend, event: &Event) {
+    let note = app.try_state::<Service>().and_then(|s| s.notifier.lock().ok().and_then(|mut n| n.on_event(event)));
+    if let Some(note) = note
+        && backend.notifications().await
+    {
+        tracing::info!(title = %note.title, "notifying");
+        if let Err(e) = app.notification().builder().title(&note.title).body(&note.body).show() {
+            tracing::warn!(error = %e, "notification failed");
+        }
+    }
+    refresh_tray(app);
+}
+
 /// Runs the service until Quit.
-pub fn run(hidden: bool, paths: Paths) -> ExitCode {
+pub fn run(hidden: bool, menu: Option<String>, paths: Paths) -> ExitCode {
     let app = tauri::Builder::default()
         // Must be first: a second launch only brings the running app's window forward.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_window(app)))
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| match menu_action(&argv) {
+            Some(id) => on_menu(app, &id),
+            None => open_window(app),
+        }))
         .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, Some(vec![HIDDEN_FLAG])))
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .setup(move |app| {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
-            let engine = tauri::async_runtime::block_on(Engine::start(paths))?;
             let cancel = CancellationToken::new();
-            let serve = control::serve(engine.clone(), cancel.clone());
-            tauri::async_runtime::spawn(async move {
-                if let Err(e) = serve.await {
-                    tracing::error!(error = %e, "control socket unavailable; the tether CLI and the window cannot reach this app");
+            let backend = match tauri::async_runtime::block_on(Engine::start(paths.clone(), Kind::App)) {
+                Ok(engine) => {
+                    let serve = control::serve(engine.clone(), cancel.clone());
+                    let handle = app.handle().clone();
+                    tauri::async_runtime::spawn(async move {
+                        if let Err(e) = serve.await {
+                            tracing::error!(error = %e, "control socket unavailable; the tether CLI and the window cannot reach this app");
+                            return;
+                        }
+                        // Served until Quit or `tether engine stop`: either way the app goes.
+                        handle.exit(0);
+                    });
+                    Backend::Own(engine)
                 }
-            });
-            app.manage(Service { engine: engine.clone(), cancel, notifier: Mutex::default(), window: Mutex::default() });
+                Err(EngineError::Instance(InstanceError::Running(owner))) => {
+                    tracing::info!(pid = owner.pid, kind = ?owner.kind, "an engine already runs for this Tether home; the tray mirrors it");
+                    Backend::Attached { socket: paths.control_socket() }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            app.manage(Service { backend: backend.clone(), cancel, notifier: Mutex::default(), window: Mutex::default() });
             tray::create(app.handle(), on_menu)?;
-            pump_events(app.handle().clone(), engine);
+            pump_events(app.handle().clone(), backend);
             refresh_tray(app.handle());
             if !hidden {
                 open_window(app.handle());
+            }
+            if let Some(id) = &menu {
+                on_menu(app.handle(), id);
             }
             Ok(())
         })
@@ -213,8 +321,8 @@ pub fn run(hidden: bool, paths: Paths) -> ExitCode {
         RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
         RunEvent::Exit => {
             if let Some(state) = app.try_state::<Service>() {
-                let engine = state.engine.clone();
-                tauri::async_runtime::block_on(engine.shutdown());
+                let backend = state.backend.clone();
+                tauri::async_runtime::block_on(backend.shutdown());
                 state.cancel.cancel();
                 // Closing its stdin tells the window to go too.
                 if let Ok(mut slot) = state.window.lock() {

@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tether_core::control::{self, Client, ClientError, Request};
 use tether_core::engine;
+use tether_core::error::EngineError;
+use tether_core::instance::{self, InstanceError, Kind, Owner};
 use tether_core::paths::{self, Paths};
 use tokio_util::sync::CancellationToken;
 
@@ -65,9 +67,17 @@ impl Engine {
 }
 
 /// `tether daemon`: the engine in the foreground until SIGINT/SIGTERM or a shutdown request.
+/// Another engine of the same home is no error: it is the one to use, so say which and exit 0.
 pub async fn daemon(paths: Paths) -> Result<()> {
     init_logging();
-    let engine = engine::Engine::start(paths).await?;
+    let engine = match engine::Engine::start(paths, Kind::Daemon).await {
+        Ok(e) => e,
+        Err(EngineError::Instance(InstanceError::Running(owner))) => {
+            eprintln!("{}; not starting another", describe_owner(&owner));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let eng = engine.clone();
@@ -87,6 +97,88 @@ pub async fn daemon(paths: Paths) -> Result<()> {
     control::serve(engine, cancel).await?;
     tracing::info!("engine stopped");
     Ok(())
+}
+
+/// "the Tether engine runs in the Tether app (pid 4121) since 09:14:03 (2 h 5 min)".
+fn describe_owner(owner: &Owner) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let up = Duration::from_millis(now.saturating_sub(owner.since_ms)).as_secs();
+    let uptime = match up {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    };
+    format!("the Tether engine runs in {} (pid {}), up {uptime}", owner.kind.describe(), owner.pid)
+}
+
+/// `tether engine status`.
+pub async fn engine_status(paths: &Paths, json: bool) -> Result<()> {
+    let owner = instance::running(paths)?;
+    let answers = match Engine::running(paths).await {
+        Ok(Some(mut e)) => e.call(&Request::Ping).await.is_ok(),
+        _ => false,
+    };
+    if json {
+        let v = serde_json::json!({
+            "running": owner.is_some(),
+            "owner": owner,
+            "control_socket": paths.control_socket(),
+            "answers": answers,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    match owner {
+        None => println!("no Tether engine runs for this Tether home; `tether connect` or the app starts one"),
+        Some(o) => {
+            println!("{}", describe_owner(&o));
+            if answers {
+                println!("control socket: {}", paths.control_socket().display());
+            } else {
+                println!("its control socket {} does not answer yet", paths.control_socket().display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tether engine stop`: asks the engine to disconnect everything and end, and waits until its
+/// lock is free, so a `tether daemon` right after never meets the old one.
+pub async fn engine_stop(paths: &Paths) -> Result<()> {
+    let Some(owner) = instance::running(paths)? else {
+        println!("no Tether engine runs for this Tether home");
+        return Ok(());
+    };
+    let Some(mut e) = Engine::running(paths).await? else {
+        anyhow::bail!(
+            "{}, but its control socket {} does not answer; stop it with `kill {}`",
+            describe_owner(&owner),
+            paths.control_socket().display(),
+            owner.pid
+        );
+    };
+    e.call(&Request::Shutdown).await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // The lock goes when the engine is dropped, a moment before its process ends; wait for both.
+    while instance::running(paths)?.is_some() || process_alive(owner.pid) {
+        if Instant::now() > deadline {
+            anyhow::bail!("the engine (pid {}) accepted the stop but is still running after 15 s; see its log", owner.pid);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    println!("stopped the Tether engine ({}, pid {}); every VM is disconnected", owner.kind.describe(), owner.pid);
+    Ok(())
+}
+
+/// Whether `pid` still runs (a zombie does not). Only Linux tells us cheaply; elsewhere the
+/// engine lock alone says it is gone.
+fn process_alive(pid: u32) -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with(['Z', 'X']))
+        .unwrap_or(false)
 }
 
 fn init_logging() {

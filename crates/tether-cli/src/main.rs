@@ -84,8 +84,25 @@ enum Cmd {
         /// The VM (default: the active one)
         name: Option<String>,
     },
-    /// Run the engine in the foreground (headless machines, services, tests).
+    /// Run the engine in the foreground (headless machines, services, tests). If an engine
+    /// already runs for this Tether home (the app, or another daemon), say which and exit 0.
     Daemon,
+    /// The engine: which process runs it, or stop it.
+    #[command(subcommand)]
+    Engine(EngineCmd),
+}
+
+#[derive(Subcommand)]
+enum EngineCmd {
+    /// Which engine runs for this Tether home: pid, app or daemon, since when.
+    Status {
+        /// Print JSON, for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the engine cleanly: every VM disconnected, every socket removed. Stops the app too
+    /// when the app runs it.
+    Stop,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +223,8 @@ async fn run(cli: Cli) -> Result<()> {
     let paths = Paths::from_env()?;
     match cli.cmd {
         Cmd::Daemon => client::daemon(paths).await,
+        Cmd::Engine(EngineCmd::Status { json }) => client::engine_status(&paths, json).await,
+        Cmd::Engine(EngineCmd::Stop) => client::engine_stop(&paths).await,
         Cmd::Vm(VmCmd::Add(a)) => vm_add(&paths, a).await,
         Cmd::Key(k) => keys::run(&paths, k).await,
         Cmd::Vm(VmCmd::Check { name, json }) => {

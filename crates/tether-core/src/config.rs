@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -367,15 +370,52 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// The config file on disk.
+/// The config file on disk, and a digest of the text this process last read or wrote there, so a
+/// change made by anyone else (a hand edit, another program) is noticed before it is overwritten.
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
+    seen: Arc<Mutex<Option<Digest>>>,
+}
+
+/// sha256 of the file's text; `None` inside [`Store::seen`] until the first read or write.
+type Digest = [u8; 32];
+
+fn digest(text: &str) -> Digest {
+    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 impl Store {
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self { path, seen: Arc::default() }
+    }
+
+    fn remember(&self, text: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(digest(text));
+        }
+    }
+
+    fn read_text(&self) -> Result<String, ConfigError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Ok(text),
+            // A missing file is an empty config.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(source) => Err(ConfigError::Read { path: self.path.clone(), source }),
+        }
+    }
+
+    /// The file's config if it changed since this process last read or wrote it, else `None`.
+    /// A changed file that does not parse is an error, and is left as it is.
+    pub fn changed_on_disk(&self) -> Result<Option<Config>, ConfigError> {
+        let text = self.read_text()?;
+        let now = digest(&text);
+        if self.seen.lock().map(|s| *s == Some(now)).unwrap_or(false) {
+            return Ok(None);
+        }
+        let cfg = if text.is_empty() { Config::default() } else { Config::parse(&text, &self.path)? };
+        self.remember(&text);
+        Ok(Some(cfg))
     }
 
     pub fn path(&self) -> &Path {
@@ -384,11 +424,10 @@ impl Store {
 
     /// Loads the file; a missing file is an empty config.
     pub fn load(&self) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => Config::parse(&text, &self.path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read { path: self.path.clone(), source }),
-        }
+        let text = self.read_text()?;
+        let cfg = if text.is_empty() { Config::default() } else { Config::parse(&text, &self.path)? };
+        self.remember(&text);
+        Ok(cfg)
     }
 
     /// Validates and writes atomically: temp file in the same directory, fsync, rename, fsync dir.
@@ -398,7 +437,9 @@ impl Store {
             .map_err(|e| ConfigError::Invalid(format!("cannot serialise config: {e}")))?;
         let text = format!("# Tether configuration. Edit with care: `tether vm` and the app rewrite it.\n{body}");
         crate::paths::write_atomic(&self.path, text.as_bytes())
-            .map_err(|source| ConfigError::Write { path: self.path.clone(), source })
+            .map_err(|source| ConfigError::Write { path: self.path.clone(), source })?;
+        self.remember(&text);
+        Ok(())
     }
 }
 

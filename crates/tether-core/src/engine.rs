@@ -11,6 +11,7 @@ use russh::keys::PublicKey;
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
 use crate::error::EngineError;
 use crate::flow;
+use crate::instance;
 use crate::known_hosts::{self, HostKeyStatus};
 use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
@@ -46,6 +47,8 @@ pub(crate) struct Inner {
     net: NetChanges,
     /// Receive-window bytes shared by every forwarded stream of every VM.
     pub(crate) budget: Arc<flow::Budget>,
+    /// This engine is the only one of its Tether home while this is held.
+    lock: instance::Lock,
 }
 
 /// Cloneable handle to the running engine.
@@ -64,13 +67,19 @@ pub struct Connect {
 
 impl Engine {
     /// Loads the config and starts one (idle) session per VM; auto-connect VMs are connected.
-    pub async fn start(paths: Paths) -> Result<Self, EngineError> {
-        Self::start_with_keys(paths, Keys::new(KeyStore::os())).await
+    /// Refuses with [`instance::InstanceError::Running`] when another engine runs for the same home.
+    pub async fn start(paths: Paths, kind: instance::Kind) -> Result<Self, EngineError> {
+        Self::start_with_keys(paths, kind, Keys::new(KeyStore::os())).await
     }
 
     /// Like [`Engine::start`], with keys from another store (tests).
-    pub async fn start_with_keys(paths: Paths, keys: Keys) -> Result<Self, EngineError> {
+    pub async fn start_with_keys(paths: Paths, kind: instance::Kind, keys: Keys) -> Result<Self, EngineError> {
         paths::ensure_private_dir(&paths.runtime_dir)?;
+        let lock_paths = paths.clone();
+        let lock = tokio::task::spawn_blocking(move || instance::acquire(&lock_paths, kind))
+            .await
+            .map_err(|e| EngineError::Engine(format!("the engine lock task failed: {e}")))??;
+        tracing::info!(pid = lock.owner.pid, kind = ?kind, "engine lock taken");
         let store = Store::new(paths.config_file());
         let config = store.load()?;
         let (events, _) = broadcast::channel(1024);
@@ -96,7 +105,7 @@ impl Engine {
         let recent: Arc<Recent> = Arc::default();
         tokio::spawn(record_recent(events.subscribe(), recent.clone()));
         let engine =
-            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net, budget }) };
+            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net, budget, lock }) };
         // The contexts follow this run's socket paths, and any hand edit of the config.
         engine.sync_contexts(&engine.config().await);
         engine.sync_monitors().await;
@@ -114,6 +123,11 @@ impl Engine {
         &self.inner.paths
     }
 
+    /// Which process runs this engine, and since when.
+    pub fn owner(&self) -> &instance::Owner {
+        &self.inner.lock.owner
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
@@ -129,19 +143,87 @@ impl Engine {
     }
 
     /// Applies `change` to a copy of the config and saves it; memory changes only if the write
-    /// succeeded, so the file and the engine never disagree.
+    /// succeeded, so the file and the engine never disagree. A file changed outside the engine
+    /// since it last read or wrote it is adopted first, so the change lands on top of it; one
+    /// that no longer parses refuses the change and stays as it is.
     pub(crate) async fn edit<T>(
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
     ) -> Result<(T, tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>), EngineError> {
         let mut guard = self.inner.state.lock().await;
+        self.adopt_outside_changes(&mut guard).await?;
         let mut next = guard.0.clone();
         let out = change(&mut next)?;
-        self.inner.store.save(&next)?;
+        self.save(&next).await?;
         guard.0 = next;
         self.sync_contexts(&guard.0);
         self.configure_monitors(&guard.0, &guard.1);
         Ok((out, guard))
+    }
+
+    /// Writes the config file off the runtime's workers (it fsyncs).
+    async fn save(&self, config: &Config) -> Result<(), EngineError> {
+        let store = self.inner.store.clone();
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || store.save(&config))
+            .await
+            .map_err(|e| EngineError::Engine(format!("the config writer failed: {e}")))??;
+        Ok(())
+    }
+
+    /// Reads the config file again if someone else changed it, and makes the sessions follow:
+    /// new VMs get a session, removed ones are disconnected, changed profiles are applied.
+    async fn adopt_outside_changes(&self, state: &mut (Config, BTreeMap<String, SessionHandle>)) -> Result<(), EngineError> {
+        let store = self.inner.store.clone();
+        let changed = tokio::task::spawn_blocking(move || store.changed_on_disk())
+            .await
+            .map_err(|e| EngineError::Engine(format!("the config reader failed: {e}")))??;
+        let Some(disk) = changed else { return Ok(()) };
+        if disk == state.0 {
+            return Ok(());
+        }
+        tracing::info!(path = %self.inner.store.path().display(), "the config file was changed outside the engine; reloading it");
+        let old = std::mem::replace(&mut state.0, disk);
+        let (config, sessions) = state;
+        for (name, profile) in &config.vms {
+            match sessions.get(name) {
+                None => {
+                    let s = session::spawn(
+                        name.clone(),
+                        profile.clone(),
+                        self.inner.paths.clone(),
+                        self.inner.events.clone(),
+                        self.inner.net.clone(),
+                        self.inner.keys.clone(),
+                        self.inner.budget.clone(),
+                    );
+                    sessions.insert(name.clone(), s);
+                    let _ = self.inner.events.send(Event::VmAdded { vm: name.clone() });
+                }
+                // The actor applies it (and reconnects a live VM) on its own time: the engine lock
+                // is never held across an actor's work.
+                Some(s) if old.vms.get(name) != Some(profile) => {
+                    let (s, profile) = (s.clone(), profile.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = s.set_profile(profile).await {
+                            tracing::warn!(error = %e, "cannot apply the edited profile");
+                        }
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        let gone: Vec<String> = sessions.keys().filter(|n| !config.vms.contains_key(*n)).cloned().collect();
+        for name in gone {
+            if let Some(s) = sessions.remove(&name) {
+                self.inner.health.forget(&name);
+                tokio::spawn(async move { s.shutdown().await });
+                let _ = self.inner.events.send(Event::VmRemoved { vm: name });
+            }
+        }
+        self.sync_contexts(config);
+        self.configure_monitors(config, sessions);
+        Ok(())
     }
 
     /// One monitor per VM: started for new VMs, stopped for removed ones, settings pushed.
@@ -318,7 +400,12 @@ impl Engine {
     }
 
     pub(crate) async fn session(&self, name: Option<&str>) -> Result<(String, SessionHandle), EngineError> {
-        let guard = self.inner.state.lock().await;
+        let mut guard = self.inner.state.lock().await;
+        // A VM added or edited by hand is usable at once; a broken file is reported on the next
+        // change instead, and until then the engine goes on with what it has.
+        if let Err(e) = self.adopt_outside_changes(&mut guard).await {
+            tracing::warn!(error = %e, "the config file changed outside the engine and cannot be read");
+        }
         let name = guard.0.resolve(name)?;
         let s = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
         Ok((name, s))
@@ -401,6 +488,7 @@ impl Engine {
         change: impl FnOnce(&mut Profile) -> Result<(), EngineError>,
     ) -> Result<Vec<PortMap>, EngineError> {
         let mut guard = self.inner.state.lock().await;
+        self.adopt_outside_changes(&mut guard).await?;
         let name = guard.0.resolve(name)?;
         let mut next = guard.0.clone();
         change(next.vm_mut(&name)?)?;
@@ -409,7 +497,7 @@ impl Engine {
         let session = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
         // Bind first (the session refuses if a port is taken), then persist.
         session.set_profile(profile.clone()).await?;
-        if let Err(e) = self.inner.store.save(&next) {
+        if let Err(e) = self.save(&next).await {
             let old = guard.0.vm(&name)?.clone();
             let _ = session.set_profile(old).await;
             return Err(e.into());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::ConfigError;
 use crate::forward::ForwardError;
 use crate::identity::IdentityError;
+use crate::instance::InstanceError;
 use crate::keystore::KeyStoreError;
 use crate::paths::PathError;
 use crate::ssh::SshError;
@@ -30,6 +31,8 @@ pub enum EngineError {
     Engine(String),
     #[error("the Tether engine is shutting down")]
     ShuttingDown,
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
 }
 
 impl EngineError {
@@ -59,6 +62,8 @@ impl EngineError {
             EngineError::Forward(_) | EngineError::Path(_) => "local_socket",
             EngineError::Engine(_) => "engine",
             EngineError::ShuttingDown => "shutting_down",
+            EngineError::Instance(InstanceError::Running(_)) => "engine_running",
+            EngineError::Instance(_) => "local_socket",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod error;
 pub mod forward;
 pub mod identity;
+pub mod instance;
 pub mod keys;
 pub mod keystore;
 pub mod monitor;

@@ -92,6 +92,11 @@ impl Paths {
         self.runtime_dir.join("engine.pid")
     }
 
+    /// Held by the one engine of this Tether home ([`crate::instance`]).
+    pub fn engine_lock(&self) -> PathBuf {
+        self.runtime_dir.join("engine.lock")
+    }
+
     pub fn daemon_log(&self) -> PathBuf {
         self.log_dir.join("engine.log")
     }

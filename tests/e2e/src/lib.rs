@@ -62,9 +62,30 @@ pub fn tether_bin() -> PathBuf {
     p
 }
 
-/// A free local TCP port, chosen by the OS.
+/// A local TCP port that is free now and that no other caller in this test process gets.
+///
+/// Why not port 0: the OS may hand the same ephemeral port to two calls in a row once the first
+/// listener is closed, and an outgoing connection may take it before the test binds it. Ports
+/// come instead from below the ephemeral range, each at most once per process, starting at an
+/// offset from the pid (test binaries run one after another, so they rarely meet there either),
+/// and only if a bind on 127.0.0.1 succeeds.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind :0")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        .unwrap_or(32768);
+    let span = ephemeral_start.saturating_sub(LOW).max(1000);
+    let _ = NEXT.compare_exchange(u32::MAX, (std::process::id() * 97) % span, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let port = LOW + NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + span)
 }
 
 /// Polls `f` until it returns Some or the deadline passes.
@@ -265,6 +286,14 @@ impl Tether {
         }
         let stdout = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
         Run { code: status.code().unwrap_or(-1), stdout, stderr: err }
+    }
+
+    /// `tether ARGS` with this home's environment, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tether_bin());
+        cmd.args(args).stdin(Stdio::null());
+        self.envs(&mut cmd);
+        cmd
     }
 
     /// Runs `tether ARGS` and returns its output.

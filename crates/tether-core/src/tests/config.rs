@@ -72,3 +72,32 @@ fn resolve_uses_active_vm() {
     assert_eq!(cfg.resolve(None).unwrap(), "a");
     assert!(matches!(cfg.resolve(Some("zz")), Err(ConfigError::NoSuchVm(_))));
 }
+
+#[test]
+fn a_change_by_someone_else_is_noticed_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("config.toml"));
+    let mut cfg = Config::default();
+    cfg.vms.insert("arm".into(), Profile::new("10.0.0.2"));
+    store.save(&cfg).unwrap();
+    // Our own write is no outside change.
+    assert_eq!(store.changed_on_disk().unwrap(), None);
+
+    // Another program writes the file: its config comes back, once.
+    let mut theirs = cfg.clone();
+    theirs.vms.insert("x86".into(), Profile::new("10.0.0.3"));
+    Store::new(store.path().to_path_buf()).save(&theirs).unwrap();
+    assert_eq!(store.changed_on_disk().unwrap(), Some(theirs.clone()));
+    assert_eq!(store.changed_on_disk().unwrap(), None);
+
+    // A broken hand edit is an error, and the file is left as it is.
+    let broken = "version = 1\n[vms.oops\n";
+    std::fs::write(store.path(), broken).unwrap();
+    let e = store.changed_on_disk().unwrap_err().to_string();
+    assert!(e.contains("config.toml:2:") && e.contains("left untouched"), "{e}");
+    assert_eq!(std::fs::read_to_string(store.path()).unwrap(), broken);
+
+    // A file that was removed reads as an empty config.
+    std::fs::remove_file(store.path()).unwrap();
+    assert_eq!(store.changed_on_disk().unwrap(), Some(Config::default()));
+}

@@ -35,7 +35,7 @@ async fn engine_recent(sock: &Path, vm: &str) -> Vec<Value> {
 /// An engine in `dir` serving its control socket, and a client once the socket answers.
 async fn serving(dir: &Path) -> (Engine, CancellationToken, tokio::task::JoinHandle<Result<(), EngineError>>, std::path::PathBuf, Client) {
     let paths = crate::paths::Paths::under(dir.to_path_buf());
-    let engine = Engine::start(paths.clone()).await.unwrap();
+    let engine = Engine::start(paths.clone(), crate::instance::Kind::Test).await.unwrap();
     let cancel = CancellationToken::new();
     let server = tokio::spawn(serve(engine.clone(), cancel.clone()));
     let sock = paths.control_socket();
