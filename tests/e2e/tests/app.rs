@@ -196,6 +196,50 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     });
 }
 
+/// An app started while `tether daemon` runs for the same home starts no engine of its own: its
+/// tray drives the daemon's engine, whose config takes every change.
+#[test]
+fn an_app_started_beside_a_daemon_mirrors_its_engine() {
+    let t = Tether::new();
+    let daemon = t.engine_pid();
+    t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
+    t.add_vm("b", &var("LAB_B_IP"), 22, &var("LAB_B_SOCK")).ok();
+    t.run(&["connect", "a"]).ok();
+
+    let desk = Desktop::plain(t.dir.path());
+    let env = t.app_env();
+    let mut app = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    wait_for("the app to attach to the daemon", Duration::from_secs(20), || t.log().contains("the tray mirrors it").then_some(()));
+    let owner = |t: &Tether| -> serde_json::Value {
+        serde_json::from_str(&t.run(&["engine", "status", "--json"]).ok().stdout).expect("engine status")
+    };
+    assert_eq!(owner(&t)["owner"]["pid"], daemon, "the app took the engine over");
+    assert!(matches!(app.0.try_wait(), Ok(None)), "the app exited instead of mirroring the engine");
+    assert_eq!(procs::tree(app.0.id()).len(), 1, "the app started more than its service");
+
+    // The tray's actions, sent to the running app as they are from a desktop shortcut, reach
+    // the daemon's engine and its config.
+    let menu = |id: &str| {
+        let mut c = desk.launch(&app_bin(), &["--menu", id], &env, &t.log_path());
+        let code = wait_for(&format!("--menu {id} to hand over and exit"), Duration::from_secs(15), || c.try_wait().ok().flatten());
+        assert!(code.success(), "--menu {id}: {code}");
+    };
+    menu("use:b");
+    wait_for("b to be active", Duration::from_secs(10), || (t.status("b")["active"] == true).then_some(()));
+    menu("connect:b");
+    t.wait_state("b", "connected", Duration::from_secs(20));
+    t.add_vm("c", &var("LAB_B_IP"), 22, &var("LAB_B_SOCK")).ok();
+    let cfg = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(cfg.contains("active = \"b\"") && cfg.contains("[vms.c]"), "{cfg}");
+
+    // Quitting the app leaves the daemon and its VMs alone.
+    menu("quit");
+    wait_for("the app to quit", Duration::from_secs(15), || app.0.try_wait().ok().flatten());
+    assert_eq!(owner(&t)["owner"]["pid"], daemon);
+    assert_eq!(t.status("a")["state"], "connected");
+    assert_eq!(t.status("b")["state"], "connected");
+}
+
 /// The wizard's VM: sshd as a cloud image ships it (password logins on, strict modes).
 const WIZ_SSHD: [&str; 6] = ["sshd", "wiz", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"];
 
