@@ -28,3 +28,4 @@ pub mod session;
 pub mod ssh;
 pub mod state;
 pub mod target;
+pub mod wake;

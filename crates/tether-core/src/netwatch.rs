@@ -1,22 +1,26 @@
-//! Notices when the laptop's network changes (link up, address or route added), so sessions
-//! waiting out a reconnect backoff can try again at once instead of sleeping through the moment
-//! the network comes back.
+//! Notices when the laptop's network changes (link up, address or route added) or the laptop
+//! wakes ([`crate::wake`]), so every session looks at its link at once: one waiting out a
+//! reconnect backoff tries again, and a connected one probes the VM with a short deadline instead
+//! of trusting a connection that may lead nowhere now.
 //!
-//! Linux uses a netlink route socket; elsewhere no events arrive and backoff alone applies.
+//! Linux uses a netlink route socket; elsewhere only wakes arrive and backoff covers the rest.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// A counter that increases on every (debounced) network change.
+/// A counter that increases on every (debounced) network change and every wake.
 pub type NetChanges = watch::Receiver<u64>;
 
-/// Starts watching; the returned receiver never errors while the sender task lives.
+/// Starts watching; the returned receiver never errors while the sender tasks live.
 pub fn spawn() -> NetChanges {
     let (tx, rx) = watch::channel(0u64);
+    let tx = Arc::new(tx);
+    crate::wake::spawn(tx.clone());
     #[cfg(target_os = "linux")]
     tokio::spawn(async move {
-        if let Err(e) = linux::run(tx).await {
+        if let Err(e) = linux::run(&tx).await {
             tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
         }
     });
@@ -40,7 +44,7 @@ mod linux {
     const RTMGRP_IPV6_IFADDR: u32 = 0x100;
     const RTMGRP_IPV6_ROUTE: u32 = 0x400;
 
-    pub async fn run(tx: tokio::sync::watch::Sender<u64>) -> std::io::Result<()> {
+    pub async fn run(tx: &tokio::sync::watch::Sender<u64>) -> std::io::Result<()> {
         let mut sock = TokioSocket::new(NETLINK_ROUTE)?;
         let groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE;
         sock.socket_mut().bind(&SocketAddr::new(0, groups))?;

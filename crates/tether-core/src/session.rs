@@ -31,6 +31,8 @@ use crate::{backoff, target};
 /// link is dead: worst case about `PROBE_EVERY + 2 * PROBE_TIMEOUT` (8 s) after it died.
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The probe's deadline right after a network change or wake (at least; 4 RTTs on slow links).
+pub const RECHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the Docker engine is asked for its version while connected.
 pub const ENGINE_EVERY: Duration = Duration::from_secs(15);
 
@@ -247,6 +249,8 @@ struct Actor {
     passphrase: Option<Zeroizing<String>>,
     rtt: Option<Duration>,
     probe: Option<JoinHandle<Option<Duration>>>,
+    /// The running probe is the quick one after a network change or wake.
+    recheck: bool,
     misses: u32,
     engine: Option<EngineInfo>,
     engine_check: Option<JoinHandle<EngineInfo>>,
@@ -315,6 +319,7 @@ pub fn spawn(
         passphrase: None,
         rtt: None,
         probe: None,
+        recheck: false,
         misses: 0,
         engine: None,
         engine_check: None,
@@ -392,9 +397,11 @@ impl Actor {
                 }
                 Ok(()) = net.changed() => {
                     if self.retry_at.is_some() {
-                        tracing::info!(vm = %self.name, "network changed; retrying now");
+                        tracing::info!(vm = %self.name, "network changed or the laptop woke; retrying now");
                         self.retry_at = None;
                         self.start_attempt();
+                    } else if self.conn.is_some() {
+                        self.recheck();
                     }
                 }
                 _ = probe_tick.tick(), if self.conn.is_some() && self.probe.is_none() => self.start_probe(),
@@ -637,6 +644,7 @@ impl Actor {
         if let Some(p) = self.probe.take() {
             p.abort();
         }
+        self.recheck = false;
         if let Some(e) = self.engine_check.take() {
             e.abort();
         }
@@ -708,17 +716,46 @@ impl Actor {
     }
 
     fn start_probe(&mut self) {
+        self.probe_with(PROBE_TIMEOUT);
+    }
+
+    /// After a network change or a wake the connection may lead nowhere (a new network, or a VM
+    /// that forgot it while the laptop slept), and no FIN or RST will say so. Probe at once with
+    /// a short deadline, and on no answer reconnect at once rather than after two slow misses.
+    fn recheck(&mut self) {
+        if let Some(p) = self.probe.take() {
+            p.abort();
+        }
+        let deadline = self.rtt.map_or(RECHECK_TIMEOUT, |rtt| (rtt * 4).clamp(RECHECK_TIMEOUT, PROBE_TIMEOUT));
+        tracing::info!(vm = %self.name, deadline_ms = deadline.as_millis() as u64, "network changed or the laptop woke; checking the link now");
+        self.recheck = true;
+        self.probe_with(deadline);
+    }
+
+    fn probe_with(&mut self, deadline: Duration) {
         let Some((link, _)) = &self.conn else { return };
         let link = link.clone();
         self.probe = Some(tokio::spawn(async move {
             let t0 = Instant::now();
-            let ok = matches!(tokio::time::timeout(PROBE_TIMEOUT, link.send_ping()).await, Ok(Ok(())));
+            let ok = matches!(tokio::time::timeout(deadline, link.send_ping()).await, Ok(Ok(())));
             // send_ping also returns Ok when the session is already gone; check that too.
             (ok && !link.is_closed()).then(|| t0.elapsed())
         }));
     }
 
     fn probe_done(&mut self, rtt: Option<Duration>) {
+        let recheck = std::mem::take(&mut self.recheck);
+        if recheck && rtt.is_none() {
+            tracing::warn!(vm = %self.name, "no answer after a network change or wake; reconnecting now");
+            self.last_error = Some("the VM stopped answering after the network changed or the laptop woke".into());
+            self.input(Input::LinkLost, None);
+            // The link is known dead, not flaky: the first retry goes at once.
+            if self.retry_at.take().is_some() {
+                self.start_attempt();
+            }
+            self.publish();
+            return;
+        }
         match rtt {
             Some(rtt) => {
                 self.misses = 0;

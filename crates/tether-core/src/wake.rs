@@ -1,0 +1,90 @@
+//! Notices that the laptop woke from sleep, or that the engine was frozen and thawed, so every
+//! session checks its link at once instead of trusting a connection the VM may have forgotten.
+//!
+//! Two sources, both bumping the same counter as network changes (see `netwatch`):
+//! - **Clock gaps**, on every OS: a 1 s tick that arrives more than [`GAP`] late on the monotonic
+//!   clock (the process was stopped) or that sees the wall clock run [`GAP`] ahead of the
+//!   monotonic one (Linux's monotonic clock stands still while the machine sleeps).
+//! - **logind** on Linux: `PrepareForSleep(false)` on the system bus, the moment resume begins.
+//!   Any sender may emit it; the worst a forged one can do is an extra liveness probe.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+const TICK: Duration = Duration::from_secs(1);
+/// More than any scheduling hiccup of a loaded laptop, far less than a real sleep.
+pub const GAP: Duration = Duration::from_secs(3);
+
+/// Starts both watchers; each bump of `nudge` means "look at your links now".
+pub fn spawn(nudge: Arc<watch::Sender<u64>>) {
+    tokio::spawn(clock_gaps(nudge.clone()));
+    #[cfg(target_os = "linux")]
+    tokio::spawn(async move {
+        if let Err(e) = logind::run(nudge).await {
+            tracing::info!(error = %e, "sleep notifications from logind unavailable; relying on clock gaps");
+        }
+    });
+}
+
+/// How long the last tick slept beyond what it asked for, by either clock.
+pub fn late_by(asked: Duration, mono: Duration, wall: Option<Duration>) -> Duration {
+    let frozen = mono.saturating_sub(asked);
+    let slept = wall.map(|w| w.saturating_sub(mono)).unwrap_or_default();
+    frozen.max(slept)
+}
+
+async fn clock_gaps(nudge: Arc<watch::Sender<u64>>) {
+    loop {
+        let (m0, w0) = (Instant::now(), SystemTime::now());
+        tokio::time::sleep(TICK).await;
+        let late = late_by(TICK, m0.elapsed(), w0.elapsed().ok());
+        if late > GAP {
+            tracing::info!(late_s = late.as_secs_f64(), "woke from sleep (or was frozen); checking every VM now");
+            nudge.send_modify(|n| *n += 1);
+        }
+        if nudge.is_closed() {
+            return;
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod logind {
+    use std::sync::Arc;
+
+    use futures_util::StreamExt as _;
+    use tokio::sync::watch;
+
+    pub async fn run(nudge: Arc<watch::Sender<u64>>) -> zbus::Result<()> {
+        let conn = zbus::Connection::system().await?;
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface("org.freedesktop.login1.Manager")?
+            .member("PrepareForSleep")?
+            .path("/org/freedesktop/login1")?
+            .build();
+        let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, None).await?;
+        tracing::debug!("listening for logind's PrepareForSleep");
+        while let Some(msg) = signals.next().await {
+            let Ok(msg) = msg else { continue };
+            match msg.body().deserialize::<bool>() {
+                Ok(true) => tracing::info!("the laptop is going to sleep"),
+                Ok(false) => {
+                    tracing::info!("the laptop woke (logind); checking every VM now");
+                    nudge.send_modify(|n| *n += 1);
+                }
+                Err(_) => {}
+            }
+            if nudge.is_closed() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/wake.rs"]
+mod tests;
