@@ -14,6 +14,9 @@
 #   lab.sh sshd-stop NAME PORT     stop that sshd
 #   lab.sh dockerd-start NAME | dockerd-stop NAME
 #   lab.sh link NAME up|down       cut or restore the VM's link
+#   lab.sh move NAME               the VM moves to 10.77.IDX.3 (its sshd follows, its old address goes)
+#                                  and the laptop's end of the link gets a new address too, as when
+#                                  a laptop joins another network
 #   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
 #   lab.sh isolated NAME           a namespace with loopback only (for tests that must not resolve)
@@ -191,6 +194,21 @@ vm_up() { # NAME IDX [docker]
   log "VM $name up at 10.77.$idx.2"
 }
 
+vm_move() { # NAME
+  local name=$1 dir; dir=$(vm_dir "$1")
+  local ns="tl-$name" old new idx
+  old=$(cat "$dir/ip"); idx=$(echo "$old" | cut -d. -f3)
+  new="10.77.$idx.3"
+  # Else removing the old (primary) address would take the new (secondary) one with it.
+  ip netns exec "$ns" sysctl -qw "net.ipv4.conf.tlv-$name.promote_secondaries=1"
+  ip -n "$ns" addr add "$new/24" dev "tlv-$name"
+  echo "$new" > "$dir/ip"
+  sshd_start "$name" 22
+  ip -n "$ns" addr del "$old/24" dev "tlv-$name"
+  ip addr add "10.77.$idx.5/24" dev "tlh-$name"
+  log "VM $name moved from $old to $new"
+}
+
 vm_down() { # NAME
   local name=$1 dir; dir=$(vm_dir "$1")
   [ -d "$dir" ] || return 0
@@ -303,6 +321,7 @@ case "$cmd" in
   env) env_vars ;;
   vm-up) vm_up "$@" ;;
   vm-down) vm_down "$@" ;;
+  move) vm_move "$@" ;;
   sshd) sshd_start "$@" ;;
   sshd-stop) sshd_stop "$@" ;;
   dockerd-start) dockerd_start "$@" ;;

@@ -723,6 +723,11 @@ impl Actor {
     /// that forgot it while the laptop slept), and no FIN or RST will say so. Probe at once with
     /// a short deadline, and on no answer reconnect at once rather than after two slow misses.
     fn recheck(&mut self) {
+        // A quick probe already out keeps its earlier deadline: changes come in bursts, and
+        // restarting the clock on each would only delay the verdict.
+        if self.recheck && self.probe.is_some() {
+            return;
+        }
         if let Some(p) = self.probe.take() {
             p.abort();
         }

@@ -147,3 +147,40 @@ fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
     let _ = bus.kill();
     let _ = bus.wait();
 }
+
+/// The laptop joins another network, and the VM's name now resolves to another address while
+/// the old one is gone (no FIN or RST will come from it). Tether reconnects to the new address
+/// within 2 s. The engine resolves names through a hosts file of the test's, bind-mounted over
+/// /etc/hosts in a mount namespace of its own.
+#[test]
+fn a_network_change_moves_to_the_new_address_within_two_seconds() {
+    let vm = TestVm::new("nc", 18, false);
+    let dir = tempfile::Builder::new().prefix("hosts").tempdir_in("/var/tmp").unwrap();
+    let hosts = dir.path().join("hosts");
+    let name = "labvm.test";
+    std::fs::write(&hosts, format!("127.0.0.1 localhost\n{} {name}\n", vm.ip)).unwrap();
+    let t = Tether::with_daemon_prefix(&[
+        "unshare", "--mount", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+        hosts.to_str().unwrap(),
+    ]);
+    t.add_vm("nc", name, 22, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", "nc"]).ok();
+    t.docker("nc", &["version"]).ok();
+    let before = t.status("nc")["since_ms"].as_u64().unwrap();
+
+    // The name answers with the new address (written in place: the bind mount follows the inode).
+    let new_ip = vm.ip.rsplit_once('.').map(|(net, _)| format!("{net}.3")).unwrap();
+    std::fs::write(&hosts, format!("127.0.0.1 localhost\n{new_ip} {name}\n")).unwrap();
+    lab_cmd(&["move", "nc"]);
+    let moved = Instant::now();
+    let again = wait_for("a new connection", Duration::from_secs(15), || {
+        let s = t.status("nc");
+        (s["state"] == "connected" && s["since_ms"].as_u64().unwrap_or(0) > before).then(|| moved.elapsed())
+    });
+    eprintln!("reconnected to the new address {again:?} after the network change");
+    assert!(again < Duration::from_secs(2), "reconnected only {again:?} after the network change");
+    t.docker("nc", &["ps"]).ok();
+    let ss = Command::new("ip").args(["netns", "exec", "tl-nc", "ss", "-Htn", "state", "established", "( sport = :22 )"]).output().unwrap();
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    assert!(ss.contains(&format!("{new_ip}:22")), "no connection to the new address: {ss}");
+}
