@@ -18,6 +18,7 @@
 #                                  and the laptop's end of the link gets a new address too, as when
 #                                  a laptop joins another network
 #   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
+#   lab.sh tarpit NAME PORT        on the VM's address: accept TCP and never say a word
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
 #   lab.sh isolated NAME           a namespace with loopback only (for tests that must not resolve)
 #   lab.sh user NAME               a login user with password "lab-password", a home of its own
@@ -194,6 +195,21 @@ vm_up() { # NAME IDX [docker]
   log "VM $name up at 10.77.$idx.2"
 }
 
+tarpit() { # NAME PORT
+  local dir ip; dir=$(vm_dir "$1"); ip=$(cat "$dir/ip")
+  ip netns exec "tl-$1" python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(128)
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$ip" "$2" >/dev/null 2>&1 &
+  wait_for "tarpit $1:$2" 10 "ip netns exec tl-$1 bash -c 'exec 3<>/dev/tcp/$ip/$2' 2>/dev/null"
+}
+
 vm_move() { # NAME
   local name=$1 dir; dir=$(vm_dir "$1")
   local ns="tl-$name" old new idx
@@ -322,6 +338,7 @@ case "$cmd" in
   vm-up) vm_up "$@" ;;
   vm-down) vm_down "$@" ;;
   move) vm_move "$@" ;;
+  tarpit) tarpit "$@" ;;
   sshd) sshd_start "$@" ;;
   sshd-stop) sshd_stop "$@" ;;
   dockerd-start) dockerd_start "$@" ;;

@@ -147,7 +147,7 @@ impl Engine {
         let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
         let login = async {
             let creds = crate::keys::credentials_for(&profile, &target, &self.inner.keys).await?;
-            ssh::connect(&target, self.host_key_policy(), creds.as_ref(), None, ssh::Timeouts::default()).await
+            ssh::connect(&target, self.host_key_policy(), std::sync::Arc::from(creds), None, ssh::Timeouts::default()).await
         };
         let conn = match login.await {
             Ok(c) => c,

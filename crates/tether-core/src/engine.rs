@@ -41,8 +41,12 @@ pub(crate) struct Inner {
     recent: Arc<Recent>,
     paths: Paths,
     store: Store,
-    /// Config and sessions change together under this lock, so they never disagree.
+    /// Config and sessions change together under this lock, so they never disagree. It is never
+    /// held across an await on a session actor.
     state: Mutex<(Config, BTreeMap<String, SessionHandle>)>,
+    /// Serialises config changes, including those that wait on an actor (binding a tunnel)
+    /// between reading the config and writing it.
+    edits: Mutex<()>,
     events: broadcast::Sender<Event>,
     net: NetChanges,
     /// Receive-window bytes shared by every forwarded stream of every VM.
@@ -105,7 +109,7 @@ impl Engine {
         let recent: Arc<Recent> = Arc::default();
         tokio::spawn(record_recent(events.subscribe(), recent.clone()));
         let engine =
-            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net, budget, lock }) };
+            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net, budget, lock, edits: Mutex::new(()) }) };
         // The contexts follow this run's socket paths, and any hand edit of the config.
         engine.sync_contexts(&engine.config().await);
         engine.sync_monitors().await;
@@ -150,6 +154,7 @@ impl Engine {
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
     ) -> Result<(T, tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>), EngineError> {
+        let _edit = self.inner.edits.lock().await;
         let mut guard = self.inner.state.lock().await;
         self.adopt_outside_changes(&mut guard).await?;
         let mut next = guard.0.clone();
@@ -487,22 +492,28 @@ impl Engine {
         name: Option<&str>,
         change: impl FnOnce(&mut Profile) -> Result<(), EngineError>,
     ) -> Result<Vec<PortMap>, EngineError> {
-        let mut guard = self.inner.state.lock().await;
-        self.adopt_outside_changes(&mut guard).await?;
-        let name = guard.0.resolve(name)?;
-        let mut next = guard.0.clone();
-        change(next.vm_mut(&name)?)?;
-        next.validate()?;
+        // Config changes are serialised by `edits`; the state lock is held only between awaits on
+        // the session actor, never across one, so status requests never wait behind a bind.
+        let _edit = self.inner.edits.lock().await;
+        let (name, next, old, session) = {
+            let mut guard = self.inner.state.lock().await;
+            self.adopt_outside_changes(&mut guard).await?;
+            let name = guard.0.resolve(name)?;
+            let mut next = guard.0.clone();
+            change(next.vm_mut(&name)?)?;
+            next.validate()?;
+            let old = guard.0.vm(&name)?.clone();
+            let session = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
+            (name, next, old, session)
+        };
         let profile = next.vm(&name)?.clone();
-        let session = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
         // Bind first (the session refuses if a port is taken), then persist.
         session.set_profile(profile.clone()).await?;
         if let Err(e) = self.save(&next).await {
-            let old = guard.0.vm(&name)?.clone();
             let _ = session.set_profile(old).await;
-            return Err(e.into());
+            return Err(e);
         }
-        guard.0 = next;
+        self.inner.state.lock().await.0 = next;
         Ok(profile.forwards)
     }
 

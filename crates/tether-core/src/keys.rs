@@ -198,7 +198,7 @@ impl Engine {
     /// A fresh login to `vm` with exactly `cred`, closed again at once.
     async fn try_login(&self, vm: &str, cred: Credential) -> Result<ssh::Connection, EngineError> {
         let target = self.target_of(vm).await?;
-        Ok(ssh::connect(&target, self.host_key_policy(), &Fixed(vec![cred]), None, ssh::Timeouts::default()).await?)
+        Ok(ssh::connect(&target, self.host_key_policy(), std::sync::Arc::new(Fixed(vec![cred])), None, ssh::Timeouts::default()).await?)
     }
 
     /// Logs in to `vm` once with `password` (never stored), installs keychain key `key` in the

@@ -419,10 +419,11 @@ impl Actor {
                     self.passphrase = Some(p);
                 }
                 if matches!(self.state, State::Connected | State::Degraded) {
-                    // Already up: answer with a fresh engine check so `connect` stays truthful.
-                    if let Some((link, _)) = &self.conn {
-                        let info = docker::probe(link, &self.profile.remote_socket, &self.user()).await;
-                        self.set_engine(info);
+                    // Already up: answer now with what is known, and check the engine again in
+                    // the background; its answer arrives as an event. The actor never waits on
+                    // the network while handling a command.
+                    if self.engine_check.is_none() {
+                        self.start_engine_check();
                     }
                     let _ = reply.send(self.report());
                     return;
@@ -670,12 +671,16 @@ impl Actor {
         let passphrase = self.passphrase.clone();
         let keys = self.keys.clone();
         self.attempt = Some(tokio::spawn(async move {
-            let target = target::resolve(&profile)
+            // ~/.ssh/config is file I/O: off the runtime's workers.
+            let resolve = profile.clone();
+            let target = tokio::task::spawn_blocking(move || target::resolve(&resolve))
+                .await
+                .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?
                 .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?;
             let creds = crate::keys::credentials_for(&profile, &target, &keys).await?;
             let policy = HostKeyPolicy { files: files.into_iter().flatten().collect(), accept_new, confirmed, scan: false };
             let pass = passphrase.as_ref().map(|p| p.as_str());
-            let conn = ssh::connect(&target, policy, creds.as_ref(), pass, ssh::Timeouts::default()).await?;
+            let conn = ssh::connect(&target, policy, Arc::from(creds), pass, ssh::Timeouts::default()).await?;
             let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
             Ok((conn, info))
         }));
@@ -790,8 +795,14 @@ impl Actor {
         let Some((link, _)) = &self.conn else { return };
         let link = link.clone();
         let socket = self.profile.remote_socket.clone();
-        let user = self.user();
-        self.engine_check = Some(tokio::spawn(async move { docker::probe(&link, &socket, &user).await }));
+        let profile = self.profile.clone();
+        self.engine_check = Some(tokio::spawn(async move {
+            // Reading ~/.ssh/config is file I/O: off the runtime's workers.
+            let user = tokio::task::spawn_blocking(move || target::resolve(&profile).map(|t| t.user).unwrap_or_default())
+                .await
+                .unwrap_or_default();
+            docker::probe(&link, &socket, &user).await
+        }));
     }
 
     fn set_engine(&mut self, info: EngineInfo) {

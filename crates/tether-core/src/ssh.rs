@@ -132,7 +132,13 @@ impl client::Handler for ClientHandler {
         let fp = known_hosts::fingerprint(key);
         let name = known_hosts::host_entry_name(&self.host, self.port);
         let key_type = key.algorithm().to_string();
-        let status = known_hosts::check(&self.host, self.port, key, &self.policy.files)?;
+        // known_hosts files are read from disk: off the runtime's workers.
+        let status = {
+            let (host, port, key, files) = (self.host.clone(), self.port, key.clone(), self.policy.files.clone());
+            tokio::task::spawn_blocking(move || known_hosts::check(&host, port, &key, &files))
+                .await
+                .map_err(|_| russh::Error::Inconsistent)??
+        };
         let mut seen = self.seen.lock().map_err(|_| russh::Error::Inconsistent)?;
         seen.server_key = Some(key.clone());
         if self.policy.scan {
@@ -321,7 +327,7 @@ async fn tcp_connect(target: &Target, t: Timeouts) -> Result<TcpStream, SshError
 pub async fn connect(
     target: &Target,
     policy: HostKeyPolicy,
-    source: &dyn Credentials,
+    source: Arc<dyn Credentials>,
     passphrase: Option<&str>,
     t: Timeouts,
 ) -> Result<Connection, SshError> {
@@ -346,7 +352,11 @@ pub async fn connect(
         }
         Ok(Ok(h)) => h,
     };
-    let creds = source.credentials(passphrase)?;
+    // Reading key files and decrypting them (bcrypt, on purpose slow) is blocking work.
+    let pass = passphrase.map(|p| zeroize::Zeroizing::new(p.to_owned()));
+    let creds = tokio::task::spawn_blocking(move || source.credentials(pass.as_ref().map(|p| p.as_str())))
+        .await
+        .map_err(|e| SshError::Handshake { addr: addr.clone(), message: format!("the key loader failed: {e}") })??;
     if creds.is_empty() {
         return Err(SshError::NoCredentials { target: target.display() });
     }
