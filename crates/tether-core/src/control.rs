@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, AsyncReadExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
@@ -148,18 +148,52 @@ struct OpOnly {
     op: String,
 }
 
+/// The longest request line the engine reads; a longer one is skipped and answered with an
+/// error, so a client cannot make the engine buffer without bound.
+pub const MAX_REQUEST: usize = 1 << 20;
+
+/// One request line off the wire: at most [`MAX_REQUEST`] bytes kept, the rest of a longer line
+/// skipped. `None` at the end of the stream.
+async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<Result<(), ErrorBody>>> {
+    buf.clear();
+    let n = (&mut *rd).take(MAX_REQUEST as u64 + 1).read_until(b'\n', buf).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_REQUEST {
+        loop {
+            buf.clear();
+            let m = (&mut *rd).take(64 * 1024).read_until(b'\n', buf).await?;
+            if m == 0 || buf.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        buf.clear();
+        let message = format!("request line longer than {} KiB; send one JSON request per line", MAX_REQUEST / 1024);
+        return Ok(Some(Err(ErrorBody { code: "bad_request".into(), message })));
+    }
+    Ok(Some(Ok(())))
+}
+
+/// A request line to a [`Request`], or the coded error the client gets instead. Never panics.
+pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
+    let text = std::str::from_utf8(line)
+        .map_err(|e| ErrorBody { code: "bad_request".into(), message: format!("the request is not UTF-8 ({e}); send JSON") })?;
+    serde_json::from_str(text).map_err(|e| ErrorBody { code: "bad_request".into(), message: format!("unreadable request: {e}") })
+}
+
 async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationToken) {
     let (rd, mut wr) = stream.into_split();
-    let mut lines = BufReader::new(rd).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let req: Request = match serde_json::from_str(&line) {
+    let mut rd = BufReader::new(rd);
+    let mut buf = Vec::new();
+    while let Ok(Some(read)) = read_request(&mut rd, &mut buf).await {
+        let parsed = read.and_then(|()| parse_request(&buf));
+        let req: Request = match parsed {
             Ok(r) => r,
-            Err(e) => {
-                let resp = Response {
-                    ok: false,
-                    result: None,
-                    error: Some(ErrorBody { code: "bad_request".into(), message: format!("unreadable request: {e}") }),
-                };
+            Err(body) => {
+                let resp = Response { ok: false, result: None, error: Some(body) };
                 if write_line(&mut wr, &resp).await.is_err() {
                     return;
                 }
@@ -227,7 +261,7 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
                 let started = std::time::Instant::now();
                 let resp = Response::from_result(handle(&engine, other).await);
                 // The op only, read again from the line: requests may carry passphrases.
-                let op = serde_json::from_str::<OpOnly>(&line).map(|o| o.op).unwrap_or_default();
+                let op = serde_json::from_slice::<OpOnly>(&buf).map(|o| o.op).unwrap_or_default();
                 tracing::debug!(op, ok = resp.ok, ms = started.elapsed().as_millis() as u64, "request");
                 if write_line(&mut wr, &resp).await.is_err() {
                     return;

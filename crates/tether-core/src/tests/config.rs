@@ -101,3 +101,91 @@ fn a_change_by_someone_else_is_noticed_and_only_then() {
     std::fs::remove_file(store.path()).unwrap();
     assert_eq!(store.changed_on_disk().unwrap(), Some(Config::default()));
 }
+
+/// A config with one of everything, as text: the seed the mutations below start from.
+fn sample_text() -> String {
+    let mut cfg = Config::default();
+    let mut vm = Profile::new("10.0.0.2");
+    vm.arch = Some(Arch::Arm64);
+    vm.port = Some(2222);
+    vm.user = Some("dev".into());
+    vm.add_forward("5433:5432".parse().unwrap()).unwrap();
+    vm.auto_forward = Some(true);
+    cfg.vms.insert("arm".into(), vm);
+    cfg.active = Some("arm".into());
+    toml::to_string_pretty(&cfg).unwrap()
+}
+
+/// The codes a broken config may produce: never a panic, never an uncoded error.
+fn assert_coded(r: Result<Config, ConfigError>) -> Result<(), proptest::test_runner::TestCaseError> {
+    if let Err(e) = r {
+        let code = crate::error::EngineError::from(e).code();
+        proptest::prop_assert!(code == "config_corrupt" || code == "config_invalid", "{code}");
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+    #[test]
+    fn any_text_parses_or_is_a_coded_error(text in ".{0,512}") {
+        assert_coded(Config::parse(&text, Path::new("config.toml")))?;
+    }
+
+    /// A real config with bytes replaced, inserted or cut off: what a bad hand edit or a
+    /// half-written file from elsewhere looks like.
+    #[test]
+    fn a_mangled_config_parses_or_is_a_coded_error(
+        edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), ".{0,8}", 0usize..3), 1..6),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let mut text = sample_text();
+        for (at, with, kind) in edits {
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            match kind {
+                0 => text.insert_str(i, &with),
+                1 => {
+                    let mut end = (i + with.len().max(1)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.replace_range(i..end, &with);
+                }
+                _ => text.truncate(i),
+            }
+        }
+        let mut end = cut.index(text.len() + 1).max(text.len() / 2);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        assert_coded(Config::parse(&text, Path::new("config.toml")))?;
+    }
+
+    /// Bytes that are not UTF-8 reach the parser only through the store, which reports them.
+    #[test]
+    fn a_file_that_is_not_utf8_is_a_coded_error(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..256)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut data = b"version = 1\n".to_vec();
+        data.extend_from_slice(&bytes);
+        std::fs::write(&path, &data).unwrap();
+        let r = Store::new(path).load();
+        if std::str::from_utf8(&data).is_err() {
+            proptest::prop_assert!(r.is_err());
+        }
+        if let Err(e) = r {
+            let code = crate::error::EngineError::from(e).code();
+            proptest::prop_assert!(code.starts_with("config_"), "{code}");
+        }
+    }
+}
+
+#[test]
+fn the_sample_config_parses() {
+    assert!(Config::parse(&sample_text(), Path::new("config.toml")).is_ok());
+}

@@ -105,3 +105,80 @@ async fn a_subscriber_that_falls_behind_is_told_by_the_end_of_its_stream() {
     cancel.cancel();
     server.await.unwrap().unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+    /// Any bytes at all: a request, or the coded error the client gets. Never a panic.
+    #[test]
+    fn any_bytes_are_a_request_or_a_coded_error(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        if let Err(e) = parse_request(&line) {
+            proptest::prop_assert_eq!(e.code, "bad_request");
+            proptest::prop_assert!(!e.message.is_empty());
+        }
+    }
+
+    /// Near-misses: JSON objects with a random op and fields of random JSON types.
+    #[test]
+    fn near_miss_requests_get_a_coded_error(
+        op in "[a-z_]{0,16}",
+        fields in proptest::collection::vec(("[a-z_]{1,12}", json_value()), 0..6),
+    ) {
+        let mut obj = serde_json::Map::new();
+        obj.insert("op".into(), Value::String(op));
+        for (k, v) in fields {
+            obj.insert(k, v);
+        }
+        let line = serde_json::to_vec(&Value::Object(obj)).unwrap();
+        if let Err(e) = parse_request(&line) {
+            proptest::prop_assert_eq!(e.code, "bad_request");
+        }
+    }
+}
+
+fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| Value::from(f)),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::vec(("[a-z]{1,8}", inner), 0..4).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// Over the real socket: a 2 MiB line, bad UTF-8 and plain garbage each get a coded answer, and
+/// the same connection then still serves a request.
+#[tokio::test]
+async fn hostile_lines_get_coded_errors_and_the_connection_goes_on() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (_engine, cancel, server, sock, _client) = serving(dir.path()).await;
+    let stream = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    let (rd, mut wr) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(rd).lines();
+    let huge = vec![b'x'; 2 * MAX_REQUEST];
+    let mut hostile: Vec<Vec<u8>> = vec![huge, vec![0xff, 0xfe, b'{', 0x80], b"{\"op\":".to_vec(), b"[]".to_vec()];
+    hostile.push(b"{\"op\":\"ping\"}".to_vec());
+    for (i, line) in hostile.iter().enumerate() {
+        wr.write_all(line).await.unwrap();
+        wr.write_all(b"\n").await.unwrap();
+        let answer = lines.next_line().await.unwrap().expect("an answer line");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        if i + 1 < hostile.len() {
+            assert_eq!(v["ok"], false, "{answer}");
+            assert_eq!(v["error"]["code"], "bad_request", "{answer}");
+        } else {
+            assert_eq!(v["ok"], true, "the connection did not go on: {answer}");
+        }
+    }
+    assert!(hostile[0].len() > MAX_REQUEST);
+    cancel.cancel();
+    server.await.unwrap().unwrap();
+}
