@@ -284,7 +284,12 @@ fn json<T: Serialize>(v: T) -> Result<Value, EngineError> {
 /// Dispatches one request to the engine. Thin by design: no logic lives here.
 async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
     match req {
-        Request::Ping => json(serde_json::json!({ "pid": std::process::id(), "version": env!("CARGO_PKG_VERSION") })),
+        // Live tasks: what a soak test watches for leaks.
+        Request::Ping => json(serde_json::json!({
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+        })),
         Request::VmAdd { name, profile } => json(engine.add_vm(&name, profile).await?),
         Request::VmUpdate { name, profile } => json(engine.update_vm(&name, profile).await?),
         Request::VmRemove { name } => json(engine.remove_vm(&name).await?),

@@ -220,6 +220,16 @@ type Attempt = JoinHandle<Result<(Connection, EngineInfo), SshError>>;
 struct Listener {
     cancel: CancellationToken,
     counters: Arc<Counters>,
+    /// The accept loop; the port or socket is free only once it has ended.
+    task: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Stops accepting; the returned task ends (and the port is free) a moment later.
+    fn close(self) -> JoinHandle<()> {
+        self.cancel.cancel();
+        self.task
+    }
 }
 
 struct Tunnel {
@@ -249,6 +259,9 @@ struct Actor {
     passphrase: Option<Zeroizing<String>>,
     rtt: Option<Duration>,
     probe: Option<JoinHandle<Option<Duration>>>,
+    /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
+    /// so `tunnel --rm 3000` then `tunnel -p 3000` never finds the port taken by Tether itself.
+    closing: Vec<JoinHandle<()>>,
     /// The running probe is the quick one after a network change or wake.
     recheck: bool,
     misses: u32,
@@ -319,6 +332,7 @@ pub fn spawn(
         passphrase: None,
         rtt: None,
         probe: None,
+        closing: Vec::new(),
         recheck: false,
         misses: 0,
         engine: None,
@@ -376,6 +390,7 @@ impl Actor {
                 cmd = cmds.recv() => match cmd {
                     Some(Cmd::Shutdown(reply)) => {
                         self.input(Input::Disconnect, None);
+                        self.finish_closing().await;
                         let _ = reply.send(());
                         break;
                     }
@@ -435,10 +450,13 @@ impl Actor {
             Cmd::Disconnect(reply) => {
                 self.last_error = None;
                 self.input(Input::Disconnect, None);
+                self.finish_closing().await;
                 let _ = reply.send(());
             }
             Cmd::Profile(profile, reply) => {
-                let _ = reply.send(self.apply_profile(profile));
+                let res = self.apply_profile(profile);
+                self.finish_closing().await;
+                let _ = reply.send(res);
             }
             Cmd::Arch(warning, reply) => {
                 if self.arch_warning != warning {
@@ -451,12 +469,21 @@ impl Actor {
                 self.apply_auto(wants, policy);
                 self.unforwarded = unforwarded;
                 self.publish();
+                self.finish_closing().await;
                 let _ = reply.send(());
             }
             Cmd::Shutdown(reply) => {
                 // Handled in `run`, which also stops the loop.
                 let _ = reply.send(());
             }
+        }
+    }
+
+    /// Waits until every listener told to stop has let go of its port or socket. Each is a
+    /// local task that ends at its next poll, so this takes microseconds, never a network wait.
+    async fn finish_closing(&mut self) {
+        for task in self.closing.drain(..) {
+            let _ = task.await;
         }
     }
 
@@ -571,8 +598,8 @@ impl Actor {
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let ctx = self.forward_ctx(Remote::Socket(self.profile.remote_socket.clone()), counters.clone(), cancel.clone());
-        tokio::spawn(forward::serve_unix(listener, ctx));
-        self.docker = Some(Listener { cancel, counters });
+        let task = tokio::spawn(forward::serve_unix(listener, ctx));
+        self.docker = Some(Listener { cancel, counters, task });
         let ports: Vec<u16> = self.tunnels.keys().copied().collect();
         for port in ports {
             self.bind_tunnel(port);
@@ -592,8 +619,8 @@ impl Actor {
                 let ctx = self.forward_ctx(Remote::Tcp(map.remote), counters.clone(), cancel.clone());
                 match tokio::net::TcpListener::from_std(l) {
                     Ok(l) => {
-                        tokio::spawn(forward::serve_tcp(l, ctx));
-                        tunnel_state = (Some(Listener { cancel, counters }), None);
+                        let task = tokio::spawn(forward::serve_tcp(l, ctx));
+                        tunnel_state = (Some(Listener { cancel, counters, task }), None);
                         None
                     }
                     Err(source) => {
@@ -618,13 +645,14 @@ impl Actor {
     }
 
     fn tear_down(&mut self) {
+        self.closing.retain(|t| !t.is_finished());
         self.drop_link();
         if let Some(a) = self.attempt.take() {
             a.abort();
         }
         self.retry_at = None;
         if let Some(d) = self.docker.take() {
-            d.cancel.cancel();
+            self.closing.push(d.close());
             let path = self.paths.docker_socket(&self.name);
             let _ = std::fs::remove_file(&path);
             if let Some(dir) = path.parent() {
@@ -633,7 +661,7 @@ impl Actor {
         }
         for t in self.tunnels.values_mut() {
             if let Some(l) = t.listener.take() {
-                l.cancel.cancel();
+                self.closing.push(l.close());
             }
             t.error = None;
         }
@@ -822,7 +850,7 @@ impl Actor {
                 && let Some(t) = self.tunnels.remove(&m.local)
                 && let Some(l) = t.listener
             {
-                l.cancel.cancel();
+                self.closing.push(l.close());
             }
         }
         let removed: Vec<PortMap> = old.iter().filter(|m| !profile.forwards.contains(m)).copied().collect();
@@ -837,7 +865,7 @@ impl Actor {
                         if let Some(t) = self.tunnels.remove(p)
                             && let Some(l) = t.listener
                         {
-                            l.cancel.cancel();
+                            self.closing.push(l.close());
                         }
                     }
                     self.publish();
@@ -854,7 +882,7 @@ impl Actor {
             if let Some(t) = self.tunnels.remove(&m.local)
                 && let Some(l) = t.listener
             {
-                l.cancel.cancel();
+                self.closing.push(l.close());
             }
         }
         let reconnect = profile.host != self.profile.host
@@ -888,7 +916,7 @@ impl Actor {
             if let Some(t) = self.tunnels.remove(&p)
                 && let Some(l) = t.listener
             {
-                l.cancel.cancel();
+                self.closing.push(l.close());
             }
         }
         let wanted = self.docker.is_some();
