@@ -166,6 +166,12 @@ impl Engine {
         Ok((out, guard))
     }
 
+    /// A session actor for a VM, wired to this engine's events, network changes, keys and budget.
+    fn new_session(&self, name: &str, profile: Profile) -> SessionHandle {
+        let i = &self.inner;
+        session::spawn(name.to_string(), profile, i.paths.clone(), i.events.clone(), i.net.clone(), i.keys.clone(), i.budget.clone())
+    }
+
     /// Writes the config file off the runtime's workers (it fsyncs).
     async fn save(&self, config: &Config) -> Result<(), EngineError> {
         let store = self.inner.store.clone();
@@ -193,16 +199,7 @@ impl Engine {
         for (name, profile) in &config.vms {
             match sessions.get(name) {
                 None => {
-                    let s = session::spawn(
-                        name.clone(),
-                        profile.clone(),
-                        self.inner.paths.clone(),
-                        self.inner.events.clone(),
-                        self.inner.net.clone(),
-                        self.inner.keys.clone(),
-                        self.inner.budget.clone(),
-                    );
-                    sessions.insert(name.clone(), s);
+                    sessions.insert(name.clone(), self.new_session(name, profile.clone()));
                     let _ = self.inner.events.send(Event::VmAdded { vm: name.clone() });
                 }
                 // The actor applies it (and reconnects a live VM) on its own time: the engine lock
@@ -366,16 +363,7 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        let s = session::spawn(
-            name.to_string(),
-            profile,
-            self.inner.paths.clone(),
-            self.inner.events.clone(),
-            self.inner.net.clone(),
-            self.inner.keys.clone(),
-            self.inner.budget.clone(),
-        );
-        guard.1.insert(name.to_string(), s);
+        guard.1.insert(name.to_string(), self.new_session(name, profile));
         self.configure_monitors(&guard.0, &guard.1);
         drop(guard);
         let _ = self.inner.events.send(Event::VmAdded { vm: name.to_string() });

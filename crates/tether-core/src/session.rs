@@ -256,6 +256,8 @@ struct Actor {
     attempt: Option<Attempt>,
     retry_at: Option<Instant>,
     waiting: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
+    /// `connect` calls on a live VM waiting for the engine check they started.
+    engine_waiters: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
     passphrase: Option<Zeroizing<String>>,
     rtt: Option<Duration>,
     probe: Option<JoinHandle<Option<Duration>>>,
@@ -329,6 +331,7 @@ pub fn spawn(
         attempt: None,
         retry_at: None,
         waiting: Vec::new(),
+        engine_waiters: Vec::new(),
         passphrase: None,
         rtt: None,
         probe: None,
@@ -422,7 +425,12 @@ impl Actor {
                 _ = probe_tick.tick(), if self.conn.is_some() && self.probe.is_none() => self.start_probe(),
                 res = maybe(&mut self.probe) => self.probe_done(res.flatten()),
                 _ = engine_tick.tick(), if self.conn.is_some() && self.engine_check.is_none() => self.start_engine_check(),
-                res = maybe(&mut self.engine_check) => if let Some(info) = res { self.set_engine(info) },
+                res = maybe(&mut self.engine_check) => {
+                    if let Some(info) = res {
+                        self.set_engine(info);
+                    }
+                    self.answer_engine_waiters();
+                }
             }
         }
     }
@@ -434,13 +442,17 @@ impl Actor {
                     self.passphrase = Some(p);
                 }
                 if matches!(self.state, State::Connected | State::Degraded) {
-                    // Already up: answer now with what is known, and check the engine again in
-                    // the background; its answer arrives as an event. The actor never waits on
-                    // the network while handling a command.
+                    // Already up. With no engine check running, start one and answer when it
+                    // does, so `connect` reports the engine as it is now. With one running (it
+                    // may hang on a stuck engine), answer at once with what is known. Either
+                    // way the actor itself never waits on the network.
                     if self.engine_check.is_none() {
+                        tracing::debug!(vm = %self.name, "checking the engine for a connect");
                         self.start_engine_check();
+                        self.engine_waiters.push(reply);
+                    } else {
+                        let _ = reply.send(self.report());
                     }
-                    let _ = reply.send(self.report());
                     return;
                 }
                 self.waiting.push(reply);
@@ -677,6 +689,7 @@ impl Actor {
         if let Some(e) = self.engine_check.take() {
             e.abort();
         }
+        self.answer_engine_waiters();
         self.misses = 0;
         // Without a link there is no round trip and no engine answer to report.
         self.rtt = None;
@@ -817,6 +830,12 @@ impl Actor {
             }
         }
         self.publish();
+    }
+
+    fn answer_engine_waiters(&mut self) {
+        for w in std::mem::take(&mut self.engine_waiters) {
+            let _ = w.send(self.report());
+        }
     }
 
     fn start_engine_check(&mut self) {

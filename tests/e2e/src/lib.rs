@@ -364,13 +364,12 @@ impl Tether {
 
     /// The engine's resident memory, in KiB.
     pub fn engine_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.engine_pid())).expect("engine /proc status");
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|k| k.parse().ok())
-            .expect("VmRSS")
+        proc_status_kib(self.engine_pid(), "VmRSS")
+    }
+
+    /// The most the engine was ever resident, in KiB.
+    pub fn engine_peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.engine_pid(), "VmHWM")
     }
 
     pub fn log(&self) -> String {
@@ -409,6 +408,17 @@ impl Drop for Tether {
             let _ = d.wait();
         }
     }
+}
+
+/// A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`, …).
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// Runs the docker CLI against `host` (a DOCKER_HOST value).
@@ -460,6 +470,29 @@ impl TestVm {
         let p = format!("{}/vms/{}/sshd_{port}.pid", var("TETHER_LAB_DIR"), self.name);
         std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {p}"))
     }
+
+    /// Pids of every process in the VM's namespace (sshd and its per-connection children, …).
+    pub fn pids(&self) -> Vec<String> {
+        let out = Command::new("ip").args(["netns", "pids", &format!("tl-{}", self.name)]).output().expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+    }
+
+    /// Pids of the VM's processes named `comm` (`sshd`, `dockerd`).
+    pub fn pids_named(&self, comm: &str) -> Vec<String> {
+        self.pids().into_iter().filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim() == comm).collect()
+    }
+}
+
+/// The one-letter state of a process (`T` when stopped), if it still exists.
+pub fn proc_state(pid: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Sends `signal` (`STOP`, `KILL`, …) to `pids`. A pid gone by its turn is fine: callers wait on
+/// the state they want instead.
+pub fn signal(pids: &[String], signal: &str) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).args(pids).stderr(Stdio::null()).status();
 }
 
 impl Drop for TestVm {

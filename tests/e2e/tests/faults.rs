@@ -11,24 +11,12 @@ fn sh(cmd: &str) {
     assert!(st.success(), "{cmd} failed");
 }
 
-/// Pids of every process in a VM's namespace (sshd and its per-connection children).
 fn ns_pids(vm: &TestVm) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "pids", &format!("tl-{}", vm.name)]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+    vm.pids()
 }
 
-/// Sends `signal` to every process in a VM's namespace. Processes come and go there (a
-/// connection's sshd ends with its monitor; the health probe runs a short `sh`), so a pid gone by
-/// its turn is fine: callers wait on the state they want instead.
-fn signal_all(vm: &TestVm, signal: &str) {
-    let pids = ns_pids(vm);
-    let _ = Command::new("kill").arg(format!("-{signal}")).args(&pids).stderr(std::process::Stdio::null()).status();
-}
-
-/// The one-letter state of a process (`T` when stopped), if it still exists.
-fn proc_state(pid: &str) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.chars().next()
+fn signal_all(vm: &TestVm, sig: &str) {
+    signal(&vm.pids(), sig);
 }
 
 /// SIGKILLs every process in a VM's namespace, and waits until none is left.

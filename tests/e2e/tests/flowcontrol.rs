@@ -112,16 +112,6 @@ fn direct_digest(image: &str) -> (String, u64) {
     (sha, size)
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("engine /proc status");
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|k| k.parse().ok())
-        .expect("VmHWM")
-}
-
 /// One `docker ps` on its own stream, with how long it took.
 fn timed_ps(sock: &Path) -> Duration {
     let t0 = Instant::now();
@@ -162,7 +152,7 @@ fn a_slow_reader_gets_a_gigabyte_save_byte_exact_in_flat_memory() {
     }
     let (sha, bytes) = save.finish();
     let took = t0.elapsed();
-    let peak = peak_rss_kib(t.engine_pid());
+    let peak = t.engine_peak_rss_kib();
     let (direct, direct_bytes) = direct_digest(&image);
     eprintln!(
         "slow reader: {bytes} bytes in {took:.1?} ({:.1} MB/s); engine RSS idle {} MiB, peak {} MiB (+{} MiB); \
@@ -218,7 +208,7 @@ fn thirty_two_stalled_readers_cost_bounded_memory_and_all_finish() {
     let t0 = Instant::now();
     let digests: Vec<_> = saves.into_iter().map(Save::finish).collect();
     let took = t0.elapsed();
-    let peak = peak_rss_kib(t.engine_pid());
+    let peak = t.engine_peak_rss_kib();
     let direct = direct_digest(&image);
     eprintln!(
         "32 stalled readers: engine RSS idle {} MiB, stalled {} MiB, peak {} MiB (+{} MiB); slowest docker ps {worst:?}; \

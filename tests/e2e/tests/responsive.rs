@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tether_e2e::*;
@@ -79,26 +79,27 @@ fn connect_on_a_live_vm_does_not_wait_for_its_engine_check() {
     t.docker("ec", &["version"]).ok();
 
     // A dockerd that stopped answering: every engine check now hangs until its deadline.
-    let out = Command::new("ip").args(["netns", "pids", "tl-ec"]).output().unwrap();
-    let dockerd: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim() == "dockerd")
-        .map(str::to_string)
-        .collect();
+    let dockerd = vm.pids_named("dockerd");
     assert_eq!(dockerd.len(), 1, "{dockerd:?}");
-    let signal = |sig: &str| Command::new("kill").arg(format!("-{sig}")).args(&dockerd).status().unwrap();
-    signal("STOP");
+    signal(&dockerd, "STOP");
 
-    // The first connect starts an engine check, the second arrives while it hangs: both answer
-    // at once with what the engine knows.
-    for i in 0..2 {
+    // One connect starts an engine check and waits for its verdict; it hangs with the engine.
+    let mut first = t.command(&["connect", "ec"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("the engine check of the first connect", Duration::from_secs(10), || {
+        t.log().contains("checking the engine for a connect").then_some(())
+    });
+    // Others arriving meanwhile answer at once with what is known, and status stays prompt.
+    for i in 0..3 {
         let t0 = Instant::now();
         let r = t.run(&["connect", "ec"]).ok();
         let took = t0.elapsed();
-        eprintln!("connect {i} on a live VM with a hung engine: {took:?}");
+        eprintln!("connect {i} during a hung engine check: {took:?}");
         assert!(took < Duration::from_secs(1), "connect {i} waited {took:?} for the engine check: {}", r.stdout);
         assert!(timed_status(&t) < Duration::from_millis(100));
     }
-    signal("CONT");
+    assert!(matches!(first.try_wait(), Ok(None)), "the first connect did not wait for the hung check");
+    signal(&dockerd, "CONT");
+    let status = wait_for("the first connect to answer", Duration::from_secs(30), || first.try_wait().ok().flatten());
+    eprintln!("the first connect ended with {status} once the engine answered or its check timed out");
     t.docker("ec", &["version"]).ok();
 }

@@ -6,24 +6,6 @@ use std::time::{Duration, Instant};
 
 use tether_e2e::*;
 
-fn ns_pids(vm: &TestVm) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "pids", &format!("tl-{}", vm.name)]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
-}
-
-fn comm(pid: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
-}
-
-fn proc_state(pid: &str) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.chars().next()
-}
-
-fn signal(pids: &[String], sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).args(pids).stderr(std::process::Stdio::null()).status();
-}
-
 /// Stops the process and waits until it is stopped.
 fn freeze(pid: u32) {
     let pid = pid.to_string();
@@ -71,7 +53,7 @@ fn a_simulated_sleep_recovers_within_two_seconds_of_the_thaw() {
     let engine = t.engine_pid();
     freeze(engine);
     lab_cmd(&["link", &vm.name, "down"]);
-    let sshd: Vec<String> = ns_pids(&vm).into_iter().filter(|p| comm(p) == "sshd").collect();
+    let sshd = vm.pids_named("sshd");
     assert!(!sshd.is_empty(), "no sshd in {}", vm.name);
     wait_for("the VM's sshd to be gone", Duration::from_secs(5), || {
         signal(&sshd, "KILL");
@@ -121,8 +103,8 @@ fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
     });
 
     wait_for("every process in the VM to be stopped", Duration::from_secs(5), || {
-        signal(&ns_pids(&vm), "STOP");
-        ns_pids(&vm).iter().all(|p| proc_state(p).is_none_or(|c| c == 'T')).then_some(())
+        signal(&vm.pids(), "STOP");
+        vm.pids().iter().all(|p| proc_state(p).is_none_or(|c| c == 'T')).then_some(())
     });
     let send = |resuming: bool| {
         let st = Command::new("dbus-send")
@@ -142,7 +124,7 @@ fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
     assert!(took < Duration::from_secs(2), "the dead link was noticed only {took:?} after the wake signal");
     assert!(t.log().contains("the laptop woke (logind)"), "{}", t.log());
 
-    signal(&ns_pids(&vm), "CONT");
+    signal(&vm.pids(), "CONT");
     t.wait_state(&vm.name, "connected", Duration::from_secs(30));
     let _ = bus.kill();
     let _ = bus.wait();

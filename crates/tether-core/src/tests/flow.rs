@@ -17,6 +17,21 @@ impl Peer {
         credit.received(n as usize);
         n
     }
+
+    /// Sends until its window is spent: what arrived, for the reader to take.
+    fn spend(&mut self, credit: &mut Credit) -> u64 {
+        let mut got = 0;
+        while self.window > 0 {
+            got += self.send(credit, u64::MAX);
+        }
+        got
+    }
+
+    /// One round trip of a long link: the VM spends its whole window and the reader takes it.
+    fn round(&mut self, credit: &mut Credit) {
+        let got = self.spend(credit);
+        self.window += u64::from(credit.consumed(got as usize));
+    }
 }
 
 fn started(budget: &Arc<Budget>) -> (Credit, Peer) {
@@ -40,10 +55,7 @@ fn a_stream_starts_at_start_reserving_only_above_the_floor() {
 fn a_reader_that_stops_holds_one_window_and_grants_nothing() {
     let budget = Budget::new(BUDGET);
     let (mut c, mut peer) = started(&budget);
-    let mut backlog = 0;
-    while peer.window > 0 {
-        backlog += peer.send(&mut c, u64::MAX);
-    }
+    let backlog = peer.spend(&mut c);
     assert_eq!(backlog, u64::from(START));
     // Nothing consumed: nothing to grant however long it waits.
     assert_eq!(c.consumed(0), 0);
@@ -83,13 +95,8 @@ fn a_slow_reader_keeps_memory_within_the_window_and_gets_everything() {
 fn a_fast_reader_on_a_window_limited_link_grows_to_max() {
     let budget = Budget::new(BUDGET);
     let (mut c, mut peer) = started(&budget);
-    // Each round the VM spends its whole window (a long link) and the reader takes all of it.
     for _ in 0..64 {
-        let mut got = 0;
-        while peer.window > 0 {
-            got += peer.send(&mut c, u64::MAX);
-        }
-        peer.window += u64::from(c.consumed(got as usize));
+        peer.round(&mut c);
     }
     assert_eq!(c.size(), u64::from(MAX));
     assert_eq!(budget.in_use(), (MAX - FLOOR) as usize);
@@ -101,23 +108,15 @@ fn growth_stops_at_the_budget_and_the_budget_comes_back() {
     let (mut a, mut pa) = started(&budget);
     let (mut b, mut pb) = started(&budget);
     for _ in 0..64 {
-        for (c, p) in [(&mut a, &mut pa), (&mut b, &mut pb)] {
-            let mut got = 0;
-            while p.window > 0 {
-                got += p.send(c, u64::MAX);
-            }
-            p.window += u64::from(c.consumed(got as usize));
-        }
+        pa.round(&mut a);
+        pb.round(&mut b);
     }
     assert_eq!(budget.in_use(), 6 * MIB, "both streams grew into the whole budget");
     assert!(a.size() + b.size() <= (6 * MIB) as u64 + 2 * u64::from(FLOOR));
     // A third stream starts at the floor when nothing is left, and still works.
     let (mut c, mut pc) = started(&budget);
     assert_eq!(c.size(), u64::from(FLOOR));
-    let mut got = 0;
-    while pc.window > 0 {
-        got += pc.send(&mut c, u64::MAX);
-    }
+    let got = pc.spend(&mut c);
     assert!(c.consumed(got as usize) > 0, "a floor-sized stream is still granted what it consumed");
     drop(a);
     drop(b);
@@ -130,11 +129,7 @@ fn a_reader_that_falls_behind_shrinks_its_window_back() {
     let budget = Budget::new(BUDGET);
     let (mut c, mut peer) = started(&budget);
     for _ in 0..64 {
-        let mut got = 0;
-        while peer.window > 0 {
-            got += peer.send(&mut c, u64::MAX);
-        }
-        peer.window += u64::from(c.consumed(got as usize));
+        peer.round(&mut c);
     }
     assert_eq!(c.size(), u64::from(MAX));
     // Now the reader takes 64 KiB per 1 MiB the VM could send.
