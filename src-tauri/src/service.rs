@@ -35,11 +35,12 @@ struct WindowChild {
 }
 
 /// The engine the tray drives: its own, or the one that already ran for this Tether home (a
-/// `tether daemon`), which it then mirrors over the control socket. Never a second engine.
+/// `tether daemon`), which it then mirrors over the control socket. Never a second engine; when
+/// the mirrored one goes away, the app starts its own.
 #[derive(Clone)]
 enum Backend {
     Own(Engine),
-    Attached { socket: PathBuf },
+    Attached { socket: PathBuf, paths: Paths },
 }
 
 impl Backend {
@@ -51,7 +52,7 @@ impl Backend {
     async fn status(&self) -> Vec<VmStatus> {
         match self {
             Backend::Own(engine) => engine.status().await,
-            Backend::Attached { socket } => Self::call(socket, &Request::Status)
+            Backend::Attached { socket, .. } => Self::call(socket, &Request::Status)
                 .await
                 .ok()
                 .and_then(|v| serde_json::from_value(v).ok())
@@ -62,7 +63,7 @@ impl Backend {
     async fn notifications(&self) -> bool {
         match self {
             Backend::Own(engine) => engine.config().await.settings.notifications,
-            Backend::Attached { socket } => Self::call(socket, &Request::VmList)
+            Backend::Attached { socket, .. } => Self::call(socket, &Request::VmList)
                 .await
                 .ok()
                 .and_then(|v| serde_json::from_value::<Config>(v).ok())
@@ -79,7 +80,7 @@ impl Backend {
                 _ => engine.set_active(vm).await,
             }
             .map_err(|e| e.to_string()),
-            Backend::Attached { socket } => {
+            Backend::Attached { socket, .. } => {
                 let name = Some(vm.to_string());
                 let req = match verb {
                     "connect" => Request::Connect { name, accept_new: false, fingerprint: None, passphrase: None },
@@ -101,7 +102,8 @@ impl Backend {
 
 /// What menu handlers share (managed by Tauri; no globals).
 struct Service {
-    backend: Backend,
+    /// Replaced once, when the app takes over from an engine it mirrored.
+    backend: Mutex<Backend>,
     cancel: CancellationToken,
     notifier: Mutex<notify::Notifier>,
     window: Mutex<Option<WindowChild>>,
@@ -163,7 +165,8 @@ fn refresh_tray(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let Some(state) = app.try_state::<Service>() else { return };
-        let vms = state.backend.status().await;
+        let Some(backend) = state.backend() else { return };
+        let vms = backend.status().await;
         if let Err(e) = tray::refresh(&app, &vms, autostart_enabled(&app)) {
             tracing::warn!(error = %e, "cannot update the tray");
         }
@@ -175,7 +178,7 @@ fn on_menu(app: &AppHandle, id: &str) {
     let id = id.to_string();
     tauri::async_runtime::spawn(async move {
         let Some(state) = app.try_state::<Service>() else { return };
-        let backend = state.backend.clone();
+        let Some(backend) = state.backend() else { return };
         let (verb, arg) = id.split_once(':').unwrap_or((id.as_str(), ""));
         let result = match verb {
             "connect" | "disconnect" | "use" => backend.act(verb, arg).await,
@@ -214,6 +217,26 @@ fn on_menu(app: &AppHandle, id: &str) {
     });
 }
 
+impl Service {
+    fn backend(&self) -> Option<Backend> {
+        self.backend.lock().ok().map(|b| b.clone())
+    }
+}
+
+/// Serves the app's own engine on the control socket until Quit or `tether engine stop`; either
+/// way the app then exits.
+fn serve_own(app: &AppHandle, engine: Engine, cancel: CancellationToken) {
+    let serve = control::serve(engine, cancel);
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "control socket unavailable; the tether CLI and the window cannot reach this app");
+            return;
+        }
+        handle.exit(0);
+    });
+}
+
 /// Feeds engine events to the tray and the notifier: from the engine's broadcast, or from the
 /// control socket's event stream of the engine the app mirrors (subscribed again if it ends).
 fn pump_events(app: AppHandle, backend: Backend) {
@@ -229,7 +252,7 @@ fn pump_events(app: AppHandle, backend: Backend) {
                     }
                 }
             }
-            Backend::Attached { socket } => loop {
+            Backend::Attached { socket, paths } => loop {
                 if let Ok(mut client) = Client::connect(socket).await
                     && client.call(&Request::Subscribe).await.is_ok()
                 {
@@ -239,6 +262,25 @@ fn pump_events(app: AppHandle, backend: Backend) {
                             on_event(&app, &backend, &event).await;
                         }
                     }
+                }
+                // The mirrored engine went away (`tether engine stop`, or it ended): the tray
+                // must not be left without one, so take over; if another engine won the race,
+                // mirror that one.
+                match Engine::start(paths.clone(), Kind::App).await {
+                    Ok(engine) => {
+                        tracing::info!("the engine the tray mirrored is gone; this app runs the engine now");
+                        let Some(state) = app.try_state::<Service>() else { return };
+                        serve_own(&app, engine.clone(), state.cancel.clone());
+                        let own = Backend::Own(engine);
+                        if let Ok(mut b) = state.backend.lock() {
+                            *b = own.clone();
+                        }
+                        refresh_tray(&app);
+                        pump_events(app, own);
+                        return;
+                    }
+                    Err(EngineError::Instance(InstanceError::Running(_))) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot start an engine after the mirrored one went away"),
                 }
                 refresh_tray(&app);
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -277,25 +319,16 @@ pub fn run(hidden: bool, menu: Option<String>, paths: Paths) -> ExitCode {
             let cancel = CancellationToken::new();
             let backend = match tauri::async_runtime::block_on(Engine::start(paths.clone(), Kind::App)) {
                 Ok(engine) => {
-                    let serve = control::serve(engine.clone(), cancel.clone());
-                    let handle = app.handle().clone();
-                    tauri::async_runtime::spawn(async move {
-                        if let Err(e) = serve.await {
-                            tracing::error!(error = %e, "control socket unavailable; the tether CLI and the window cannot reach this app");
-                            return;
-                        }
-                        // Served until Quit or `tether engine stop`: either way the app goes.
-                        handle.exit(0);
-                    });
+                    serve_own(app.handle(), engine.clone(), cancel.clone());
                     Backend::Own(engine)
                 }
                 Err(EngineError::Instance(InstanceError::Running(owner))) => {
                     tracing::info!(pid = owner.pid, kind = ?owner.kind, "an engine already runs for this Tether home; the tray mirrors it");
-                    Backend::Attached { socket: paths.control_socket() }
+                    Backend::Attached { socket: paths.control_socket(), paths: paths.clone() }
                 }
                 Err(e) => return Err(e.into()),
             };
-            app.manage(Service { backend: backend.clone(), cancel, notifier: Mutex::default(), window: Mutex::default() });
+            app.manage(Service { backend: Mutex::new(backend.clone()), cancel, notifier: Mutex::default(), window: Mutex::default() });
             tray::create(app.handle(), on_menu)?;
             pump_events(app.handle().clone(), backend);
             refresh_tray(app.handle());
@@ -321,8 +354,9 @@ pub fn run(hidden: bool, menu: Option<String>, paths: Paths) -> ExitCode {
         RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
         RunEvent::Exit => {
             if let Some(state) = app.try_state::<Service>() {
-                let backend = state.backend.clone();
-                tauri::async_runtime::block_on(backend.shutdown());
+                if let Some(backend) = state.backend() {
+                    tauri::async_runtime::block_on(backend.shutdown());
+                }
                 state.cancel.cancel();
                 // Closing its stdin tells the window to go too.
                 if let Ok(mut slot) = state.window.lock() {

@@ -160,14 +160,21 @@ pub async fn engine_stop(paths: &Paths) -> Result<()> {
     e.call(&Request::Shutdown).await?;
     let deadline = Instant::now() + Duration::from_secs(15);
     // The lock goes when the engine is dropped, a moment before its process ends; wait for both.
-    while instance::running(paths)?.is_some() || process_alive(owner.pid) {
+    // An app that mirrored this engine may take the lock over at once: that is another engine.
+    loop {
+        let holder = instance::running(paths)?;
+        if holder.as_ref().is_none_or(|o| o.pid != owner.pid) && !process_alive(owner.pid) {
+            println!("stopped the Tether engine ({}, pid {}); every VM is disconnected", owner.kind.describe(), owner.pid);
+            if let Some(next) = holder {
+                println!("{} took over", describe_owner(&next));
+            }
+            return Ok(());
+        }
         if Instant::now() > deadline {
             anyhow::bail!("the engine (pid {}) accepted the stop but is still running after 15 s; see its log", owner.pid);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    println!("stopped the Tether engine ({}, pid {}); every VM is disconnected", owner.kind.describe(), owner.pid);
-    Ok(())
 }
 
 /// Whether `pid` still runs (a zombie does not). Only Linux tells us cheaply; elsewhere the

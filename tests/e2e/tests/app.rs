@@ -238,6 +238,26 @@ fn an_app_started_beside_a_daemon_mirrors_its_engine() {
     assert_eq!(owner(&t)["owner"]["pid"], daemon);
     assert_eq!(t.status("a")["state"], "connected");
     assert_eq!(t.status("b")["state"], "connected");
+
+    // Mirroring again; then the daemon's engine is stopped, and the app, left without an engine
+    // to show, runs its own.
+    let mut app = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    let app_pid = app.0.id();
+    wait_for("the app to attach again", Duration::from_secs(20), || {
+        (t.log().matches("the tray mirrors it").count() >= 2).then_some(())
+    });
+    t.run(&["engine", "stop"]).ok();
+    wait_for("the app to run the engine", Duration::from_secs(20), || {
+        let o = owner(&t);
+        (o["owner"]["pid"] == app_pid && o["owner"]["kind"] == "app" && o["answers"] == true).then_some(())
+    });
+    t.run(&["connect", "a"]).ok();
+    t.docker("a", &["ps"]).ok();
+    // Its Quit ends the app, its engine and every VM with it.
+    menu("quit");
+    wait_for("the app to quit", Duration::from_secs(15), || app.0.try_wait().ok().flatten());
+    assert_eq!(owner(&t)["running"], false);
+    assert!(!t.socket("a").exists(), "the Docker socket outlived the app's engine");
 }
 
 /// The wizard's VM: sshd as a cloud image ships it (password logins on, strict modes).
