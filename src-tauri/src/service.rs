@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{ATTACHED_FLAG, HIDDEN_FLAG, WINDOW_FLAG, menu_action, notify, tray};
 
+/// How long a quit forwarded from another launch waits, so that launch gets its answer first.
+const FORWARDED_QUIT_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// What the window process writes on stdout when the tray should be redrawn.
 pub const TRAY_REFRESH: &str = "tray-refresh";
 /// What the service writes on the window's stdin to bring it forward.
@@ -307,6 +310,16 @@ pub fn run(hidden: bool, menu: Option<String>, paths: Paths) -> ExitCode {
     let app = tauri::Builder::default()
         // Must be first: a second launch only brings the running app's window forward.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| match menu_action(&argv) {
+            // The launch that forwarded "quit" waits for this instance's D-Bus reply, which goes
+            // out after this callback returns; exiting at once would leave it with "no reply"
+            // and an error for a quit that worked. So the quit starts a moment later.
+            Some(id) if id == "quit" => {
+                let app = app.clone();
+                tauri::async_runtime::spawn(async move {
+                    tokio::time::sleep(FORWARDED_QUIT_GRACE).await;
+                    on_menu(&app, "quit");
+                });
+            }
             Some(id) => on_menu(app, &id),
             None => open_window(app),
         }))
