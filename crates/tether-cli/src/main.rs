@@ -295,7 +295,7 @@ async fn run(cli: Cli) -> Result<()> {
             let mut e = Engine::ensure(&paths).await?;
             e.call(&Request::Use { name: name.clone() }).await?;
             println!("'{name}' is now the active VM");
-            println!("export DOCKER_HOST=unix://{}", paths.docker_socket(&name).display());
+            println!("{}", output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display())));
             Ok(())
         }
         Cmd::Disconnect { name, all } => {
@@ -320,7 +320,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Env { name } => {
             let cfg = Store::new(paths.config_file()).load()?;
             let name = cfg.resolve(name.as_deref())?;
-            println!("export DOCKER_HOST=unix://{}", paths.docker_socket(&name).display());
+            println!("{}", output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display())));
             Ok(())
         }
     }

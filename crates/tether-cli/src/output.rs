@@ -33,10 +33,17 @@ fn engine_line(e: &Value) -> String {
     }
 }
 
+/// `export DOCKER_HOST=…`, quoted for a POSIX shell where the path needs it (a space in
+/// "Application Support", a quote in a user name), so `eval "$(tether env)"` always works.
+pub fn export_docker_host(host: &str) -> String {
+    let quoted = shlex::try_quote(host).map(|q| q.into_owned()).unwrap_or_else(|_| host.replace('\0', ""));
+    format!("export DOCKER_HOST={quoted}")
+}
+
 pub fn connected(st: &Value) {
     println!("connected to '{}' ({}) — {}", s(&st["name"]), s(&st["host"]), engine_line(&st["engine"]));
     println!("socket: {}", s(&st["socket"]));
-    println!("export DOCKER_HOST={}", s(&st["docker_host"]));
+    println!("{}", export_docker_host(&s(&st["docker_host"])));
     for f in st["forwards"].as_array().into_iter().flatten() {
         forward_line(f, "");
     }

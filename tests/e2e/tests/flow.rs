@@ -267,3 +267,22 @@ fn ssh_agent_login() {
     t.run(&["connect", "a"]).ok();
     t.docker("a", &["version"]).ok();
 }
+
+/// A home whose path has a space (as macOS's "Application Support" does): `eval "$(tether env)"`
+/// still sets the right DOCKER_HOST, and docker works through it.
+#[test]
+fn env_output_survives_a_path_with_a_space() {
+    let spaced = tempfile::Builder::new().prefix("sp").tempdir_in("/var/tmp").unwrap();
+    let home = spaced.path().join("Application Support").join("tether");
+    let t = Tether::without_daemon(&[("TETHER_HOME", home.to_str().unwrap())]);
+    t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
+    let env = t.run(&["env", "a"]).ok().stdout;
+    let out = std::process::Command::new("sh").arg("-c").arg(format!("{env}\nprintf %s \"$DOCKER_HOST\"")).output().unwrap();
+    let sock = home.join("run/vms/a/docker.sock");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("unix://{}", sock.display()), "from: {env}");
+    let connect = t.run(&["connect", "a"]).ok().stdout;
+    let line = connect.lines().find(|l| l.starts_with("export DOCKER_HOST=")).expect("an export line");
+    assert_eq!(line, env.trim(), "connect and env disagree");
+    docker_at(&format!("unix://{}", sock.display()), &["version"]).ok();
+    t.run(&["engine", "stop"]).ok();
+}
