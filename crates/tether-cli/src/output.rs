@@ -43,7 +43,7 @@ pub fn export_docker_host(host: &str) -> String {
 pub fn connected(st: &Value) {
     println!("connected to '{}' ({}) — {}", s(&st["name"]), s(&st["host"]), engine_line(&st["engine"]));
     println!("socket: {}", s(&st["socket"]));
-    println!("{}", export_docker_host(&s(&st["docker_host"])));
+    println!("{}", export_docker_host(s(&st["docker_host"])));
     for f in st["forwards"].as_array().into_iter().flatten() {
         forward_line(f, "");
     }
