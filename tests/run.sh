@@ -33,9 +33,15 @@ fi
 tests/lab/lab.sh install
 if ! command -v cargo >/dev/null; then
   echo "installing the Rust toolchain with rustup" >&2
-  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   # shellcheck disable=SC1091
   . "$HOME/.cargo/env"
+fi
+# Toolchains installed without them (rustup's minimal profile) get the two linters here.
+if command -v rustup >/dev/null; then
+  for c in clippy rustfmt; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
 fi
 
 # tauri-driver bridges WebDriver to WebKitWebDriver for the app's window.
@@ -50,6 +56,10 @@ step "web UI"
 
 # Incremental caches only speed up small edits and would double the target directory here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+step "format"
+# Fails fast, before the long build: rustfmt.toml holds the style, vendor/russh keeps upstream's.
+cargo fmt --all --check
 
 step "build"
 # A full build fills about 2.5 GB of target/; say so up front rather than fail mid-link.

@@ -9,16 +9,16 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
-use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
-use tether_core::control::{Client, ClientError, ErrorBody, Request};
 use tether_core::checks::Check;
+use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
 use tether_core::containers::{Action, ContainerView};
-use tether_core::monitor::HealthReport;
+use tether_core::control::{Client, ClientError, ErrorBody, Request};
 use tether_core::engine::TimedEvent;
-use tether_core::keys::KeyView;
-use tether_core::target::SshHost;
 use tether_core::error::EngineError;
+use tether_core::keys::KeyView;
+use tether_core::monitor::HealthReport;
 use tether_core::session::{ConnectReport, VmStatus};
+use tether_core::target::SshHost;
 
 use crate::service::TRAY_REFRESH;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +37,10 @@ pub struct IpcError(ErrorBody);
 
 impl IpcError {
     fn new(code: &str, message: impl Into<String>) -> Self {
-        IpcError(ErrorBody { code: code.into(), message: message.into() })
+        IpcError(ErrorBody {
+            code: code.into(),
+            message: message.into(),
+        })
     }
 }
 
@@ -85,7 +88,11 @@ impl NewVm {
         let mut p = Profile::new(self.host.trim());
         p.port = self.port;
         p.user = self.user.filter(|u| !u.trim().is_empty());
-        p.arch = self.arch.filter(|a| !a.is_empty()).map(|a| a.parse::<Arch>()).transpose()?;
+        p.arch = self
+            .arch
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse::<Arch>())
+            .transpose()?;
         p.identity = self.identity.filter(|i| !i.trim().is_empty()).map(Into::into);
         if let Some(s) = self.remote_socket.filter(|s| !s.trim().is_empty()) {
             p.remote_socket = s;
@@ -110,13 +117,26 @@ pub async fn status(ipc: State<'_, Ipc>) -> Res<Vec<VmStatus>> {
 
 #[tauri::command]
 pub async fn connect(ipc: State<'_, Ipc>, name: String, fingerprint: Option<String>) -> Res<VmStatus> {
-    let req = Request::Connect { name: Some(name), accept_new: false, fingerprint, passphrase: None };
+    let req = Request::Connect {
+        name: Some(name),
+        accept_new: false,
+        fingerprint,
+        passphrase: None,
+    };
     Ok(call::<ConnectReport>(&ipc, req).await?.status)
 }
 
 #[tauri::command]
 pub async fn disconnect(ipc: State<'_, Ipc>, name: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::Disconnect { name: Some(name), all: false }).await.map(drop)
+    call::<serde_json::Value>(
+        &ipc,
+        Request::Disconnect {
+            name: Some(name),
+            all: false,
+        },
+    )
+    .await
+    .map(drop)
 }
 
 #[tauri::command]
@@ -126,7 +146,15 @@ pub async fn use_vm(ipc: State<'_, Ipc>, name: String) -> Res<()> {
 
 #[tauri::command]
 pub async fn add_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::VmAdd { name, profile: vm.into_profile()? }).await.map(drop)
+    call::<serde_json::Value>(
+        &ipc,
+        Request::VmAdd {
+            name,
+            profile: vm.into_profile()?,
+        },
+    )
+    .await
+    .map(drop)
 }
 
 /// Changes a VM's connection settings from the form; its key, tunnels and options stay.
@@ -139,28 +167,48 @@ pub async fn update_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> 
     profile.identity = profile.identity.or(old.identity);
     profile.forwards = old.forwards;
     profile.auto_connect = old.auto_connect;
-    call::<serde_json::Value>(&ipc, Request::VmUpdate { name, profile }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::VmUpdate { name, profile })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
 pub async fn remove_vm(ipc: State<'_, Ipc>, name: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::VmRemove { name }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::VmRemove { name })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
 pub async fn add_forward(ipc: State<'_, Ipc>, name: String, spec: String) -> Res<Vec<PortMap>> {
     let map: PortMap = spec.parse()?;
-    call(&ipc, Request::TunnelAdd { name: Some(name), maps: vec![map] }).await
+    call(
+        &ipc,
+        Request::TunnelAdd {
+            name: Some(name),
+            maps: vec![map],
+        },
+    )
+    .await
 }
 
 #[tauri::command]
 pub async fn remove_forward(ipc: State<'_, Ipc>, name: String, local: u16) -> Res<Vec<PortMap>> {
-    call(&ipc, Request::TunnelRemove { name: Some(name), ports: vec![local] }).await
+    call(
+        &ipc,
+        Request::TunnelRemove {
+            name: Some(name),
+            ports: vec![local],
+        },
+    )
+    .await
 }
 
 #[tauri::command]
 pub async fn set_auto_connect(ipc: State<'_, Ipc>, name: String, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetAutoConnect { name, on }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::SetAutoConnect { name, on })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
@@ -181,7 +229,9 @@ pub async fn settings(app: tauri::AppHandle, ipc: State<'_, Ipc>) -> Res<Setting
 
 #[tauri::command]
 pub async fn set_notifications(ipc: State<'_, Ipc>, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetNotifications { on }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::SetNotifications { on })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
@@ -196,12 +246,16 @@ pub async fn scan_host_key(ipc: State<'_, Ipc>, name: String) -> Res<serde_json:
 
 #[tauri::command]
 pub async fn trust_host_key(ipc: State<'_, Ipc>, name: String, fingerprint: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::TrustHostKey { name, fingerprint }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::TrustHostKey { name, fingerprint })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
 pub async fn replace_host_key(ipc: State<'_, Ipc>, name: String, fingerprint: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::ReplaceHostKey { name, fingerprint }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::ReplaceHostKey { name, fingerprint })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
@@ -212,7 +266,15 @@ pub async fn key_gen(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
 #[tauri::command]
 pub async fn key_import(ipc: State<'_, Ipc>, name: String, path: String, passphrase: Option<String>) -> Res<KeyView> {
     let passphrase = passphrase.filter(|p| !p.is_empty());
-    call(&ipc, Request::KeyImport { name, path: path.trim().into(), passphrase }).await
+    call(
+        &ipc,
+        Request::KeyImport {
+            name,
+            path: path.trim().into(),
+            passphrase,
+        },
+    )
+    .await
 }
 
 #[tauri::command]
@@ -232,7 +294,9 @@ pub async fn use_key(ipc: State<'_, Ipc>, vm: String, key: String) -> Res<()> {
     let mut profile = config.vm(&vm)?.clone();
     profile.key = Some(key);
     profile.identity = None;
-    call::<serde_json::Value>(&ipc, Request::VmUpdate { name: vm, profile }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::VmUpdate { name: vm, profile })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
@@ -257,20 +321,48 @@ pub async fn containers(ipc: State<'_, Ipc>, name: String) -> Res<Vec<ContainerV
 
 #[tauri::command]
 pub async fn container_action(ipc: State<'_, Ipc>, name: String, id: String, action: Action) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::ContainerAction { name: Some(name), id, action }).await.map(drop)
+    call::<serde_json::Value>(
+        &ipc,
+        Request::ContainerAction {
+            name: Some(name),
+            id,
+            action,
+        },
+    )
+    .await
+    .map(drop)
 }
 
 #[tauri::command]
 pub async fn container_logs(ipc: State<'_, Ipc>, name: String, id: String, tail: usize) -> Res<Vec<String>> {
-    call(&ipc, Request::ContainerLogs { name: Some(name), id, tail }).await
+    call(
+        &ipc,
+        Request::ContainerLogs {
+            name: Some(name),
+            id,
+            tail,
+        },
+    )
+    .await
 }
 
 /// Sends a container's last 200 log lines, then each new one, to `on_line` until
 /// `unfollow_logs` or the page goes away.
 #[tauri::command]
-pub async fn follow_logs(ipc: State<'_, Ipc>, name: String, id: String, on_line: tauri::ipc::Channel<String>) -> Res<()> {
+pub async fn follow_logs(
+    ipc: State<'_, Ipc>,
+    name: String,
+    id: String,
+    on_line: tauri::ipc::Channel<String>,
+) -> Res<()> {
     let mut client = Client::connect(&ipc.socket).await?;
-    client.call(&Request::FollowLogs { name: Some(name), id: id.clone(), tail: 200 }).await?;
+    client
+        .call(&Request::FollowLogs {
+            name: Some(name),
+            id: id.clone(),
+            tail: 200,
+        })
+        .await?;
     let cancel = CancellationToken::new();
     if let Ok(mut f) = ipc.follows.lock()
         && let Some(old) = f.insert(id, cancel.clone())
@@ -308,12 +400,16 @@ pub async fn unfollow_logs(ipc: State<'_, Ipc>, id: String) -> Res<()> {
 /// Per VM when a name is given, else the default for all VMs.
 #[tauri::command]
 pub async fn set_auto_forward(ipc: State<'_, Ipc>, name: Option<String>, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetAutoForward { name, on }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::SetAutoForward { name, on })
+        .await
+        .map(drop)
 }
 
 #[tauri::command]
 pub async fn set_privileged_ports(ipc: State<'_, Ipc>, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetPrivilegedPorts { on }).await.map(drop)
+    call::<serde_json::Value>(&ipc, Request::SetPrivilegedPorts { on })
+        .await
+        .map(drop)
 }
 
 /// Opens http://127.0.0.1:PORT (a forward of a published port) in the default browser.
@@ -344,7 +440,10 @@ mod tests {
 
     #[test]
     fn errors_cross_as_code_and_message() {
-        let body = ErrorBody { code: "no_such_vm".into(), message: "no VM named 'arm'".into() };
+        let body = ErrorBody {
+            code: "no_such_vm".into(),
+            message: "no VM named 'arm'".into(),
+        };
         let e: IpcError = ClientError::Remote(body).into();
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["code"], "no_such_vm");
@@ -362,7 +461,14 @@ mod tests {
 
     #[test]
     fn bad_arch_from_the_form_is_a_config_error() {
-        let vm = NewVm { host: "h".into(), port: None, user: None, arch: Some("sparc".into()), identity: None, remote_socket: None };
+        let vm = NewVm {
+            host: "h".into(),
+            port: None,
+            user: None,
+            arch: Some("sparc".into()),
+            identity: None,
+            remote_socket: None,
+        };
         let v = serde_json::to_value(vm.into_profile().unwrap_err()).unwrap();
         assert_eq!(v["code"], "config_invalid");
         assert!(v["message"].as_str().unwrap().contains("arm64 or x86_64"));

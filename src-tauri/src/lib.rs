@@ -30,7 +30,10 @@ const MENU_FLAG: &str = "--menu";
 
 /// The menu action asked for on this command line, if any.
 fn menu_action(args: &[String]) -> Option<String> {
-    args.iter().position(|a| a == MENU_FLAG).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == MENU_FLAG)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 /// Runs the service, or the window when started with `--window`.
@@ -38,7 +41,11 @@ pub fn run() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
     // Logs go to stderr: the window's stdout is a line protocol to the service.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
     let paths = match tether_core::paths::Paths::from_env() {
         Ok(p) => p,
         Err(e) => {
@@ -51,6 +58,10 @@ pub fn run() -> ExitCode {
     if has(WINDOW_FLAG) {
         window::run(has(ATTACHED_FLAG), paths)
     } else {
-        service::run(has(HIDDEN_FLAG) || menu_action(&args).is_some(), menu_action(&args), paths)
+        service::run(
+            has(HIDDEN_FLAG) || menu_action(&args).is_some(),
+            menu_action(&args),
+            paths,
+        )
     }
 }

@@ -24,12 +24,18 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn on_event(&mut self, event: &Event) -> Option<Note> {
-        let Event::State { vm, state, error } = event else { return None };
+        let Event::State { vm, state, error } = event else {
+            return None;
+        };
         let why = error.clone().unwrap_or_default();
         match state {
             State::Reconnecting { .. } => self.dropped.insert(vm.clone()).then(|| Note {
                 title: format!("{vm} disconnected"),
-                body: if why.is_empty() { "Reconnecting…".into() } else { format!("{why}. Reconnecting…") },
+                body: if why.is_empty() {
+                    "Reconnecting…".into()
+                } else {
+                    format!("{why}. Reconnecting…")
+                },
             }),
             State::Connected => self.dropped.remove(vm).then(|| Note {
                 title: format!("{vm} is back"),
@@ -37,11 +43,15 @@ impl Notifier {
             }),
             State::Failed if why.contains("host key") => {
                 self.dropped.remove(vm);
-                Some(Note { title: format!("Host key problem on {vm}"), body: why })
+                Some(Note {
+                    title: format!("Host key problem on {vm}"),
+                    body: why,
+                })
             }
-            State::Failed if self.dropped.remove(vm) => {
-                Some(Note { title: format!("{vm} could not reconnect"), body: why })
-            }
+            State::Failed if self.dropped.remove(vm) => Some(Note {
+                title: format!("{vm} could not reconnect"),
+                body: why,
+            }),
             State::Disconnected => {
                 self.dropped.remove(vm);
                 None
@@ -56,13 +66,22 @@ mod tests {
     use super::*;
 
     fn ev(state: State, error: Option<&str>) -> Event {
-        Event::State { vm: "arm".into(), state, error: error.map(str::to_string) }
+        Event::State {
+            vm: "arm".into(),
+            state,
+            error: error.map(str::to_string),
+        }
     }
 
     #[test]
     fn one_note_per_drop_and_one_when_back() {
         let mut n = Notifier::default();
-        let first = n.on_event(&ev(State::Reconnecting { attempt: 1 }, Some("the SSH connection dropped"))).unwrap();
+        let first = n
+            .on_event(&ev(
+                State::Reconnecting { attempt: 1 },
+                Some("the SSH connection dropped"),
+            ))
+            .unwrap();
         assert_eq!(first.title, "arm disconnected");
         assert!(first.body.contains("the SSH connection dropped"));
         for attempt in 2..10 {
@@ -88,7 +107,9 @@ mod tests {
     #[test]
     fn host_key_problems_always_notify() {
         let mut n = Notifier::default();
-        let note = n.on_event(&ev(State::Failed, Some("REFUSED: the host key of h has CHANGED"))).unwrap();
+        let note = n
+            .on_event(&ev(State::Failed, Some("REFUSED: the host key of h has CHANGED")))
+            .unwrap();
         assert_eq!(note.title, "Host key problem on arm");
         assert!(note.body.contains("CHANGED"));
         // A first connect that fails for another reason is the CLI's or UI's to report, not a note.

@@ -6,11 +6,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::Mutex;
 
+use std::path::{Path, PathBuf};
 use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_autostart::{MacosLauncher, ManagerExt as _};
 use tauri_plugin_clipboard_manager::ClipboardExt as _;
 use tauri_plugin_notification::NotificationExt as _;
-use std::path::{Path, PathBuf};
 
 use tether_core::config::Config;
 use tether_core::control::{self, Client, Request};
@@ -86,7 +86,12 @@ impl Backend {
             Backend::Attached { socket, .. } => {
                 let name = Some(vm.to_string());
                 let req = match verb {
-                    "connect" => Request::Connect { name, accept_new: false, fingerprint: None, passphrase: None },
+                    "connect" => Request::Connect {
+                        name,
+                        accept_new: false,
+                        fingerprint: None,
+                        passphrase: None,
+                    },
                     "disconnect" => Request::Disconnect { name, all: false },
                     _ => Request::Use { name: vm.to_string() },
                 };
@@ -114,7 +119,9 @@ struct Service {
 
 /// Brings the window forward, or starts the window process.
 fn open_window(app: &AppHandle) {
-    let Some(state) = app.try_state::<Service>() else { return };
+    let Some(state) = app.try_state::<Service>() else {
+        return;
+    };
     let Ok(mut slot) = state.window.lock() else { return };
     if let Some(w) = slot.as_mut()
         && matches!(w.child.try_wait(), Ok(None))
@@ -138,7 +145,9 @@ fn open_window(app: &AppHandle) {
         Ok(c) => c,
         Err(e) => return tracing::error!(error = %e, "cannot start the window"),
     };
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else { return };
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return;
+    };
     let pid = child.id();
     *slot = Some(WindowChild { child, stdin });
     let app = app.clone();
@@ -167,7 +176,9 @@ fn autostart_enabled(app: &AppHandle) -> bool {
 fn refresh_tray(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let Some(state) = app.try_state::<Service>() else { return };
+        let Some(state) = app.try_state::<Service>() else {
+            return;
+        };
         let Some(backend) = state.backend() else { return };
         let vms = backend.status().await;
         if let Err(e) = tray::refresh(&app, &vms, autostart_enabled(&app)) {
@@ -180,7 +191,9 @@ fn on_menu(app: &AppHandle, id: &str) {
     let app = app.clone();
     let id = id.to_string();
     tauri::async_runtime::spawn(async move {
-        let Some(state) = app.try_state::<Service>() else { return };
+        let Some(state) = app.try_state::<Service>() else {
+            return;
+        };
         let Some(backend) = state.backend() else { return };
         let (verb, arg) = id.split_once(':').unwrap_or((id.as_str(), ""));
         let result = match verb {
@@ -198,7 +211,11 @@ fn on_menu(app: &AppHandle, id: &str) {
             }
             "autostart" => {
                 let al = app.autolaunch();
-                let res = if autostart_enabled(&app) { al.disable() } else { al.enable() };
+                let res = if autostart_enabled(&app) {
+                    al.disable()
+                } else {
+                    al.enable()
+                };
                 if let Err(e) = res {
                     tracing::warn!(error = %e, "cannot change start at login");
                 }
@@ -272,7 +289,9 @@ fn pump_events(app: AppHandle, backend: Backend) {
                 match Engine::start(paths.clone(), Kind::App).await {
                     Ok(engine) => {
                         tracing::info!("the engine the tray mirrored is gone; this app runs the engine now");
-                        let Some(state) = app.try_state::<Service>() else { return };
+                        let Some(state) = app.try_state::<Service>() else {
+                            return;
+                        };
                         serve_own(&app, engine.clone(), state.cancel.clone());
                         let own = Backend::Own(engine);
                         if let Ok(mut b) = state.backend.lock() {
@@ -293,7 +312,9 @@ fn pump_events(app: AppHandle, backend: Backend) {
 }
 
 async fn on_event(app: &AppHandle, backend: &Backend, event: &Event) {
-    let note = app.try_state::<Service>().and_then(|s| s.notifier.lock().ok().and_then(|mut n| n.on_event(event)));
+    let note = app
+        .try_state::<Service>()
+        .and_then(|s| s.notifier.lock().ok().and_then(|mut n| n.on_event(event)));
     if let Some(note) = note
         && backend.notifications().await
     {

@@ -78,7 +78,11 @@ pub fn dot(state: State) -> &'static str {
 pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
     let mut out = Vec::new();
     if vms.is_empty() {
-        out.push(Entry::Item { id: "open".into(), label: "No VMs yet: add one…".into(), enabled: true });
+        out.push(Entry::Item {
+            id: "open".into(),
+            label: "No VMs yet: add one…".into(),
+            enabled: true,
+        });
     }
     for v in vms {
         let arch = v.arch.map(|a| a.to_string()).unwrap_or_else(|| "arch?".into());
@@ -88,11 +92,23 @@ pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
         }
         let up = v.state.wanted();
         let mut items = vec![
-            Entry::Item { id: format!("state:{}", v.name), label: format!("{} · {}", v.host, state), enabled: false },
+            Entry::Item {
+                id: format!("state:{}", v.name),
+                label: format!("{} · {}", v.host, state),
+                enabled: false,
+            },
             if up {
-                Entry::Item { id: format!("disconnect:{}", v.name), label: "Disconnect".into(), enabled: true }
+                Entry::Item {
+                    id: format!("disconnect:{}", v.name),
+                    label: "Disconnect".into(),
+                    enabled: true,
+                }
             } else {
-                Entry::Item { id: format!("connect:{}", v.name), label: "Connect".into(), enabled: true }
+                Entry::Item {
+                    id: format!("connect:{}", v.name),
+                    label: "Connect".into(),
+                    enabled: true,
+                }
             },
         ];
         for f in &v.forwards {
@@ -115,35 +131,65 @@ pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
             });
         }
         if let Some(w) = &v.arch_warning {
-            items.push(Entry::Item { id: format!("arch:{}", v.name), label: format!("⚠ {w}"), enabled: false });
+            items.push(Entry::Item {
+                id: format!("arch:{}", v.name),
+                label: format!("⚠ {w}"),
+                enabled: false,
+            });
         }
         if let Some(e) = &v.last_error
             && !matches!(v.state, State::Connected)
         {
             let short: String = e.lines().next().unwrap_or("").chars().take(80).collect();
-            items.push(Entry::Item { id: format!("error:{}", v.name), label: short, enabled: false });
+            items.push(Entry::Item {
+                id: format!("error:{}", v.name),
+                label: short,
+                enabled: false,
+            });
         }
         let warn = if v.arch_warning.is_some() { "  ⚠" } else { "" };
-        out.push(Entry::Sub { label: format!("{} {}  {}{warn}", dot(v.state), v.name, arch), items });
+        out.push(Entry::Sub {
+            label: format!("{} {}  {}{warn}", dot(v.state), v.name, arch),
+            items,
+        });
     }
     if !vms.is_empty() {
         out.push(Entry::Separator);
         let choices = vms
             .iter()
-            .map(|v| Entry::Check { id: format!("use:{}", v.name), label: v.name.clone(), checked: v.active })
+            .map(|v| Entry::Check {
+                id: format!("use:{}", v.name),
+                label: v.name.clone(),
+                checked: v.active,
+            })
             .collect();
-        out.push(Entry::Sub { label: "Use".into(), items: choices });
+        out.push(Entry::Sub {
+            label: "Use".into(),
+            items: choices,
+        });
     }
     out.push(Entry::Separator);
-    out.push(Entry::Item { id: "open".into(), label: "Open Tether…".into(), enabled: true });
+    out.push(Entry::Item {
+        id: "open".into(),
+        label: "Open Tether…".into(),
+        enabled: true,
+    });
     out.push(Entry::Item {
         id: "copy-docker-host".into(),
         label: "Copy DOCKER_HOST".into(),
         enabled: vms.iter().any(|v| v.active),
     });
-    out.push(Entry::Check { id: "autostart".into(), label: "Start at login".into(), checked: autostart });
+    out.push(Entry::Check {
+        id: "autostart".into(),
+        label: "Start at login".into(),
+        checked: autostart,
+    });
     out.push(Entry::Separator);
-    out.push(Entry::Item { id: "quit".into(), label: "Quit Tether".into(), enabled: true });
+    out.push(Entry::Item {
+        id: "quit".into(),
+        label: "Quit Tether".into(),
+        enabled: true,
+    });
     out
 }
 
@@ -154,9 +200,14 @@ fn build(app: &AppHandle, entries: &[Entry]) -> tauri::Result<Vec<Box<dyn IsMenu
             Entry::Item { id, label, enabled } => {
                 items.push(Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?))
             }
-            Entry::Check { id, label, checked } => {
-                items.push(Box::new(CheckMenuItem::with_id(app, id, label, true, *checked, None::<&str>)?))
-            }
+            Entry::Check { id, label, checked } => items.push(Box::new(CheckMenuItem::with_id(
+                app,
+                id,
+                label,
+                true,
+                *checked,
+                None::<&str>,
+            )?)),
             Entry::Sub { label, items: sub } => {
                 let children = build(app, sub)?;
                 let refs: Vec<&dyn IsMenuItem<Wry>> = children.iter().map(|b| b.as_ref()).collect();
@@ -190,7 +241,9 @@ pub fn create(app: &AppHandle, on_menu: impl Fn(&AppHandle, &str) + Send + Sync 
 
 /// Redraws icon, tooltip and menu from the current status.
 pub fn refresh(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Result<()> {
-    let Some(tray) = app.tray_by_id(TRAY_ID) else { return Ok(()) };
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return Ok(());
+    };
     let state = TrayState::of(vms);
     tray.set_icon(Some(Image::from_bytes(state.icon_bytes())?))?;
     let up = vms.iter().filter(|v| v.state == State::Connected).count();
@@ -239,11 +292,21 @@ mod tests {
             auto: container.is_some(),
             container: container.map(Into::into),
         };
-        a.forwards = vec![fwd(3000, 3000, None), fwd(8081, 8080, Some("web")), fwd(10080, 80, Some("proxy"))];
-        a.unforwarded = vec![UnforwardedPort { container: "dns".into(), port: 53, proto: "udp".into() }];
+        a.forwards = vec![
+            fwd(3000, 3000, None),
+            fwd(8081, 8080, Some("web")),
+            fwd(10080, 80, Some("proxy")),
+        ];
+        a.unforwarded = vec![UnforwardedPort {
+            container: "dns".into(),
+            port: 53,
+            proto: "udp".into(),
+        }];
         a.arch_warning = Some("labelled arm64, but its Docker engine runs x86_64".into());
         let m = model(&[a], false);
-        let Entry::Sub { label, items } = &m[0] else { panic!("{m:?}") };
+        let Entry::Sub { label, items } = &m[0] else {
+            panic!("{m:?}")
+        };
         assert!(label.ends_with('⚠'), "{label}");
         let labels: Vec<&str> = items
             .iter()
@@ -268,25 +331,52 @@ mod tests {
         use State::*;
         assert_eq!(TrayState::of(&[]), TrayState::NoneConnected);
         assert_eq!(TrayState::of(&[vm("a", Disconnected, true)]), TrayState::NoneConnected);
-        assert_eq!(TrayState::of(&[vm("a", Connected, true), vm("b", Disconnected, false)]), TrayState::AllConnected);
-        assert_eq!(TrayState::of(&[vm("a", Connected, true), vm("b", Reconnecting { attempt: 2 }, false)]), TrayState::SomeDown);
-        assert_eq!(TrayState::of(&[vm("a", Connected, true), vm("b", Failed, false)]), TrayState::Error);
+        assert_eq!(
+            TrayState::of(&[vm("a", Connected, true), vm("b", Disconnected, false)]),
+            TrayState::AllConnected
+        );
+        assert_eq!(
+            TrayState::of(&[vm("a", Connected, true), vm("b", Reconnecting { attempt: 2 }, false)]),
+            TrayState::SomeDown
+        );
+        assert_eq!(
+            TrayState::of(&[vm("a", Connected, true), vm("b", Failed, false)]),
+            TrayState::Error
+        );
     }
 
     #[test]
     fn menu_has_vms_use_group_and_actions() {
-        let m = model(&[vm("arm", State::Connected, true), vm("x86", State::Disconnected, false)], true);
-        let Entry::Sub { label, items } = &m[0] else { panic!("{m:?}") };
+        let m = model(
+            &[vm("arm", State::Connected, true), vm("x86", State::Disconnected, false)],
+            true,
+        );
+        let Entry::Sub { label, items } = &m[0] else {
+            panic!("{m:?}")
+        };
         assert_eq!(label, "● arm  arm64");
-        assert!(items.contains(&Entry::Item { id: "disconnect:arm".into(), label: "Disconnect".into(), enabled: true }));
+        assert!(items.contains(&Entry::Item {
+            id: "disconnect:arm".into(),
+            label: "Disconnect".into(),
+            enabled: true
+        }));
         let Entry::Sub { items: x86, .. } = &m[1] else { panic!() };
-        assert!(x86.iter().any(|e| matches!(e, Entry::Item { id, .. } if id == "connect:x86")));
+        assert!(
+            x86.iter()
+                .any(|e| matches!(e, Entry::Item { id, .. } if id == "connect:x86"))
+        );
         let use_group = m.iter().find_map(|e| match e {
             Entry::Sub { label, items } if label == "Use" => Some(items.clone()),
             _ => None,
         });
         let use_group = use_group.unwrap();
-        assert_eq!(use_group.iter().filter(|e| matches!(e, Entry::Check { checked: true, .. })).count(), 1);
+        assert_eq!(
+            use_group
+                .iter()
+                .filter(|e| matches!(e, Entry::Check { checked: true, .. }))
+                .count(),
+            1
+        );
         let ids: Vec<String> = m
             .iter()
             .filter_map(|e| match e {

@@ -59,9 +59,16 @@ fn relay_events(app: AppHandle, socket: std::path::PathBuf) {
 pub fn run(attached: bool, paths: Paths) -> ExitCode {
     let socket = paths.control_socket();
     let app = tauri::Builder::default()
-        .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, Some(vec![HIDDEN_FLAG])))
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec![HIDDEN_FLAG]),
+        ))
         .plugin(tauri_plugin_opener::init())
-        .manage(ipc::Ipc { socket: socket.clone(), attached, follows: Default::default() })
+        .manage(ipc::Ipc {
+            socket: socket.clone(),
+            attached,
+            follows: Default::default(),
+        })
         .invoke_handler(tauri::generate_handler![
             ipc::status,
             ipc::connect,

@@ -34,11 +34,14 @@ impl Engine {
         }
         paths::ensure_private_dir(&paths.log_dir)?;
         let log_path = paths.daemon_log();
-        let log = paths::open_log(&log_path)
-            .with_context(|| format!("cannot open the engine log {}", log_path.display()))?;
+        let log =
+            paths::open_log(&log_path).with_context(|| format!("cannot open the engine log {}", log_path.display()))?;
         let exe = std::env::current_exe().context("cannot find the tether executable")?;
         let mut cmd = std::process::Command::new(exe);
-        cmd.arg("daemon").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        cmd.arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         // The engine gets passphrases per request; it must not inherit one in its environment.
         cmd.env_remove("TETHER_KEY_PASSPHRASE");
         // Its own process group, so a Ctrl-C in this terminal does not stop the engine.
@@ -47,11 +50,18 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(e) = Self::running(paths).await? {
-                eprintln!("started the Tether engine in the background (pid {}; log: {})", child.id(), log_path.display());
+                eprintln!(
+                    "started the Tether engine in the background (pid {}; log: {})",
+                    child.id(),
+                    log_path.display()
+                );
                 return Ok(e);
             }
             if Instant::now() > deadline {
-                anyhow::bail!("the Tether engine did not start within 10 s; see its log at {}", log_path.display());
+                anyhow::bail!(
+                    "the Tether engine did not start within 10 s; see its log at {}",
+                    log_path.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -101,14 +111,21 @@ pub async fn daemon(paths: Paths) -> Result<()> {
 
 /// "the Tether engine runs in the Tether app (pid 4121) since 09:14:03 (2 h 5 min)".
 fn describe_owner(owner: &Owner) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let up = Duration::from_millis(now.saturating_sub(owner.since_ms)).as_secs();
     let uptime = match up {
         s if s < 60 => format!("{s} s"),
         s if s < 3600 => format!("{} min", s / 60),
         s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     };
-    format!("the Tether engine runs in {} (pid {}), up {uptime}", owner.kind.describe(), owner.pid)
+    format!(
+        "the Tether engine runs in {} (pid {}), up {uptime}",
+        owner.kind.describe(),
+        owner.pid
+    )
 }
 
 /// `tether engine status`.
@@ -135,7 +152,10 @@ pub async fn engine_status(paths: &Paths, json: bool) -> Result<()> {
             if answers {
                 println!("control socket: {}", paths.control_socket().display());
             } else {
-                println!("its control socket {} does not answer yet", paths.control_socket().display());
+                println!(
+                    "its control socket {} does not answer yet",
+                    paths.control_socket().display()
+                );
             }
         }
     }
@@ -164,14 +184,21 @@ pub async fn engine_stop(paths: &Paths) -> Result<()> {
     loop {
         let holder = instance::running(paths)?;
         if holder.as_ref().is_none_or(|o| o.pid != owner.pid) && !process_alive(owner.pid) {
-            println!("stopped the Tether engine ({}, pid {}); every VM is disconnected", owner.kind.describe(), owner.pid);
+            println!(
+                "stopped the Tether engine ({}, pid {}); every VM is disconnected",
+                owner.kind.describe(),
+                owner.pid
+            );
             if let Some(next) = holder {
                 println!("{} took over", describe_owner(&next));
             }
             return Ok(());
         }
         if Instant::now() > deadline {
-            anyhow::bail!("the engine (pid {}) accepted the stop but is still running after 15 s; see its log", owner.pid);
+            anyhow::bail!(
+                "the engine (pid {}) accepted the stop but is still running after 15 s; see its log",
+                owner.pid
+            );
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -191,6 +218,8 @@ fn process_alive(pid: u32) -> bool {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
-

@@ -52,20 +52,30 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
     match cmd {
         KeyCmd::Gen { name } => {
             let v = e.call(&Request::KeyGen { name: name.clone() }).await?;
-            eprintln!("generated key '{name}' in the OS keychain ({})", v["fingerprint"].as_str().unwrap_or_default());
+            eprintln!(
+                "generated key '{name}' in the OS keychain ({})",
+                v["fingerprint"].as_str().unwrap_or_default()
+            );
             print_key(&v);
         }
         KeyCmd::Import { name, path } => {
             let path = std::path::absolute(&path).unwrap_or(path);
             let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok();
             let v = loop {
-                let req = Request::KeyImport { name: name.clone(), path: path.clone(), passphrase: passphrase.clone() };
+                let req = Request::KeyImport {
+                    name: name.clone(),
+                    path: path.clone(),
+                    passphrase: passphrase.clone(),
+                };
                 match e.call(&req).await {
                     Ok(v) => break v,
                     Err(ClientError::Remote(err))
-                        if err.code == "passphrase_required" && passphrase.is_none() && std::io::stdin().is_terminal() =>
+                        if err.code == "passphrase_required"
+                            && passphrase.is_none()
+                            && std::io::stdin().is_terminal() =>
                     {
-                        passphrase = Some(rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?);
+                        passphrase =
+                            Some(rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?);
                     }
                     Err(other) => return Err(other.into()),
                 }
@@ -101,7 +111,11 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
                         k["name"].as_str().unwrap_or_default(),
                         k["fingerprint"].as_str().unwrap_or_default(),
                         k["origin"].as_str().unwrap_or_default(),
-                        if users.is_empty() { "-".to_string() } else { users.join(", ") }
+                        if users.is_empty() {
+                            "-".to_string()
+                        } else {
+                            users.join(", ")
+                        }
                     );
                 }
             }
@@ -119,7 +133,13 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
                 }
                 Err(_) => anyhow::bail!("no terminal to ask the VM's password on; set TETHER_VM_PASSWORD"),
             };
-            let v = e.call(&Request::KeyInstall { vm: vm.clone(), key: key.clone(), password }).await?;
+            let v = e
+                .call(&Request::KeyInstall {
+                    vm: vm.clone(),
+                    key: key.clone(),
+                    password,
+                })
+                .await?;
             println!(
                 "installed key '{key}' ({}) on '{vm}' and checked that it logs in; '{vm}' now uses it",
                 v["fingerprint"].as_str().unwrap_or_default()

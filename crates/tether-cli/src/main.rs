@@ -19,7 +19,12 @@ use tether_core::paths::Paths;
 use crate::client::Engine;
 
 #[derive(Parser)]
-#[command(name = "tether", version, about = "Docker on your remote VMs, as if it were local", propagate_version = true)]
+#[command(
+    name = "tether",
+    version,
+    about = "Docker on your remote VMs, as if it were local",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -203,7 +208,11 @@ fn on_off(s: &str) -> Result<bool, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -243,34 +252,57 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Vm(VmCmd::HostKey { name, replace: Some(fp), json }) => {
+        Cmd::Vm(VmCmd::HostKey {
+            name,
+            replace: Some(fp),
+            json,
+        }) => {
             let mut e = Engine::ensure(&paths).await?;
-            let v = e.call(&Request::ReplaceHostKey { name: name.clone(), fingerprint: fp.clone() }).await?;
+            let v = e
+                .call(&Request::ReplaceHostKey {
+                    name: name.clone(),
+                    fingerprint: fp.clone(),
+                })
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("'{name}' is now trusted with {fp}; the old key was forgotten. Connect with `tether connect {name}`");
+                println!(
+                    "'{name}' is now trusted with {fp}; the old key was forgotten. Connect with `tether connect {name}`"
+                );
             }
             Ok(())
         }
-        Cmd::Vm(VmCmd::HostKey { name, replace: None, json }) => {
+        Cmd::Vm(VmCmd::HostKey {
+            name,
+            replace: None,
+            json,
+        }) => {
             let mut e = Engine::ensure(&paths).await?;
             let v = e.call(&Request::ScanHostKey { name: name.clone() }).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            let (key_type, fp) = (v["key_type"].as_str().unwrap_or_default(), v["fingerprint"].as_str().unwrap_or_default());
+            let (key_type, fp) = (
+                v["key_type"].as_str().unwrap_or_default(),
+                v["fingerprint"].as_str().unwrap_or_default(),
+            );
             match v["status"].as_str() {
                 Some("known") => println!("'{name}' presents {key_type} {fp}: trusted"),
-                Some("unknown") => println!("'{name}' presents {key_type} {fp}: not trusted yet; `tether connect {name}` asks to confirm it"),
+                Some("unknown") => println!(
+                    "'{name}' presents {key_type} {fp}: not trusted yet; `tether connect {name}` asks to confirm it"
+                ),
                 Some("changed") => anyhow::bail!(
                     "'{name}' presents {key_type} {fp}, but {}. Someone may be intercepting the connection \
                      (man-in-the-middle), or the VM was reinstalled. If its administrator confirms {fp}, run \
                      `tether vm host-key {name} --replace {fp}`",
                     v["detail"].as_str().unwrap_or("another key is recorded")
                 ),
-                _ => anyhow::bail!("'{name}' presents {key_type} {fp}, which is marked @revoked in {}", v["detail"].as_str().unwrap_or("known_hosts")),
+                _ => anyhow::bail!(
+                    "'{name}' presents {key_type} {fp}, which is marked @revoked in {}",
+                    v["detail"].as_str().unwrap_or("known_hosts")
+                ),
             }
             Ok(())
         }
@@ -295,7 +327,10 @@ async fn run(cli: Cli) -> Result<()> {
             let mut e = Engine::ensure(&paths).await?;
             e.call(&Request::Use { name: name.clone() }).await?;
             println!("'{name}' is now the active VM");
-            println!("{}", output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display())));
+            println!(
+                "{}",
+                output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display()))
+            );
             Ok(())
         }
         Cmd::Disconnect { name, all } => {
@@ -320,7 +355,10 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Env { name } => {
             let cfg = Store::new(paths.config_file()).load()?;
             let name = cfg.resolve(name.as_deref())?;
-            println!("{}", output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display())));
+            println!(
+                "{}",
+                output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display()))
+            );
             Ok(())
         }
     }
@@ -348,13 +386,20 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
     profile.remote_socket = a.remote_socket;
     profile.auto_connect = a.auto_connect;
     let mut e = Engine::ensure(paths).await?;
-    e.call(&Request::VmAdd { name: a.name.clone(), profile }).await?;
+    e.call(&Request::VmAdd {
+        name: a.name.clone(),
+        profile,
+    })
+    .await?;
     println!("added VM '{}'", a.name);
     // Verify the host key now, while the user is here to confirm it.
     match e.call(&Request::ScanHostKey { name: a.name.clone() }).await {
         Ok(v) => host_key_after_scan(&mut e, &a.name, &v, a.accept_new).await,
         Err(ClientError::Remote(err)) => {
-            eprintln!("note: could not check the host key now ({}); you will be asked on first connect", err.message);
+            eprintln!(
+                "note: could not check the host key now ({}); you will be asked on first connect",
+                err.message
+            );
             Ok(())
         }
         Err(other) => Err(other.into()),
@@ -370,8 +415,16 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, v: &Value, accept_new: 
             Ok(())
         }
         Some("unknown") => {
-            if accept_new || confirm(&format!("The host key of '{name}' is not known yet.\n  {key_type} key fingerprint is {fp}\nAccept it?"))? {
-                e.call(&Request::TrustHostKey { name: name.into(), fingerprint: fp.clone() }).await?;
+            if accept_new
+                || confirm(&format!(
+                    "The host key of '{name}' is not known yet.\n  {key_type} key fingerprint is {fp}\nAccept it?"
+                ))?
+            {
+                e.call(&Request::TrustHostKey {
+                    name: name.into(),
+                    fingerprint: fp.clone(),
+                })
+                .await?;
                 println!("host key recorded: {key_type} {fp}");
             } else {
                 println!("host key not accepted; you will be asked again on connect");
@@ -402,13 +455,27 @@ async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Resul
     let mut fingerprint = None;
     let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok();
     let report = loop {
-        let req = Request::Connect { name: name.clone(), accept_new, fingerprint: fingerprint.clone(), passphrase: passphrase.clone() };
+        let req = Request::Connect {
+            name: name.clone(),
+            accept_new,
+            fingerprint: fingerprint.clone(),
+            passphrase: passphrase.clone(),
+        };
         match e.call(&req).await {
             Ok(v) => break v,
             Err(ClientError::Remote(err)) if err.code == "host_key_unknown" && fingerprint.is_none() => {
-                let fp = err.message.split_whitespace().find(|w| w.starts_with("SHA256:")).map(str::to_string);
+                let fp = err
+                    .message
+                    .split_whitespace()
+                    .find(|w| w.starts_with("SHA256:"))
+                    .map(str::to_string);
                 match fp {
-                    Some(fp) if confirm(&format!("{}\nAccept this key and connect?", first_lines(&err.message, 2)))? => {
+                    Some(fp)
+                        if confirm(&format!(
+                            "{}\nAccept this key and connect?",
+                            first_lines(&err.message, 2)
+                        ))? =>
+                    {
                         fingerprint = Some(fp);
                     }
                     _ => return Err(ClientError::Remote(err).into()),
@@ -426,7 +493,9 @@ async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Resul
     if report["status"]["engine"]["ok"] == Value::Bool(false) {
         anyhow::bail!(
             "{}\nThe SSH session stays up; the socket will work as soon as the engine answers",
-            report["status"]["engine"]["error"].as_str().unwrap_or("the Docker engine did not answer")
+            report["status"]["engine"]["error"]
+                .as_str()
+                .unwrap_or("the Docker engine did not answer")
         );
     }
     Ok(())
@@ -438,7 +507,13 @@ fn first_lines(s: &str, n: usize) -> String {
 
 async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
     let maps: Vec<PortMap> = t.ports.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
-    if maps.is_empty() && t.rm.is_empty() && !t.list && t.auto.is_none() && t.auto_default.is_none() && t.privileged_ports.is_none() {
+    if maps.is_empty()
+        && t.rm.is_empty()
+        && !t.list
+        && t.auto.is_none()
+        && t.auto_default.is_none()
+        && t.privileged_ports.is_none()
+    {
         anyhow::bail!(
             "nothing to do: give -p LOCAL[:REMOTE] to add a tunnel, --rm PORT to remove one, --list, or --auto on|off"
         );
@@ -446,7 +521,11 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     if let Some(on) = t.auto {
         let name = Store::new(paths.config_file()).load()?.resolve(t.name.as_deref())?;
-        e.call(&Request::SetAutoForward { name: Some(name.clone()), on }).await?;
+        e.call(&Request::SetAutoForward {
+            name: Some(name.clone()),
+            on,
+        })
+        .await?;
         println!(
             "automatic forwarding of published container ports is {} for '{name}'",
             if on { "on" } else { "off" }
@@ -464,13 +543,21 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
         println!("automatic forwarding is {} by default", if on { "on" } else { "off" });
     }
     if !maps.is_empty() {
-        e.call(&Request::TunnelAdd { name: t.name.clone(), maps: maps.clone() }).await?;
+        e.call(&Request::TunnelAdd {
+            name: t.name.clone(),
+            maps: maps.clone(),
+        })
+        .await?;
         for m in &maps {
             println!("tunnel 127.0.0.1:{} → VM port {} added", m.local, m.remote);
         }
     }
     if !t.rm.is_empty() {
-        e.call(&Request::TunnelRemove { name: t.name.clone(), ports: t.rm.clone() }).await?;
+        e.call(&Request::TunnelRemove {
+            name: t.name.clone(),
+            ports: t.rm.clone(),
+        })
+        .await?;
         for p in &t.rm {
             println!("tunnel on local port {p} removed");
         }
@@ -479,7 +566,13 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
         let all = e.call(&Request::Status).await?;
         let cfg = Store::new(paths.config_file()).load()?;
         let name = cfg.resolve(t.name.as_deref())?;
-        let vm = all.as_array().into_iter().flatten().find(|v| v["name"] == name.as_str()).cloned().unwrap_or(Value::Null);
+        let vm = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == name.as_str())
+            .cloned()
+            .unwrap_or(Value::Null);
         output::tunnels(&vm);
     }
     Ok(())
@@ -536,6 +629,8 @@ async fn watch(paths: &Paths, json: bool) -> Result<()> {
             }
         }
         // Still there: this watcher fell behind. Gone: the engine stopped, and so does this.
-        e = Engine::running(paths).await?.ok_or_else(|| anyhow::anyhow!("the Tether engine stopped; start it again with `tether daemon` or the app"))?;
+        e = Engine::running(paths).await?.ok_or_else(|| {
+            anyhow::anyhow!("the Tether engine stopped; start it again with `tether daemon` or the app")
+        })?;
     }
 }

@@ -12,7 +12,10 @@ fn s(v: &Value) -> &str {
 /// "3m ago" style age of a unix-millisecond timestamp.
 fn ago(ms: &Value) -> String {
     let Some(ms) = ms.as_u64() else { return "-".into() };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(ms);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(ms);
     let secs = now.saturating_sub(ms) / 1000;
     match secs {
         0..=59 => format!("{secs}s ago"),
@@ -36,12 +39,19 @@ fn engine_line(e: &Value) -> String {
 /// `export DOCKER_HOST=…`, quoted for a POSIX shell where the path needs it (a space in
 /// "Application Support", a quote in a user name), so `eval "$(tether env)"` always works.
 pub fn export_docker_host(host: &str) -> String {
-    let quoted = shlex::try_quote(host).map(|q| q.into_owned()).unwrap_or_else(|_| host.replace('\0', ""));
+    let quoted = shlex::try_quote(host)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| host.replace('\0', ""));
     format!("export DOCKER_HOST={quoted}")
 }
 
 pub fn connected(st: &Value) {
-    println!("connected to '{}' ({}) — {}", s(&st["name"]), s(&st["host"]), engine_line(&st["engine"]));
+    println!(
+        "connected to '{}' ({}) — {}",
+        s(&st["name"]),
+        s(&st["host"]),
+        engine_line(&st["engine"])
+    );
     println!("socket: {}", s(&st["socket"]));
     println!("{}", export_docker_host(s(&st["docker_host"])));
     for f in st["forwards"].as_array().into_iter().flatten() {
@@ -51,13 +61,22 @@ pub fn connected(st: &Value) {
 
 fn forward_line(f: &Value, indent: &str) {
     let err = f["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
-    let active = f["active"].as_u64().filter(|n| *n > 0).map(|n| format!(" ({n} open)")).unwrap_or_default();
+    let active = f["active"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .map(|n| format!(" ({n} open)"))
+        .unwrap_or_default();
     let auto = match (f["auto"] == true, f["container"].as_str()) {
         (true, Some(c)) if f["local"] != f["remote"] => format!("  auto for {c} (port {} was taken)", f["remote"]),
         (true, Some(c)) => format!("  auto for {c}"),
         _ => String::new(),
     };
-    println!("{indent}tunnel 127.0.0.1:{} → VM port {}  {}{active}{auto}{err}", f["local"], f["remote"], s(&f["state"]));
+    println!(
+        "{indent}tunnel 127.0.0.1:{} → VM port {}  {}{active}{auto}{err}",
+        f["local"],
+        f["remote"],
+        s(&f["state"])
+    );
 }
 
 pub fn tunnels(vm: &Value) {
@@ -90,14 +109,20 @@ pub fn status(all: &Value) {
         println!("no VMs yet; add one with `tether vm add NAME --host HOST`");
         return;
     }
-    println!("  {:<14} {:<14} {:<9} {:<9} {:<8} ENGINE", "NAME", "STATE", "SINCE", "RTT", "ARCH");
+    println!(
+        "  {:<14} {:<14} {:<9} {:<9} {:<8} ENGINE",
+        "NAME", "STATE", "SINCE", "RTT", "ARCH"
+    );
     for vm in &list {
         let mark = if vm["active"] == Value::Bool(true) { "*" } else { " " };
         let state = match vm["attempt"].as_u64() {
             Some(n) => format!("{} #{n}", s(&vm["state"])),
             None => s(&vm["state"]).to_string(),
         };
-        let rtt = vm["rtt_ms"].as_f64().map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "-".into());
+        let rtt = vm["rtt_ms"]
+            .as_f64()
+            .map(|r| format!("{r:.1} ms"))
+            .unwrap_or_else(|| "-".into());
         let arch = vm["arch"].as_str().unwrap_or("-");
         println!(
             "{mark} {:<14} {:<14} {:<9} {:<9} {:<8} {}",
@@ -112,7 +137,12 @@ pub fn status(all: &Value) {
             forward_line(f, "    ");
         }
         for u in vm["unforwarded"].as_array().into_iter().flatten() {
-            println!("    {} port {} of {}: not forwarded (Tether forwards TCP only)", s(&u["proto"]).to_uppercase(), u["port"], s(&u["container"]));
+            println!(
+                "    {} port {} of {}: not forwarded (Tether forwards TCP only)",
+                s(&u["proto"]).to_uppercase(),
+                u["port"],
+                s(&u["container"])
+            );
         }
         if let Some(w) = vm["arch_warning"].as_str() {
             println!("    warning: {w}");
@@ -125,19 +155,30 @@ pub fn status(all: &Value) {
 
 /// One engine event as a line of text, timestamped.
 pub fn event(ev: &Value) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let hms = format!("{:02}:{:02}:{:02}", (now / 3600) % 24, (now / 60) % 60, now % 60);
     let vm = s(&ev["vm"]);
     let text = match s(&ev["event"]) {
         "state" => {
-            let attempt = ev["attempt"].as_u64().map(|a| format!(" (attempt {a})")).unwrap_or_default();
+            let attempt = ev["attempt"]
+                .as_u64()
+                .map(|a| format!(" (attempt {a})"))
+                .unwrap_or_default();
             let err = ev["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
             format!("{vm}: {}{attempt}{err}", s(&ev["state"]))
         }
         "forward" => {
             let f = &ev["forward"];
             let err = f["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
-            format!("{vm}: tunnel 127.0.0.1:{} → {} {}{err}", f["local"], f["remote"], s(&f["state"]))
+            format!(
+                "{vm}: tunnel 127.0.0.1:{} → {} {}{err}",
+                f["local"],
+                f["remote"],
+                s(&f["state"])
+            )
         }
         "engine" => format!("{vm}: {}", engine_line(&ev["engine"])),
         "rtt" => format!("{vm}: round trip {} ms", ev["rtt_ms"]),
@@ -147,7 +188,10 @@ pub fn event(ev: &Value) {
         "containers" => format!("{vm}: containers changed"),
         "health" => {
             let h = &ev["health"];
-            format!("{vm}: health: rtt {} ms, engine {} ms, load {}", h["rtt_ms"], h["engine"]["ping_ms"], h["vm"]["load"][0])
+            format!(
+                "{vm}: health: rtt {} ms, engine {} ms, load {}",
+                h["rtt_ms"], h["engine"]["ping_ms"], h["vm"]["load"][0]
+            )
         }
         other => format!("{other}: {ev}"),
     };
@@ -158,7 +202,12 @@ pub fn event(ev: &Value) {
 pub fn checks(checks: &[Value]) {
     for c in checks {
         let ok = c["ok"] == true;
-        println!("{} {:<36} {}", if ok { "✓" } else { "✗" }, c["title"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""));
+        println!(
+            "{} {:<36} {}",
+            if ok { "✓" } else { "✗" },
+            c["title"].as_str().unwrap_or(""),
+            c["detail"].as_str().unwrap_or("")
+        );
         if let Some(fix) = c["fix"].as_str().filter(|_| !ok) {
             println!("  fix: {fix}");
         }
@@ -167,7 +216,11 @@ pub fn checks(checks: &[Value]) {
 
 fn bytes(v: &Value) -> String {
     let b = v.as_f64().unwrap_or(0.0);
-    if b >= 1e9 { format!("{:.1} GB", b / 1e9) } else { format!("{:.0} MB", b / 1e6) }
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else {
+        format!("{:.0} MB", b / 1e6)
+    }
 }
 
 /// `tether health`.
@@ -177,18 +230,48 @@ pub fn health(report: &Value) {
         println!("no health reading yet; the VM must be connected (readings come every 30 s, every 2 s while watched)");
         return;
     }
-    let rtt = h["rtt_ms"].as_f64().map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "-".into());
+    let rtt = h["rtt_ms"]
+        .as_f64()
+        .map(|r| format!("{r:.1} ms"))
+        .unwrap_or_else(|| "-".into());
     println!("ssh        round trip {rtt}");
     let e = &h["engine"];
     if !e.is_null() {
-        println!("engine     Docker {} (API {}), {} {} on {}, ping {} ms", s(&e["version"]), s(&e["api_version"]), s(&e["os"]), s(&e["kernel"]), s(&e["arch"]), e["ping_ms"]);
-        println!("           containers {} running / {} total, {} images, data in {}", e["containers_running"], e["containers_total"], e["images"], s(&e["docker_root"]));
+        println!(
+            "engine     Docker {} (API {}), {} {} on {}, ping {} ms",
+            s(&e["version"]),
+            s(&e["api_version"]),
+            s(&e["os"]),
+            s(&e["kernel"]),
+            s(&e["arch"]),
+            e["ping_ms"]
+        );
+        println!(
+            "           containers {} running / {} total, {} images, data in {}",
+            e["containers_running"],
+            e["containers_total"],
+            e["images"],
+            s(&e["docker_root"])
+        );
     }
     let v = &h["vm"];
     if !v.is_null() {
-        println!("vm         load {} {} {} on {} CPUs", v["load"][0], v["load"][1], v["load"][2], v["cpus"]);
-        println!("           memory {} used of {}", bytes(&v["mem_used"]), bytes(&v["mem_total"]));
-        println!("           disk / {} used of {}; Docker's {} used of {}", bytes(&v["disk_root"]["used"]), bytes(&v["disk_root"]["total"]), bytes(&v["disk_docker"]["used"]), bytes(&v["disk_docker"]["total"]));
+        println!(
+            "vm         load {} {} {} on {} CPUs",
+            v["load"][0], v["load"][1], v["load"][2], v["cpus"]
+        );
+        println!(
+            "           memory {} used of {}",
+            bytes(&v["mem_used"]),
+            bytes(&v["mem_total"])
+        );
+        println!(
+            "           disk / {} used of {}; Docker's {} used of {}",
+            bytes(&v["disk_root"]["used"]),
+            bytes(&v["disk_root"]["total"]),
+            bytes(&v["disk_docker"]["used"]),
+            bytes(&v["disk_docker"]["total"])
+        );
     }
     if let Some(w) = h["arch_warning"].as_str() {
         println!("warning    {w}");
@@ -211,12 +294,23 @@ pub fn containers(list: &Value) {
             .flatten()
             .filter(|p| !p["public"].is_null())
             .map(|p| match p["local"].as_u64() {
-                Some(l) => format!("{}/{} → 127.0.0.1:{l}{}", p["public"], s(&p["proto"]), if p["auto"] == true { " (auto)" } else { "" }),
+                Some(l) => format!(
+                    "{}/{} → 127.0.0.1:{l}{}",
+                    p["public"],
+                    s(&p["proto"]),
+                    if p["auto"] == true { " (auto)" } else { "" }
+                ),
                 None if s(&p["proto"]) == "udp" => format!("{}/udp (not forwarded)", p["public"]),
                 None => format!("{}/{}", p["public"], s(&p["proto"])),
             })
             .collect();
         let health = c["health"].as_str().map(|h| format!(" ({h})")).unwrap_or_default();
-        println!("{:<24} {:<10} {:<28} {}", s(&c["name"]), format!("{}{health}", s(&c["state"])), s(&c["image"]), ports.join(", "));
+        println!(
+            "{:<24} {:<10} {:<28} {}",
+            s(&c["name"]),
+            format!("{}{health}", s(&c["state"])),
+            s(&c["image"]),
+            ports.join(", ")
+        );
     }
 }

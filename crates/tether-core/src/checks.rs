@@ -27,7 +27,13 @@ pub struct Check {
 }
 
 fn check(id: &str, title: &str, ok: bool, detail: String, fix: Option<String>) -> Check {
-    Check { id: id.into(), title: title.into(), ok, detail, fix: if ok { None } else { fix } }
+    Check {
+        id: id.into(),
+        title: title.into(),
+        ok,
+        detail,
+        fix: if ok { None } else { fix },
+    }
 }
 
 const TITLES: [(&str, &str); 5] = [
@@ -60,7 +66,10 @@ async fn over(handle: &russh::client::Handle<ClientHandler>, profile: &Profile, 
     let (flags, groups) = match &facts {
         Ok(o) => {
             let mut lines = o.stdout.lines();
-            (lines.next().unwrap_or("").to_string(), lines.next().unwrap_or("").to_string())
+            (
+                lines.next().unwrap_or("").to_string(),
+                lines.next().unwrap_or("").to_string(),
+            )
         }
         Err(_) => (String::new(), String::new()),
     };
@@ -92,9 +101,14 @@ async fn over(handle: &russh::client::Handle<ClientHandler>, profile: &Profile, 
         if access {
             format!("{user} can read and write {sock}")
         } else {
-            format!("{user} cannot open {sock} (groups: {})", if groups.is_empty() { "none" } else { &groups })
+            format!(
+                "{user} cannot open {sock} (groups: {})",
+                if groups.is_empty() { "none" } else { &groups }
+            )
         },
-        Some(format!("add {user} to the docker group on the VM (`sudo usermod -aG docker {user}`), then check again")),
+        Some(format!(
+            "add {user} to the docker group on the VM (`sudo usermod -aG docker {user}`), then check again"
+        )),
     ));
     let forwarding = match handle.channel_open_direct_streamlocal(sock.as_str()).await {
         Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::AdministrativelyProhibited)) => false,
@@ -131,7 +145,14 @@ async fn over(handle: &russh::client::Handle<ClientHandler>, profile: &Profile, 
                 info.version.unwrap_or_default(),
                 info.os.unwrap_or_default(),
                 info.arch.unwrap_or_default(),
-                if want.is_none() { format!(" (no architecture set on the VM; {} fits)", got.map(|a| a.to_string()).unwrap_or_default()) } else { String::new() }
+                if want.is_none() {
+                    format!(
+                        " (no architecture set on the VM; {} fits)",
+                        got.map(|a| a.to_string()).unwrap_or_default()
+                    )
+                } else {
+                    String::new()
+                }
             ),
             String::new(),
         ),
@@ -147,18 +168,35 @@ impl Engine {
         let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
         let login = async {
             let creds = crate::keys::credentials_for(&profile, &target, &self.inner.keys).await?;
-            ssh::connect(&target, self.host_key_policy(), std::sync::Arc::from(creds), None, ssh::Timeouts::default()).await
+            ssh::connect(
+                &target,
+                self.host_key_policy(),
+                std::sync::Arc::from(creds),
+                None,
+                ssh::Timeouts::default(),
+            )
+            .await
         };
         let conn = match login.await {
             Ok(c) => c,
             Err(e) => {
                 let mut out = vec![check("ssh", TITLES[0].1, false, e.to_string(), Some(e.to_string()))];
                 out[0].fix = Some("fix the login first: the message above says how".into());
-                out.extend(TITLES[1..].iter().map(|(id, title)| check(id, title, false, "not checked: needs SSH".into(), None)));
+                out.extend(
+                    TITLES[1..]
+                        .iter()
+                        .map(|(id, title)| check(id, title, false, "not checked: needs SSH".into(), None)),
+                );
                 return Ok(out);
             }
         };
-        let mut out = vec![check("ssh", TITLES[0].1, true, format!("logged in as {}", target.display()), None)];
+        let mut out = vec![check(
+            "ssh",
+            TITLES[0].1,
+            true,
+            format!("logged in as {}", target.display()),
+            None,
+        )];
         out.extend(over(&conn.handle, &profile, &target).await);
         let _ = conn.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
         Ok(out)

@@ -22,9 +22,18 @@ pub const DEFAULT_REMOTE_SOCKET: &str = "/var/run/docker.sock";
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}:{line}:{column}: {message}\nThe file was left untouched; fix it by hand or move it aside to start afresh.")]
-    Parse { path: PathBuf, line: usize, column: usize, message: String },
-    #[error("{path} has config version {found}, but this Tether understands only version {CONFIG_VERSION}; upgrade Tether. The file was left untouched.")]
+    #[error(
+        "{path}:{line}:{column}: {message}\nThe file was left untouched; fix it by hand or move it aside to start afresh."
+    )]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{path} has config version {found}, but this Tether understands only version {CONFIG_VERSION}; upgrade Tether. The file was left untouched."
+    )]
     Version { path: PathBuf, found: u32 },
     #[error("cannot write {path}: {source}; the previous file is unchanged")]
     Write { path: PathBuf, source: std::io::Error },
@@ -101,7 +110,10 @@ impl FromStr for PortMap {
                 let p = port(s)?;
                 Ok(PortMap { local: p, remote: p })
             }
-            Some((l, r)) => Ok(PortMap { local: port(l)?, remote: port(r)? }),
+            Some((l, r)) => Ok(PortMap {
+                local: port(l)?,
+                remote: port(r)?,
+            }),
         }
     }
 }
@@ -193,7 +205,11 @@ fn yes() -> bool {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { notifications: true, auto_forward: false, privileged_ports: false }
+        Self {
+            notifications: true,
+            auto_forward: false,
+            privileged_ports: false,
+        }
     }
 }
 
@@ -272,7 +288,9 @@ impl Config {
         if let Some(active) = &self.active
             && !self.vms.contains_key(active)
         {
-            return Err(ConfigError::Invalid(format!("active VM '{active}' is not defined under [vms]")));
+            return Err(ConfigError::Invalid(format!(
+                "active VM '{active}' is not defined under [vms]"
+            )));
         }
         let mut owners: BTreeMap<u16, &str> = BTreeMap::new();
         for (name, vm) in &self.vms {
@@ -312,15 +330,23 @@ impl Config {
 
     /// VMs that log in with keychain key `key`.
     pub fn vms_using_key(&self, key: &str) -> Vec<String> {
-        self.vms.iter().filter(|(_, p)| p.key.as_deref() == Some(key)).map(|(n, _)| n.clone()).collect()
+        self.vms
+            .iter()
+            .filter(|(_, p)| p.key.as_deref() == Some(key))
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     pub fn vm(&self, name: &str) -> Result<&Profile, ConfigError> {
-        self.vms.get(name).ok_or_else(|| ConfigError::NoSuchVm(name.to_string()))
+        self.vms
+            .get(name)
+            .ok_or_else(|| ConfigError::NoSuchVm(name.to_string()))
     }
 
     pub fn vm_mut(&mut self, name: &str) -> Result<&mut Profile, ConfigError> {
-        self.vms.get_mut(name).ok_or_else(|| ConfigError::NoSuchVm(name.to_string()))
+        self.vms
+            .get_mut(name)
+            .ok_or_else(|| ConfigError::NoSuchVm(name.to_string()))
     }
 
     /// The VM a command means: the one named, else the active one.
@@ -342,12 +368,22 @@ impl Config {
         }
         let parse_err = |e: toml::de::Error| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            ConfigError::Parse { path: path.to_path_buf(), line, column, message: e.message().to_string() }
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
         };
         let v: VersionOnly = toml::from_str(text).map_err(parse_err)?;
         match v.version {
             Some(CONFIG_VERSION) => {}
-            Some(found) => return Err(ConfigError::Version { path: path.to_path_buf(), found }),
+            Some(found) => {
+                return Err(ConfigError::Version {
+                    path: path.to_path_buf(),
+                    found,
+                });
+            }
             None => {
                 return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
@@ -358,7 +394,8 @@ impl Config {
             }
         }
         let cfg: Config = toml::from_str(text).map_err(parse_err)?;
-        cfg.validate().map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+        cfg.validate()
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(cfg)
     }
 }
@@ -387,7 +424,10 @@ fn digest(text: &str) -> Digest {
 
 impl Store {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, seen: Arc::default() }
+        Self {
+            path,
+            seen: Arc::default(),
+        }
     }
 
     fn remember(&self, text: &str) {
@@ -401,7 +441,10 @@ impl Store {
             Ok(text) => Ok(text),
             // A missing file is an empty config.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(source) => Err(ConfigError::Read { path: self.path.clone(), source }),
+            Err(source) => Err(ConfigError::Read {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
@@ -413,7 +456,11 @@ impl Store {
         if self.seen.lock().map(|s| *s == Some(now)).unwrap_or(false) {
             return Ok(None);
         }
-        let cfg = if text.is_empty() { Config::default() } else { Config::parse(&text, &self.path)? };
+        let cfg = if text.is_empty() {
+            Config::default()
+        } else {
+            Config::parse(&text, &self.path)?
+        };
         self.remember(&text);
         Ok(Some(cfg))
     }
@@ -425,7 +472,11 @@ impl Store {
     /// Loads the file; a missing file is an empty config.
     pub fn load(&self) -> Result<Config, ConfigError> {
         let text = self.read_text()?;
-        let cfg = if text.is_empty() { Config::default() } else { Config::parse(&text, &self.path)? };
+        let cfg = if text.is_empty() {
+            Config::default()
+        } else {
+            Config::parse(&text, &self.path)?
+        };
         self.remember(&text);
         Ok(cfg)
     }
@@ -433,11 +484,13 @@ impl Store {
     /// Validates and writes atomically: temp file in the same directory, fsync, rename, fsync dir.
     pub fn save(&self, cfg: &Config) -> Result<(), ConfigError> {
         cfg.validate()?;
-        let body = toml::to_string_pretty(cfg)
-            .map_err(|e| ConfigError::Invalid(format!("cannot serialise config: {e}")))?;
+        let body =
+            toml::to_string_pretty(cfg).map_err(|e| ConfigError::Invalid(format!("cannot serialise config: {e}")))?;
         let text = format!("# Tether configuration. Edit with care: `tether vm` and the app rewrite it.\n{body}");
-        crate::paths::write_atomic(&self.path, text.as_bytes())
-            .map_err(|source| ConfigError::Write { path: self.path.clone(), source })?;
+        crate::paths::write_atomic(&self.path, text.as_bytes()).map_err(|source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
         self.remember(&text);
         Ok(())
     }

@@ -72,24 +72,29 @@ fn async_stream_lines(
     opts: bollard::query_parameters::LogsOptions,
 ) -> impl futures_util::Stream<Item = String> + Send + 'static {
     let chunks = docker.logs(&id, Some(opts));
-    futures_util::stream::unfold((chunks, String::new(), Vec::<String>::new()), |(mut chunks, mut partial, mut ready)| async move {
-        loop {
-            if !ready.is_empty() {
-                let line = ready.remove(0);
-                return Some((line, (chunks, partial, ready)));
+    futures_util::stream::unfold(
+        (chunks, String::new(), Vec::<String>::new()),
+        |(mut chunks, mut partial, mut ready)| async move {
+            loop {
+                if !ready.is_empty() {
+                    let line = ready.remove(0);
+                    return Some((line, (chunks, partial, ready)));
+                }
+                let bytes = match chunks.next().await? {
+                    Ok(
+                        LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message },
+                    ) => message,
+                    Ok(LogOutput::StdIn { .. }) => continue,
+                    Err(_) => return None,
+                };
+                partial.push_str(&String::from_utf8_lossy(&bytes));
+                while let Some(pos) = partial.find('\n') {
+                    ready.push(partial[..pos].to_string());
+                    partial.drain(..=pos);
+                }
             }
-            let bytes = match chunks.next().await? {
-                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => message,
-                Ok(LogOutput::StdIn { .. }) => continue,
-                Err(_) => return None,
-            };
-            partial.push_str(&String::from_utf8_lossy(&bytes));
-            while let Some(pos) = partial.find('\n') {
-                ready.push(partial[..pos].to_string());
-                partial.drain(..=pos);
-            }
-        }
-    })
+        },
+    )
 }
 
 /// The health verdict in a status line ("Up 3 minutes (healthy)"), for engines older than
@@ -116,10 +121,13 @@ impl Engine {
     async fn docker(&self, vm: &str) -> Result<Docker, EngineError> {
         let (_, session) = self.session(Some(vm)).await?;
         if session.status().state != State::Connected {
-            return Err(EngineError::Engine(format!("'{vm}' is not connected; connect it first (`tether connect {vm}`)")));
+            return Err(EngineError::Engine(format!(
+                "'{vm}' is not connected; connect it first (`tether connect {vm}`)"
+            )));
         }
         let path = self.paths().docker_socket(vm);
-        let d = Docker::connect_with_unix(&path.to_string_lossy(), 30, bollard::API_DEFAULT_VERSION).map_err(|e| engine_err(vm, e))?;
+        let d = Docker::connect_with_unix(&path.to_string_lossy(), 30, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| engine_err(vm, e))?;
         d.negotiate_version().await.map_err(|e| engine_err(vm, e))
     }
 
@@ -149,10 +157,16 @@ impl Engine {
                 let mut ports: Vec<PortView> = Vec::new();
                 for p in c.ports.iter().flatten() {
                     let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
-                    if ports.iter().any(|q| q.private == p.private_port && q.public == p.public_port && q.proto == proto) {
+                    if ports
+                        .iter()
+                        .any(|q| q.private == p.private_port && q.public == p.public_port && q.proto == proto)
+                    {
                         continue; // the same port published on IPv4 and IPv6
                     }
-                    let fwd = p.public_port.filter(|_| proto == "tcp").and_then(|pp| forwards.iter().find(|f| f.remote == pp));
+                    let fwd = p
+                        .public_port
+                        .filter(|_| proto == "tcp")
+                        .and_then(|pp| forwards.iter().find(|f| f.remote == pp));
                     ports.push(PortView {
                         private: p.private_port,
                         public: p.public_port,
@@ -162,7 +176,12 @@ impl Engine {
                     });
                 }
                 ContainerView {
-                    name: c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                    name: c
+                        .names
+                        .as_ref()
+                        .and_then(|n| n.first())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
                     health: c
                         .health
@@ -206,7 +225,12 @@ impl Engine {
     ) -> Result<impl futures_util::Stream<Item = String> + Send + use<>, EngineError> {
         let docker = self.docker(vm).await?;
         let tail = tail.clamp(1, MAX_LOG_LINES);
-        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(true).tail(&tail.to_string()).build();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail.to_string())
+            .build();
         let id = id.to_string();
         let stream = async_stream_lines(docker, id, opts);
         Ok(stream)
@@ -216,13 +240,19 @@ impl Engine {
     pub async fn container_logs(&self, vm: &str, id: &str, tail: usize) -> Result<Vec<String>, EngineError> {
         let docker = self.docker(vm).await?;
         let tail = tail.clamp(1, MAX_LOG_LINES);
-        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail.to_string()).build();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
         let mut stream = docker.logs(id, Some(opts));
         let mut lines = Vec::new();
         while let Some(item) = stream.next().await {
             let chunk = item.map_err(|e| engine_err(vm, e))?;
             let bytes = match chunk {
-                LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => message,
+                LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => {
+                    message
+                }
                 LogOutput::StdIn { .. } => continue,
             };
             lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));

@@ -24,9 +24,17 @@ pub struct Wanted {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("cannot write docker context '{name}' in {dir}: {source}; `docker --context` will not know it (DOCKER_HOST still works)")]
-    Write { name: String, dir: PathBuf, source: std::io::Error },
-    #[error("a docker context named '{0}' already exists and was not made by Tether; it was left alone. Rename it to let Tether create its own")]
+    #[error(
+        "cannot write docker context '{name}' in {dir}: {source}; `docker --context` will not know it (DOCKER_HOST still works)"
+    )]
+    Write {
+        name: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "a docker context named '{0}' already exists and was not made by Tether; it was left alone. Rename it to let Tether create its own"
+    )]
     Foreign(String),
     #[error("{path} is not valid JSON ({message}); fix it by hand, then try again. It was left untouched")]
     CorruptConfig { path: PathBuf, message: String },
@@ -51,7 +59,10 @@ impl ContextStore {
 
     /// The store of the docker config directory `config`.
     pub fn at(config: &Path) -> Self {
-        Self { config: config.to_path_buf(), meta: config.join("contexts").join("meta") }
+        Self {
+            config: config.to_path_buf(),
+            meta: config.join("contexts").join("meta"),
+        }
     }
 
     /// The docker CLI files a context's metadata under the SHA-256 of its name.
@@ -109,20 +120,35 @@ impl ContextStore {
     pub fn set_current(&self, name: &str) -> Result<(), ContextError> {
         let path = self.config.join("config.json");
         let mut doc: Value = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ContextError::CorruptConfig { path: path.clone(), message: e.to_string() })?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ContextError::CorruptConfig {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
-            Err(source) => return Err(ContextError::Write { name: name.into(), dir: self.config.clone(), source }),
+            Err(source) => {
+                return Err(ContextError::Write {
+                    name: name.into(),
+                    dir: self.config.clone(),
+                    source,
+                });
+            }
         };
         let Some(obj) = doc.as_object_mut() else {
-            return Err(ContextError::CorruptConfig { path, message: "not a JSON object".into() });
+            return Err(ContextError::CorruptConfig {
+                path,
+                message: "not a JSON object".into(),
+            });
         };
         obj.insert("currentContext".into(), Value::String(name.into()));
         self.write_atomically(&self.config, "config.json", &doc, name)
     }
 
     fn write_atomically(&self, dir: &Path, file: &str, doc: &Value, name: &str) -> Result<(), ContextError> {
-        let err = |source| ContextError::Write { name: name.to_string(), dir: dir.to_path_buf(), source };
+        let err = |source| ContextError::Write {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            source,
+        };
         let bytes = serde_json::to_vec_pretty(doc).map_err(|e| err(std::io::Error::other(e)))?;
         crate::paths::write_atomic(&dir.join(file), &bytes).map_err(err)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, AsyncReadExt as _};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +23,17 @@ use crate::known_hosts::HostKeyStatus;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Ping,
-    VmAdd { name: String, profile: Profile },
-    VmUpdate { name: String, profile: Profile },
-    VmRemove { name: String },
+    VmAdd {
+        name: String,
+        profile: Profile,
+    },
+    VmUpdate {
+        name: String,
+        profile: Profile,
+    },
+    VmRemove {
+        name: String,
+    },
     VmList,
     Connect {
         name: Option<String>,
@@ -36,45 +44,107 @@ pub enum Request {
         #[serde(default)]
         passphrase: Option<String>,
     },
-    Disconnect { name: Option<String>, #[serde(default)] all: bool },
-    Use { name: String },
-    TunnelAdd { name: Option<String>, maps: Vec<PortMap> },
-    TunnelRemove { name: Option<String>, ports: Vec<u16> },
+    Disconnect {
+        name: Option<String>,
+        #[serde(default)]
+        all: bool,
+    },
+    Use {
+        name: String,
+    },
+    TunnelAdd {
+        name: Option<String>,
+        maps: Vec<PortMap>,
+    },
+    TunnelRemove {
+        name: Option<String>,
+        ports: Vec<u16>,
+    },
     Status,
-    RecentEvents { name: String },
-    SetAutoConnect { name: String, on: bool },
-    SetNotifications { on: bool },
+    RecentEvents {
+        name: String,
+    },
+    SetAutoConnect {
+        name: String,
+        on: bool,
+    },
+    SetNotifications {
+        on: bool,
+    },
     KeyList,
-    KeyGen { name: String },
+    KeyGen {
+        name: String,
+    },
     KeyImport {
         name: String,
         path: std::path::PathBuf,
         #[serde(default)]
         passphrase: Option<String>,
     },
-    KeyShow { name: String },
-    KeyRemove { name: String },
-    KeyRotate { vm: String },
-    KeyInstall { vm: String, key: String, password: String },
-    CheckVm { name: String },
-    Health { name: Option<String> },
-    Containers { name: Option<String> },
-    ContainerAction { name: Option<String>, id: String, action: crate::containers::Action },
-    ContainerLogs { name: Option<String>, id: String, tail: usize },
+    KeyShow {
+        name: String,
+    },
+    KeyRemove {
+        name: String,
+    },
+    KeyRotate {
+        vm: String,
+    },
+    KeyInstall {
+        vm: String,
+        key: String,
+        password: String,
+    },
+    CheckVm {
+        name: String,
+    },
+    Health {
+        name: Option<String>,
+    },
+    Containers {
+        name: Option<String>,
+    },
+    ContainerAction {
+        name: Option<String>,
+        id: String,
+        action: crate::containers::Action,
+    },
+    ContainerLogs {
+        name: Option<String>,
+        id: String,
+        tail: usize,
+    },
     /// Turns the connection into a stream of log lines (JSON strings) until either side closes.
-    FollowLogs { name: Option<String>, id: String, tail: usize },
+    FollowLogs {
+        name: Option<String>,
+        id: String,
+        tail: usize,
+    },
     /// Per VM when a name is given, else the default for all VMs.
-    SetAutoForward { name: Option<String>, on: bool },
-    SetPrivilegedPorts { on: bool },
+    SetAutoForward {
+        name: Option<String>,
+        on: bool,
+    },
+    SetPrivilegedPorts {
+        on: bool,
+    },
     SshHosts,
     UseDockerContext {
         #[serde(default)]
         vm: Option<String>,
     },
-    ScanHostKey { name: String },
-    TrustHostKey { name: String, fingerprint: String },
+    ScanHostKey {
+        name: String,
+    },
+    TrustHostKey {
+        name: String,
+        fingerprint: String,
+    },
     /// A reinstalled VM: its new key, confirmed by fingerprint, replaces the recorded one.
-    ReplaceHostKey { name: String, fingerprint: String },
+    ReplaceHostKey {
+        name: String,
+        fingerprint: String,
+    },
     Subscribe,
     Shutdown,
 }
@@ -89,7 +159,10 @@ pub struct ErrorBody {
 
 impl From<&EngineError> for ErrorBody {
     fn from(e: &EngineError) -> Self {
-        ErrorBody { code: e.code().to_string(), message: e.to_string() }
+        ErrorBody {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -106,8 +179,16 @@ pub struct Response {
 impl Response {
     fn from_result(r: Result<Value, EngineError>) -> Self {
         match r {
-            Ok(v) => Response { ok: true, result: Some(v), error: None },
-            Err(e) => Response { ok: false, result: None, error: Some(ErrorBody::from(&e)) },
+            Ok(v) => Response {
+                ok: true,
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => Response {
+                ok: false,
+                result: None,
+                error: Some(ErrorBody::from(&e)),
+            },
         }
     }
 }
@@ -154,7 +235,10 @@ pub const MAX_REQUEST: usize = 1 << 20;
 
 /// One request line off the wire: at most [`MAX_REQUEST`] bytes kept, the rest of a longer line
 /// skipped. `None` at the end of the stream.
-async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<Result<(), ErrorBody>>> {
+async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Result<(), ErrorBody>>> {
     buf.clear();
     let n = (&mut *rd).take(MAX_REQUEST as u64 + 1).read_until(b'\n', buf).await?;
     if n == 0 {
@@ -171,17 +255,28 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(rd: &mut R, buf: &mut 
             }
         }
         buf.clear();
-        let message = format!("request line longer than {} KiB; send one JSON request per line", MAX_REQUEST / 1024);
-        return Ok(Some(Err(ErrorBody { code: "bad_request".into(), message })));
+        let message = format!(
+            "request line longer than {} KiB; send one JSON request per line",
+            MAX_REQUEST / 1024
+        );
+        return Ok(Some(Err(ErrorBody {
+            code: "bad_request".into(),
+            message,
+        })));
     }
     Ok(Some(Ok(())))
 }
 
 /// A request line to a [`Request`], or the coded error the client gets instead. Never panics.
 pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
-    let text = std::str::from_utf8(line)
-        .map_err(|e| ErrorBody { code: "bad_request".into(), message: format!("the request is not UTF-8 ({e}); send JSON") })?;
-    serde_json::from_str(text).map_err(|e| ErrorBody { code: "bad_request".into(), message: format!("unreadable request: {e}") })
+    let text = std::str::from_utf8(line).map_err(|e| ErrorBody {
+        code: "bad_request".into(),
+        message: format!("the request is not UTF-8 ({e}); send JSON"),
+    })?;
+    serde_json::from_str(text).map_err(|e| ErrorBody {
+        code: "bad_request".into(),
+        message: format!("unreadable request: {e}"),
+    })
 }
 
 async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationToken) {
@@ -193,7 +288,11 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
         let req: Request = match parsed {
             Ok(r) => r,
             Err(body) => {
-                let resp = Response { ok: false, result: None, error: Some(body) };
+                let resp = Response {
+                    ok: false,
+                    result: None,
+                    error: Some(body),
+                };
                 if write_line(&mut wr, &resp).await.is_err() {
                     return;
                 }
@@ -205,7 +304,10 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
                 let mut rx = engine.subscribe();
                 // Someone is watching: health is sampled quickly until this connection ends.
                 let _watching = engine.watching();
-                if write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await.is_err() {
+                if write_line(&mut wr, &Response::from_result(Ok(Value::Null)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 loop {
@@ -239,7 +341,10 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
                         continue;
                     }
                 };
-                if write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await.is_err() {
+                if write_line(&mut wr, &Response::from_result(Ok(Value::Null)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 let mut lines = std::pin::pin!(lines);
@@ -294,9 +399,21 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::VmUpdate { name, profile } => json(engine.update_vm(&name, profile).await?),
         Request::VmRemove { name } => json(engine.remove_vm(&name).await?),
         Request::VmList => json(engine.config().await),
-        Request::Connect { name, accept_new, fingerprint, passphrase } => json(
+        Request::Connect {
+            name,
+            accept_new,
+            fingerprint,
+            passphrase,
+        } => json(
             engine
-                .connect(name.as_deref(), Connect { accept_new, confirmed_fingerprint: fingerprint, passphrase })
+                .connect(
+                    name.as_deref(),
+                    Connect {
+                        accept_new,
+                        confirmed_fingerprint: fingerprint,
+                        passphrase,
+                    },
+                )
                 .await?,
         ),
         Request::Disconnect { name, all } => {
@@ -315,7 +432,9 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::SetNotifications { on } => json(engine.set_notifications(on).await?),
         Request::KeyList => json(engine.key_list().await?),
         Request::KeyGen { name } => json(engine.key_gen(&name).await?),
-        Request::KeyImport { name, path, passphrase } => json(engine.key_import(&name, &path, passphrase.as_deref()).await?),
+        Request::KeyImport { name, path, passphrase } => {
+            json(engine.key_import(&name, &path, passphrase.as_deref()).await?)
+        }
         Request::KeyShow { name } => json(engine.key_show(&name).await?),
         Request::KeyRemove { name } => json(engine.key_remove(&name).await?),
         Request::KeyRotate { vm } => json(engine.key_rotate(&vm).await?),
@@ -348,12 +467,19 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
             let (state, detail) = match status {
                 HostKeyStatus::Known => ("known", None),
                 HostKeyStatus::Unknown => ("unknown", None),
-                HostKeyStatus::Changed { file, line, recorded_fingerprint } => {
-                    ("changed", Some(format!("{}:{line} records {recorded_fingerprint}", file.display())))
-                }
+                HostKeyStatus::Changed {
+                    file,
+                    line,
+                    recorded_fingerprint,
+                } => (
+                    "changed",
+                    Some(format!("{}:{line} records {recorded_fingerprint}", file.display())),
+                ),
                 HostKeyStatus::Revoked { file, line } => ("revoked", Some(format!("{}:{line}", file.display()))),
             };
-            json(serde_json::json!({ "status": state, "key_type": key_type, "fingerprint": fingerprint, "detail": detail }))
+            json(
+                serde_json::json!({ "status": state, "key_type": key_type, "fingerprint": fingerprint, "detail": detail }),
+            )
         }
         Request::TrustHostKey { name, fingerprint } => json(engine.trust_host_key(&name, &fingerprint).await?),
         Request::ReplaceHostKey { name, fingerprint } => {
@@ -374,7 +500,9 @@ pub struct Client {
 /// Why a call did not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no Tether engine is running (control socket {0}); start one with `tether daemon`, or run `tether connect`")]
+    #[error(
+        "no Tether engine is running (control socket {0}); start one with `tether daemon`, or run `tether connect`"
+    )]
     NotRunning(String),
     #[error("lost the connection to the Tether engine: {0}")]
     Io(#[from] std::io::Error),
@@ -390,7 +518,10 @@ impl Client {
             .await
             .map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;
         let (rd, wr) = stream.into_split();
-        Ok(Client { lines: BufReader::new(rd).lines(), wr })
+        Ok(Client {
+            lines: BufReader::new(rd).lines(),
+            wr,
+        })
     }
 
     /// Sends one request and waits for its response.
@@ -414,7 +545,9 @@ impl Client {
     /// After a `subscribe` call: the next event line.
     pub async fn next_event(&mut self) -> Result<Option<Value>, ClientError> {
         match self.lines.next_line().await? {
-            Some(l) => serde_json::from_str(&l).map(Some).map_err(|e| ClientError::Decode(e.to_string())),
+            Some(l) => serde_json::from_str(&l)
+                .map(Some)
+                .map_err(|e| ClientError::Decode(e.to_string())),
             None => Ok(None),
         }
     }

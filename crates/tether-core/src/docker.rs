@@ -29,7 +29,11 @@ pub struct EngineInfo {
 
 impl EngineInfo {
     fn failed(error: String) -> Self {
-        Self { ok: false, error: Some(error), ..Default::default() }
+        Self {
+            ok: false,
+            error: Some(error),
+            ..Default::default()
+        }
     }
 }
 
@@ -60,17 +64,25 @@ enum ProbeError {
 }
 
 async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineInfo, ProbeError> {
-    let ch = handle.channel_open_direct_streamlocal(socket).await.map_err(ProbeError::Open)?;
+    let ch = handle
+        .channel_open_direct_streamlocal(socket)
+        .await
+        .map_err(ProbeError::Open)?;
     let mut stream = ch.into_stream();
     let io = |e: std::io::Error| ProbeError::Http(format!("reading the engine's answer failed: {e}"));
-    stream.write_all(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n").await.map_err(io)?;
+    stream
+        .write_all(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .await
+        .map_err(io)?;
     let mut raw = Vec::new();
     stream.take(1024 * 1024).read_to_end(&mut raw).await.map_err(io)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.lines().next().unwrap_or("");
     if !status.contains(" 200") {
-        return Err(ProbeError::Http(format!("the Docker engine answered `{status}` to GET /version")));
+        return Err(ProbeError::Http(format!(
+            "the Docker engine answered `{status}` to GET /version"
+        )));
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -82,12 +94,22 @@ async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineI
     }
     let v: V = serde_json::from_str(body.trim())
         .map_err(|e| ProbeError::Http(format!("the Docker engine sent an unreadable version: {e}")))?;
-    Ok(EngineInfo { ok: true, version: v.version, api_version: v.api_version, os: v.os, arch: v.arch, error: None })
+    Ok(EngineInfo {
+        ok: true,
+        version: v.version,
+        api_version: v.api_version,
+        os: v.os,
+        arch: v.arch,
+        error: None,
+    })
 }
 
 /// Runs a POSIX sh snippet on the VM and returns its stdout (trimmed).
 pub async fn exec(handle: &Handle<ClientHandler>, command: &str, timeout: Duration) -> Option<String> {
-    crate::remote::run(handle, command, None, timeout).await.ok().map(|o| o.stdout)
+    crate::remote::run(handle, command, None, timeout)
+        .await
+        .ok()
+        .map(|o| o.stdout)
 }
 
 /// Why the VM would not open the Docker socket for us, as found on the VM.

@@ -4,20 +4,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use russh::keys::PublicKey;
 use tokio::sync::{Mutex, broadcast};
 use zeroize::Zeroizing;
-use russh::keys::PublicKey;
 
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
+use crate::contexts::{ContextStore, Wanted};
 use crate::error::EngineError;
 use crate::flow;
 use crate::instance;
+use crate::keystore::{KeyStore, Keys};
 use crate::known_hosts::{self, HostKeyStatus};
+use crate::monitor::{self, HealthReport, Monitor};
 use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
-use crate::contexts::{ContextStore, Wanted};
-use crate::keystore::{KeyStore, Keys};
-use crate::monitor::{self, HealthReport, Monitor};
 use crate::session::AutoPolicy;
 use crate::session::{self, ConnectOpts, ConnectReport, Event, SessionHandle, VmStatus};
 
@@ -104,12 +104,31 @@ impl Engine {
                 ),
             );
         }
-        let auto: Vec<SessionHandle> =
-            config.vms.iter().filter(|(_, p)| p.auto_connect).filter_map(|(n, _)| sessions.get(n).cloned()).collect();
+        let auto: Vec<SessionHandle> = config
+            .vms
+            .iter()
+            .filter(|(_, p)| p.auto_connect)
+            .filter_map(|(n, _)| sessions.get(n).cloned())
+            .collect();
         let recent: Arc<Recent> = Arc::default();
         tokio::spawn(record_recent(events.subscribe(), recent.clone()));
-        let engine =
-            Engine { inner: Arc::new(Inner { keys, contexts: ContextStore::from_env(), health: Arc::default(), monitors: Default::default(), recent, paths, store, state: Mutex::new((config, sessions)), events, net, budget, lock, edits: Mutex::new(()) }) };
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                keys,
+                contexts: ContextStore::from_env(),
+                health: Arc::default(),
+                monitors: Default::default(),
+                recent,
+                paths,
+                store,
+                state: Mutex::new((config, sessions)),
+                events,
+                net,
+                budget,
+                lock,
+                edits: Mutex::new(()),
+            }),
+        };
         // The contexts follow this run's socket paths, and any hand edit of the config.
         engine.sync_contexts(&engine.config().await);
         engine.sync_monitors().await;
@@ -153,7 +172,13 @@ impl Engine {
     pub(crate) async fn edit<T>(
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
-    ) -> Result<(T, tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>), EngineError> {
+    ) -> Result<
+        (
+            T,
+            tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>,
+        ),
+        EngineError,
+    > {
         let _edit = self.inner.edits.lock().await;
         let mut guard = self.inner.state.lock().await;
         self.adopt_outside_changes(&mut guard).await?;
@@ -169,7 +194,15 @@ impl Engine {
     /// A session actor for a VM, wired to this engine's events, network changes, keys and budget.
     fn new_session(&self, name: &str, profile: Profile) -> SessionHandle {
         let i = &self.inner;
-        session::spawn(name.to_string(), profile, i.paths.clone(), i.events.clone(), i.net.clone(), i.keys.clone(), i.budget.clone())
+        session::spawn(
+            name.to_string(),
+            profile,
+            i.paths.clone(),
+            i.events.clone(),
+            i.net.clone(),
+            i.keys.clone(),
+            i.budget.clone(),
+        )
     }
 
     /// Writes the config file off the runtime's workers (it fsyncs).
@@ -184,7 +217,10 @@ impl Engine {
 
     /// Reads the config file again if someone else changed it, and makes the sessions follow:
     /// new VMs get a session, removed ones are disconnected, changed profiles are applied.
-    async fn adopt_outside_changes(&self, state: &mut (Config, BTreeMap<String, SessionHandle>)) -> Result<(), EngineError> {
+    async fn adopt_outside_changes(
+        &self,
+        state: &mut (Config, BTreeMap<String, SessionHandle>),
+    ) -> Result<(), EngineError> {
         let store = self.inner.store.clone();
         let changed = tokio::task::spawn_blocking(move || store.changed_on_disk())
             .await
@@ -215,7 +251,11 @@ impl Engine {
                 Some(_) => {}
             }
         }
-        let gone: Vec<String> = sessions.keys().filter(|n| !config.vms.contains_key(*n)).cloned().collect();
+        let gone: Vec<String> = sessions
+            .keys()
+            .filter(|n| !config.vms.contains_key(*n))
+            .cloned()
+            .collect();
         for name in gone {
             if let Some(s) = sessions.remove(&name) {
                 self.inner.health.forget(&name);
@@ -235,18 +275,23 @@ impl Engine {
     }
 
     fn configure_monitors(&self, config: &Config, sessions: &BTreeMap<String, SessionHandle>) {
-        let Ok(mut monitors) = self.inner.monitors.lock() else { return };
+        let Ok(mut monitors) = self.inner.monitors.lock() else {
+            return;
+        };
         monitors.retain(|name, _| sessions.contains_key(name));
         for (name, session) in sessions {
             let Some(profile) = config.vms.get(name) else { continue };
             let settings = monitor::Settings {
                 auto_forward: profile.auto_forward.unwrap_or(config.settings.auto_forward),
-                policy: AutoPolicy { allow_privileged: config.settings.privileged_ports },
+                policy: AutoPolicy {
+                    allow_privileged: config.settings.privileged_ports,
+                },
                 arch: profile.arch,
             };
             match monitors.get(name) {
                 Some(m) => {
-                    m.settings.send_if_modified(|s| std::mem::replace(s, settings) != settings);
+                    m.settings
+                        .send_if_modified(|s| std::mem::replace(s, settings) != settings);
                 }
                 None => {
                     let m = monitor::spawn(
@@ -266,7 +311,10 @@ impl Engine {
     /// Counts a live watcher (the window, `status --watch`) while the guard lives, so health is
     /// sampled quickly only while someone looks.
     pub fn watching(&self) -> WatchGuard {
-        self.inner.health.watchers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .health
+            .watchers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.health.wake.notify_waiters();
         WatchGuard(self.inner.health.clone())
     }
@@ -318,7 +366,9 @@ impl Engine {
             EngineError::Engine("no docker config directory (neither DOCKER_CONFIG nor HOME is set)".into())
         })?;
         self.sync_contexts(&self.config().await);
-        store.set_current(&name).map_err(|e| EngineError::Engine(e.to_string()))?;
+        store
+            .set_current(&name)
+            .map_err(|e| EngineError::Engine(e.to_string()))?;
         Ok(name)
     }
 
@@ -400,7 +450,11 @@ impl Engine {
             tracing::warn!(error = %e, "the config file changed outside the engine and cannot be read");
         }
         let name = guard.0.resolve(name)?;
-        let s = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
+        let s = guard
+            .1
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
         Ok((name, s))
     }
 
@@ -425,8 +479,15 @@ impl Engine {
     }
 
     pub async fn disconnect_all(&self) -> Result<Vec<String>, EngineError> {
-        let sessions: Vec<(String, SessionHandle)> =
-            self.inner.state.lock().await.1.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        let sessions: Vec<(String, SessionHandle)> = self
+            .inner
+            .state
+            .lock()
+            .await
+            .1
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
         let mut out = Vec::new();
         for (n, s) in sessions {
             if s.status().state.wanted() || matches!(s.status().state, crate::state::State::Failed) {
@@ -446,7 +507,9 @@ impl Engine {
             })
             .await?,
         );
-        let _ = self.inner.events.send(Event::Active { vm: Some(name.to_string()) });
+        let _ = self.inner.events.send(Event::Active {
+            vm: Some(name.to_string()),
+        });
         Ok(())
     }
 
@@ -466,7 +529,10 @@ impl Engine {
         self.change_forwards(name, |p| {
             for l in locals {
                 if !p.forwards.iter().any(|f| f.local == *l) {
-                    return Err(ConfigError::Invalid(format!("no tunnel on local port {l}; `tether tunnel --list` shows them")).into());
+                    return Err(ConfigError::Invalid(format!(
+                        "no tunnel on local port {l}; `tether tunnel --list` shows them"
+                    ))
+                    .into());
                 }
                 p.forwards.retain(|f| f.local != *l);
             }
@@ -491,7 +557,11 @@ impl Engine {
             change(next.vm_mut(&name)?)?;
             next.validate()?;
             let old = guard.0.vm(&name)?.clone();
-            let session = guard.1.get(&name).cloned().ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
+            let session = guard
+                .1
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
             (name, next, old, session)
         };
         let profile = next.vm(&name)?.clone();
@@ -544,13 +614,18 @@ impl Engine {
     async fn presented_host_key(&self, name: &str) -> Result<(crate::target::Target, PublicKey), EngineError> {
         let profile = self.inner.state.lock().await.0.vm(name)?.clone();
         let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
-        let key = crate::ssh::fetch_host_key(&target, self.known_hosts_files(), crate::ssh::Timeouts::default()).await?;
+        let key =
+            crate::ssh::fetch_host_key(&target, self.known_hosts_files(), crate::ssh::Timeouts::default()).await?;
         Ok((target, key))
     }
 
     /// As [`Self::presented_host_key`], but only if it is the key the user confirmed by
     /// `fingerprint`: a VM that changed its key since it was shown changes nothing.
-    async fn confirmed_host_key(&self, name: &str, fingerprint: &str) -> Result<(crate::target::Target, PublicKey), EngineError> {
+    async fn confirmed_host_key(
+        &self,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<(crate::target::Target, PublicKey), EngineError> {
         let (target, key) = self.presented_host_key(name).await?;
         let fp = known_hosts::fingerprint(&key);
         if fp != fingerprint {
@@ -564,7 +639,8 @@ impl Engine {
     /// Fetches a VM's host key without logging in and says whether it is known.
     pub async fn scan_host_key(&self, name: &str) -> Result<(HostKeyStatus, String, String), EngineError> {
         let (target, key) = self.presented_host_key(name).await?;
-        let status = known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
+        let status =
+            known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
         Ok((status, key.algorithm().to_string(), known_hosts::fingerprint(&key)))
     }
 
@@ -601,7 +677,8 @@ impl Engine {
             }
             HostKeyStatus::Changed { .. } | HostKeyStatus::Known | HostKeyStatus::Unknown => {}
         }
-        let removed = known_hosts::forget_conflicting(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))?;
+        let removed =
+            known_hosts::forget_conflicting(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))?;
         if known_hosts::check(&target.host, target.port, &key, &files).map_err(read_err)? != HostKeyStatus::Known {
             known_hosts::learn(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))?;
         }
@@ -637,7 +714,10 @@ impl Engine {
     }
 
     fn known_hosts_files(&self) -> Vec<std::path::PathBuf> {
-        [session::home_known_hosts(), Some(self.inner.paths.known_hosts())].into_iter().flatten().collect()
+        [session::home_known_hosts(), Some(self.inner.paths.known_hosts())]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Disconnects everything and stops every session.
@@ -679,7 +759,9 @@ async fn record_recent(mut rx: broadcast::Receiver<Event>, recent: Arc<Recent>) 
             Event::VmAdded { vm } | Event::VmRemoved { vm } => vm.clone(),
             Event::Active { vm: Some(vm) } => vm.clone(),
             // Frequent and already shown live elsewhere: not "recent events" material.
-            Event::Active { vm: None } | Event::Rtt { .. } | Event::Containers { .. } | Event::Health { .. } => continue,
+            Event::Active { vm: None } | Event::Rtt { .. } | Event::Containers { .. } | Event::Health { .. } => {
+                continue;
+            }
         };
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

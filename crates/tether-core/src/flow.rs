@@ -38,7 +38,10 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(total: usize) -> Arc<Self> {
-        Arc::new(Self { total, used: AtomicUsize::new(0) })
+        Arc::new(Self {
+            total,
+            used: AtomicUsize::new(0),
+        })
     }
 
     /// Takes up to `want` bytes; returns how many it got (possibly 0).
@@ -49,7 +52,10 @@ impl Budget {
             if got == 0 {
                 return 0;
             }
-            match self.used.compare_exchange_weak(used, used + got, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .used
+                .compare_exchange_weak(used, used + got, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return got,
                 Err(now) => used = now,
             }
@@ -68,7 +74,10 @@ impl Budget {
 
 impl Default for Budget {
     fn default() -> Self {
-        Self { total: BUDGET, used: AtomicUsize::new(0) }
+        Self {
+            total: BUDGET,
+            used: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -87,7 +96,14 @@ impl Credit {
     /// A stream whose channel opened with a [`FLOOR`] window.
     pub fn new(budget: Arc<Budget>) -> Self {
         let floor = u64::from(FLOOR);
-        Self { budget, size: floor, reserved: 0, granted: floor, received: 0, consumed: 0 }
+        Self {
+            budget,
+            size: floor,
+            reserved: 0,
+            granted: floor,
+            received: 0,
+            consumed: 0,
+        }
     }
 
     /// Grows the stream to [`START`] as far as the budget allows; returns the grant to send.

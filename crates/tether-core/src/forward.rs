@@ -30,9 +30,18 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
-    #[error("port {port} is in use on this laptop{holder}; pick another local port (e.g. -p {alt}:{remote}) or stop that program")]
-    PortInUse { port: u16, remote: u16, alt: u16, holder: String },
-    #[error("port {port} is privileged: binding it needs root or CAP_NET_BIND_SERVICE on this laptop; use a port of 1024 or above, e.g. -p {alt}:{remote}")]
+    #[error(
+        "port {port} is in use on this laptop{holder}; pick another local port (e.g. -p {alt}:{remote}) or stop that program"
+    )]
+    PortInUse {
+        port: u16,
+        remote: u16,
+        alt: u16,
+        holder: String,
+    },
+    #[error(
+        "port {port} is privileged: binding it needs root or CAP_NET_BIND_SERVICE on this laptop; use a port of 1024 or above, e.g. -p {alt}:{remote}"
+    )]
     Privileged { port: u16, remote: u16, alt: u16 },
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
@@ -71,32 +80,58 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, ForwardError> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => return Err(ForwardError::SocketInUse { path: path.to_path_buf() }),
+            Ok(_) => {
+                return Err(ForwardError::SocketInUse {
+                    path: path.to_path_buf(),
+                });
+            }
             Err(_) => {
                 tracing::info!(path = %path.display(), "removing stale socket from an earlier run");
-                std::fs::remove_file(path).map_err(|source| ForwardError::Socket { path: path.to_path_buf(), source })?;
+                std::fs::remove_file(path).map_err(|source| ForwardError::Socket {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             }
         },
-        Ok(_) => return Err(ForwardError::NotASocket { path: path.to_path_buf() }),
+        Ok(_) => {
+            return Err(ForwardError::NotASocket {
+                path: path.to_path_buf(),
+            });
+        }
         Err(_) => {}
     }
-    let listener = UnixListener::bind(path).map_err(|source| ForwardError::Socket { path: path.to_path_buf(), source })?;
+    let listener = UnixListener::bind(path).map_err(|source| ForwardError::Socket {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // The directory is 0700, so the moment between bind and chmod exposes nothing.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| ForwardError::Socket { path: path.to_path_buf(), source })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| ForwardError::Socket {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(listener)
 }
 
 /// Turns a failed bind of a tunnel's local port into an error that names the holder or the fix.
 pub fn classify_bind_error(port: u16, remote: u16, e: std::io::Error) -> ForwardError {
-    let alt = if port < 1024 { port as u32 + 8000 } else { port as u32 + 1 }.min(65535) as u16;
+    let alt = if port < 1024 {
+        port as u32 + 8000
+    } else {
+        port as u32 + 1
+    }
+    .min(65535) as u16;
     match e.kind() {
         std::io::ErrorKind::AddrInUse => {
             let holder = match listeners::get_process_by_port(port, listeners::Protocol::TCP) {
                 Ok(p) => format!(" by pid {} ({})", p.pid, p.name),
                 Err(_) => String::new(),
             };
-            ForwardError::PortInUse { port, remote, alt, holder }
+            ForwardError::PortInUse {
+                port,
+                remote,
+                alt,
+                holder,
+            }
         }
         std::io::ErrorKind::PermissionDenied if port < 1024 => ForwardError::Privileged { port, remote, alt },
         _ => ForwardError::Bind { port, source: e },
@@ -185,7 +220,11 @@ pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
 async fn wait_link(mut link: Link, down: &DownReason) -> Option<Arc<Handle<ClientHandler>>> {
     let now = std::time::Instant::now();
     let deadline = (down.borrow().since + LINK_WAIT).max(now + LATE_WAIT);
-    let got = tokio::time::timeout(deadline - now, link.wait_for(|l| l.as_ref().is_some_and(|h| !h.is_closed()))).await;
+    let got = tokio::time::timeout(
+        deadline - now,
+        link.wait_for(|l| l.as_ref().is_some_and(|h| !h.is_closed())),
+    )
+    .await;
     match got {
         Ok(Ok(l)) => l.clone(),
         _ => None,
@@ -206,7 +245,11 @@ where
     let open = async {
         match &ctx.remote {
             Remote::Socket(path) => handle.channel_open_direct_streamlocal(path.clone()).await,
-            Remote::Tcp(port) => handle.channel_open_direct_tcpip("127.0.0.1", *port as u32, "127.0.0.1", 0).await,
+            Remote::Tcp(port) => {
+                handle
+                    .channel_open_direct_tcpip("127.0.0.1", *port as u32, "127.0.0.1", 0)
+                    .await
+            }
         }
     };
     let channel = match tokio::time::timeout(OPEN_TIMEOUT, open).await {
@@ -215,7 +258,10 @@ where
             ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
             let mut msg = ssh::describe_open_failure(&e, &ctx.remote.describe());
             if let (Some(diag), Remote::Socket(path)) = (&ctx.diagnose, &ctx.remote)
-                && matches!(e, russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed))
+                && matches!(
+                    e,
+                    russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed)
+                )
             {
                 msg = diag(path.clone()).await;
             }
@@ -225,7 +271,11 @@ where
         }
         Err(_) => {
             ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
-            let msg = format!("the VM did not open {} within {} s", ctx.remote.describe(), OPEN_TIMEOUT.as_secs());
+            let msg = format!(
+                "the VM did not open {} within {} s",
+                ctx.remote.describe(),
+                OPEN_TIMEOUT.as_secs()
+            );
             refuse(&mut stream, &ctx.remote, 504, &msg).await;
             return;
         }

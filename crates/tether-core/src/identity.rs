@@ -40,7 +40,9 @@ pub enum Credential {
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Credential::Key { label, key } => write!(f, "Key({label}, {})", key.public_key().fingerprint(HashAlg::Sha256)),
+            Credential::Key { label, key } => {
+                write!(f, "Key({label}, {})", key.public_key().fingerprint(HashAlg::Sha256))
+            }
             Credential::Agent { socket } => write!(f, "Agent({})", socket.display()),
             Credential::Password(_) => f.write_str("Password(***)"),
         }
@@ -66,20 +68,28 @@ impl Credentials for FileAndAgent {
     fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
         let mut out = Vec::new();
         for path in &self.explicit {
-            out.push(Credential::Key { label: path.display().to_string(), key: Arc::new(load_key(path, passphrase)?) });
+            out.push(Credential::Key {
+                label: path.display().to_string(),
+                key: Arc::new(load_key(path, passphrase)?),
+            });
         }
         if !self.defaults || !out.is_empty() {
             return Ok(out);
         }
         if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
-            out.push(Credential::Agent { socket: PathBuf::from(sock) });
+            out.push(Credential::Agent {
+                socket: PathBuf::from(sock),
+            });
         }
         if let Some(home) = std::env::var_os("HOME") {
             for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
                 let path = Path::new(&home).join(".ssh").join(name);
                 // Default keys are best effort: an encrypted one without a passphrase is skipped.
                 if let Ok(key) = load_key(&path, passphrase) {
-                    out.push(Credential::Key { label: path.display().to_string(), key: Arc::new(key) });
+                    out.push(Credential::Key {
+                        label: path.display().to_string(),
+                        key: Arc::new(key),
+                    });
                 }
             }
         }
@@ -98,23 +108,30 @@ impl Credentials for Fixed {
 
 /// Reads and decrypts an OpenSSH private key file.
 pub fn load_key(path: &Path, passphrase: Option<&str>) -> Result<PrivateKey, IdentityError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|source| IdentityError::Read { path: path.to_path_buf(), source })?,
-    );
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| IdentityError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?);
     decode_key(&text, path, passphrase)
 }
 
 /// Decodes key text; `path` only labels errors.
 pub fn decode_key(text: &str, path: &Path, passphrase: Option<&str>) -> Result<PrivateKey, IdentityError> {
-    let key = PrivateKey::from_openssh(text.trim())
-        .map_err(|e| IdentityError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    let key = PrivateKey::from_openssh(text.trim()).map_err(|e| IdentityError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     if !key.is_encrypted() {
         return Ok(key);
     }
     let Some(pass) = passphrase else {
-        return Err(IdentityError::PassphraseRequired { path: path.to_path_buf() });
+        return Err(IdentityError::PassphraseRequired {
+            path: path.to_path_buf(),
+        });
     };
-    key.decrypt(pass).map_err(|_| IdentityError::WrongPassphrase { path: path.to_path_buf() })
+    key.decrypt(pass).map_err(|_| IdentityError::WrongPassphrase {
+        path: path.to_path_buf(),
+    })
 }
 
 /// A new ed25519 key (the only type Tether generates: small enough for every OS keychain).

@@ -74,7 +74,10 @@ fn open(paths: &Paths) -> Result<File, InstanceError> {
     opts.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(&path).map_err(|source| InstanceError::Io { path: path.display().to_string(), source })
+    opts.open(&path).map_err(|source| InstanceError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -87,18 +90,31 @@ fn read_owner(file: &mut File) -> Option<Owner> {
 /// Takes the lock for this process, or says which engine holds it.
 pub fn acquire(paths: &Paths, kind: Kind) -> Result<Lock, InstanceError> {
     let mut file = open(paths)?;
-    let io = |source| InstanceError::Io { path: paths.engine_lock().display().to_string(), source };
+    let io = |source| InstanceError::Io {
+        path: paths.engine_lock().display().to_string(),
+        source,
+    };
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => return Err(InstanceError::Running(wait_owner(&mut file))),
         Err(TryLockError::Error(e)) => return Err(io(e)),
     }
-    let since_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let owner = Owner { pid: std::process::id(), kind, since_ms, version: env!("CARGO_PKG_VERSION").to_string() };
+    let since_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let owner = Owner {
+        pid: std::process::id(),
+        kind,
+        since_ms,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
     let body = serde_json::to_string(&owner).map_err(|e| io(std::io::Error::other(e)))?;
     file.set_len(0).map_err(io)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    file.write_all(body.as_bytes()).and_then(|()| file.sync_data()).map_err(io)?;
+    file.write_all(body.as_bytes())
+        .and_then(|()| file.sync_data())
+        .map_err(io)?;
     Ok(Lock { _file: file, owner })
 }
 
@@ -110,7 +126,12 @@ fn wait_owner(file: &mut File) -> Owner {
             return o;
         }
         if Instant::now() > deadline {
-            return Owner { pid: 0, kind: Kind::Daemon, since_ms: 0, version: String::new() };
+            return Owner {
+                pid: 0,
+                kind: Kind::Daemon,
+                since_ms: 0,
+                version: String::new(),
+            };
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -126,7 +147,10 @@ pub fn running(paths: &Paths) -> Result<Option<Owner>, InstanceError> {
         // Nobody holds it: no engine runs. Our own lock goes with `file`.
         Ok(()) => Ok(None),
         Err(TryLockError::WouldBlock) => Ok(Some(wait_owner(&mut file))),
-        Err(TryLockError::Error(e)) => Err(InstanceError::Io { path: paths.engine_lock().display().to_string(), source: e }),
+        Err(TryLockError::Error(e)) => Err(InstanceError::Io {
+            path: paths.engine_lock().display().to_string(),
+            source: e,
+        }),
     }
 }
 

@@ -57,11 +57,16 @@ pub struct RotateReport {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn public_line(key: &PrivateKey) -> Result<String, EngineError> {
-    key.public_key().to_openssh().map_err(|e| EngineError::Engine(format!("cannot encode a public key: {e}")))
+    key.public_key()
+        .to_openssh()
+        .map_err(|e| EngineError::Engine(format!("cannot encode a public key: {e}")))
 }
 
 fn blob(line: &str) -> &str {
@@ -123,7 +128,11 @@ impl Engine {
         let public = public_line(&key)?;
         let keys = self.inner.keys.clone();
         keys.store().store(name, &key).await.map_err(IdentityError::from)?;
-        let info = KeyInfo { public, origin, created_ms: now_ms() };
+        let info = KeyInfo {
+            public,
+            origin,
+            created_ms: now_ms(),
+        };
         let saved = self
             .edit(|cfg| {
                 cfg.keys.insert(name.to_string(), info.clone());
@@ -146,8 +155,16 @@ impl Engine {
     /// Generates an ed25519 key in the keychain.
     pub async fn key_gen(&self, name: &str) -> Result<KeyView, EngineError> {
         validate_key_name(name)?;
-        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "laptop".into());
-        self.add_key(name, identity::generate_ed25519(&format!("tether-{name}@{host}")), KeyOrigin::Generated).await
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "laptop".into());
+        self.add_key(
+            name,
+            identity::generate_ed25519(&format!("tether-{name}@{host}")),
+            KeyOrigin::Generated,
+        )
+        .await
     }
 
     /// Imports an OpenSSH private key file into the keychain, decrypted with `passphrase` once.
@@ -172,7 +189,12 @@ impl Engine {
             ))
             .into());
         }
-        self.inner.keys.store().delete(name).await.map_err(IdentityError::from)?;
+        self.inner
+            .keys
+            .store()
+            .delete(name)
+            .await
+            .map_err(IdentityError::from)?;
         self.inner.keys.forget(name);
         drop(
             self.edit(|cfg| {
@@ -185,9 +207,17 @@ impl Engine {
     }
 
     pub(crate) fn host_key_policy(&self) -> HostKeyPolicy {
-        let files = [crate::session::home_known_hosts(), Some(self.paths().known_hosts())].into_iter().flatten().collect();
+        let files = [crate::session::home_known_hosts(), Some(self.paths().known_hosts())]
+            .into_iter()
+            .flatten()
+            .collect();
         // Nothing here accepts a host key: the VM's key must already be trusted.
-        HostKeyPolicy { files, accept_new: false, confirmed: None, scan: false }
+        HostKeyPolicy {
+            files,
+            accept_new: false,
+            confirmed: None,
+            scan: false,
+        }
     }
 
     async fn target_of(&self, vm: &str) -> Result<crate::target::Target, EngineError> {
@@ -198,7 +228,14 @@ impl Engine {
     /// A fresh login to `vm` with exactly `cred`, closed again at once.
     async fn try_login(&self, vm: &str, cred: Credential) -> Result<ssh::Connection, EngineError> {
         let target = self.target_of(vm).await?;
-        Ok(ssh::connect(&target, self.host_key_policy(), std::sync::Arc::new(Fixed(vec![cred])), None, ssh::Timeouts::default()).await?)
+        Ok(ssh::connect(
+            &target,
+            self.host_key_policy(),
+            std::sync::Arc::new(Fixed(vec![cred])),
+            None,
+            ssh::Timeouts::default(),
+        )
+        .await?)
     }
 
     /// Logs in to `vm` once with `password` (never stored), installs keychain key `key` in the
@@ -207,17 +244,35 @@ impl Engine {
         let view = self.key_show(key).await?;
         let private = self.inner.keys.load(key).await.map_err(IdentityError::from)?;
         let conn = self.try_login(vm, Credential::Password(Arc::new(password))).await?;
-        let out = remote::run(&conn.handle, INSTALL, Some(format!("{}\n", view.public).as_bytes()), STEP).await;
+        let out = remote::run(
+            &conn.handle,
+            INSTALL,
+            Some(format!("{}\n", view.public).as_bytes()),
+            STEP,
+        )
+        .await;
         let _ = conn.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
         let out = out.map_err(EngineError::Engine)?;
         if !out.success() {
             return Err(EngineError::Engine(format!(
                 "could not add the key to ~/.ssh/authorized_keys on the VM ({}); paste this there instead: {}",
-                if out.stderr.is_empty() { "no reason given".to_string() } else { out.stderr },
+                if out.stderr.is_empty() {
+                    "no reason given".to_string()
+                } else {
+                    out.stderr
+                },
                 view.install_command
             )));
         }
-        let verify = self.try_login(vm, Credential::Key { label: format!("keychain key '{key}'"), key: private }).await;
+        let verify = self
+            .try_login(
+                vm,
+                Credential::Key {
+                    label: format!("keychain key '{key}'"),
+                    key: private,
+                },
+            )
+            .await;
         match verify {
             Ok(c) => {
                 let _ = c.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
@@ -252,14 +307,21 @@ impl Engine {
         if users.len() > 1 {
             return Err(EngineError::Engine(format!(
                 "key '{name}' is also used by {}; rotating it on '{vm}' alone would lock them out. Give each VM its own key",
-                users.iter().filter(|u| *u != vm).cloned().collect::<Vec<_>>().join(", ")
+                users
+                    .iter()
+                    .filter(|u| *u != vm)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let info = cfg.keys.get(&name).cloned().ok_or_else(|| no_key(&name))?;
         let (_, session) = self.session(Some(vm)).await?;
-        let link = session
-            .link()
-            .ok_or_else(|| EngineError::Engine(format!("'{vm}' is not connected; connect it first (`tether connect {vm}`)")))?;
+        let link = session.link().ok_or_else(|| {
+            EngineError::Engine(format!(
+                "'{vm}' is not connected; connect it first (`tether connect {vm}`)"
+            ))
+        })?;
         let keys = self.inner.keys.clone();
         let old = keys.load(&name).await.map_err(IdentityError::from)?;
         let next = identity::generate_ed25519(old.comment().as_ref());
@@ -292,11 +354,16 @@ impl Engine {
                     Ok(o) => o.stderr,
                     Err(e) => e,
                 };
-                return Err(EngineError::Engine(format!("could not authorize the new key on '{vm}' ({why}); the old key still works")));
+                return Err(EngineError::Engine(format!(
+                    "could not authorize the new key on '{vm}' ({why}); the old key still works"
+                )));
             }
         }
         // 3. Prove it logs in.
-        let cred = Credential::Key { label: "the new key".into(), key: next_arc };
+        let cred = Credential::Key {
+            label: "the new key".into(),
+            key: next_arc,
+        };
         match self.try_login(vm, cred).await {
             Ok(c) => {
                 let _ = c.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
@@ -334,7 +401,13 @@ impl Engine {
         keys.forget(&name);
         let _ = keys.store().delete(&stage).await;
         // 5. Withdraw the old key from the VM; the new one is in place whatever happens here.
-        let removed = remote::run(&link, REMOVE, Some(format!("{}\n", blob(&info.public)).as_bytes()), STEP).await;
+        let removed = remote::run(
+            &link,
+            REMOVE,
+            Some(format!("{}\n", blob(&info.public)).as_bytes()),
+            STEP,
+        )
+        .await;
         let warning = match removed {
             Ok(o) if o.success() => None,
             Ok(o) => Some(format!(
@@ -342,7 +415,9 @@ impl Engine {
                 o.stderr,
                 fingerprint_of(&info.public)
             )),
-            Err(e) => Some(format!("the old key may still be authorized on '{vm}' ({e}); check ~/.ssh/authorized_keys there")),
+            Err(e) => Some(format!(
+                "the old key may still be authorized on '{vm}' ({e}); check ~/.ssh/authorized_keys there"
+            )),
         };
         Ok(report(warning))
     }
@@ -358,14 +433,22 @@ pub(crate) async fn credentials_for(
     Ok(match &profile.key {
         Some(name) => {
             let key = keys.load(name).await.map_err(|e| ssh::SshError::Identity(e.into()))?;
-            Box::new(Fixed(vec![Credential::Key { label: format!("keychain key '{name}'"), key }]))
+            Box::new(Fixed(vec![Credential::Key {
+                label: format!("keychain key '{name}'"),
+                key,
+            }]))
         }
-        None => Box::new(FileAndAgent { explicit: target.identity_files.clone(), defaults: true }),
+        None => Box::new(FileAndAgent {
+            explicit: target.identity_files.clone(),
+            defaults: true,
+        }),
     })
 }
 
 fn no_key(name: &str) -> EngineError {
-    EngineError::Identity(IdentityError::Keychain(crate::keystore::KeyStoreError::NoKey(name.to_string())))
+    EngineError::Identity(IdentityError::Keychain(crate::keystore::KeyStoreError::NoKey(
+        name.to_string(),
+    )))
 }
 
 #[cfg(test)]

@@ -30,17 +30,25 @@ const FALLBACK: &str = "or use ssh-agent or a key file instead (`tether vm add N
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KeyStoreError {
-    #[error("the keychain is locked or refused access ({0}); unlock it (log in to your desktop's keyring) and retry, {FALLBACK}")]
+    #[error(
+        "the keychain is locked or refused access ({0}); unlock it (log in to your desktop's keyring) and retry, {FALLBACK}"
+    )]
     Locked(String),
-    #[error("no OS keychain is available ({0}); start one (on Linux: gnome-keyring or KeePassXC's Secret Service), {FALLBACK}")]
+    #[error(
+        "no OS keychain is available ({0}); start one (on Linux: gnome-keyring or KeePassXC's Secret Service), {FALLBACK}"
+    )]
     Unavailable(String),
     #[error("the keychain did not answer within {} s; it may be waiting on an unlock prompt. Unlock it and retry, {FALLBACK}", TIMEOUT.as_secs())]
     Timeout,
-    #[error("no key named '{0}' in the keychain; `tether key gen {0}` makes one and `tether key import {0} PATH` imports one")]
+    #[error(
+        "no key named '{0}' in the keychain; `tether key gen {0}` makes one and `tether key import {0} PATH` imports one"
+    )]
     NoKey(String),
     #[error("key '{name}' is {len} bytes encoded, over the keychain's {MAX_SECRET}-byte limit; use an ed25519 key")]
     TooLarge { name: String, len: usize },
-    #[error("the keychain entry for key '{name}' is not an OpenSSH private key ({message}); remove it with `tether key rm {name}` and import the key again")]
+    #[error(
+        "the keychain entry for key '{name}' is not an OpenSSH private key ({message}); remove it with `tether key rm {name}` and import the key again"
+    )]
     Corrupt { name: String, message: String },
     #[error("keychain failure: {0}")]
     Other(String),
@@ -64,7 +72,9 @@ pub struct KeyStore {
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyStore").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("KeyStore")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,9 +103,14 @@ impl KeyStore {
 
     /// Stores `key` (unencrypted: the keychain is the protection) under `name`, replacing any.
     pub async fn store(&self, name: &str, key: &PrivateKey) -> Result<(), KeyStoreError> {
-        let pem = key.to_openssh(LineEnding::LF).map_err(|e| KeyStoreError::Other(format!("cannot encode the key: {e}")))?;
+        let pem = key
+            .to_openssh(LineEnding::LF)
+            .map_err(|e| KeyStoreError::Other(format!("cannot encode the key: {e}")))?;
         if pem.len() > MAX_SECRET {
-            return Err(KeyStoreError::TooLarge { name: name.into(), len: pem.len() });
+            return Err(KeyStoreError::TooLarge {
+                name: name.into(),
+                len: pem.len(),
+            });
         }
         let name = name.to_string();
         self.call(move |b| b.set(&name, pem.as_bytes())).await
@@ -104,10 +119,18 @@ impl KeyStore {
     /// The key stored under `name`.
     pub async fn load(&self, name: &str) -> Result<PrivateKey, KeyStoreError> {
         let owned = name.to_string();
-        let secret = self.call(move |b| b.get(&owned)).await?.ok_or_else(|| KeyStoreError::NoKey(name.into()))?;
-        let text = std::str::from_utf8(&secret)
-            .map_err(|e| KeyStoreError::Corrupt { name: name.into(), message: e.to_string() })?;
-        PrivateKey::from_openssh(text.trim()).map_err(|e| KeyStoreError::Corrupt { name: name.into(), message: e.to_string() })
+        let secret = self
+            .call(move |b| b.get(&owned))
+            .await?
+            .ok_or_else(|| KeyStoreError::NoKey(name.into()))?;
+        let text = std::str::from_utf8(&secret).map_err(|e| KeyStoreError::Corrupt {
+            name: name.into(),
+            message: e.to_string(),
+        })?;
+        PrivateKey::from_openssh(text.trim()).map_err(|e| KeyStoreError::Corrupt {
+            name: name.into(),
+            message: e.to_string(),
+        })
     }
 
     /// Whether a key is stored under `name`.
@@ -133,7 +156,10 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(store: KeyStore) -> Self {
-        Self { store, cache: Arc::default() }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
     }
 
     pub fn store(&self) -> &KeyStore {
@@ -169,7 +195,10 @@ pub struct OsKeychain {
 
 impl OsKeychain {
     fn store(&self) -> Result<Arc<keyring_core::CredentialStore>, KeyStoreError> {
-        let mut slot = self.store.lock().map_err(|_| KeyStoreError::Other("keychain state poisoned".into()))?;
+        let mut slot = self
+            .store
+            .lock()
+            .map_err(|_| KeyStoreError::Other("keychain state poisoned".into()))?;
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
@@ -188,7 +217,9 @@ impl OsKeychain {
         if let KeyStoreError::Locked(why) = &mapped
             && secret_service_present() == Some(false)
         {
-            mapped = KeyStoreError::Unavailable(format!("nothing provides org.freedesktop.secrets on the session bus ({why})"));
+            mapped = KeyStoreError::Unavailable(format!(
+                "nothing provides org.freedesktop.secrets on the session bus ({why})"
+            ));
         }
         if matches!(mapped, KeyStoreError::Unavailable(_) | KeyStoreError::Other(_))
             && let Ok(mut slot) = self.store.lock()

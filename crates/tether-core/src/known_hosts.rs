@@ -23,7 +23,11 @@ pub enum HostKeyStatus {
     /// No key of this type is recorded for this host.
     Unknown,
     /// A different key of the same type is recorded: possible man-in-the-middle.
-    Changed { file: PathBuf, line: usize, recorded_fingerprint: String },
+    Changed {
+        file: PathBuf,
+        line: usize,
+        recorded_fingerprint: String,
+    },
     /// The key is marked `@revoked`.
     Revoked { file: PathBuf, line: usize },
 }
@@ -35,7 +39,11 @@ pub fn fingerprint(key: &PublicKey) -> String {
 
 /// The name a host is recorded under: `host`, or `[host]:port` off port 22.
 pub fn host_entry_name(host: &str, port: u16) -> String {
-    if port == 22 { host.to_string() } else { format!("[{host}]:{port}") }
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
 }
 
 /// Checks `key` for `host:port` against `files`, in order.
@@ -62,7 +70,10 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
             let same_key = entry.public_key().key_data() == key.key_data();
             match entry.marker() {
                 Some(Marker::Revoked) if same_key => {
-                    return Ok(HostKeyStatus::Revoked { file: file.clone(), line: idx + 1 });
+                    return Ok(HostKeyStatus::Revoked {
+                        file: file.clone(),
+                        line: idx + 1,
+                    });
                 }
                 Some(_) => continue, // @cert-authority lines vouch for certificates, not plain keys.
                 None => {}
@@ -83,7 +94,11 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
     if let Some(c) = changed {
         return Ok(c);
     }
-    Ok(if known { HostKeyStatus::Known } else { HostKeyStatus::Unknown })
+    Ok(if known {
+        HostKeyStatus::Known
+    } else {
+        HostKeyStatus::Unknown
+    })
 }
 
 /// Algorithms of keys recorded for a host, so the handshake can prefer a key we already trust.
@@ -91,8 +106,14 @@ pub fn recorded_algorithms(host: &str, port: u16, files: &[PathBuf]) -> Vec<russ
     let name = host_entry_name(host, port);
     let mut out = Vec::new();
     for file in files {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             if let Ok(entry) = Entry::from_str(line)
                 && entry.marker().is_none()
                 && host_matches(entry.host_patterns(), &name)
@@ -112,7 +133,11 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Re
         std::fs::create_dir_all(dir)?;
     }
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(file)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(file)?;
     // One write call per line so concurrent appenders cannot interleave within a line.
     f.write_all(format!("{} {}\n", host_entry_name(host, port), openssh).as_bytes())?;
     f.sync_all()
@@ -151,7 +176,9 @@ pub fn forget_conflicting(file: &Path, host: &str, port: u16, key: &PublicKey) -
 fn host_matches(patterns: &HostPatterns, name: &str) -> bool {
     match patterns {
         HostPatterns::HashedName { salt, hash } => {
-            let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else { return false };
+            let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else {
+                return false;
+            };
             mac.update(name.as_bytes());
             mac.verify_slice(hash).is_ok()
         }
@@ -200,7 +227,11 @@ pub fn hashed_name(salt: &[u8], name: &str) -> Option<String> {
     let mut mac = Hmac::<Sha1>::new_from_slice(salt).ok()?;
     mac.update(name.as_bytes());
     let b64 = base64::engine::general_purpose::STANDARD;
-    Some(format!("|1|{}|{}", b64.encode(salt), b64.encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "|1|{}|{}",
+        b64.encode(salt),
+        b64.encode(mac.finalize().into_bytes())
+    ))
 }
 
 #[cfg(test)]

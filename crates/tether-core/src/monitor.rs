@@ -118,7 +118,10 @@ impl Shared {
         let map = self.health.lock();
         let Ok(map) = map else { return HealthReport::default() };
         map.get(vm)
-            .map(|(latest, h)| HealthReport { latest: latest.clone(), history: h.iter().copied().collect() })
+            .map(|(latest, h)| HealthReport {
+                latest: latest.clone(),
+                history: h.iter().copied().collect(),
+            })
             .unwrap_or_default()
     }
 
@@ -167,7 +170,10 @@ impl Drop for Monitor {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Starts watching VM `name`, whose forwarded Docker socket is `socket`.
@@ -266,7 +272,10 @@ async fn run(
 
 /// Brings the automatic forwards in line with the running containers' published ports.
 async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings) {
-    let list = match docker.list_containers(Some(ListContainersOptionsBuilder::default().all(false).build())).await {
+    let list = match docker
+        .list_containers(Some(ListContainersOptionsBuilder::default().all(false).build()))
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::debug!(error = %e, "cannot list containers");
@@ -286,14 +295,30 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
             let Some(public) = p.public_port else { continue };
             let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
             if proto == "tcp" {
-                wants.entry(public).or_insert(AutoWant { remote: public, container: container.clone() });
+                wants.entry(public).or_insert(AutoWant {
+                    remote: public,
+                    container: container.clone(),
+                });
             } else {
-                udp.insert((public, proto.clone()), UnforwardedPort { container: container.clone(), port: public, proto });
+                udp.insert(
+                    (public, proto.clone()),
+                    UnforwardedPort {
+                        container: container.clone(),
+                        port: public,
+                        proto,
+                    },
+                );
             }
         }
     }
-    let wants = if settings.auto_forward { wants.into_values().collect() } else { Vec::new() };
-    session.set_auto(wants, udp.into_values().collect(), settings.policy).await;
+    let wants = if settings.auto_forward {
+        wants.into_values().collect()
+    } else {
+        Vec::new()
+    };
+    session
+        .set_auto(wants, udp.into_values().collect(), settings.policy)
+        .await;
 }
 
 /// Reads the VM's load, CPUs, memory and the disks of `/` and `$1` (Docker's data root).
@@ -301,7 +326,11 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
 const VM_SCRIPT: &str = r#"read l1 l5 l15 _ < /proc/loadavg; echo "load $l1 $l5 $l15"; echo "cpus $(grep -c ^processor /proc/cpuinfo)"; awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{printf "mem %.0f %.0f\n", (t-a)*1024, t*1024}' /proc/meminfo; for d in / "$1"; do df -Pk "$d" 2>/dev/null | awk -v d="$d" 'NR==2{printf "disk %s %.0f %.0f\n", d, $3*1024, $2*1024}'; done"#;
 
 async fn sample(docker: &Docker, session: &SessionHandle, arch: Option<Arch>) -> Health {
-    let mut h = Health { at_ms: now_ms(), rtt_ms: session.status().rtt_ms, ..Default::default() };
+    let mut h = Health {
+        at_ms: now_ms(),
+        rtt_ms: session.status().rtt_ms,
+        ..Default::default()
+    };
     let started = Instant::now();
     let ping = docker.ping().await;
     let ping_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
@@ -325,12 +354,21 @@ async fn sample(docker: &Docker, session: &SessionHandle, arch: Option<Arch>) ->
             h.engine = Some(e);
         }
         (p, i, v) => {
-            let why = p.err().or(i.err()).or(v.err()).map(|e| e.to_string()).unwrap_or_default();
+            let why = p
+                .err()
+                .or(i.err())
+                .or(v.err())
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             h.problems.push(format!("the Docker engine did not answer: {why}"));
         }
     }
     if let Some(link) = session.link() {
-        let root = h.engine.as_ref().map(|e| e.docker_root.clone()).unwrap_or_else(|| "/".into());
+        let root = h
+            .engine
+            .as_ref()
+            .map(|e| e.docker_root.clone())
+            .unwrap_or_else(|| "/".into());
         let script = format!("set -- {}; {VM_SCRIPT}", remote::quote(&root));
         match remote::run(&link, &script, None, Duration::from_secs(10)).await {
             Ok(out) => h.vm = Some(parse_vm(&out.stdout, &root)),
@@ -345,7 +383,9 @@ pub fn arch_warning(label: Option<Arch>, reported: &str) -> Option<String> {
     let got = engine_arch(reported)?;
     let want = label?;
     (got != want).then(|| {
-        format!("labelled {want}, but its Docker engine runs {got}: images built for {want} will run emulated or not at all")
+        format!(
+            "labelled {want}, but its Docker engine runs {got}: images built for {want} will run emulated or not at all"
+        )
     })
 }
 
@@ -355,14 +395,23 @@ pub fn parse_vm(text: &str, root: &str) -> VmHealth {
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         match f.as_slice() {
-            ["load", a, b, c] => v.load = [a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0), c.parse().unwrap_or(0.0)],
+            ["load", a, b, c] => {
+                v.load = [
+                    a.parse().unwrap_or(0.0),
+                    b.parse().unwrap_or(0.0),
+                    c.parse().unwrap_or(0.0),
+                ]
+            }
             ["cpus", n] => v.cpus = n.parse().unwrap_or(0),
             ["mem", used, total] => {
                 v.mem_used = used.parse().unwrap_or(0);
                 v.mem_total = total.parse().unwrap_or(0);
             }
             ["disk", d, used, total] => {
-                let disk = Disk { used: used.parse().unwrap_or(0), total: total.parse().unwrap_or(0) };
+                let disk = Disk {
+                    used: used.parse().unwrap_or(0),
+                    total: total.parse().unwrap_or(0),
+                };
                 if *d == "/" {
                     v.disk_root = disk;
                 }

@@ -113,8 +113,14 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
-    let meta = fs::metadata(dir).map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
+        .map_err(|source| PathError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let meta = fs::metadata(dir).map_err(|source| PathError::Create {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     let me = current_uid();
     use std::os::unix::fs::MetadataExt;
@@ -122,11 +128,16 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
         // A directory we just created with 0700 can still be wider if it existed before; tighten
         // it when it is ours, refuse when it is not.
         if meta.uid() == me {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|source| PathError::Create { path: dir.to_path_buf(), source })?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| PathError::Create {
+                path: dir.to_path_buf(),
+                source,
+            })?;
             return Ok(());
         }
-        return Err(PathError::NotPrivate { path: dir.to_path_buf(), mode });
+        return Err(PathError::NotPrivate {
+            path: dir.to_path_buf(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -151,9 +162,15 @@ pub fn open_log(path: &Path) -> io::Result<fs::File> {
 /// of either: a temp file (0600) in the same directory, fsync, rename over, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
@@ -168,7 +185,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn check_socket_path(path: &Path) -> Result<(), PathError> {
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH {
-        return Err(PathError::TooLong { path: path.to_path_buf(), len });
+        return Err(PathError::TooLong {
+            path: path.to_path_buf(),
+            len,
+        });
     }
     Ok(())
 }

@@ -25,14 +25,28 @@ impl Output {
 
 /// Runs `script` with `sh -c` semantics (sshd hands the command to the login shell), feeding
 /// `stdin` if given. `Err` carries a sentence for the user.
-pub async fn run(handle: &Handle<ClientHandler>, script: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, String> {
+pub async fn run(
+    handle: &Handle<ClientHandler>,
+    script: &str,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Output, String> {
     let work = async {
-        let mut ch = handle.channel_open_session().await.map_err(|e| format!("cannot open an SSH session channel: {e}"))?;
-        ch.exec(true, script).await.map_err(|e| format!("cannot run a command on the VM: {e}"))?;
+        let mut ch = handle
+            .channel_open_session()
+            .await
+            .map_err(|e| format!("cannot open an SSH session channel: {e}"))?;
+        ch.exec(true, script)
+            .await
+            .map_err(|e| format!("cannot run a command on the VM: {e}"))?;
         if let Some(input) = stdin {
-            ch.data(input).await.map_err(|e| format!("cannot send input to the VM: {e}"))?;
+            ch.data(input)
+                .await
+                .map_err(|e| format!("cannot send input to the VM: {e}"))?;
         }
-        ch.eof().await.map_err(|e| format!("cannot send input to the VM: {e}"))?;
+        ch.eof()
+            .await
+            .map_err(|e| format!("cannot send input to the VM: {e}"))?;
         let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), None);
         while let Some(msg) = ch.wait().await {
             match msg {

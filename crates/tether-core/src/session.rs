@@ -19,10 +19,10 @@ use crate::docker::{self, EngineInfo};
 use crate::error::EngineError;
 use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
 
+use crate::flow;
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
-use crate::flow;
 use crate::ssh::{self, ClientHandler, Connection, HostKeyPolicy, SshError};
 use crate::state::{self, Action, Input, State};
 use crate::{backoff, target};
@@ -110,18 +110,44 @@ pub struct VmStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    State { vm: String, #[serde(flatten)] state: State, #[serde(skip_serializing_if = "Option::is_none")] error: Option<String> },
-    Forward { vm: String, forward: ForwardStatus },
-    Engine { vm: String, engine: EngineInfo },
+    State {
+        vm: String,
+        #[serde(flatten)]
+        state: State,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Forward {
+        vm: String,
+        forward: ForwardStatus,
+    },
+    Engine {
+        vm: String,
+        engine: EngineInfo,
+    },
     /// The probe's round trip moved noticeably (not sent for every probe).
-    Rtt { vm: String, rtt_ms: f64 },
-    Active { vm: Option<String> },
-    VmAdded { vm: String },
-    VmRemoved { vm: String },
+    Rtt {
+        vm: String,
+        rtt_ms: f64,
+    },
+    Active {
+        vm: Option<String>,
+    },
+    VmAdded {
+        vm: String,
+    },
+    VmRemoved {
+        vm: String,
+    },
     /// Containers changed on the VM (from the engine's event stream): fetch the list again.
-    Containers { vm: String },
+    Containers {
+        vm: String,
+    },
     /// A fresh health sample.
-    Health { vm: String, health: Box<crate::monitor::Health> },
+    Health {
+        vm: String,
+        health: Box<crate::monitor::Health>,
+    },
 }
 
 /// What a successful connect reports.
@@ -309,7 +335,21 @@ pub fn spawn(
         auto_forward: false,
     };
     let (status_tx, status_rx) = watch::channel(initial);
-    let tunnels = profile.forwards.iter().map(|m| (m.local, Tunnel { map: *m, listener: None, error: None, container: None })).collect();
+    let tunnels = profile
+        .forwards
+        .iter()
+        .map(|m| {
+            (
+                m.local,
+                Tunnel {
+                    map: *m,
+                    listener: None,
+                    error: None,
+                    container: None,
+                },
+            )
+        })
+        .collect();
     let (link_tx, link_rx) = watch::channel(None);
     let actor = Actor {
         name,
@@ -349,7 +389,11 @@ pub fn spawn(
     };
     actor.publish();
     tokio::spawn(actor.run(cmd_rx, net));
-    SessionHandle { cmd: cmd_tx, status: status_rx, link: link_rx }
+    SessionHandle {
+        cmd: cmd_tx,
+        status: status_rx,
+        link: link_rx,
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -531,7 +575,11 @@ impl Actor {
                 tracing::info!(vm = %self.name, attempt, delay_ms = d.as_millis() as u64, "reconnect scheduled");
                 self.retry_at = Some(Instant::now() + d);
                 let why = self.last_error.clone().unwrap_or_else(|| "the link dropped".into());
-                let since = if attempt == 1 { Instant::now() } else { self.down_reason.borrow().since };
+                let since = if attempt == 1 {
+                    Instant::now()
+                } else {
+                    self.down_reason.borrow().since
+                };
                 let reason = format!(
                     "VM '{}' is reconnecting (attempt {attempt}, next try in {:.1} s): {why}",
                     self.name,
@@ -555,13 +603,23 @@ impl Actor {
                 self.since = SystemTime::now();
             }
             self.state = next;
-            let error = if matches!(next, State::Connected) { None } else { self.last_error.clone() };
-            let _ = self.events.send(Event::State { vm: self.name.clone(), state: next, error });
+            let error = if matches!(next, State::Connected) {
+                None
+            } else {
+                self.last_error.clone()
+            };
+            let _ = self.events.send(Event::State {
+                vm: self.name.clone(),
+                state: next,
+                error,
+            });
         }
     }
 
     fn report(&self) -> Result<ConnectReport, EngineError> {
-        Ok(ConnectReport { status: self.status.borrow().clone() })
+        Ok(ConnectReport {
+            status: self.status.borrow().clone(),
+        })
     }
 
     fn fail_waiting(&mut self, e: EngineError) {
@@ -575,22 +633,21 @@ impl Actor {
 
     fn forward_ctx(&self, remote: Remote, counters: Arc<Counters>, cancel: CancellationToken) -> ForwardCtx {
         let user = self.user();
-        let diagnose: Option<forward::Diagnose> =
-            if matches!(remote, Remote::Socket(_)) {
-                let link = self.link.subscribe();
-                Some(Arc::new(move |path: String| {
-                    let link = link.borrow().clone();
-                    let user = user.clone();
-                    Box::pin(async move {
-                        match link {
-                            Some(h) => docker::diagnose(&h, &path, &user).await,
-                            None => "the VM is not connected".to_string(),
-                        }
-                    })
-                }))
-            } else {
-                None
-            };
+        let diagnose: Option<forward::Diagnose> = if matches!(remote, Remote::Socket(_)) {
+            let link = self.link.subscribe();
+            Some(Arc::new(move |path: String| {
+                let link = link.borrow().clone();
+                let user = user.clone();
+                Box::pin(async move {
+                    match link {
+                        Some(h) => docker::diagnose(&h, &path, &user).await,
+                        None => "the VM is not connected".to_string(),
+                    }
+                })
+            }))
+        } else {
+            None
+        };
         ForwardCtx {
             remote,
             link: self.link.subscribe(),
@@ -609,7 +666,11 @@ impl Actor {
         let listener = forward::bind_unix(&path)?;
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
-        let ctx = self.forward_ctx(Remote::Socket(self.profile.remote_socket.clone()), counters.clone(), cancel.clone());
+        let ctx = self.forward_ctx(
+            Remote::Socket(self.profile.remote_socket.clone()),
+            counters.clone(),
+            cancel.clone(),
+        );
         let task = tokio::spawn(forward::serve_unix(listener, ctx));
         self.docker = Some(Listener { cancel, counters, task });
         let ports: Vec<u16> = self.tunnels.keys().copied().collect();
@@ -636,7 +697,10 @@ impl Actor {
                         None
                     }
                     Err(source) => {
-                        let e = ForwardError::Bind { port: map.local, source };
+                        let e = ForwardError::Bind {
+                            port: map.local,
+                            source,
+                        };
                         tunnel_state = (None, Some(e.to_string()));
                         Some(e)
                     }
@@ -651,7 +715,10 @@ impl Actor {
         if let Some(t) = self.tunnels.get_mut(&port) {
             (t.listener, t.error) = tunnel_state;
             let fs = forward_status(t, true);
-            let _ = self.events.send(Event::Forward { vm: self.name.clone(), forward: fs });
+            let _ = self.events.send(Event::Forward {
+                vm: self.name.clone(),
+                forward: fs,
+            });
         }
         err
     }
@@ -677,8 +744,14 @@ impl Actor {
             }
             t.error = None;
         }
-        let reason = format!("VM '{}' is not connected; run `tether connect {}`", self.name, self.name);
-        let _ = self.down_reason.send(forward::Down { reason, since: Instant::now() });
+        let reason = format!(
+            "VM '{}' is not connected; run `tether connect {}`",
+            self.name, self.name
+        );
+        let _ = self.down_reason.send(forward::Down {
+            reason,
+            since: Instant::now(),
+        });
     }
 
     fn drop_link(&mut self) {
@@ -697,7 +770,9 @@ impl Actor {
         let _ = self.link.send(None);
         if let Some((link, _)) = self.conn.take() {
             tokio::spawn(async move {
-                let _ = link.disconnect(russh::Disconnect::ByApplication, "tether disconnect", "en").await;
+                let _ = link
+                    .disconnect(russh::Disconnect::ByApplication, "tether disconnect", "en")
+                    .await;
             });
         }
     }
@@ -716,10 +791,21 @@ impl Actor {
             let resolve = profile.clone();
             let target = tokio::task::spawn_blocking(move || target::resolve(&resolve))
                 .await
-                .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?
-                .map_err(|e| SshError::Handshake { addr: profile.host.clone(), message: e.to_string() })?;
+                .map_err(|e| SshError::Handshake {
+                    addr: profile.host.clone(),
+                    message: e.to_string(),
+                })?
+                .map_err(|e| SshError::Handshake {
+                    addr: profile.host.clone(),
+                    message: e.to_string(),
+                })?;
             let creds = crate::keys::credentials_for(&profile, &target, &keys).await?;
-            let policy = HostKeyPolicy { files: files.into_iter().flatten().collect(), accept_new, confirmed, scan: false };
+            let policy = HostKeyPolicy {
+                files: files.into_iter().flatten().collect(),
+                accept_new,
+                confirmed,
+                scan: false,
+            };
             let pass = passphrase.as_ref().map(|p| p.as_str());
             let conn = ssh::connect(&target, policy, Arc::from(creds), pass, ssh::Timeouts::default()).await?;
             let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
@@ -777,7 +863,9 @@ impl Actor {
         if let Some(p) = self.probe.take() {
             p.abort();
         }
-        let deadline = self.rtt.map_or(RECHECK_TIMEOUT, |rtt| (rtt * 4).clamp(RECHECK_TIMEOUT, PROBE_TIMEOUT));
+        let deadline = self
+            .rtt
+            .map_or(RECHECK_TIMEOUT, |rtt| (rtt * 4).clamp(RECHECK_TIMEOUT, PROBE_TIMEOUT));
         tracing::info!(vm = %self.name, deadline_ms = deadline.as_millis() as u64, "network changed or the laptop woke; checking the link now");
         self.recheck = true;
         self.probe_with(deadline);
@@ -817,7 +905,10 @@ impl Actor {
                     (ms - old).abs() >= (old * 0.1).max(0.2)
                 });
                 if moved {
-                    let _ = self.events.send(Event::Rtt { vm: self.name.clone(), rtt_ms: ms });
+                    let _ = self.events.send(Event::Rtt {
+                        vm: self.name.clone(),
+                        rtt_ms: ms,
+                    });
                 }
                 self.rtt = Some(rtt);
                 self.input(Input::ProbeOk, None);
@@ -825,7 +916,10 @@ impl Actor {
             None => {
                 self.misses += 1;
                 tracing::warn!(vm = %self.name, misses = self.misses, "liveness probe unanswered");
-                self.last_error = Some(format!("the VM did not answer a liveness probe within {} s", PROBE_TIMEOUT.as_secs()));
+                self.last_error = Some(format!(
+                    "the VM did not answer a liveness probe within {} s",
+                    PROBE_TIMEOUT.as_secs()
+                ));
                 self.input(Input::ProbeMissed, None);
             }
         }
@@ -845,16 +939,20 @@ impl Actor {
         let profile = self.profile.clone();
         self.engine_check = Some(tokio::spawn(async move {
             // Reading ~/.ssh/config is file I/O: off the runtime's workers.
-            let user = tokio::task::spawn_blocking(move || target::resolve(&profile).map(|t| t.user).unwrap_or_default())
-                .await
-                .unwrap_or_default();
+            let user =
+                tokio::task::spawn_blocking(move || target::resolve(&profile).map(|t| t.user).unwrap_or_default())
+                    .await
+                    .unwrap_or_default();
             docker::probe(&link, &socket, &user).await
         }));
     }
 
     fn set_engine(&mut self, info: EngineInfo) {
         if self.engine.as_ref() != Some(&info) {
-            let _ = self.events.send(Event::Engine { vm: self.name.clone(), engine: info.clone() });
+            let _ = self.events.send(Event::Engine {
+                vm: self.name.clone(),
+                engine: info.clone(),
+            });
         }
         self.engine = Some(info);
         self.publish();
@@ -862,7 +960,12 @@ impl Actor {
 
     fn apply_profile(&mut self, profile: Profile) -> Result<(), EngineError> {
         let wanted = self.docker.is_some();
-        let old: Vec<PortMap> = self.tunnels.values().filter(|t| t.container.is_none()).map(|t| t.map).collect();
+        let old: Vec<PortMap> = self
+            .tunnels
+            .values()
+            .filter(|t| t.container.is_none())
+            .map(|t| t.map)
+            .collect();
         // A manual mapping wins over an automatic one on the same local port.
         for m in &profile.forwards {
             if self.tunnels.get(&m.local).is_some_and(|t| t.container.is_some())
@@ -878,7 +981,15 @@ impl Actor {
             // Bind new ports first; on any failure undo them and keep the old profile.
             let mut bound = Vec::new();
             for m in &added {
-                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None, container: None });
+                self.tunnels.insert(
+                    m.local,
+                    Tunnel {
+                        map: *m,
+                        listener: None,
+                        error: None,
+                        container: None,
+                    },
+                );
                 if let Some(e) = self.bind_tunnel(m.local) {
                     for p in bound.iter().chain(std::iter::once(&m.local)) {
                         if let Some(t) = self.tunnels.remove(p)
@@ -894,7 +1005,15 @@ impl Actor {
             }
         } else {
             for m in &added {
-                self.tunnels.insert(m.local, Tunnel { map: *m, listener: None, error: None, container: None });
+                self.tunnels.insert(
+                    m.local,
+                    Tunnel {
+                        map: *m,
+                        listener: None,
+                        error: None,
+                        container: None,
+                    },
+                );
             }
         }
         for m in removed {
@@ -922,9 +1041,16 @@ impl Actor {
     /// privileged one moves up by [`PRIVILEGED_OFFSET`]), else the next free one. Ports a manual
     /// tunnel forwards are left to it.
     fn apply_auto(&mut self, wants: Vec<AutoWant>, policy: AutoPolicy) {
-        let manual_remotes: Vec<u16> =
-            self.tunnels.values().filter(|t| t.container.is_none()).map(|t| t.map.remote).collect();
-        let wants: Vec<AutoWant> = wants.into_iter().filter(|w| !manual_remotes.contains(&w.remote)).collect();
+        let manual_remotes: Vec<u16> = self
+            .tunnels
+            .values()
+            .filter(|t| t.container.is_none())
+            .map(|t| t.map.remote)
+            .collect();
+        let wants: Vec<AutoWant> = wants
+            .into_iter()
+            .filter(|w| !manual_remotes.contains(&w.remote))
+            .collect();
         let stale: Vec<u16> = self
             .tunnels
             .iter()
@@ -940,7 +1066,11 @@ impl Actor {
         }
         let wanted = self.docker.is_some();
         for w in wants {
-            if let Some(t) = self.tunnels.values_mut().find(|t| t.container.is_some() && t.map.remote == w.remote) {
+            if let Some(t) = self
+                .tunnels
+                .values_mut()
+                .find(|t| t.container.is_some() && t.map.remote == w.remote)
+            {
                 t.container = Some(w.container);
                 continue;
             }
@@ -954,8 +1084,19 @@ impl Actor {
                 if self.tunnels.contains_key(&local) {
                     continue;
                 }
-                let map = PortMap { local, remote: w.remote };
-                self.tunnels.insert(local, Tunnel { map, listener: None, error: None, container: Some(w.container.clone()) });
+                let map = PortMap {
+                    local,
+                    remote: w.remote,
+                };
+                self.tunnels.insert(
+                    local,
+                    Tunnel {
+                        map,
+                        listener: None,
+                        error: None,
+                        container: Some(w.container.clone()),
+                    },
+                );
                 if !wanted || self.bind_tunnel(local).is_none() {
                     tracing::info!(vm = %self.name, local, remote = w.remote, container = %w.container, "automatic forward");
                     break;
@@ -1011,7 +1152,8 @@ fn std_bind(port: u16, remote: u16) -> Result<std::net::TcpListener, ForwardErro
     let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
     match std::net::TcpListener::bind(addr) {
         Ok(l) => {
-            l.set_nonblocking(true).map_err(|source| ForwardError::Bind { port, source })?;
+            l.set_nonblocking(true)
+                .map_err(|source| ForwardError::Bind { port, source })?;
             Ok(l)
         }
         Err(e) => Err(forward::classify_bind_error(port, remote, e)),

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use russh::ChannelOpenFailure;
 use russh::client::{self, AuthResult, DisconnectReason, Handle};
+use russh::keys::PublicKeyOrCertificate;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
-use russh::keys::PublicKeyOrCertificate;
-use russh::ChannelOpenFailure;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -37,9 +37,13 @@ pub const MAX_PACKET: u32 = 32 * 1024;
 pub enum SshError {
     #[error("cannot resolve host '{host}': {message}; check the name, or its Host entry in ~/.ssh/config")]
     Resolve { host: String, message: String },
-    #[error("connection refused by {addr}: no sshd is listening there; check that the VM is up and the port is right (--port)")]
+    #[error(
+        "connection refused by {addr}: no sshd is listening there; check that the VM is up and the port is right (--port)"
+    )]
     Refused { addr: String },
-    #[error("no answer from {addr} within {secs} s: the VM is down or unreachable from this laptop; check the address, VPN or firewall")]
+    #[error(
+        "no answer from {addr} within {secs} s: the VM is down or unreachable from this laptop; check the address, VPN or firewall"
+    )]
     Timeout { addr: String, secs: u64 },
     #[error("cannot reach {addr}: {message}; check the network, VPN or the VM's address")]
     Unreachable { addr: String, message: String },
@@ -48,7 +52,12 @@ pub enum SshError {
          Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub` on the VM, then accept it \
          (answer yes, or pass --accept-new)"
     )]
-    HostKeyUnknown { host: String, key_type: String, short: String, fingerprint: String },
+    HostKeyUnknown {
+        host: String,
+        key_type: String,
+        short: String,
+        fingerprint: String,
+    },
     #[error(
         "REFUSED: the host key of {host} has CHANGED. Someone may be intercepting the connection \
          (man-in-the-middle), or the VM was reinstalled.\n  recorded {key_type} key: {recorded}\n  \
@@ -65,9 +74,20 @@ pub enum SshError {
         line: usize,
     },
     #[error("REFUSED: the host key {fingerprint} of {host} is marked @revoked in {file}:{line}")]
-    HostKeyRevoked { host: String, fingerprint: String, file: PathBuf, line: usize },
-    #[error("{target} refused every key tried ({tried}); add your public key to ~{user}/.ssh/authorized_keys on the VM, or pick the right one with --identity")]
-    AuthFailed { target: String, user: String, tried: String },
+    HostKeyRevoked {
+        host: String,
+        fingerprint: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error(
+        "{target} refused every key tried ({tried}); add your public key to ~{user}/.ssh/authorized_keys on the VM, or pick the right one with --identity"
+    )]
+    AuthFailed {
+        target: String,
+        user: String,
+        tried: String,
+    },
     #[error("no key to log in to {target} with: pass --identity PATH, start ssh-agent, or create ~/.ssh/id_ed25519")]
     NoCredentials { target: String },
     #[error(transparent)]
@@ -146,7 +166,9 @@ impl client::Handler for ClientHandler {
         }
         let refusal = match status {
             HostKeyStatus::Known => return Ok(true),
-            HostKeyStatus::Unknown if self.policy.accept_new || self.policy.confirmed.as_deref() == Some(fp.as_str()) => {
+            HostKeyStatus::Unknown
+                if self.policy.accept_new || self.policy.confirmed.as_deref() == Some(fp.as_str()) =>
+            {
                 if let Some(own) = self.policy.files.last() {
                     known_hosts::learn(own, &self.host, self.port, key)?;
                     tracing::info!(host = %name, fingerprint = %fp, file = %own.display(), "recorded new host key");
@@ -155,14 +177,33 @@ impl client::Handler for ClientHandler {
             }
             HostKeyStatus::Unknown => SshError::HostKeyUnknown {
                 host: name,
-                short: key_type.trim_start_matches("ssh-").split('-').next().unwrap_or("ed25519").to_string(),
+                short: key_type
+                    .trim_start_matches("ssh-")
+                    .split('-')
+                    .next()
+                    .unwrap_or("ed25519")
+                    .to_string(),
                 key_type,
                 fingerprint: fp,
             },
-            HostKeyStatus::Changed { file, line, recorded_fingerprint } => {
-                SshError::HostKeyChanged { host: name, key_type, fingerprint: fp, recorded: recorded_fingerprint, file, line }
-            }
-            HostKeyStatus::Revoked { file, line } => SshError::HostKeyRevoked { host: name, fingerprint: fp, file, line },
+            HostKeyStatus::Changed {
+                file,
+                line,
+                recorded_fingerprint,
+            } => SshError::HostKeyChanged {
+                host: name,
+                key_type,
+                fingerprint: fp,
+                recorded: recorded_fingerprint,
+                file,
+                line,
+            },
+            HostKeyStatus::Revoked { file, line } => SshError::HostKeyRevoked {
+                host: name,
+                fingerprint: fp,
+                file,
+                line,
+            },
         };
         seen.refusal = Some(refusal);
         Ok(false)
@@ -197,7 +238,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(8), handshake: Duration::from_secs(10) }
+        Self {
+            connect: Duration::from_secs(8),
+            handshake: Duration::from_secs(10),
+        }
     }
 }
 
@@ -238,9 +282,23 @@ fn cipher_order() -> Vec<russh::cipher::Name> {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let aes = false;
     if aes {
-        vec![AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305, AES_256_CTR, AES_192_CTR, AES_128_CTR]
+        vec![
+            AES_128_GCM,
+            AES_256_GCM,
+            CHACHA20_POLY1305,
+            AES_256_CTR,
+            AES_192_CTR,
+            AES_128_CTR,
+        ]
     } else {
-        vec![CHACHA20_POLY1305, AES_256_GCM, AES_128_GCM, AES_256_CTR, AES_192_CTR, AES_128_CTR]
+        vec![
+            CHACHA20_POLY1305,
+            AES_256_GCM,
+            AES_128_GCM,
+            AES_256_CTR,
+            AES_192_CTR,
+            AES_128_CTR,
+        ]
     }
 }
 
@@ -288,22 +346,35 @@ impl tokio::io::AsyncWrite for SshStream {
         self.0.is_write_vectored()
     }
 
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
 async fn tcp_connect(target: &Target, t: Timeouts) -> Result<TcpStream, SshError> {
     let addr_label = format!("{}:{}", target.host, target.port);
-    let addrs: Vec<SocketAddr> = tokio::time::timeout(t.connect, tokio::net::lookup_host((target.host.as_str(), target.port)))
-        .await
-        .map_err(|_| SshError::Resolve { host: target.host.clone(), message: "lookup timed out".into() })?
-        .map_err(|e| SshError::Resolve { host: target.host.clone(), message: e.to_string() })?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        tokio::time::timeout(t.connect, tokio::net::lookup_host((target.host.as_str(), target.port)))
+            .await
+            .map_err(|_| SshError::Resolve {
+                host: target.host.clone(),
+                message: "lookup timed out".into(),
+            })?
+            .map_err(|e| SshError::Resolve {
+                host: target.host.clone(),
+                message: e.to_string(),
+            })?
+            .collect();
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
@@ -314,11 +385,24 @@ async fn tcp_connect(target: &Target, t: Timeouts) -> Result<TcpStream, SshError
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 last = Some(SshError::Refused { addr: addr.to_string() })
             }
-            Ok(Err(e)) => last = Some(SshError::Unreachable { addr: addr.to_string(), message: e.to_string() }),
-            Err(_) => last = Some(SshError::Timeout { addr: addr.to_string(), secs: t.connect.as_secs() }),
+            Ok(Err(e)) => {
+                last = Some(SshError::Unreachable {
+                    addr: addr.to_string(),
+                    message: e.to_string(),
+                })
+            }
+            Err(_) => {
+                last = Some(SshError::Timeout {
+                    addr: addr.to_string(),
+                    secs: t.connect.as_secs(),
+                })
+            }
         }
     }
-    Err(last.unwrap_or(SshError::Resolve { host: addr_label, message: "no addresses".into() }))
+    Err(last.unwrap_or(SshError::Resolve {
+        host: addr_label,
+        message: "no addresses".into(),
+    }))
 }
 
 /// Connects, verifies the host key and logs in with the first credential the server accepts.
@@ -332,7 +416,10 @@ pub async fn connect(
     t: Timeouts,
 ) -> Result<Connection, SshError> {
     let stream = tcp_connect(target, t).await?;
-    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| target.host.clone());
+    let addr = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| target.host.clone());
     let seen = Arc::new(Mutex::new(Seen::default()));
     let closed = Arc::new(Notify::new());
     let handler = ClientHandler {
@@ -346,9 +433,17 @@ pub async fn connect(
     let refusal = |seen: &Arc<Mutex<Seen>>| seen.lock().ok().and_then(|mut s| s.refusal.take());
     let stream = SshStream(stream);
     let mut handle = match tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await {
-        Err(_) => return Err(SshError::Handshake { addr, message: format!("no SSH handshake within {} s", t.handshake.as_secs()) }),
+        Err(_) => {
+            return Err(SshError::Handshake {
+                addr,
+                message: format!("no SSH handshake within {} s", t.handshake.as_secs()),
+            });
+        }
         Ok(Err(e)) => {
-            return Err(refusal(&seen).unwrap_or(SshError::Handshake { addr, message: e.to_string() }));
+            return Err(refusal(&seen).unwrap_or(SshError::Handshake {
+                addr,
+                message: e.to_string(),
+            }));
         }
         Ok(Ok(h)) => h,
     };
@@ -356,9 +451,14 @@ pub async fn connect(
     let pass = passphrase.map(|p| zeroize::Zeroizing::new(p.to_owned()));
     let creds = tokio::task::spawn_blocking(move || source.credentials(pass.as_ref().map(|p| p.as_str())))
         .await
-        .map_err(|e| SshError::Handshake { addr: addr.clone(), message: format!("the key loader failed: {e}") })??;
+        .map_err(|e| SshError::Handshake {
+            addr: addr.clone(),
+            message: format!("the key loader failed: {e}"),
+        })??;
     if creds.is_empty() {
-        return Err(SshError::NoCredentials { target: target.display() });
+        return Err(SshError::NoCredentials {
+            target: target.display(),
+        });
     }
     let mut tried = Vec::new();
     let auth = async {
@@ -370,7 +470,10 @@ pub async fn connect(
                     let res = handle
                         .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(key.clone(), hash))
                         .await
-                        .map_err(|e| SshError::Handshake { addr: addr.clone(), message: e.to_string() })?;
+                        .map_err(|e| SshError::Handshake {
+                            addr: addr.clone(),
+                            message: e.to_string(),
+                        })?;
                     if matches!(res, AuthResult::Success) {
                         return Ok(true);
                     }
@@ -380,20 +483,28 @@ pub async fn connect(
                     let res = handle
                         .authenticate_password(&target.user, password.as_str())
                         .await
-                        .map_err(|e| SshError::Handshake { addr: addr.clone(), message: e.to_string() })?;
+                        .map_err(|e| SshError::Handshake {
+                            addr: addr.clone(),
+                            message: e.to_string(),
+                        })?;
                     if matches!(res, AuthResult::Success) {
                         return Ok(true);
                     }
                 }
                 Credential::Agent { socket } => {
-                    let Ok(mut agent) = AgentClient::connect_uds(socket).await else { continue };
-                    let Ok(ids) = agent.request_identities().await else { continue };
+                    let Ok(mut agent) = AgentClient::connect_uds(socket).await else {
+                        continue;
+                    };
+                    let Ok(ids) = agent.request_identities().await else {
+                        continue;
+                    };
                     for id in ids {
                         let key = id.public_key().into_owned();
                         tried.push(format!("agent key {}", known_hosts::fingerprint(&key)));
                         let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
-                        if let Ok(AuthResult::Success) =
-                            handle.authenticate_publickey_with(&target.user, key, hash, &mut agent).await
+                        if let Ok(AuthResult::Success) = handle
+                            .authenticate_publickey_with(&target.user, key, hash, &mut agent)
+                            .await
                         {
                             return Ok(true);
                         }
@@ -405,20 +516,39 @@ pub async fn connect(
     };
     let ok = tokio::time::timeout(t.handshake, auth)
         .await
-        .map_err(|_| SshError::Handshake { addr: addr.clone(), message: "login timed out".into() })??;
+        .map_err(|_| SshError::Handshake {
+            addr: addr.clone(),
+            message: "login timed out".into(),
+        })??;
     if !ok {
-        return Err(SshError::AuthFailed { target: target.display(), user: target.user.clone(), tried: tried.join(", ") });
+        return Err(SshError::AuthFailed {
+            target: target.display(),
+            user: target.user.clone(),
+            tried: tried.join(", "),
+        });
     }
     let server_key = seen.lock().ok().and_then(|s| s.server_key.clone());
-    Ok(Connection { handle, closed, server_key })
+    Ok(Connection {
+        handle,
+        closed,
+        server_key,
+    })
 }
 
 /// Fetches the host key a VM presents, without logging in or trusting anything.
 pub async fn fetch_host_key(target: &Target, files: Vec<PathBuf>, t: Timeouts) -> Result<PublicKey, SshError> {
     let stream = tcp_connect(target, t).await?;
-    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| target.host.clone());
+    let addr = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| target.host.clone());
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let policy = HostKeyPolicy { files, accept_new: false, confirmed: None, scan: true };
+    let policy = HostKeyPolicy {
+        files,
+        accept_new: false,
+        confirmed: None,
+        scan: true,
+    };
     let handler = ClientHandler {
         host: target.host.clone(),
         port: target.port,
@@ -431,7 +561,10 @@ pub async fn fetch_host_key(target: &Target, files: Vec<PathBuf>, t: Timeouts) -
     seen.lock()
         .ok()
         .and_then(|s| s.server_key.clone())
-        .ok_or(SshError::Handshake { addr, message: "the server presented no host key".into() })
+        .ok_or(SshError::Handshake {
+            addr,
+            message: "the server presented no host key".into(),
+        })
 }
 
 /// What an SSH channel-open failure means for a forward, in the user's words.

@@ -24,7 +24,10 @@ pub enum State {
 impl State {
     /// Whether the user wants this VM up (listeners stay bound in these states).
     pub fn wanted(self) -> bool {
-        matches!(self, State::Connecting | State::Connected | State::Degraded | State::Reconnecting { .. })
+        matches!(
+            self,
+            State::Connecting | State::Connected | State::Degraded | State::Reconnecting { .. }
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -58,7 +61,9 @@ pub enum Action {
     /// Bind listeners (if not bound) and start a connection attempt now.
     StartAttempt,
     /// Drop the link, keep listeners, and schedule attempt number `attempt` after backoff.
-    ScheduleRetry { attempt: u32 },
+    ScheduleRetry {
+        attempt: u32,
+    },
     /// Drop the link and close listeners.
     TearDown,
     /// The link is up: publish it and start probing.

@@ -70,11 +70,20 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
     if let Some(files) = params.as_ref().and_then(|p| p.identity_file.clone()) {
         identity_files.extend(files.iter().map(|f| expand_tilde(f)));
     }
-    Ok(Target { alias: profile.host.clone(), host, port, user, identity_files })
+    Ok(Target {
+        alias: profile.host.clone(),
+        host,
+        port,
+        user,
+        identity_files,
+    })
 }
 
 fn parse(path: &Path) -> Result<SshConfig, SshConfigError> {
-    let err = |message: String| SshConfigError { path: path.to_path_buf(), message };
+    let err = |message: String| SshConfigError {
+        path: path.to_path_buf(),
+        message,
+    };
     let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
     let mut cfg = SshConfig::default();
     if let Some(h) = home() {
@@ -120,7 +129,12 @@ pub fn config_hosts() -> Result<Vec<SshHost>, SshConfigError> {
         .into_iter()
         .map(|alias| {
             let p = cfg.query(&alias);
-            SshHost { host: p.host_name.clone().unwrap_or_else(|| alias.clone()), user: p.user.clone(), port: p.port, alias }
+            SshHost {
+                host: p.host_name.clone().unwrap_or_else(|| alias.clone()),
+                user: p.user.clone(),
+                port: p.port,
+                alias,
+            }
         })
         .collect())
 }

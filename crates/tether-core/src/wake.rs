@@ -41,7 +41,10 @@ async fn clock_gaps(nudge: Arc<watch::Sender<u64>>) {
         tokio::time::sleep(TICK).await;
         let late = late_by(TICK, m0.elapsed(), w0.elapsed().ok());
         if late > GAP {
-            tracing::info!(late_s = late.as_secs_f64(), "woke from sleep (or was frozen); checking every VM now");
+            tracing::info!(
+                late_s = late.as_secs_f64(),
+                "woke from sleep (or was frozen); checking every VM now"
+            );
             nudge.send_modify(|n| *n += 1);
         }
         if nudge.is_closed() {

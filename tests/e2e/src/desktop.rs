@@ -38,9 +38,14 @@ impl Desktop {
             .spawn()
             .expect("Xvfb (Debian: xvfb)");
         let mut number = String::new();
-        BufReader::new(xvfb.stdout.take().expect("Xvfb stdout")).read_line(&mut number).expect("Xvfb display");
+        BufReader::new(xvfb.stdout.take().expect("Xvfb stdout"))
+            .read_line(&mut number)
+            .expect("Xvfb display");
         let display = format!(":{}", number.trim());
-        assert!(number.trim().parse::<u32>().is_ok(), "Xvfb did not start (printed {number:?})");
+        assert!(
+            number.trim().parse::<u32>().is_ok(),
+            "Xvfb did not start (printed {number:?})"
+        );
         children.push(xvfb);
 
         let (bus, dbus) = crate::keyring::session_bus();
@@ -55,17 +60,26 @@ impl Desktop {
             .spawn()
             .expect("notifyd");
         let mut ready = String::new();
-        BufReader::new(notifyd.stdout.take().expect("notifyd stdout")).read_line(&mut ready).expect("notifyd ready");
+        BufReader::new(notifyd.stdout.take().expect("notifyd stdout"))
+            .read_line(&mut ready)
+            .expect("notifyd ready");
         assert_eq!(ready.trim(), "notifyd ready");
         children.push(notifyd);
-        Desktop { children, display, dbus, driver_port: 0, notes }
+        Desktop {
+            children,
+            display,
+            dbus,
+            driver_port: 0,
+            notes,
+        }
     }
 
     fn start_driver(&mut self, dir: &Path, env: &[(&str, String)]) {
         let driver_port = free_port();
         let native = free_port();
         let driver = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| {
-            let home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+            let home = std::env::var("CARGO_HOME")
+                .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
             format!("{home}/bin/tauri-driver")
         });
         let mut cmd = Command::new(&driver);
@@ -77,16 +91,26 @@ impl Desktop {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        self.children.push(cmd.spawn().unwrap_or_else(|e| panic!("{driver}: {e} (cargo install tauri-driver --locked)")));
+        self.children.push(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("{driver}: {e} (cargo install tauri-driver --locked)")),
+        );
         wait_for("tauri-driver", Duration::from_secs(20), || {
-            ureq::get(format!("http://127.0.0.1:{driver_port}/status")).call().ok().map(|_| ())
+            ureq::get(format!("http://127.0.0.1:{driver_port}/status"))
+                .call()
+                .ok()
+                .map(|_| ())
         });
         self.driver_port = driver_port;
     }
 
     /// Starts `program ARGS` on this desktop's display and session bus; output goes to `log`.
     pub fn launch(&self, program: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> Child {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("app log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("app log");
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env("DISPLAY", &self.display)
@@ -122,7 +146,12 @@ impl Desktop {
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| (v["summary"].as_str().unwrap_or("").to_string(), v["body"].as_str().unwrap_or("").to_string()))
+            .map(|v| {
+                (
+                    v["summary"].as_str().unwrap_or("").to_string(),
+                    v["body"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 }
@@ -148,7 +177,11 @@ mod x11 {
     }
 
     pub fn windows(display: &str, title: &str) -> Res<Vec<u32>> {
-        Ok(all(display)?.into_iter().filter(|w| w.1 && w.2 == title).map(|w| w.0).collect())
+        Ok(all(display)?
+            .into_iter()
+            .filter(|w| w.1 && w.2 == title)
+            .map(|w| w.0)
+            .collect())
     }
 
     pub fn all(display: &str) -> Res<Vec<(u32, bool, String, u32)>> {
@@ -160,10 +193,19 @@ mod x11 {
         let mut out = Vec::new();
         for w in conn.query_tree(root)?.reply()?.children {
             // A window may vanish between the listing and these questions: skip it.
-            let Ok(attrs) = conn.get_window_attributes(w)?.reply() else { continue };
-            let Ok(name) = conn.get_property(false, w, net_name, utf8, 0, 256)?.reply() else { continue };
+            let Ok(attrs) = conn.get_window_attributes(w)?.reply() else {
+                continue;
+            };
+            let Ok(name) = conn.get_property(false, w, net_name, utf8, 0, 256)?.reply() else {
+                continue;
+            };
             let name = if name.value.is_empty() {
-                let Ok(n) = conn.get_property(false, w, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)?.reply() else { continue };
+                let Ok(n) = conn
+                    .get_property(false, w, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)?
+                    .reply()
+                else {
+                    continue;
+                };
                 n.value
             } else {
                 name.value
@@ -174,7 +216,12 @@ mod x11 {
                 .ok()
                 .and_then(|p| p.value32().and_then(|mut v| v.next()))
                 .unwrap_or(0);
-            out.push((w, attrs.map_state == MapState::VIEWABLE, String::from_utf8_lossy(&name).into_owned(), pid));
+            out.push((
+                w,
+                attrs.map_state == MapState::VIEWABLE,
+                String::from_utf8_lossy(&name).into_owned(),
+                pid,
+            ));
         }
         Ok(out)
     }

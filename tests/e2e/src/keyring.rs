@@ -53,7 +53,9 @@ fn start_bus(args: &[&str]) -> (Child, String) {
         .spawn()
         .expect("dbus-daemon (Debian: dbus)");
     let mut line = String::new();
-    BufReader::new(bus.stdout.take().expect("dbus stdout")).read_line(&mut line).expect("dbus address");
+    BufReader::new(bus.stdout.take().expect("dbus stdout"))
+        .read_line(&mut line)
+        .expect("dbus address");
     (bus, line.trim().to_string())
 }
 
@@ -88,8 +90,13 @@ impl SecretService {
             // --unlock reads the login password from stdin.
             stdin.write_all(b"lab-keyring-password").expect("keyring password");
         }
-        let me = SecretService { children: vec![daemon], bus: bus.to_string() };
-        wait_for("the Secret Service on the bus", Duration::from_secs(15), || me.count("probe", "probe").map(|_| ()));
+        let me = SecretService {
+            children: vec![daemon],
+            bus: bus.to_string(),
+        };
+        wait_for("the Secret Service on the bus", Duration::from_secs(15), || {
+            me.count("probe", "probe").map(|_| ())
+        });
         me
     }
 
@@ -101,7 +108,10 @@ impl SecretService {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
             .output()
             .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok()).flatten()
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .flatten()
     }
 }
 

@@ -47,19 +47,33 @@ pub fn lab() -> &'static HashMap<String, String> {
 }
 
 pub fn var(k: &str) -> String {
-    lab().get(k).cloned().unwrap_or_else(|| panic!("lab variable {k} missing"))
+    lab()
+        .get(k)
+        .cloned()
+        .unwrap_or_else(|| panic!("lab variable {k} missing"))
 }
 
 /// Runs lab.sh with arguments; panics with its output on failure.
 pub fn lab_cmd(args: &[&str]) {
     let out = Command::new(lab_script()).args(args).output().expect("run lab.sh");
-    assert!(out.status.success(), "lab.sh {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "lab.sh {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The built `tether` binary (cargo builds it for this package's tests).
 pub fn tether_bin() -> PathBuf {
-    let p = repo().join("target").join(if cfg!(debug_assertions) { "debug" } else { "release" }).join("tether");
-    assert!(p.exists(), "{} not built: run `cargo build -p tether-cli` first", p.display());
+    let p = repo()
+        .join("target")
+        .join(if cfg!(debug_assertions) { "debug" } else { "release" })
+        .join("tether");
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build -p tether-cli` first",
+        p.display()
+    );
     p
 }
 
@@ -79,7 +93,12 @@ pub fn free_port() -> u16 {
         .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
         .unwrap_or(32768);
     let span = ephemeral_start.saturating_sub(LOW).max(1000);
-    let _ = NEXT.compare_exchange(u32::MAX, (std::process::id() * 97) % span, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 97) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     for _ in 0..span {
         let port = LOW + NEXT.fetch_add(1, Ordering::SeqCst) % span;
         if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
@@ -96,7 +115,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -119,13 +141,21 @@ impl Run {
 
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn fails_with(self, needles: &[&str]) -> Self {
-        assert_eq!(self.code, 1, "expected exit 1:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 1,
+            "expected exit 1:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         for n in needles {
             assert!(self.stderr.contains(n), "stderr lacks {n:?}:\n{}", self.stderr);
         }
@@ -161,10 +191,17 @@ impl Tether {
 
     /// A fresh home and no engine: the first command that needs one starts it.
     pub fn without_daemon(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::Builder::new().prefix("tt").tempdir_in("/var/tmp").expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("tt")
+            .tempdir_in("/var/tmp")
+            .expect("tempdir");
         std::fs::create_dir_all(dir.path().join(".ssh")).expect("mkdir .ssh");
         let extra_env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Tether { dir, daemon: None, extra_env }
+        Tether {
+            dir,
+            daemon: None,
+            extra_env,
+        }
     }
 
     /// Like `new`, but the engine runs under a wrapper (e.g. setpriv dropping a capability).
@@ -190,8 +227,14 @@ impl Tether {
         };
         cmd.arg("daemon");
         self.envs(&mut cmd);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log");
-        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log");
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
         self.daemon = Some(cmd.spawn().expect("spawn tether daemon"));
         let sock = self.home().join("run/control.sock");
         wait_for("the engine's control socket", Duration::from_secs(10), || {
@@ -254,7 +297,10 @@ impl Tether {
             .collect::<Vec<_>>()
             .join(" ");
         let mut cmd = Command::new("script");
-        cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         self.envs(&mut cmd);
         let mut child = cmd.spawn().expect("script");
         let screen = Arc::new(Mutex::new(Vec::new()));
@@ -286,7 +332,11 @@ impl Tether {
             let _ = e.read_to_string(&mut err);
         }
         let stdout = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
-        Run { code: status.code().unwrap_or(-1), stdout, stderr: err }
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: err,
+        }
     }
 
     /// `tether ARGS` with this home's environment, not started.
@@ -309,7 +359,10 @@ impl Tether {
     pub fn spawn_lines(&self, args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
         use std::io::BufRead;
         let mut cmd = Command::new(tether_bin());
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         self.envs(&mut cmd);
         let mut child = cmd.spawn().expect("spawn tether");
         let out = child.stdout.take().expect("stdout");
@@ -327,8 +380,20 @@ impl Tether {
     /// Adds a lab VM with the lab key, accepting its host key.
     pub fn add_vm(&self, name: &str, ip: &str, port: u16, socket: &str) -> Run {
         self.run(&[
-            "vm", "add", name, "--host", ip, "--port", &port.to_string(), "--user", &var("LAB_USER"),
-            "--identity", &var("LAB_KEY"), "--remote-socket", socket, "--accept-new",
+            "vm",
+            "add",
+            name,
+            "--host",
+            ip,
+            "--port",
+            &port.to_string(),
+            "--user",
+            &var("LAB_USER"),
+            "--identity",
+            &var("LAB_KEY"),
+            "--remote-socket",
+            socket,
+            "--accept-new",
         ])
     }
 
@@ -345,7 +410,9 @@ impl Tether {
     pub fn status(&self, vm: &str) -> serde_json::Value {
         let r = self.run(&["status", "--json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("status json");
-        v.as_array().and_then(|a| a.iter().find(|x| x["name"] == vm).cloned()).unwrap_or_default()
+        v.as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == vm).cloned())
+            .unwrap_or_default()
     }
 
     /// Waits until `vm` is in `state`.
@@ -374,7 +441,9 @@ impl Tether {
 
     pub fn log(&self) -> String {
         let started = std::fs::read_to_string(self.dir.path().join("daemon.log"));
-        started.or_else(|_| std::fs::read_to_string(self.home().join("logs/engine.log"))).unwrap_or_default()
+        started
+            .or_else(|_| std::fs::read_to_string(self.home().join("logs/engine.log")))
+            .unwrap_or_default()
     }
 }
 
@@ -459,7 +528,10 @@ impl TestVm {
         if docker {
             lab_cmd(&["images", name]);
         }
-        TestVm { name: name.into(), ip: format!("10.77.{idx}.2") }
+        TestVm {
+            name: name.into(),
+            ip: format!("10.77.{idx}.2"),
+        }
     }
 
     pub fn docker_sock(&self) -> String {
@@ -468,18 +540,35 @@ impl TestVm {
 
     pub fn sshd_pid(&self, port: u16) -> i32 {
         let p = format!("{}/vms/{}/sshd_{port}.pid", var("TETHER_LAB_DIR"), self.name);
-        std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {p}"))
+        std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {p}"))
     }
 
     /// Pids of every process in the VM's namespace (sshd and its per-connection children, …).
     pub fn pids(&self) -> Vec<String> {
-        let out = Command::new("ip").args(["netns", "pids", &format!("tl-{}", self.name)]).output().expect("ip netns pids");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+        let out = Command::new("ip")
+            .args(["netns", "pids", &format!("tl-{}", self.name)])
+            .output()
+            .expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Pids of the VM's processes named `comm` (`sshd`, `dockerd`).
     pub fn pids_named(&self, comm: &str) -> Vec<String> {
-        self.pids().into_iter().filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim() == comm).collect()
+        self.pids()
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .unwrap_or_default()
+                    .trim()
+                    == comm
+            })
+            .collect()
     }
 }
 
@@ -492,7 +581,11 @@ pub fn proc_state(pid: &str) -> Option<char> {
 /// Sends `signal` (`STOP`, `KILL`, …) to `pids`. A pid gone by its turn is fine: callers wait on
 /// the state they want instead.
 pub fn signal(pids: &[String], signal: &str) {
-    let _ = Command::new("kill").arg(format!("-{signal}")).args(pids).stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(pids)
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Drop for TestVm {
@@ -523,10 +616,17 @@ impl Drop for LabUser {
 /// The SHA256 fingerprint of a lab VM's host key, as `ssh-keygen -l` prints it.
 pub fn host_key_fingerprint(vm: &str) -> String {
     let out = Command::new("ssh-keygen")
-        .args(["-lf", &format!("{}/vms/{vm}/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"))])
+        .args([
+            "-lf",
+            &format!("{}/vms/{vm}/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR")),
+        ])
         .output()
         .expect("ssh-keygen");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or_default().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// One raw HTTP/1.0 request over a Unix socket; returns (status line, body).

@@ -22,14 +22,20 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state(0) ppid(1) … utime(11) stime(12).
-    Some((f.get(1)?.parse().ok()?, f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+    Some((
+        f.get(1)?.parse().ok()?,
+        f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+    ))
 }
 
 fn kib(file: &Path, key: &str) -> u64 {
     std::fs::read_to_string(file)
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -60,14 +66,23 @@ pub fn tree(root: u32) -> Vec<Proc> {
             let dir = Path::new("/proc").join(pid.to_string());
             let name = std::fs::read_to_string(dir.join("comm")).ok()?.trim().to_string();
             let (_, ticks) = stat(pid)?;
-            Some(Proc { pid, name, rss_kib: kib(&dir.join("status"), "VmRSS:"), pss_kib: kib(&dir.join("smaps_rollup"), "Pss:"), ticks })
+            Some(Proc {
+                pid,
+                name,
+                rss_kib: kib(&dir.join("status"), "VmRSS:"),
+                pss_kib: kib(&dir.join("smaps_rollup"), "Pss:"),
+                ticks,
+            })
         })
         .collect()
 }
 
 /// WebKit's helper processes in `root`'s tree (web content, network, GPU).
 pub fn webkit(root: u32) -> Vec<Proc> {
-    tree(root).into_iter().filter(|p| p.name.starts_with("WebKit")).collect()
+    tree(root)
+        .into_iter()
+        .filter(|p| p.name.starts_with("WebKit"))
+        .collect()
 }
 
 /// Clock ticks per second (USER_HZ).
@@ -95,7 +110,9 @@ pub struct PssParts {
 pub fn pss_parts(pid: u32) -> PssParts {
     let mut parts = PssParts::default();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else { return parts };
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return parts;
+    };
     // A mapping's header line starts with its address range; its "Pss:" line follows.
     let mut slot: Option<&mut u64> = None;
     for line in smaps.lines() {
@@ -105,7 +122,11 @@ pub fn pss_parts(pid: u32) -> PssParts {
             let perms = f.get(1).copied().unwrap_or("");
             let path = f.get(5).copied().unwrap_or("");
             slot = Some(if Path::new(path) == exe {
-                if perms.contains('x') { &mut parts.exe_code } else { &mut parts.exe_data }
+                if perms.contains('x') {
+                    &mut parts.exe_code
+                } else {
+                    &mut parts.exe_data
+                }
             } else if path == "[heap]" {
                 &mut parts.heap
             } else if path.starts_with('/') {
@@ -116,7 +137,11 @@ pub fn pss_parts(pid: u32) -> PssParts {
         } else if let Some(v) = line.strip_prefix("Pss:")
             && let Some(s) = slot.as_deref_mut()
         {
-            *s += v.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            *s += v
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     parts

@@ -20,8 +20,18 @@ pub struct Size {
 }
 
 impl Size {
-    pub const FULL: Size = Size { api: 100_000, tunnels: 1_000, cuts: 30, containers: 200 };
-    pub const MINUTE: Size = Size { api: 30_000, tunnels: 300, cuts: 4, containers: 40 };
+    pub const FULL: Size = Size {
+        api: 100_000,
+        tunnels: 1_000,
+        cuts: 30,
+        containers: 200,
+    };
+    pub const MINUTE: Size = Size {
+        api: 30_000,
+        tunnels: 300,
+        cuts: 4,
+        containers: 40,
+    };
 }
 
 /// The engine's resources at one moment.
@@ -46,9 +56,17 @@ fn control(t: &Tether, req: &serde_json::Value) -> serde_json::Value {
 
 pub fn sample(t: &Tether) -> Sample {
     let pid = t.engine_pid();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
-    let tasks = control(t, &serde_json::json!({"op": "ping"}))["tasks"].as_u64().expect("tasks in ping");
-    Sample { rss_kib: t.engine_rss_kib(), fds, tasks }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let tasks = control(t, &serde_json::json!({"op": "ping"}))["tasks"]
+        .as_u64()
+        .expect("tasks in ping");
+    Sample {
+        rss_kib: t.engine_rss_kib(),
+        fds,
+        tasks,
+    }
 }
 
 /// What a run did and measured.
@@ -79,8 +97,14 @@ fn api_burst(sock: &std::path::Path, n: usize) {
 
 fn tunnel_churn(t: &Tether, vm: &str, n: usize, port: u16) {
     for _ in 0..n {
-        control(t, &serde_json::json!({"op": "tunnel_add", "name": vm, "maps": [{"local": port, "remote": 8000}]}));
-        control(t, &serde_json::json!({"op": "tunnel_remove", "name": vm, "ports": [port]}));
+        control(
+            t,
+            &serde_json::json!({"op": "tunnel_add", "name": vm, "maps": [{"local": port, "remote": 8000}]}),
+        );
+        control(
+            t,
+            &serde_json::json!({"op": "tunnel_remove", "name": vm, "ports": [port]}),
+        );
     }
 }
 
@@ -89,7 +113,23 @@ fn container_churn(vm: &TestVm, n: usize) {
     for i in 0..n {
         let name = format!("soak{i}");
         let port = free_port();
-        docker_at(&host, &["run", "-d", "--name", &name, "-p", &format!("{port}:80"), &var("LAB_IMAGE"), "httpd", "-f", "-p", "80"]).ok();
+        docker_at(
+            &host,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "-p",
+                &format!("{port}:80"),
+                &var("LAB_IMAGE"),
+                "httpd",
+                "-f",
+                "-p",
+                "80",
+            ],
+        )
+        .ok();
         docker_at(&host, &["rm", "-f", &name]).ok();
     }
 }
@@ -141,11 +181,35 @@ pub fn run(size: Size, name: &str, idx: u8) -> Report {
     eprintln!(
         "soak of {} API connections, {} tunnel adds and removes, {} link cuts, {} containers: {took:.1?}\n  \
          start: RSS {} KiB, {} fds, {} tasks\n  end:   RSS {} KiB, {} fds, {} tasks",
-        size.api, size.tunnels, size.cuts, size.containers, start.rss_kib, start.fds, start.tasks, end.rss_kib, end.fds, end.tasks
+        size.api,
+        size.tunnels,
+        size.cuts,
+        size.containers,
+        start.rss_kib,
+        start.fds,
+        start.tasks,
+        end.rss_kib,
+        end.fds,
+        end.tasks
     );
-    assert!(end.fds <= start.fds, "open files grew from {} to {}", start.fds, end.fds);
-    assert!(end.tasks <= start.tasks, "live tasks grew from {} to {}", start.tasks, end.tasks);
-    assert!(end.rss_kib <= start.rss_kib + 10 * 1024, "RSS grew from {} KiB to {} KiB", start.rss_kib, end.rss_kib);
+    assert!(
+        end.fds <= start.fds,
+        "open files grew from {} to {}",
+        start.fds,
+        end.fds
+    );
+    assert!(
+        end.tasks <= start.tasks,
+        "live tasks grew from {} to {}",
+        start.tasks,
+        end.tasks
+    );
+    assert!(
+        end.rss_kib <= start.rss_kib + 10 * 1024,
+        "RSS grew from {} KiB to {} KiB",
+        start.rss_kib,
+        end.rss_kib
+    );
     Report { start, end, took }
 }
 
@@ -156,7 +220,9 @@ fn settle(t: &Tether, vm: &str, baseline: Option<Sample>) -> Sample {
     loop {
         let s = sample(t);
         let st = t.status(vm);
-        let idle = st["forwards"].as_array().is_none_or(|f| f.iter().all(|f| f["auto"] != true));
+        let idle = st["forwards"]
+            .as_array()
+            .is_none_or(|f| f.iter().all(|f| f["auto"] != true));
         let back = baseline.is_none_or(|b| s.fds <= b.fds && s.tasks <= b.tasks);
         if (idle && back) || Instant::now() > deadline {
             return s;

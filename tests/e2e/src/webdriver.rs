@@ -15,7 +15,10 @@ pub struct Session {
 
 fn check(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>, what: &str) -> Value {
     let mut resp = resp.unwrap_or_else(|e| panic!("WebDriver {what}: {e}"));
-    let v: Value = resp.body_mut().read_json().unwrap_or_else(|e| panic!("WebDriver {what}: {e}"));
+    let v: Value = resp
+        .body_mut()
+        .read_json()
+        .unwrap_or_else(|e| panic!("WebDriver {what}: {e}"));
     v["value"].clone()
 }
 
@@ -26,7 +29,10 @@ impl Session {
         let caps = json!({ "capabilities": { "alwaysMatch": { "tauri:options": { "application": application, "args": args } } } });
         let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
         let v = check(agent.post(format!("{base}/session")).send_json(caps), "new session");
-        let id = v["sessionId"].as_str().unwrap_or_else(|| panic!("no session id in {v}")).to_string();
+        let id = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session id in {v}"))
+            .to_string();
         Session { base, id }
     }
 
@@ -94,7 +100,10 @@ impl Session {
 
     /// The text the page shows, for a failure message.
     pub fn page_text(&self) -> String {
-        let v = self.post("/execute/sync", json!({ "script": "return document.body.innerText;", "args": [] }));
+        let v = self.post(
+            "/execute/sync",
+            json!({ "script": "return document.body.innerText;", "args": [] }),
+        );
         v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
     }
 
@@ -143,7 +152,9 @@ impl Session {
         use base64::Engine as _;
         self.settle();
         let v = self.get("/screenshot");
-        let data = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()).expect("screenshot base64");
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .expect("screenshot base64");
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).expect("screenshot dir");
         }
@@ -153,6 +164,8 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = Self::agent().delete(format!("{}/session/{}", self.base, self.id)).call();
+        let _ = Self::agent()
+            .delete(format!("{}/session/{}", self.base, self.id))
+            .call();
     }
 }

@@ -16,7 +16,10 @@ use tether_e2e::webdriver::Session;
 use tether_e2e::*;
 
 fn app_bin() -> String {
-    let p = repo().join("target").join(if cfg!(debug_assertions) { "debug" } else { "release" }).join("tether-app");
+    let p = repo()
+        .join("target")
+        .join(if cfg!(debug_assertions) { "debug" } else { "release" })
+        .join("tether-app");
     assert!(p.exists(), "{} not built: run `cargo build -p tether-app`", p.display());
     p.display().to_string()
 }
@@ -46,7 +49,9 @@ fn window_connects_forwards_and_survives_an_outage() {
     // The service (tray, engine, notifications) as the autostart entry starts it, then the
     // window process, which WebDriver drives.
     let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
-    wait_for("the app's engine", Duration::from_secs(20), || t.home().join("run/control.sock").exists().then_some(()));
+    wait_for("the app's engine", Duration::from_secs(20), || {
+        t.home().join("run/control.sock").exists().then_some(())
+    });
     let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
 
     // First run: the empty state guides to adding a VM.
@@ -55,8 +60,23 @@ fn window_connects_forwards_and_survives_an_outage() {
     ui.screenshot(&shots().join("empty.png"));
 
     // The CLI adds a VM through the app's engine; the window shows it without a reload.
-    t.run(&["vm", "add", "ui", "--host", &vm.ip, "--user", &var("LAB_USER"), "--arch", "x86_64",
-        "--identity", &var("LAB_KEY"), "--remote-socket", &var("LAB_A_SOCK"), "--accept-new"]).ok();
+    t.run(&[
+        "vm",
+        "add",
+        "ui",
+        "--host",
+        &vm.ip,
+        "--user",
+        &var("LAB_USER"),
+        "--arch",
+        "x86_64",
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+    ])
+    .ok();
     ui.wait("[data-testid=vm-ui]", Duration::from_secs(10));
     ui.click("[data-testid=vm-ui]");
 
@@ -70,7 +90,11 @@ fn window_connects_forwards_and_survives_an_outage() {
     let local = free_port();
     ui.type_into("[data-testid=port-input]", &format!("{local}:8000"));
     ui.click("[data-testid=port-add]");
-    ui.wait_text(&format!("[data-testid=port-{local}]"), "listening", Duration::from_secs(10));
+    ui.wait_text(
+        &format!("[data-testid=port-{local}]"),
+        "listening",
+        Duration::from_secs(10),
+    );
     let (_, body) = http_tcp(local, "/index.html").expect("fetch through the mapping");
     assert_eq!(String::from_utf8_lossy(&body).trim(), "hello from the tether lab");
     // Invalid input is refused inline, before the engine is asked.
@@ -93,7 +117,11 @@ fn window_connects_forwards_and_survives_an_outage() {
     wait_for("the reconnect notification", Duration::from_secs(10), || {
         desk.notifications().into_iter().find(|(s, _)| s == "ui is back")
     });
-    let drops = desk.notifications().iter().filter(|(s, _)| s == "ui disconnected").count();
+    let drops = desk
+        .notifications()
+        .iter()
+        .filter(|(s, _)| s == "ui disconnected")
+        .count();
     assert_eq!(drops, 1, "{:?}", desk.notifications());
 
     // A disconnect the user asks for is silent.
@@ -110,7 +138,11 @@ fn window_connects_forwards_and_survives_an_outage() {
     let autostart = t.dir.path().join(".config/autostart");
     let entries = || -> Vec<String> {
         std::fs::read_dir(&autostart)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     assert!(entries().is_empty(), "{:?}", entries());
@@ -124,15 +156,21 @@ fn window_connects_forwards_and_survives_an_outage() {
     let exec = text.lines().find(|l| l.starts_with("Exec=")).unwrap_or_default();
     assert!(exec.contains("tether-app") && exec.contains("--hidden"), "{text}");
     ui.click("[data-testid=set-login]");
-    wait_for("the autostart entry to go", Duration::from_secs(10), || entries().is_empty().then_some(()));
+    wait_for("the autostart entry to go", Duration::from_secs(10), || {
+        entries().is_empty().then_some(())
+    });
 
     // The other settings reach the engine and are saved.
     assert_eq!(t.status("ui")["auto_connect"], false);
     ui.click("[data-testid=auto-ui]");
-    wait_for("auto-connect on", Duration::from_secs(10), || (t.status("ui")["auto_connect"] == true).then_some(()));
+    wait_for("auto-connect on", Duration::from_secs(10), || {
+        (t.status("ui")["auto_connect"] == true).then_some(())
+    });
     let config = || std::fs::read_to_string(t.home().join("config/config.toml")).unwrap_or_default();
     ui.click("[data-testid=set-notify]");
-    wait_for("notifications off in the config", Duration::from_secs(10), || config().contains("notifications = false").then_some(()));
+    wait_for("notifications off in the config", Duration::from_secs(10), || {
+        config().contains("notifications = false").then_some(())
+    });
 }
 
 #[test]
@@ -140,8 +178,22 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     let vm = TestVm::new("life", 22, false);
     // Set up with the CLI's own engine, then hand the home over to the app.
     let mut t = Tether::new();
-    t.run(&["vm", "add", "life", "--host", &vm.ip, "--user", &var("LAB_USER"), "--identity", &var("LAB_KEY"),
-        "--remote-socket", &var("LAB_A_SOCK"), "--accept-new", "--auto-connect"]).ok();
+    t.run(&[
+        "vm",
+        "add",
+        "life",
+        "--host",
+        &vm.ip,
+        "--user",
+        &var("LAB_USER"),
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+        "--auto-connect",
+    ])
+    .ok();
     assert_eq!(t.status("life")["state"], "disconnected");
     t.stop_daemon();
 
@@ -157,13 +209,22 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     let (status, _) = http_unix(&t.socket("life"), "/_ping").expect("docker through the app's engine");
     assert!(status.contains("200"), "{status}");
     assert!(desk.windows("Tether").is_empty(), "a hidden start opened a window");
-    assert_eq!(procs::tree(pid).len(), 1, "a hidden start runs more than the service: {:?}", procs::tree(pid));
+    assert_eq!(
+        procs::tree(pid).len(),
+        1,
+        "a hidden start runs more than the service: {:?}",
+        procs::tree(pid)
+    );
 
     // Launching it again opens the window in the running app; the second process just exits.
     let mut second = desk.launch(&app_bin(), &[], &env, &t.log_path());
-    let code = wait_for("the second launch to exit", Duration::from_secs(15), || second.try_wait().ok().flatten());
+    let code = wait_for("the second launch to exit", Duration::from_secs(15), || {
+        second.try_wait().ok().flatten()
+    });
     assert!(code.success(), "second launch: {code}");
-    let win = wait_for("the window", Duration::from_secs(20), || desk.windows("Tether").first().copied());
+    let win = wait_for("the window", Duration::from_secs(20), || {
+        desk.windows("Tether").first().copied()
+    });
     let open = wait_for("WebKit's processes", Duration::from_secs(20), || {
         let w = procs::webkit(pid);
         w.iter().any(|p| p.name.starts_with("WebKitWebProc")).then_some(w)
@@ -171,7 +232,9 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     assert!(open.iter().any(|p| p.name.starts_with("WebKitNetwork")), "{open:?}");
     // A third launch while it is open brings the same window forward instead of a second one.
     let mut third = desk.launch(&app_bin(), &[], &env, &t.log_path());
-    wait_for("the third launch to exit", Duration::from_secs(15), || third.try_wait().ok().flatten());
+    wait_for("the third launch to exit", Duration::from_secs(15), || {
+        third.try_wait().ok().flatten()
+    });
     assert_eq!(desk.windows("Tether"), vec![win]);
 
     // Closing it as a window manager does ends the window process and every WebKit process;
@@ -181,18 +244,37 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     while !desk.windows("Tether").is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(desk.windows("Tether").is_empty(), "window {win} still open: {:?}; processes {:?}", desk.all_windows(), procs::tree(pid));
-    wait_for("WebKit's processes to exit", Duration::from_secs(15), || procs::webkit(pid).is_empty().then_some(()));
-    wait_for("only the service to remain", Duration::from_secs(15), || (procs::tree(pid).len() == 1).then_some(()));
-    assert!(matches!(procs::tree(pid).first(), Some(p) if p.pid == pid), "the service exited with its window");
+    assert!(
+        desk.windows("Tether").is_empty(),
+        "window {win} still open: {:?}; processes {:?}",
+        desk.all_windows(),
+        procs::tree(pid)
+    );
+    wait_for("WebKit's processes to exit", Duration::from_secs(15), || {
+        procs::webkit(pid).is_empty().then_some(())
+    });
+    wait_for("only the service to remain", Duration::from_secs(15), || {
+        (procs::tree(pid).len() == 1).then_some(())
+    });
+    assert!(
+        matches!(procs::tree(pid).first(), Some(p) if p.pid == pid),
+        "the service exited with its window"
+    );
     assert_eq!(t.status("life")["state"], "connected");
 
     // And it comes back.
     let mut fourth = desk.launch(&app_bin(), &[], &env, &t.log_path());
-    wait_for("the fourth launch to exit", Duration::from_secs(15), || fourth.try_wait().ok().flatten());
-    wait_for("the window again", Duration::from_secs(20), || desk.windows("Tether").first().copied());
+    wait_for("the fourth launch to exit", Duration::from_secs(15), || {
+        fourth.try_wait().ok().flatten()
+    });
+    wait_for("the window again", Duration::from_secs(20), || {
+        desk.windows("Tether").first().copied()
+    });
     wait_for("WebKit's processes again", Duration::from_secs(20), || {
-        procs::webkit(pid).iter().any(|p| p.name.starts_with("WebKitWebProc")).then_some(())
+        procs::webkit(pid)
+            .iter()
+            .any(|p| p.name.starts_with("WebKitWebProc"))
+            .then_some(())
     });
 }
 
@@ -209,23 +291,38 @@ fn an_app_started_beside_a_daemon_mirrors_its_engine() {
     let desk = Desktop::plain(t.dir.path());
     let env = t.app_env();
     let mut app = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
-    wait_for("the app to attach to the daemon", Duration::from_secs(20), || t.log().contains("the tray mirrors it").then_some(()));
+    wait_for("the app to attach to the daemon", Duration::from_secs(20), || {
+        t.log().contains("the tray mirrors it").then_some(())
+    });
     let owner = |t: &Tether| -> serde_json::Value {
         serde_json::from_str(&t.run(&["engine", "status", "--json"]).ok().stdout).expect("engine status")
     };
     assert_eq!(owner(&t)["owner"]["pid"], daemon, "the app took the engine over");
-    assert!(matches!(app.0.try_wait(), Ok(None)), "the app exited instead of mirroring the engine");
-    assert_eq!(procs::tree(app.0.id()).len(), 1, "the app started more than its service");
+    assert!(
+        matches!(app.0.try_wait(), Ok(None)),
+        "the app exited instead of mirroring the engine"
+    );
+    assert_eq!(
+        procs::tree(app.0.id()).len(),
+        1,
+        "the app started more than its service"
+    );
 
     // The tray's actions, sent to the running app as they are from a desktop shortcut, reach
     // the daemon's engine and its config.
     let menu = |id: &str| {
         let mut c = desk.launch(&app_bin(), &["--menu", id], &env, &t.log_path());
-        let code = wait_for(&format!("--menu {id} to hand over and exit"), Duration::from_secs(15), || c.try_wait().ok().flatten());
+        let code = wait_for(
+            &format!("--menu {id} to hand over and exit"),
+            Duration::from_secs(15),
+            || c.try_wait().ok().flatten(),
+        );
         assert!(code.success(), "--menu {id}: {code}");
     };
     menu("use:b");
-    wait_for("b to be active", Duration::from_secs(10), || (t.status("b")["active"] == true).then_some(()));
+    wait_for("b to be active", Duration::from_secs(10), || {
+        (t.status("b")["active"] == true).then_some(())
+    });
     menu("connect:b");
     t.wait_state("b", "connected", Duration::from_secs(20));
     t.add_vm("c", &var("LAB_B_IP"), 22, &var("LAB_B_SOCK")).ok();
@@ -234,7 +331,9 @@ fn an_app_started_beside_a_daemon_mirrors_its_engine() {
 
     // Quitting the app leaves the daemon and its VMs alone.
     menu("quit");
-    wait_for("the app to quit", Duration::from_secs(15), || app.0.try_wait().ok().flatten());
+    wait_for("the app to quit", Duration::from_secs(15), || {
+        app.0.try_wait().ok().flatten()
+    });
     assert_eq!(owner(&t)["owner"]["pid"], daemon);
     assert_eq!(t.status("a")["state"], "connected");
     assert_eq!(t.status("b")["state"], "connected");
@@ -255,13 +354,22 @@ fn an_app_started_beside_a_daemon_mirrors_its_engine() {
     t.docker("a", &["ps"]).ok();
     // Its Quit ends the app, its engine and every VM with it.
     menu("quit");
-    wait_for("the app to quit", Duration::from_secs(15), || app.0.try_wait().ok().flatten());
+    wait_for("the app to quit", Duration::from_secs(15), || {
+        app.0.try_wait().ok().flatten()
+    });
     assert_eq!(owner(&t)["running"], false);
     assert!(!t.socket("a").exists(), "the Docker socket outlived the app's engine");
 }
 
 /// The wizard's VM: sshd as a cloud image ships it (password logins on, strict modes).
-const WIZ_SSHD: [&str; 6] = ["sshd", "wiz", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"];
+const WIZ_SSHD: [&str; 6] = [
+    "sshd",
+    "wiz",
+    "2222",
+    "PasswordAuthentication=yes",
+    "AuthorizedKeysFile=.ssh/authorized_keys",
+    "StrictModes=yes",
+];
 
 /// "Reinstalls" the wizard's VM: a new host key and sshd restarted. Returns the new fingerprint.
 fn reinstall_wiz() -> String {
@@ -280,13 +388,19 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     // A VM as a cloud image ships: password logins on, keys read from ~/.ssh with strict modes.
     lab_cmd(&WIZ_SSHD);
     let t = Tether::without_daemon(&[]);
-    std::fs::write(t.dir.path().join(".ssh/config"), format!("Host wizvm\n  HostName {}\n  User {}\n  Port 2222\n", vm.ip, user.0)).unwrap();
+    std::fs::write(
+        t.dir.path().join(".ssh/config"),
+        format!("Host wizvm\n  HostName {}\n  User {}\n  Port 2222\n", vm.ip, user.0),
+    )
+    .unwrap();
     let env = t.app_env();
     let desk = Desktop::start(t.dir.path(), &env);
     let keyring_home = tempfile::tempdir().unwrap();
     let secrets = SecretService::on_bus(&desk.dbus, keyring_home.path(), true);
     let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
-    wait_for("the app's engine", Duration::from_secs(20), || t.home().join("run/control.sock").exists().then_some(()));
+    wait_for("the app's engine", Duration::from_secs(20), || {
+        t.home().join("run/control.sock").exists().then_some(())
+    });
     let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
     let started = std::time::Instant::now();
 
@@ -334,14 +448,37 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     ui.wait_text("[data-testid=detail-name]", "wizvm", Duration::from_secs(30));
     ui.wait_text("[data-testid=vm-wizvm-state]", "connected", Duration::from_secs(30));
     let docker_config = t.dir.path().join(".docker");
-    let ps = Command::new("docker").args(["ps"]).env("DOCKER_CONFIG", &docker_config).env_remove("DOCKER_HOST").output().unwrap();
+    let ps = Command::new("docker")
+        .args(["ps"])
+        .env("DOCKER_CONFIG", &docker_config)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
     let elapsed = started.elapsed();
-    assert!(ps.status.success(), "docker ps: {}", String::from_utf8_lossy(&ps.stderr));
-    eprintln!("the wizard took an empty app to a working `docker ps` in {:.1} s", elapsed.as_secs_f64());
+    assert!(
+        ps.status.success(),
+        "docker ps: {}",
+        String::from_utf8_lossy(&ps.stderr)
+    );
+    eprintln!(
+        "the wizard took an empty app to a working `docker ps` in {:.1} s",
+        elapsed.as_secs_f64()
+    );
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
-    let current = Command::new("docker").args(["context", "show"]).env("DOCKER_CONFIG", &docker_config).output().unwrap();
+    let current = Command::new("docker")
+        .args(["context", "show"])
+        .env("DOCKER_CONFIG", &docker_config)
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&current.stdout).trim(), "tether");
-    assert!(t.dir.path().join(".config/autostart").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+    assert!(
+        t.dir
+            .path()
+            .join(".config/autostart")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    );
     assert_eq!(secrets.count("dev.tether.ssh-key", "wizvm"), Some(1));
     let authorized = std::fs::read_to_string(user.home().join(".ssh/authorized_keys")).unwrap();
     assert!(authorized.starts_with("ssh-ed25519 "), "{authorized}");
@@ -352,7 +489,11 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     ui.wait_text("[data-testid=vm-wizvm-state]", "disconnected", Duration::from_secs(10));
     let new_fp = reinstall_wiz();
     ui.click("[data-testid=toggle-wizvm]");
-    let alert = ui.wait_text("[data-testid=hostkey-changed]", "man-in-the-middle", Duration::from_secs(20));
+    let alert = ui.wait_text(
+        "[data-testid=hostkey-changed]",
+        "man-in-the-middle",
+        Duration::from_secs(20),
+    );
     assert!(alert.contains(&fp) && alert.contains(&new_fp), "{alert}");
     ui.screenshot(&shots().join("hostkey-changed.png"));
     assert_ne!(t.status("wizvm")["state"], "connected");
@@ -392,11 +533,45 @@ fn containers_and_health_live_in_the_window() {
     let sock = format!("unix://{}", vm.docker_sock());
     docker_at(&sock, &["rm", "-f", "web", "once", "ticker"]);
     let p = free_port();
-    docker_at(&sock, &["run", "-d", "--name", "web", "-p", &format!("{p}:80"), "--health-cmd", "true", "--health-interval", "1s",
-        &var("LAB_IMAGE"), "sh", "-c", "echo hello from web; exec httpd -f -p 80 -h /www"]).ok();
-    docker_at(&sock, &["run", "-d", "--name", "ticker", &var("LAB_IMAGE"),
-        "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done"]).ok();
-    docker_at(&sock, &["run", "--name", "once", &var("LAB_IMAGE"), "sh", "-c", "exit 0"]).ok();
+    docker_at(
+        &sock,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("{p}:80"),
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1s",
+            &var("LAB_IMAGE"),
+            "sh",
+            "-c",
+            "echo hello from web; exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    docker_at(
+        &sock,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            &var("LAB_IMAGE"),
+            "sh",
+            "-c",
+            "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done",
+        ],
+    )
+    .ok();
+    docker_at(
+        &sock,
+        &["run", "--name", "once", &var("LAB_IMAGE"), "sh", "-c", "exit 0"],
+    )
+    .ok();
 
     let t = Tether::without_daemon(&[]);
     // The browser, as the window's "Open" starts it: a stand-in that records the address.
@@ -405,16 +580,44 @@ fn containers_and_health_live_in_the_window() {
     let opened = t.dir.path().join("opened.txt");
     let script = format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display());
     std::fs::write(bin.join("xdg-open"), script).unwrap();
-    std::fs::set_permissions(bin.join("xdg-open"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        bin.join("xdg-open"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let mut env = t.app_env();
-    env.push(("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())));
+    env.push((
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+    ));
     let desk = Desktop::start(t.dir.path(), &env);
     let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
-    wait_for("the app's engine", Duration::from_secs(20), || t.home().join("run/control.sock").exists().then_some(()));
+    wait_for("the app's engine", Duration::from_secs(20), || {
+        t.home().join("run/control.sock").exists().then_some(())
+    });
     // Labelled arm64 on purpose: the lab's engines run this machine's x86_64.
-    let label = if cfg!(target_arch = "aarch64") { "x86_64" } else { "arm64" };
-    t.run(&["vm", "add", "uic", "--host", &vm.ip, "--user", &var("LAB_USER"), "--identity", &var("LAB_KEY"),
-        "--remote-socket", &vm.docker_sock(), "--arch", label, "--accept-new"]).ok();
+    let label = if cfg!(target_arch = "aarch64") {
+        "x86_64"
+    } else {
+        "arm64"
+    };
+    t.run(&[
+        "vm",
+        "add",
+        "uic",
+        "--host",
+        &vm.ip,
+        "--user",
+        &var("LAB_USER"),
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &vm.docker_sock(),
+        "--arch",
+        label,
+        "--accept-new",
+    ])
+    .ok();
     t.run(&["tunnel", "uic", "--auto", "on"]).ok();
     t.run(&["connect", "uic"]).ok();
     let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
@@ -423,11 +626,21 @@ fn containers_and_health_live_in_the_window() {
     // The containers view: both containers, the published port reaching the laptop.
     ui.wait_text("[data-testid=container-web]", "running", Duration::from_secs(20));
     ui.wait_text("[data-testid=container-once]", "exited", Duration::from_secs(10));
-    ui.wait_text(&format!("[data-testid=open-{p}]"), &format!("127.0.0.1:{p}"), Duration::from_secs(10));
-    ui.wait_text(&format!("[data-testid=port-{p}]"), "auto · web", Duration::from_secs(10));
+    ui.wait_text(
+        &format!("[data-testid=open-{p}]"),
+        &format!("127.0.0.1:{p}"),
+        Duration::from_secs(10),
+    );
+    ui.wait_text(
+        &format!("[data-testid=port-{p}]"),
+        "auto · web",
+        Duration::from_secs(10),
+    );
     ui.click(&format!("[data-testid=open-{p}]"));
     wait_for("the browser to be asked", Duration::from_secs(10), || {
-        std::fs::read_to_string(&opened).ok().filter(|s| s.contains(&format!("http://127.0.0.1:{p}/")))
+        std::fs::read_to_string(&opened)
+            .ok()
+            .filter(|s| s.contains(&format!("http://127.0.0.1:{p}/")))
     });
     ui.click("[data-testid=logs-web]");
     ui.wait_text("[data-testid=logs]", "hello from web", Duration::from_secs(10));
@@ -435,7 +648,12 @@ fn containers_and_health_live_in_the_window() {
     ui.wait_text("[data-testid=container-web]", "healthy", Duration::from_secs(20));
     ui.click("[data-testid=logs-ticker]");
     let first = ui.wait_text("[data-testid=logs]", "tick", Duration::from_secs(10));
-    let last = |text: &str| text.lines().filter_map(|l| l.strip_prefix("tick ")?.trim().parse::<u32>().ok()).max().unwrap_or(0);
+    let last = |text: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("tick ")?.trim().parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+    };
     let seen = last(&first);
     wait_for("new log lines", Duration::from_secs(10), || {
         let el = ui.find("[data-testid=logs]")?;
@@ -445,14 +663,22 @@ fn containers_and_health_live_in_the_window() {
     ui.click("[data-testid=logs-web]");
 
     // Health: the charts have readings (quick while the window watches) and the counts are right.
-    ui.wait_text("[data-testid=health-counts]", "2 running / 3 containers", Duration::from_secs(20));
+    ui.wait_text(
+        "[data-testid=health-counts]",
+        "2 running / 3 containers",
+        Duration::from_secs(20),
+    );
     wait_for("a few readings", Duration::from_secs(15), || {
         let r = t.run(&["health", "uic", "--json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
         (v["history"].as_array()?.len() >= 3).then_some(())
     });
     ui.wait_text("[data-testid=chart-rtt]", "ms", Duration::from_secs(10));
-    ui.wait_text("[data-testid=arch-warning]", &format!("labelled {label}"), Duration::from_secs(20));
+    ui.wait_text(
+        "[data-testid=arch-warning]",
+        &format!("labelled {label}"),
+        Duration::from_secs(20),
+    );
     ui.scroll_to("[data-testid=health]");
     ui.screenshot(&shots().join("health.png"));
     ui.scroll_to("[data-testid=containers]");
@@ -463,9 +689,14 @@ fn containers_and_health_live_in_the_window() {
     ui.click("[data-testid=stop-web]");
     ui.wait_text("[data-testid=container-web]", "exited", Duration::from_secs(20));
     wait_for("the forward to go", Duration::from_secs(10), || {
-        t.status("uic")["forwards"].as_array().is_some_and(|a| a.is_empty()).then_some(())
+        t.status("uic")["forwards"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+            .then_some(())
     });
     ui.click("[data-testid=start-web]");
     ui.wait_text("[data-testid=container-web]", "running", Duration::from_secs(20));
-    wait_for("the forward back", Duration::from_secs(10), || http_tcp(p, "/index.html").ok().filter(|(s, _)| s.contains("200")));
+    wait_for("the forward back", Duration::from_secs(10), || {
+        http_tcp(p, "/index.html").ok().filter(|(s, _)| s.contains("200"))
+    });
 }

@@ -17,7 +17,9 @@ struct DockerVm {
 impl DockerVm {
     /// The VM's engine keeps its data across runs: containers of an earlier run are removed.
     fn new(name: &str, idx: u8) -> Self {
-        let me = DockerVm { vm: TestVm::new(name, idx, true) };
+        let me = DockerVm {
+            vm: TestVm::new(name, idx, true),
+        };
         me.clear();
         me
     }
@@ -38,7 +40,22 @@ impl DockerVm {
 
     /// Starts a busybox web server publishing `spec` (docker's -p syntax); returns once it runs.
     fn web(&self, name: &str, spec: &str) {
-        self.docker(&["run", "-d", "--name", name, "-p", spec, &var("LAB_IMAGE"), "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        self.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            spec,
+            &var("LAB_IMAGE"),
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ])
+        .ok();
     }
 
     /// A Tether with this VM added, automatic forwarding on, and connected.
@@ -58,11 +75,16 @@ impl Drop for DockerVm {
 }
 
 fn serves(port: u16) -> bool {
-    http_tcp(port, "/index.html").map(|(status, _)| status.contains("200")).unwrap_or(false)
+    http_tcp(port, "/index.html")
+        .map(|(status, _)| status.contains("200"))
+        .unwrap_or(false)
 }
 
 fn forward(st: &serde_json::Value, remote: u16) -> Option<&serde_json::Value> {
-    st["forwards"].as_array()?.iter().find(|f| f["remote"] == remote && f["auto"] == true)
+    st["forwards"]
+        .as_array()?
+        .iter()
+        .find(|f| f["remote"] == remote && f["auto"] == true)
 }
 
 #[test]
@@ -77,26 +99,44 @@ fn published_ports_follow_their_containers() {
     vm.web(&format!("af-{tag}-web"), &format!("{p}:80"));
     let ran = started.elapsed();
     let since_run = Instant::now();
-    wait_for("the forward to serve", Duration::from_secs(5), || serves(p).then_some(()));
+    wait_for("the forward to serve", Duration::from_secs(5), || {
+        serves(p).then_some(())
+    });
     let latency = since_run.elapsed();
-    eprintln!("container started ({:.0} ms for docker run); served on 127.0.0.1:{p} {:.0} ms later", ran.as_secs_f64() * 1e3, latency.as_secs_f64() * 1e3);
+    eprintln!(
+        "container started ({:.0} ms for docker run); served on 127.0.0.1:{p} {:.0} ms later",
+        ran.as_secs_f64() * 1e3,
+        latency.as_secs_f64() * 1e3
+    );
     assert!(latency < Duration::from_secs(1), "took {latency:?}");
     let st = t.status("a");
     let f = forward(&st, p).unwrap_or_else(|| panic!("{st}"));
     assert_eq!(f["local"], p);
     assert_eq!(f["container"], format!("af-{tag}-web"));
-    assert!(t.run(&["status"]).ok().stdout.contains(&format!("auto for af-{tag}-web")));
+    assert!(
+        t.run(&["status"])
+            .ok()
+            .stdout
+            .contains(&format!("auto for af-{tag}-web"))
+    );
 
     // Taken on the laptop: the next free port, shown as such.
     let q = free_port();
     let _squatter = TcpListener::bind(("127.0.0.1", q)).unwrap();
     vm.web(&format!("af-{tag}-busy"), &format!("{q}:80"));
     let moved = wait_for("the moved forward", Duration::from_secs(5), || {
-        forward(&t.status("a"), q).and_then(|f| f["local"].as_u64()).map(|l| l as u16)
+        forward(&t.status("a"), q)
+            .and_then(|f| f["local"].as_u64())
+            .map(|l| l as u16)
     });
     assert_ne!(moved, q);
     assert!(serves(moved));
-    assert!(t.run(&["status"]).ok().stdout.contains(&format!("(port {q} was taken)")));
+    assert!(
+        t.run(&["status"])
+            .ok()
+            .stdout
+            .contains(&format!("(port {q} was taken)"))
+    );
 
     // Privileged ports move up by 10000 unless allowed.
     vm.web(&format!("af-{tag}-low"), "81:80");
@@ -116,36 +156,69 @@ fn published_ports_follow_their_containers() {
 
     // UDP is shown, not pretended.
     let u = free_port();
-    vm.docker(&["run", "-d", "--name", &format!("af-{tag}-udp"), "-p", &format!("{u}:53/udp"), &var("LAB_IMAGE"), "sleep", "600"]).ok();
+    vm.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("af-{tag}-udp"),
+        "-p",
+        &format!("{u}:53/udp"),
+        &var("LAB_IMAGE"),
+        "sleep",
+        "600",
+    ])
+    .ok();
     wait_for("the UDP port listed", Duration::from_secs(5), || {
-        t.status("a")["unforwarded"].as_array().and_then(|a| a.iter().find(|x| x["port"] == u).cloned())
+        t.status("a")["unforwarded"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["port"] == u).cloned())
     });
-    assert!(t.run(&["status"]).ok().stdout.contains(&format!("UDP port {u} of af-{tag}-udp: not forwarded")));
+    assert!(
+        t.run(&["status"])
+            .ok()
+            .stdout
+            .contains(&format!("UDP port {u} of af-{tag}-udp: not forwarded"))
+    );
     let containers = t.run(&["containers", "a"]).ok().stdout;
     assert!(containers.contains(&format!("{u}/udp (not forwarded)")), "{containers}");
-    assert!(containers.contains(&format!("{p}/tcp → 127.0.0.1:{p} (auto)")), "{containers}");
+    assert!(
+        containers.contains(&format!("{p}/tcp → 127.0.0.1:{p} (auto)")),
+        "{containers}"
+    );
 
     // A manual mapping of a published port wins: no automatic forward for it.
     let m_remote = free_port();
     let m_local = free_port();
     t.run(&["tunnel", "a", "-p", &format!("{m_local}:{m_remote}")]).ok();
     vm.web(&format!("af-{tag}-manual"), &format!("{m_remote}:80"));
-    wait_for("the manual tunnel to serve", Duration::from_secs(5), || serves(m_local).then_some(()));
+    wait_for("the manual tunnel to serve", Duration::from_secs(5), || {
+        serves(m_local).then_some(())
+    });
     let st = t.status("a");
     assert!(forward(&st, m_remote).is_none(), "{st}");
 
     // Stopped: the forward goes, and the port is free again.
     vm.docker(&["stop", "-t", "1", &format!("af-{tag}-web")]).ok();
     let stopped = Instant::now();
-    wait_for("the forward to go", Duration::from_secs(5), || forward(&t.status("a"), p).is_none().then_some(()));
-    eprintln!("forward removed {:.0} ms after docker stop returned", stopped.elapsed().as_secs_f64() * 1e3);
+    wait_for("the forward to go", Duration::from_secs(5), || {
+        forward(&t.status("a"), p).is_none().then_some(())
+    });
+    eprintln!(
+        "forward removed {:.0} ms after docker stop returned",
+        stopped.elapsed().as_secs_f64() * 1e3
+    );
     assert!(TcpListener::bind(("127.0.0.1", p)).is_ok(), "port {p} still bound");
 
     // Off: every automatic forward goes; manual ones stay.
     t.run(&["tunnel", "a", "--auto", "off"]).ok();
     wait_for("automatic forwards to go", Duration::from_secs(5), || {
         let st = t.status("a");
-        (!st["forwards"].as_array().into_iter().flatten().any(|f| f["auto"] == true)).then_some(())
+        (!st["forwards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["auto"] == true))
+        .then_some(())
     });
     assert!(serves(m_local));
 }
@@ -164,16 +237,27 @@ fn a_burst_of_twenty_containers_leaks_nothing() {
         }
     });
     for p in &ports {
-        wait_for(&format!("port {p} forwarded"), Duration::from_secs(10), || serves(*p).then_some(()));
+        wait_for(&format!("port {p} forwarded"), Duration::from_secs(10), || {
+            serves(*p).then_some(())
+        });
     }
     let st = t.status("a");
-    assert_eq!(st["forwards"].as_array().map(|a| a.iter().filter(|f| f["auto"] == true).count()), Some(20), "{st}");
+    assert_eq!(
+        st["forwards"]
+            .as_array()
+            .map(|a| a.iter().filter(|f| f["auto"] == true).count()),
+        Some(20),
+        "{st}"
+    );
 
     let mut args = vec!["rm", "-f"];
     args.extend(names.iter().map(String::as_str));
     vm.docker(&args).ok();
     wait_for("every forward to go", Duration::from_secs(10), || {
-        t.status("a")["forwards"].as_array().is_some_and(|a| a.is_empty()).then_some(())
+        t.status("a")["forwards"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+            .then_some(())
     });
     for p in &ports {
         assert!(TcpListener::bind(("127.0.0.1", *p)).is_ok(), "port {p} leaked");

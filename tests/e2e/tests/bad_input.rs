@@ -19,7 +19,9 @@ fn local_port_in_use_names_the_holder() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let me = std::process::id();
-    let r = t.run(&["tunnel", "-p", &port.to_string()]).fails_with(&[&format!("port {port} is in use on this laptop by pid {me}")]);
+    let r = t
+        .run(&["tunnel", "-p", &port.to_string()])
+        .fails_with(&[&format!("port {port} is in use on this laptop by pid {me}")]);
     assert!(r.stderr.contains("pick another local port"), "{}", r.stderr);
     // Nothing was saved.
     let cfg = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
@@ -31,12 +33,22 @@ fn privileged_port_without_rights() {
     let start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .map(|s| s.trim().parse().unwrap_or(1024))
         .unwrap_or(1024);
-    assert!(start > 80, "this machine lets anyone bind port 80 (ip_unprivileged_port_start={start})");
+    assert!(
+        start > 80,
+        "this machine lets anyone bind port 80 (ip_unprivileged_port_start={start})"
+    );
     // The engine runs without CAP_NET_BIND_SERVICE, like a normal user's.
-    let t = Tether::with_daemon_prefix(&["setpriv", "--bounding-set", "-net_bind_service", "--inh-caps", "-net_bind_service"]);
+    let t = Tether::with_daemon_prefix(&[
+        "setpriv",
+        "--bounding-set",
+        "-net_bind_service",
+        "--inh-caps",
+        "-net_bind_service",
+    ]);
     t.add_vm("a", &var("LAB_A_IP"), 22, &var("LAB_A_SOCK")).ok();
     t.run(&["connect", "a"]).ok();
-    t.run(&["tunnel", "-p", "80"]).fails_with(&["port 80 is privileged", "1024"]);
+    t.run(&["tunnel", "-p", "80"])
+        .fails_with(&["port 80 is privileged", "1024"]);
 }
 
 #[test]
@@ -53,7 +65,8 @@ fn unknown_host() {
     let _del = Del;
     let t = Tether::with_daemon_prefix(&["ip", "netns", "exec", "tl-iso"]);
     add(&t, "ghost", &["--host", "no-such-host.invalid"]);
-    t.run(&["connect", "ghost"]).fails_with(&["cannot resolve host 'no-such-host.invalid'"]);
+    t.run(&["connect", "ghost"])
+        .fails_with(&["cannot resolve host 'no-such-host.invalid'"]);
     assert!(!t.socket("ghost").exists());
 }
 
@@ -61,7 +74,8 @@ fn unknown_host() {
 fn refused_connection() {
     let t = Tether::new();
     add(&t, "closed", &["--host", &var("LAB_A_IP"), "--port", "2999"]);
-    t.run(&["connect", "closed"]).fails_with(&[&format!("connection refused by {}:2999", var("LAB_A_IP")), "--port"]);
+    t.run(&["connect", "closed"])
+        .fails_with(&[&format!("connection refused by {}:2999", var("LAB_A_IP")), "--port"]);
     // Nothing left behind by a failed connect.
     assert!(!t.socket("closed").exists());
     assert_eq!(t.status("closed")["state"], "failed");
@@ -72,17 +86,35 @@ fn unknown_host_key_needs_confirmation() {
     let t = Tether::new();
     // Without --accept-new and without a terminal, nothing is accepted.
     let r = t.run(&[
-        "vm", "add", "a", "--host", &var("LAB_A_IP"), "--user", &var("LAB_USER"), "--identity", &var("LAB_KEY"),
-        "--remote-socket", &var("LAB_A_SOCK"),
+        "vm",
+        "add",
+        "a",
+        "--host",
+        &var("LAB_A_IP"),
+        "--user",
+        &var("LAB_USER"),
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = t.run(&["connect", "a"]).fails_with(&["not known yet", "SHA256:", "--accept-new"]);
+    let r = t
+        .run(&["connect", "a"])
+        .fails_with(&["not known yet", "SHA256:", "--accept-new"]);
     // The fingerprint shown is the VM's real one, as ssh-keygen prints it.
     let out = Command::new("ssh-keygen")
-        .args(["-lf", &format!("{}/vms/a/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"))])
+        .args([
+            "-lf",
+            &format!("{}/vms/a/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR")),
+        ])
         .output()
         .unwrap();
-    let fp = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string();
+    let fp = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
     assert!(r.stderr.contains(&fp), "{} lacks {fp}", r.stderr);
     assert!(!t.home().join("config/known_hosts").exists());
     t.run(&["connect", "a", "--accept-new"]).ok();
@@ -93,14 +125,40 @@ fn unknown_host_key_needs_confirmation() {
 #[test]
 fn wrong_key_and_wrong_passphrase() {
     let t = Tether::new();
-    add(&t, "stranger", &["--host", &var("LAB_A_IP"), "--identity", &var("LAB_KEY_STRANGER"), "--remote-socket", &var("LAB_A_SOCK"), "--accept-new"]);
-    t.run(&["connect", "stranger"]).fails_with(&["refused every key tried", "authorized_keys"]);
+    add(
+        &t,
+        "stranger",
+        &[
+            "--host",
+            &var("LAB_A_IP"),
+            "--identity",
+            &var("LAB_KEY_STRANGER"),
+            "--remote-socket",
+            &var("LAB_A_SOCK"),
+            "--accept-new",
+        ],
+    );
+    t.run(&["connect", "stranger"])
+        .fails_with(&["refused every key tried", "authorized_keys"]);
 
-    add(&t, "enc", &["--host", &var("LAB_A_IP"), "--identity", &var("LAB_KEY_ENCRYPTED"), "--remote-socket", &var("LAB_A_SOCK")]);
-    t.run(&["connect", "enc"]).fails_with(&["protected by a passphrase", "TETHER_KEY_PASSPHRASE"]);
+    add(
+        &t,
+        "enc",
+        &[
+            "--host",
+            &var("LAB_A_IP"),
+            "--identity",
+            &var("LAB_KEY_ENCRYPTED"),
+            "--remote-socket",
+            &var("LAB_A_SOCK"),
+        ],
+    );
+    t.run(&["connect", "enc"])
+        .fails_with(&["protected by a passphrase", "TETHER_KEY_PASSPHRASE"]);
     let mut t = t;
     t.set_env("TETHER_KEY_PASSPHRASE", "not-it");
-    t.run(&["connect", "enc"]).fails_with(&["wrong passphrase for key file"]);
+    t.run(&["connect", "enc"])
+        .fails_with(&["wrong passphrase for key file"]);
     t.set_env("TETHER_KEY_PASSPHRASE", &var("LAB_KEY_PASSPHRASE"));
     t.run(&["connect", "enc"]).ok();
     t.docker("enc", &["version"]).ok();
@@ -113,17 +171,41 @@ fn wrong_key_and_wrong_passphrase() {
 #[test]
 fn missing_and_forbidden_remote_socket() {
     let t = Tether::new();
-    add(&t, "nosock", &["--host", &var("LAB_A_IP"), "--identity", &var("LAB_KEY"), "--remote-socket", "/run/no-docker-here.sock", "--accept-new"]);
-    t.run(&["connect", "nosock"]).fails_with(&["/run/no-docker-here.sock does not exist", "--remote-socket"]);
+    add(
+        &t,
+        "nosock",
+        &[
+            "--host",
+            &var("LAB_A_IP"),
+            "--identity",
+            &var("LAB_KEY"),
+            "--remote-socket",
+            "/run/no-docker-here.sock",
+            "--accept-new",
+        ],
+    );
+    t.run(&["connect", "nosock"])
+        .fails_with(&["/run/no-docker-here.sock does not exist", "--remote-socket"]);
     let ps = t.docker("nosock", &["ps"]);
     assert!(ps.stderr.contains("does not exist"), "{}", ps.stderr);
 
     t.run(&[
-        "vm", "add", "denied", "--host", &var("LAB_A_IP"), "--user", &var("LAB_USER_NODOCKER"), "--identity", &var("LAB_KEY"),
-        "--remote-socket", &var("LAB_A_SOCK"), "--accept-new",
+        "vm",
+        "add",
+        "denied",
+        "--host",
+        &var("LAB_A_IP"),
+        "--user",
+        &var("LAB_USER_NODOCKER"),
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
     ])
     .ok();
-    t.run(&["connect", "denied"]).fails_with(&["permission denied", "docker group", &var("LAB_USER_NODOCKER")]);
+    t.run(&["connect", "denied"])
+        .fails_with(&["permission denied", "docker group", &var("LAB_USER_NODOCKER")]);
 }
 
 #[test]
@@ -137,8 +219,23 @@ fn sshd_without_stream_local_forwarding() {
         }
     }
     let _stop = Stop;
-    add(&t, "nofwd", &["--host", &var("LAB_A_IP"), "--port", "2201", "--identity", &var("LAB_KEY"), "--remote-socket", &var("LAB_A_SOCK"), "--accept-new"]);
-    t.run(&["connect", "nofwd"]).fails_with(&["forbids forwarding", "AllowStreamLocalForwarding yes"]);
+    add(
+        &t,
+        "nofwd",
+        &[
+            "--host",
+            &var("LAB_A_IP"),
+            "--port",
+            "2201",
+            "--identity",
+            &var("LAB_KEY"),
+            "--remote-socket",
+            &var("LAB_A_SOCK"),
+            "--accept-new",
+        ],
+    );
+    t.run(&["connect", "nofwd"])
+        .fails_with(&["forbids forwarding", "AllowStreamLocalForwarding yes"]);
 }
 
 #[test]
@@ -150,7 +247,12 @@ fn corrupt_config_is_reported_and_kept() {
     let text = "version = 1\n\n[vms.a]\nhost = \"h\"\nport = 22x\n";
     std::fs::write(&cfg, text).unwrap();
     for args in [&["vm", "list"][..], &["daemon"][..], &["status"][..]] {
-        let out = Command::new(tether_bin()).args(args).env("TETHER_HOME", &home).env("HOME", dir.path()).output().unwrap();
+        let out = Command::new(tether_bin())
+            .args(args)
+            .env("TETHER_HOME", &home)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(&format!("{}:5:8", cfg.display())), "{args:?}: {stderr}");
@@ -158,7 +260,11 @@ fn corrupt_config_is_reported_and_kept() {
     }
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
     // Usage errors exit 2.
-    let out = Command::new(tether_bin()).args(["tunnel", "--bogus"]).env("TETHER_HOME", &home).output().unwrap();
+    let out = Command::new(tether_bin())
+        .args(["tunnel", "--bogus"])
+        .env("TETHER_HOME", &home)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -166,18 +272,37 @@ fn corrupt_config_is_reported_and_kept() {
 #[test]
 fn prompts_on_a_terminal() {
     let t = Tether::new();
-    add(&t, "enc", &["--host", &var("LAB_A_IP"), "--identity", &var("LAB_KEY_ENCRYPTED"), "--remote-socket", &var("LAB_A_SOCK")]);
+    add(
+        &t,
+        "enc",
+        &[
+            "--host",
+            &var("LAB_A_IP"),
+            "--identity",
+            &var("LAB_KEY_ENCRYPTED"),
+            "--remote-socket",
+            &var("LAB_A_SOCK"),
+        ],
+    );
     // Refusing the key stops there and records nothing.
     let r = t.run_tty(&["connect", "enc"], &[("(yes/no)", "no")]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("SHA256:") && r.stdout.contains("Accept this key"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("SHA256:") && r.stdout.contains("Accept this key"),
+        "{}",
+        r.stdout
+    );
     assert!(!t.home().join("config/known_hosts").exists());
     // Accepting it, then typing the passphrase, connects.
     let pass = var("LAB_KEY_PASSPHRASE");
     let r = t.run_tty(&["connect", "enc"], &[("(yes/no)", "yes"), ("Key passphrase:", &pass)]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("Key passphrase"), "{}", r.stdout);
-    assert!(!r.stdout.contains(&var("LAB_KEY_PASSPHRASE")), "passphrase echoed: {}", r.stdout);
+    assert!(
+        !r.stdout.contains(&var("LAB_KEY_PASSPHRASE")),
+        "passphrase echoed: {}",
+        r.stdout
+    );
     assert!(t.home().join("config/known_hosts").exists());
     t.docker("enc", &["version"]).ok();
 }

@@ -5,13 +5,24 @@ use tether_e2e::*;
 
 fn checks(t: &Tether, vm: &str) -> (i32, Vec<serde_json::Value>) {
     let r = t.run(&["vm", "check", vm, "--json"]);
-    let v: serde_json::Value = serde_json::from_str(r.stdout.split("\nerror").next().unwrap_or(&r.stdout)).unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(r.stdout.split("\nerror").next().unwrap_or(&r.stdout)).unwrap_or_default();
     (r.code, v.as_array().cloned().unwrap_or_default())
 }
 
 fn verdict(list: &[serde_json::Value], id: &str) -> (bool, String) {
-    let c = list.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no check {id} in {list:?}"));
-    (c["ok"] == true, format!("{} | {}", c["detail"].as_str().unwrap_or(""), c["fix"].as_str().unwrap_or("")))
+    let c = list
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {list:?}"));
+    (
+        c["ok"] == true,
+        format!(
+            "{} | {}",
+            c["detail"].as_str().unwrap_or(""),
+            c["fix"].as_str().unwrap_or("")
+        ),
+    )
 }
 
 #[test]
@@ -21,14 +32,37 @@ fn each_check_finds_its_own_problem() {
     lab_cmd(&["sshd", "a", "2204", "AllowStreamLocalForwarding=no"]);
     let t = Tether::new();
     let add_at = |ip: &str, name: &str, port: &str, user: &str, arch: &str, socket: &str, key: &str| {
-        t.run(&["vm", "add", name, "--host", ip, "--port", port, "--user", user, "--arch", arch,
-            "--identity", key, "--remote-socket", socket, "--accept-new"]).ok();
+        t.run(&[
+            "vm",
+            "add",
+            name,
+            "--host",
+            ip,
+            "--port",
+            port,
+            "--user",
+            user,
+            "--arch",
+            arch,
+            "--identity",
+            key,
+            "--remote-socket",
+            socket,
+            "--accept-new",
+        ])
+        .ok();
     };
-    let add = |name: &str, port: &str, user: &str, arch: &str, socket: &str, key: &str| add_at(&vm.ip, name, port, user, arch, socket, key);
+    let add = |name: &str, port: &str, user: &str, arch: &str, socket: &str, key: &str| {
+        add_at(&vm.ip, name, port, user, arch, socket, key)
+    };
     let (user, key, sock) = (var("LAB_USER"), var("LAB_KEY"), var("LAB_A_SOCK"));
 
     // Healthy (the lab's engines run on this machine's architecture, x86_64 here).
-    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "x86_64"
+    };
     let other = if arch == "arm64" { "x86_64" } else { "arm64" };
     add("good", "22", &user, arch, &sock, &key);
     let (code, list) = checks(&t, "good");
@@ -42,7 +76,10 @@ fn each_check_finds_its_own_problem() {
     let (code, list) = checks(&t, "wrongarch");
     assert_eq!(code, 1);
     let (ok, text) = verdict(&list, "arch");
-    assert!(!ok && text.contains(&format!("set the VM's architecture to {arch}")), "{text}");
+    assert!(
+        !ok && text.contains(&format!("set the VM's architecture to {arch}")),
+        "{text}"
+    );
 
     // Not in the docker group.
     add("nogroup", "22", &var("LAB_USER_NODOCKER"), arch, &sock, &key);
@@ -55,7 +92,10 @@ fn each_check_finds_its_own_problem() {
     add("nosock", "22", &user, arch, "/run/nothing/docker.sock", &key);
     let (_, list) = checks(&t, "nosock");
     let (ok, text) = verdict(&list, "socket");
-    assert!(!ok && text.contains("does not exist") && text.contains("systemctl enable --now docker"), "{text}");
+    assert!(
+        !ok && text.contains("does not exist") && text.contains("systemctl enable --now docker"),
+        "{text}"
+    );
 
     // sshd forbids socket forwarding.
     add_at(&var("LAB_A_IP"), "nofwd", "2204", &user, arch, &sock, &key);

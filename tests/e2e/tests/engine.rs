@@ -22,37 +22,61 @@ fn a_second_daemon_exits_zero_naming_the_running_engine() {
     let t = Tether::new();
     let pid = t.engine_pid();
     let r = t.run(&["daemon"]).ok();
-    assert!(r.stderr.contains(&format!("pid {pid}")) && r.stderr.contains("tether daemon"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("pid {pid}")) && r.stderr.contains("tether daemon"),
+        "{}",
+        r.stderr
+    );
     let s = engine_status(&t);
     assert_eq!(s["running"], true, "{s}");
     assert_eq!(s["owner"]["pid"], pid, "{s}");
     assert_eq!(s["owner"]["kind"], "daemon", "{s}");
     assert_eq!(s["answers"], true, "{s}");
     let human = t.run(&["engine", "status"]).ok();
-    assert!(human.stdout.contains(&format!("tether daemon (pid {pid})")), "{}", human.stdout);
+    assert!(
+        human.stdout.contains(&format!("tether daemon (pid {pid})")),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
 fn engines_started_at_the_same_instant_end_as_one() {
     let t = Tether::without_daemon(&[]);
     let mut children: Vec<_> = (0..6)
-        .map(|_| t.command(&["daemon"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("tether daemon"))
+        .map(|_| {
+            t.command(&["daemon"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("tether daemon")
+        })
         .collect();
     // All but one find the lock taken and exit 0; one stays and serves.
     let exited = wait_for("five of six daemons to exit", Duration::from_secs(20), || {
-        let done: Vec<_> = children.iter_mut().filter_map(|c| c.try_wait().ok().flatten()).collect();
+        let done: Vec<_> = children
+            .iter_mut()
+            .filter_map(|c| c.try_wait().ok().flatten())
+            .collect();
         (done.len() >= 5).then_some(done)
     });
     assert_eq!(exited.len(), 5);
     assert!(exited.iter().all(|s| s.success()), "{exited:?}");
-    let at = children.iter_mut().position(|c| matches!(c.try_wait(), Ok(None))).expect("one daemon runs");
+    let at = children
+        .iter_mut()
+        .position(|c| matches!(c.try_wait(), Ok(None)))
+        .expect("one daemon runs");
     let survivor = &mut children[at];
     let pid = survivor.id();
-    wait_for("the engine to answer", Duration::from_secs(10), || (engine_status(&t)["answers"] == true).then_some(()));
+    wait_for("the engine to answer", Duration::from_secs(10), || {
+        (engine_status(&t)["answers"] == true).then_some(())
+    });
     assert_eq!(engine_status(&t)["owner"]["pid"], pid);
     assert_eq!(t.engine_pid(), pid);
     t.run(&["engine", "stop"]).ok();
-    let status = wait_for("the survivor to end", Duration::from_secs(15), || survivor.try_wait().ok().flatten());
+    let status = wait_for("the survivor to end", Duration::from_secs(15), || {
+        survivor.try_wait().ok().flatten()
+    });
     assert!(status.success(), "{status}");
     for mut c in children {
         let _ = c.wait();
@@ -77,15 +101,23 @@ fn engine_stop_disconnects_everything_and_frees_the_home() {
     // `engine stop` returns only once the engine is gone.
     assert!(!alive(pid), "the engine (pid {pid}) still runs after engine stop");
     assert!(!sock.exists(), "the Docker socket outlived the engine");
-    assert!(!t.home().join("run/control.sock").exists(), "the control socket outlived the engine");
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the tunnel outlived the engine");
+    assert!(
+        !t.home().join("run/control.sock").exists(),
+        "the control socket outlived the engine"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the tunnel outlived the engine"
+    );
     assert_eq!(engine_status(&t)["running"], false);
     let r = t.run(&["engine", "stop"]).ok();
     assert!(r.stdout.contains("no Tether engine runs"), "{}", r.stdout);
 
     // The tunnel was saved, and a new engine brings it back.
     t.run(&["connect", "a"]).ok();
-    wait_for("the tunnel again", Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    wait_for("the tunnel again", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
     assert_ne!(t.engine_pid(), pid);
 }
 
@@ -105,12 +137,19 @@ fn hand_edits_to_the_config_are_adopted_not_overwritten() {
     let port = free_port();
     t.run(&["tunnel", "a", "-p", &format!("{port}:22")]).ok();
     let after = std::fs::read_to_string(&path).unwrap();
-    assert!(after.contains("[vms.hand]"), "the hand-added VM was overwritten:\n{after}");
+    assert!(
+        after.contains("[vms.hand]"),
+        "the hand-added VM was overwritten:\n{after}"
+    );
     assert!(after.contains(&format!("local = {port}")), "{after}");
     let names: Vec<String> = {
         let r = t.run(&["status", "--json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        v.as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap_or("").to_string()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap_or("").to_string())
+            .collect()
     };
     assert_eq!(names, ["a", "hand"]);
     // And the hand-added VM works.
@@ -121,7 +160,12 @@ fn hand_edits_to_the_config_are_adopted_not_overwritten() {
     // user left it.
     let broken = format!("{after}\n[vms.oops\n");
     std::fs::write(&path, &broken).unwrap();
-    t.run(&["tunnel", "a", "-p", &format!("{}:22", free_port())]).fails_with(&["config.toml:", "left untouched"]);
+    t.run(&["tunnel", "a", "-p", &format!("{}:22", free_port())])
+        .fails_with(&["config.toml:", "left untouched"]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
-    assert_eq!(t.status("hand")["state"], "connected", "a broken file must not drop a running VM");
+    assert_eq!(
+        t.status("hand")["state"],
+        "connected",
+        "a broken file must not drop a running VM"
+    );
 }

@@ -58,7 +58,10 @@ fn link_cut_and_restored() {
     lab_cmd(&["link", &vm.name, "down"]);
     let st = t.wait_state(&vm.name, "reconnecting", Duration::from_secs(12));
     let detected = cut.elapsed();
-    assert!(detected <= Duration::from_secs(10), "dead link detected only after {detected:?}");
+    assert!(
+        detected <= Duration::from_secs(10),
+        "dead link detected only after {detected:?}"
+    );
     eprintln!("dead link detected after {detected:?}");
     assert!(st["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{st}");
 
@@ -68,9 +71,16 @@ fn link_cut_and_restored() {
     let ps = docker_at_with_timeout(&format!("unix://{}", t.socket(&vm.name).display()), &["ps"], 30);
     assert_ne!(ps.code, 0);
     assert!(ps.stderr.contains("reconnecting"), "{}", ps.stderr);
-    assert!(t0.elapsed() < Duration::from_secs(8), "client waited {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "client waited {:?}",
+        t0.elapsed()
+    );
     // The tunnel's local port is still bound (connect succeeds, then closes).
-    assert!(std::net::TcpStream::connect(("127.0.0.1", local)).is_ok(), "tunnel unbound during outage");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", local)).is_ok(),
+        "tunnel unbound during outage"
+    );
 
     let healed = Instant::now();
     lab_cmd(&["link", &vm.name, "up"]);
@@ -78,7 +88,10 @@ fn link_cut_and_restored() {
     eprintln!("reconnected {:?} after the link came back", healed.elapsed());
     // The tunnel works again through the new connection.
     let body = wait_for("the tunnel after recovery", Duration::from_secs(10), || {
-        http_tcp(local, "/index.html").ok().filter(|(s, _)| s.contains("200")).map(|(_, b)| b)
+        http_tcp(local, "/index.html")
+            .ok()
+            .filter(|(s, _)| s.contains("200"))
+            .map(|(_, b)| b)
     });
     assert_eq!(String::from_utf8_lossy(&body).trim(), "hello from the tether lab");
 }
@@ -108,11 +121,17 @@ fn sshd_frozen_then_resumed() {
     // Again until every process there is stopped: one may have forked meanwhile.
     wait_for("every process in the VM to be stopped", Duration::from_secs(5), || {
         signal_all(&vm, "STOP");
-        ns_pids(&vm).iter().all(|p| proc_state(p).is_none_or(|c| c == 'T')).then_some(())
+        ns_pids(&vm)
+            .iter()
+            .all(|p| proc_state(p).is_none_or(|c| c == 'T'))
+            .then_some(())
     });
     t.wait_state(&vm.name, "reconnecting", Duration::from_secs(12));
     let detected = frozen.elapsed();
-    assert!(detected <= Duration::from_secs(10), "frozen peer detected only after {detected:?}");
+    assert!(
+        detected <= Duration::from_secs(10),
+        "frozen peer detected only after {detected:?}"
+    );
     signal_all(&vm, "CONT");
     assert_recovered(&t, &vm);
 }
@@ -127,9 +146,14 @@ fn dockerd_stopped_and_started() {
 
     let ps = t.docker(&vm.name, &["ps"]);
     assert_ne!(ps.code, 0);
-    assert!(ps.stderr.contains("Docker engine is not running on the VM"), "{}", ps.stderr);
+    assert!(
+        ps.stderr.contains("Docker engine is not running on the VM"),
+        "{}",
+        ps.stderr
+    );
     // `connect` says so too, and the SSH session stays up.
-    t.run(&["connect", &vm.name]).fails_with(&["Docker engine is not running on the VM", "stays up"]);
+    t.run(&["connect", &vm.name])
+        .fails_with(&["Docker engine is not running on the VM", "stays up"]);
     assert_eq!(t.status(&vm.name)["state"], "connected");
 
     lab_cmd(&["dockerd-start", &vm.name]);
@@ -148,7 +172,11 @@ fn changed_host_key_is_refused() {
     // The VM is "reinstalled": new host key, sshd restarted, live sessions gone.
     let reinstall = || {
         kill_sshd(&vm);
-        sh(&format!("rm -f {}/vms/{}/ssh_host_ed25519_key*", var("TETHER_LAB_DIR"), vm.name));
+        sh(&format!(
+            "rm -f {}/vms/{}/ssh_host_ed25519_key*",
+            var("TETHER_LAB_DIR"),
+            vm.name
+        ));
         lab_cmd(&["sshd", &vm.name, "22"]);
         host_key_fingerprint(&vm.name)
     };
@@ -161,19 +189,27 @@ fn changed_host_key_is_refused() {
     assert!(!t.socket(&vm.name).exists(), "socket kept after a refused host key");
 
     // So does an explicit connect, even with --accept-new, naming the file and line.
-    let r = t.run(&["connect", &vm.name, "--accept-new"]).fails_with(&["CHANGED", "man-in-the-middle", &old_fp]);
+    let r = t
+        .run(&["connect", &vm.name, "--accept-new"])
+        .fails_with(&["CHANGED", "man-in-the-middle", &old_fp]);
     let kh = t.home().join("config/known_hosts");
     assert!(r.stderr.contains(&format!("{}:1", kh.display())), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("--replace {new_fp}")), "{}", r.stderr);
 
     // The administrator confirms the new key: only that exact fingerprint replaces the old one.
-    t.run(&["vm", "host-key", &vm.name]).fails_with(&["man-in-the-middle", &new_fp, &old_fp]);
-    t.run(&["vm", "host-key", &vm.name, "--replace", &old_fp]).fails_with(&[&format!("presents {new_fp}"), "nothing was changed"]);
+    t.run(&["vm", "host-key", &vm.name])
+        .fails_with(&["man-in-the-middle", &new_fp, &old_fp]);
+    t.run(&["vm", "host-key", &vm.name, "--replace", &old_fp])
+        .fails_with(&[&format!("presents {new_fp}"), "nothing was changed"]);
     assert!(fingerprints_in(&kh).contains(&old_fp));
     t.run(&["vm", "host-key", &vm.name, "--replace", &new_fp]).ok();
     let listed = fingerprints_in(&kh);
     assert!(listed.contains(&new_fp) && !listed.contains(&old_fp), "{listed}");
-    let lines: Vec<String> = std::fs::read_to_string(&kh).unwrap().lines().map(str::to_string).collect();
+    let lines: Vec<String> = std::fs::read_to_string(&kh)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with(&format!("{} ssh-ed25519 ", vm.ip)), "{lines:?}");
     assert!(t.run(&["vm", "host-key", &vm.name]).ok().stdout.contains("trusted"));
@@ -188,9 +224,20 @@ fn changed_host_key_is_refused() {
     t.wait_state(&vm.name, "failed", Duration::from_secs(30));
     let ours = std::fs::read(&kh).unwrap();
     t.run(&["vm", "host-key", &vm.name, "--replace", &third_fp])
-        .fails_with(&[&format!("{}:1", user_kh.display()), &format!("ssh-keygen -R '{}'", vm.ip)]);
-    assert_eq!(std::fs::read(&kh).unwrap(), ours, "Tether's known_hosts changed on a refusal");
-    let out = Command::new("ssh-keygen").args(["-R", &vm.ip, "-f"]).arg(&user_kh).output().unwrap();
+        .fails_with(&[
+            &format!("{}:1", user_kh.display()),
+            &format!("ssh-keygen -R '{}'", vm.ip),
+        ]);
+    assert_eq!(
+        std::fs::read(&kh).unwrap(),
+        ours,
+        "Tether's known_hosts changed on a refusal"
+    );
+    let out = Command::new("ssh-keygen")
+        .args(["-R", &vm.ip, "-f"])
+        .arg(&user_kh)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     t.run(&["vm", "host-key", &vm.name, "--replace", &third_fp]).ok();
     t.run(&["connect", &vm.name]).ok();

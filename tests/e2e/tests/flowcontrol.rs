@@ -26,7 +26,11 @@ enum Pace {
     /// Reads at most this many bytes per second, as `| gzip` would.
     Rate(u64),
     /// Reads this many bytes, says so, and reads nothing more until told to resume.
-    StallAfter { bytes: u64, stalled: Sender<()>, resume: Receiver<()> },
+    StallAfter {
+        bytes: u64,
+        stalled: Sender<()>,
+        resume: Receiver<()>,
+    },
 }
 
 /// `docker save IMAGE` through `sock`, read by a thread at the given pace; yields its sha256 and
@@ -103,21 +107,47 @@ impl Save {
 fn direct_digest(image: &str) -> (String, u64) {
     let out = Command::new("bash")
         .arg("-c")
-        .arg(format!("set -o pipefail; docker -H unix://{} save {image} | tee >(wc -c >&2) | sha256sum", var("LAB_A_SOCK")))
+        .arg(format!(
+            "set -o pipefail; docker -H unix://{} save {image} | tee >(wc -c >&2) | sha256sum",
+            var("LAB_A_SOCK")
+        ))
         .output()
         .expect("direct docker save");
-    assert!(out.status.success(), "direct docker save failed: {}", String::from_utf8_lossy(&out.stderr));
-    let size = String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("0").trim().parse().unwrap_or(0);
-    let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string();
+    assert!(
+        out.status.success(),
+        "direct docker save failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let sha = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
     (sha, size)
 }
 
 /// One `docker ps` on its own stream, with how long it took.
 fn timed_ps(sock: &Path) -> Duration {
     let t0 = Instant::now();
-    let ps = docker_at_with_timeout(&format!("unix://{}", sock.display()), &["ps", "--format", "{{.ID}}"], 10);
+    let ps = docker_at_with_timeout(
+        &format!("unix://{}", sock.display()),
+        &["ps", "--format", "{{.ID}}"],
+        10,
+    );
     let took = t0.elapsed();
-    assert_eq!(ps.code, 0, "docker ps failed beside the transfer (after {took:?}): {}", ps.stderr);
+    assert_eq!(
+        ps.code, 0,
+        "docker ps failed beside the transfer (after {took:?}): {}",
+        ps.stderr
+    );
     took
 }
 
@@ -145,7 +175,10 @@ fn a_slow_reader_gets_a_gigabyte_save_byte_exact_in_flat_memory() {
         let took = timed_ps(&sock);
         worst = worst.max(took);
         polls += 1;
-        assert!(took < Duration::from_secs(1), "docker ps took {took:?} beside a slow transfer (poll {polls})");
+        assert!(
+            took < Duration::from_secs(1),
+            "docker ps took {took:?} beside a slow transfer (poll {polls})"
+        );
         let s = t.status("a");
         assert_eq!(s["state"], "connected", "the VM dropped during the transfer: {s}");
         sampled = sampled.max(t.engine_rss_kib());
@@ -163,9 +196,16 @@ fn a_slow_reader_gets_a_gigabyte_save_byte_exact_in_flat_memory() {
         peak.saturating_sub(idle) / 1024,
     );
     assert!(bytes >= 1024 * MIB, "the image saved only {bytes} bytes");
-    assert_eq!((sha, bytes), (direct, direct_bytes), "docker save through tether differs from the VM's own socket");
+    assert_eq!(
+        (sha, bytes),
+        (direct, direct_bytes),
+        "docker save through tether differs from the VM's own socket"
+    );
     assert!(polls >= 10, "only {polls} docker ps calls during the transfer");
-    assert!(peak.max(sampled) <= idle + 64 * 1024, "engine RSS rose from {idle} KiB to {peak} KiB");
+    assert!(
+        peak.max(sampled) <= idle + 64 * 1024,
+        "engine RSS rose from {idle} KiB to {peak} KiB"
+    );
 }
 
 #[test]
@@ -181,11 +221,17 @@ fn thirty_two_stalled_readers_cost_bounded_memory_and_all_finish() {
     for _ in 0..32 {
         let (resume_tx, resume_rx) = std::sync::mpsc::channel();
         resumes.push(resume_tx);
-        let pace = Pace::StallAfter { bytes: MIB, stalled: stalled_tx.clone(), resume: resume_rx };
+        let pace = Pace::StallAfter {
+            bytes: MIB,
+            stalled: stalled_tx.clone(),
+            resume: resume_rx,
+        };
         saves.push(Save::spawn(&sock, &image, pace));
     }
     for i in 0..32 {
-        stalled_rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("only {i} of 32 readers got their first MiB"));
+        stalled_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("only {i} of 32 readers got their first MiB"));
     }
 
     // Every reader is stalled with most of its image still to come. For 5 s other streams must
@@ -195,7 +241,10 @@ fn thirty_two_stalled_readers_cost_bounded_memory_and_all_finish() {
     while Instant::now() < until {
         let took = timed_ps(&sock);
         worst = worst.max(took);
-        assert!(took < Duration::from_secs(1), "docker ps took {took:?} beside 32 stalled streams");
+        assert!(
+            took < Duration::from_secs(1),
+            "docker ps took {took:?} beside 32 stalled streams"
+        );
         let s = t.status("a");
         assert_eq!(s["state"], "connected", "the VM dropped behind stalled streams: {s}");
     }
@@ -222,6 +271,9 @@ fn thirty_two_stalled_readers_cost_bounded_memory_and_all_finish() {
     for (i, d) in digests.iter().enumerate() {
         assert_eq!(d, &direct, "reader {i} got a different save");
     }
-    assert!(peak <= idle + 128 * 1024, "engine RSS rose from {idle} KiB to {peak} KiB");
+    assert!(
+        peak <= idle + 128 * 1024,
+        "engine RSS rose from {idle} KiB to {peak} KiB"
+    );
     assert_eq!(t.status("a")["state"], "connected");
 }

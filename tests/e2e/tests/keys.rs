@@ -22,7 +22,10 @@ fn private_key_files(dir: &Path) -> Vec<String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if std::fs::read(&p).map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY")).unwrap_or(false) {
+            } else if std::fs::read(&p)
+                .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
+                .unwrap_or(false)
+            {
                 out.push(p.display().to_string());
             }
         }
@@ -42,25 +45,50 @@ fn keys_live_in_the_keychain_and_nowhere_else() {
     assert_eq!(ss.count(SERVICE, "work"), Some(1));
     let shown = t.run(&["key", "show", "work"]).ok();
     assert_eq!(shown.stdout, r.stdout);
-    assert!(private_key_files(t.dir.path()).is_empty(), "{:?}", private_key_files(t.dir.path()));
+    assert!(
+        private_key_files(t.dir.path()).is_empty(),
+        "{:?}",
+        private_key_files(t.dir.path())
+    );
     t.run(&["key", "gen", "work"]).fails_with(&["already exists"]);
     t.run(&["key", "gen", "bad name"]).fails_with(&["not a valid key name"]);
 
     // Import a passphrase-protected key: asked once, stored decrypted in the keychain only.
     let mut t = t;
-    t.run(&["key", "import", "enc", &var("LAB_KEY_ENCRYPTED")]).fails_with(&["passphrase"]);
+    t.run(&["key", "import", "enc", &var("LAB_KEY_ENCRYPTED")])
+        .fails_with(&["passphrase"]);
     t.set_env("TETHER_KEY_PASSPHRASE", &var("LAB_KEY_PASSPHRASE"));
     let imported = t.run(&["key", "import", "enc", &var("LAB_KEY_ENCRYPTED")]).ok();
     let public = std::fs::read_to_string(format!("{}.pub", var("LAB_KEY_ENCRYPTED"))).unwrap();
-    assert_eq!(imported.stdout.split_whitespace().nth(1), public.split_whitespace().nth(1));
+    assert_eq!(
+        imported.stdout.split_whitespace().nth(1),
+        public.split_whitespace().nth(1)
+    );
     assert_eq!(ss.count(SERVICE, "enc"), Some(1));
-    assert!(private_key_files(t.dir.path()).is_empty(), "{:?}", private_key_files(t.dir.path()));
+    assert!(
+        private_key_files(t.dir.path()).is_empty(),
+        "{:?}",
+        private_key_files(t.dir.path())
+    );
 
     // The keychain key logs in with no passphrase and no file, after an engine restart too.
     t.set_env("TETHER_KEY_PASSPHRASE", "");
     t.start_daemon();
-    t.run(&["vm", "add", "a", "--host", &var("LAB_A_IP"), "--user", &var("LAB_USER"), "--key", "enc",
-        "--remote-socket", &var("LAB_A_SOCK"), "--accept-new"]).ok();
+    t.run(&[
+        "vm",
+        "add",
+        "a",
+        "--host",
+        &var("LAB_A_IP"),
+        "--user",
+        &var("LAB_USER"),
+        "--key",
+        "enc",
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+    ])
+    .ok();
     t.run(&["connect", "a"]).ok();
     assert_eq!(t.docker("a", &["version", "--format", "{{.Server.Version}}"]).code, 0);
     t.run(&["key", "rm", "enc"]).fails_with(&["used by a"]);
@@ -71,7 +99,8 @@ fn keys_live_in_the_keychain_and_nowhere_else() {
     // Delete: gone from the keychain and the config.
     t.run(&["key", "rm", "work"]).ok();
     assert_eq!(ss.count(SERVICE, "work"), Some(0));
-    t.run(&["key", "show", "work"]).fails_with(&["no key named 'work'", "tether key gen work"]);
+    t.run(&["key", "show", "work"])
+        .fails_with(&["no key named 'work'", "tether key gen work"]);
 }
 
 #[test]
@@ -81,16 +110,30 @@ fn a_locked_or_missing_keychain_says_what_to_do() {
     let ss = SecretService::start(probe.path(), false);
     let t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
     let started = std::time::Instant::now();
-    let r = t.run(&["key", "gen", "k"]).fails_with(&["keychain", "ssh-agent", "--identity"]);
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
-    assert!(r.stderr.contains("locked") || r.stderr.contains("did not answer"), "{}", r.stderr);
-    assert!(!t.run(&["key", "list"]).ok().stdout.contains("k "), "a key was recorded anyway");
+    let r = t
+        .run(&["key", "gen", "k"])
+        .fails_with(&["keychain", "ssh-agent", "--identity"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        r.stderr.contains("locked") || r.stderr.contains("did not answer"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !t.run(&["key", "list"]).ok().stdout.contains("k "),
+        "a key was recorded anyway"
+    );
     assert!(private_key_files(t.dir.path()).is_empty());
 
     // Missing: a session bus with no Secret Service on it, nor any to start.
     let (mut bus, addr) = bare_session_bus(probe.path());
     let t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &addr)]);
-    t.run(&["key", "gen", "k"]).fails_with(&["no OS keychain is available", "ssh-agent"]);
+    t.run(&["key", "gen", "k"])
+        .fails_with(&["no OS keychain is available", "ssh-agent"]);
     assert!(private_key_files(t.dir.path()).is_empty());
     let _ = bus.kill();
     let _ = bus.wait();
@@ -99,8 +142,21 @@ fn a_locked_or_missing_keychain_says_what_to_do() {
 /// Whether OpenSSH's client logs in as `user` with `key` only.
 fn openssh_login(ip: &str, port: u16, user: &str, key: &Path) -> bool {
     Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-i"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=5",
+            "-i",
+        ])
         .arg(key)
         .args(["-p", &port.to_string(), &format!("{user}@{ip}"), "true"])
         .env_remove("SSH_AUTH_SOCK")
@@ -114,33 +170,74 @@ fn password_once_installs_the_key_and_rotation_retires_the_old_one() {
     let vm = TestVm::new("pw", 23, false);
     let user = LabUser::new("tlpw");
     // This sshd takes passwords and reads ~/.ssh/authorized_keys with OpenSSH's strict modes.
-    lab_cmd(&["sshd", "pw", "2222", "PasswordAuthentication=yes", "AuthorizedKeysFile=.ssh/authorized_keys", "StrictModes=yes"]);
+    lab_cmd(&[
+        "sshd",
+        "pw",
+        "2222",
+        "PasswordAuthentication=yes",
+        "AuthorizedKeysFile=.ssh/authorized_keys",
+        "StrictModes=yes",
+    ]);
     let probe = tempfile::tempdir().unwrap();
     let ss = SecretService::start(probe.path(), true);
     let mut t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
 
     // The key is an imported file, so this test can check the old key with OpenSSH afterwards.
     let old_key = t.dir.path().join("old_key");
-    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "old", "-f"]).arg(&old_key).status().unwrap();
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "old", "-f"])
+        .arg(&old_key)
+        .status()
+        .unwrap();
     assert!(made.success());
     t.run(&["key", "import", "vmkey", &old_key.display().to_string()]).ok();
-    t.run(&["vm", "add", "pw", "--host", &vm.ip, "--port", "2222", "--user", &user.0, "--remote-socket", &var("LAB_A_SOCK"),
-        "--accept-new"]).ok();
-    assert!(!openssh_login(&vm.ip, 2222, &user.0, &old_key), "the key works before it was installed");
+    t.run(&[
+        "vm",
+        "add",
+        "pw",
+        "--host",
+        &vm.ip,
+        "--port",
+        "2222",
+        "--user",
+        &user.0,
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+    ])
+    .ok();
+    assert!(
+        !openssh_login(&vm.ip, 2222, &user.0, &old_key),
+        "the key works before it was installed"
+    );
 
     // A wrong password changes nothing; the right one installs the key, checked by a key login.
     t.set_env("TETHER_VM_PASSWORD", "not-the-password");
-    t.run(&["key", "install", "pw", "--key", "vmkey"]).fails_with(&["password"]);
+    t.run(&["key", "install", "pw", "--key", "vmkey"])
+        .fails_with(&["password"]);
     assert!(!user.home().join(".ssh/authorized_keys").exists());
     t.set_env("TETHER_VM_PASSWORD", &var("LAB_PASSWORD"));
     t.run(&["key", "install", "pw", "--key", "vmkey"]).ok();
     let ssh_dir = user.home().join(".ssh");
     assert_eq!(std::fs::metadata(&ssh_dir).unwrap().permissions().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(ssh_dir.join("authorized_keys")).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(openssh_login(&vm.ip, 2222, &user.0, &old_key), "the installed key does not log in");
+    assert_eq!(
+        std::fs::metadata(ssh_dir.join("authorized_keys"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(
+        openssh_login(&vm.ip, 2222, &user.0, &old_key),
+        "the installed key does not log in"
+    );
     // The password went nowhere.
     let log = std::fs::read_to_string(t.log_path()).unwrap_or_default();
-    assert!(!log.contains(&var("LAB_PASSWORD")), "the password reached the engine log");
+    assert!(
+        !log.contains(&var("LAB_PASSWORD")),
+        "the password reached the engine log"
+    );
     t.set_env("TETHER_VM_PASSWORD", "");
     t.run(&["connect", "pw"]).ok();
     assert_eq!(t.status("pw")["state"], "connected");
@@ -153,14 +250,27 @@ fn password_once_installs_the_key_and_rotation_retires_the_old_one() {
     let after = t.run(&["key", "show", "vmkey"]).ok().stdout;
     assert_ne!(before, after);
     let authorized = std::fs::read_to_string(ssh_dir.join("authorized_keys")).unwrap();
-    assert!(authorized.contains(after.split_whitespace().nth(1).unwrap()), "{authorized}");
-    assert!(!authorized.contains(before.split_whitespace().nth(1).unwrap()), "{authorized}");
+    assert!(
+        authorized.contains(after.split_whitespace().nth(1).unwrap()),
+        "{authorized}"
+    );
+    assert!(
+        !authorized.contains(before.split_whitespace().nth(1).unwrap()),
+        "{authorized}"
+    );
     // The VM refuses the old key; a new engine (nothing cached) logs in with the new one.
-    assert!(!openssh_login(&vm.ip, 2222, &user.0, &old_key), "the old key still logs in");
+    assert!(
+        !openssh_login(&vm.ip, 2222, &user.0, &old_key),
+        "the old key still logs in"
+    );
     assert_eq!(ss.count(SERVICE, "vmkey"), Some(1));
     assert_eq!(ss.count(SERVICE, "vmkey.rotating"), Some(0));
     t.start_daemon();
     t.run(&["connect", "pw"]).ok();
     assert_eq!(t.status("pw")["state"], "connected");
-    assert!(private_key_files(t.dir.path()).iter().all(|f| f.ends_with("old_key")), "{:?}", private_key_files(t.dir.path()));
+    assert!(
+        private_key_files(t.dir.path()).iter().all(|f| f.ends_with("old_key")),
+        "{:?}",
+        private_key_files(t.dir.path())
+    );
 }

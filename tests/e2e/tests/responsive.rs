@@ -46,7 +46,12 @@ fn a_vm_that_never_speaks_delays_nothing_else() {
     );
     std::fs::write(&path, text + &table).unwrap();
 
-    let mut hung = t.command(&["connect", "tp", "--accept-new"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut hung = t
+        .command(&["connect", "tp", "--accept-new"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     t.wait_state("tp", "connecting", Duration::from_secs(10));
 
     let mut worst_status = Duration::ZERO;
@@ -57,12 +62,25 @@ fn a_vm_that_never_speaks_delays_nothing_else() {
             worst_ps = worst_ps.max(timed_docker_ps(&t, "a"));
         }
     }
-    assert!(matches!(hung.try_wait(), Ok(None)), "the connect to the tarpit ended before the measurement did");
-    eprintln!("beside a hanging handshake: slowest status {worst_status:?}, slowest docker ps on another VM {worst_ps:?}");
-    assert!(worst_status < Duration::from_millis(100), "status took {worst_status:?} beside a hanging handshake");
-    assert!(worst_ps < Duration::from_secs(1), "docker ps on another VM took {worst_ps:?}");
+    assert!(
+        matches!(hung.try_wait(), Ok(None)),
+        "the connect to the tarpit ended before the measurement did"
+    );
+    eprintln!(
+        "beside a hanging handshake: slowest status {worst_status:?}, slowest docker ps on another VM {worst_ps:?}"
+    );
+    assert!(
+        worst_status < Duration::from_millis(100),
+        "status took {worst_status:?} beside a hanging handshake"
+    );
+    assert!(
+        worst_ps < Duration::from_secs(1),
+        "docker ps on another VM took {worst_ps:?}"
+    );
 
-    let status = wait_for("the hanging connect to give up", Duration::from_secs(30), || hung.try_wait().ok().flatten());
+    let status = wait_for("the hanging connect to give up", Duration::from_secs(30), || {
+        hung.try_wait().ok().flatten()
+    });
     assert!(!status.success());
     let mut err = String::new();
     std::io::Read::read_to_string(hung.stderr.as_mut().unwrap(), &mut err).unwrap();
@@ -84,7 +102,12 @@ fn connect_on_a_live_vm_does_not_wait_for_its_engine_check() {
     signal(&dockerd, "STOP");
 
     // One connect starts an engine check and waits for its verdict; it hangs with the engine.
-    let mut first = t.command(&["connect", "ec"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut first = t
+        .command(&["connect", "ec"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for("the engine check of the first connect", Duration::from_secs(10), || {
         t.log().contains("checking the engine for a connect").then_some(())
     });
@@ -94,12 +117,21 @@ fn connect_on_a_live_vm_does_not_wait_for_its_engine_check() {
         let r = t.run(&["connect", "ec"]).ok();
         let took = t0.elapsed();
         eprintln!("connect {i} during a hung engine check: {took:?}");
-        assert!(took < Duration::from_secs(1), "connect {i} waited {took:?} for the engine check: {}", r.stdout);
+        assert!(
+            took < Duration::from_secs(1),
+            "connect {i} waited {took:?} for the engine check: {}",
+            r.stdout
+        );
         assert!(timed_status(&t) < Duration::from_millis(100));
     }
-    assert!(matches!(first.try_wait(), Ok(None)), "the first connect did not wait for the hung check");
+    assert!(
+        matches!(first.try_wait(), Ok(None)),
+        "the first connect did not wait for the hung check"
+    );
     signal(&dockerd, "CONT");
-    let status = wait_for("the first connect to answer", Duration::from_secs(30), || first.try_wait().ok().flatten());
+    let status = wait_for("the first connect to answer", Duration::from_secs(30), || {
+        first.try_wait().ok().flatten()
+    });
     eprintln!("the first connect ended with {status} once the engine answered or its check timed out");
     t.docker("ec", &["version"]).ok();
 }

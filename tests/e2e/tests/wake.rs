@@ -34,7 +34,10 @@ fn both_work(t: &Tether, vm: &TestVm, local: u16, since: Instant) -> (Duration, 
         (docker_at_with_timeout(&host, &["ps"], 5).code == 0).then(|| since.elapsed())
     });
     let tunnel = wait_for("the tunnel after the wake", Duration::from_secs(15), || {
-        http_tcp(local, "/index.html").ok().filter(|(s, _)| s.contains("200")).map(|_| since.elapsed())
+        http_tcp(local, "/index.html")
+            .ok()
+            .filter(|(s, _)| s.contains("200"))
+            .map(|_| since.elapsed())
     });
     (docker, tunnel)
 }
@@ -48,7 +51,9 @@ fn a_simulated_sleep_recovers_within_two_seconds_of_the_thaw() {
     let t = Tether::new();
     let local = connect_with_tunnel(&t, &vm);
     let (mut watcher, events) = t.spawn_lines(&["status", "--watch", "--json"]);
-    events.recv_timeout(Duration::from_secs(10)).expect("a snapshot from status --watch");
+    events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a snapshot from status --watch");
 
     let engine = t.engine_pid();
     freeze(engine);
@@ -69,8 +74,14 @@ fn a_simulated_sleep_recovers_within_two_seconds_of_the_thaw() {
 
     let (docker, tunnel) = both_work(&t, &vm, local, thaw);
     eprintln!("after the thaw: docker ps worked at {docker:?}, the tunnel at {tunnel:?}");
-    assert!(docker < Duration::from_secs(2), "docker ps worked only {docker:?} after the thaw");
-    assert!(tunnel < Duration::from_secs(2), "the tunnel worked only {tunnel:?} after the thaw");
+    assert!(
+        docker < Duration::from_secs(2),
+        "docker ps worked only {docker:?} after the thaw"
+    );
+    assert!(
+        tunnel < Duration::from_secs(2),
+        "the tunnel worked only {tunnel:?} after the thaw"
+    );
     t.wait_state(&vm.name, "connected", Duration::from_secs(5));
 
     // What a notifier sees: at most one drop and one return.
@@ -82,7 +93,10 @@ fn a_simulated_sleep_recovers_within_two_seconds_of_the_thaw() {
         .filter(|e| e["event"] == "state" && e["vm"] == vm.name.as_str())
         .filter_map(|e| e["state"].as_str().map(str::to_string))
         .collect();
-    let drops = states.windows(2).filter(|w| w[0] == "connected" && w[1] == "reconnecting").count()
+    let drops = states
+        .windows(2)
+        .filter(|w| w[0] == "connected" && w[1] == "reconnecting")
+        .count()
         + usize::from(states.first().is_some_and(|s| s == "reconnecting"));
     let backs = states.iter().filter(|s| *s == "connected").count();
     assert!(drops <= 1 && backs <= 1, "more than one drop or return: {states:?}");
@@ -104,12 +118,19 @@ fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
 
     wait_for("every process in the VM to be stopped", Duration::from_secs(5), || {
         signal(&vm.pids(), "STOP");
-        vm.pids().iter().all(|p| proc_state(p).is_none_or(|c| c == 'T')).then_some(())
+        vm.pids()
+            .iter()
+            .all(|p| proc_state(p).is_none_or(|c| c == 'T'))
+            .then_some(())
     });
     let send = |resuming: bool| {
         let st = Command::new("dbus-send")
             .arg(format!("--bus={address}"))
-            .args(["--type=signal", "/org/freedesktop/login1", "org.freedesktop.login1.Manager.PrepareForSleep"])
+            .args([
+                "--type=signal",
+                "/org/freedesktop/login1",
+                "org.freedesktop.login1.Manager.PrepareForSleep",
+            ])
             .arg(format!("boolean:{}", !resuming))
             .status()
             .unwrap();
@@ -121,7 +142,10 @@ fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
     t.wait_state(&vm.name, "reconnecting", Duration::from_secs(10));
     let took = woke.elapsed();
     eprintln!("link given up {took:?} after PrepareForSleep(false)");
-    assert!(took < Duration::from_secs(2), "the dead link was noticed only {took:?} after the wake signal");
+    assert!(
+        took < Duration::from_secs(2),
+        "the dead link was noticed only {took:?} after the wake signal"
+    );
     assert!(t.log().contains("the laptop woke (logind)"), "{}", t.log());
 
     signal(&vm.pids(), "CONT");
@@ -142,7 +166,13 @@ fn a_network_change_moves_to_the_new_address_within_two_seconds() {
     let name = "labvm.test";
     std::fs::write(&hosts, format!("127.0.0.1 localhost\n{} {name}\n", vm.ip)).unwrap();
     let t = Tether::with_daemon_prefix(&[
-        "unshare", "--mount", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
         hosts.to_str().unwrap(),
     ]);
     t.add_vm("nc", name, 22, &var("LAB_A_SOCK")).ok();
@@ -160,9 +190,27 @@ fn a_network_change_moves_to_the_new_address_within_two_seconds() {
         (s["state"] == "connected" && s["since_ms"].as_u64().unwrap_or(0) > before).then(|| moved.elapsed())
     });
     eprintln!("reconnected to the new address {again:?} after the network change");
-    assert!(again < Duration::from_secs(2), "reconnected only {again:?} after the network change");
+    assert!(
+        again < Duration::from_secs(2),
+        "reconnected only {again:?} after the network change"
+    );
     t.docker("nc", &["ps"]).ok();
-    let ss = Command::new("ip").args(["netns", "exec", "tl-nc", "ss", "-Htn", "state", "established", "( sport = :22 )"]).output().unwrap();
+    let ss = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "tl-nc",
+            "ss",
+            "-Htn",
+            "state",
+            "established",
+            "( sport = :22 )",
+        ])
+        .output()
+        .unwrap();
     let ss = String::from_utf8_lossy(&ss.stdout);
-    assert!(ss.contains(&format!("{new_ip}:22")), "no connection to the new address: {ss}");
+    assert!(
+        ss.contains(&format!("{new_ip}:22")),
+        "no connection to the new address: {ss}"
+    );
 }

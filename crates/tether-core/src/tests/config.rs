@@ -4,8 +4,20 @@ use super::*;
 
 #[test]
 fn port_map_parses_like_ssh_l() {
-    assert_eq!("3000".parse::<PortMap>().unwrap(), PortMap { local: 3000, remote: 3000 });
-    assert_eq!("5433:5432".parse::<PortMap>().unwrap(), PortMap { local: 5433, remote: 5432 });
+    assert_eq!(
+        "3000".parse::<PortMap>().unwrap(),
+        PortMap {
+            local: 3000,
+            remote: 3000
+        }
+    );
+    assert_eq!(
+        "5433:5432".parse::<PortMap>().unwrap(),
+        PortMap {
+            local: 5433,
+            remote: 5432
+        }
+    );
     for bad in ["0", "70000", "a", "1:", ":2", "1:2:3"] {
         let e = bad.parse::<PortMap>().unwrap_err().to_string();
         assert!(e.contains("LOCAL:REMOTE"), "{bad}: {e}");
@@ -39,7 +51,9 @@ fn corrupt_file_reports_line_and_column_and_is_untouched() {
 
 #[test]
 fn newer_version_is_refused() {
-    let err = Config::parse("version = 9\n", Path::new("c.toml")).unwrap_err().to_string();
+    let err = Config::parse("version = 9\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("version 9"), "{err}");
 }
 

@@ -33,7 +33,15 @@ async fn engine_recent(sock: &Path, vm: &str) -> Vec<Value> {
 }
 
 /// An engine in `dir` serving its control socket, and a client once the socket answers.
-async fn serving(dir: &Path) -> (Engine, CancellationToken, tokio::task::JoinHandle<Result<(), EngineError>>, std::path::PathBuf, Client) {
+async fn serving(
+    dir: &Path,
+) -> (
+    Engine,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), EngineError>>,
+    std::path::PathBuf,
+    Client,
+) {
     let paths = crate::paths::Paths::under(dir.to_path_buf());
     let engine = Engine::start(paths.clone(), crate::instance::Kind::Test).await.unwrap();
     let cancel = CancellationToken::new();
@@ -52,15 +60,26 @@ async fn serving(dir: &Path) -> (Engine, CancellationToken, tokio::task::JoinHan
 async fn engine_round_trip_over_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let (_engine, _cancel, server, sock, mut client) = serving(dir.path()).await;
-    let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+    let mode = std::fs::metadata(&sock)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
     assert_eq!(mode, 0o600);
     let mut events = Client::connect(&sock).await.unwrap();
     events.call(&Request::Subscribe).await.unwrap();
-    client.call(&Request::VmAdd { name: "arm".into(), profile: Profile::new("10.1.1.1") }).await.unwrap();
+    client
+        .call(&Request::VmAdd {
+            name: "arm".into(),
+            profile: Profile::new("10.1.1.1"),
+        })
+        .await
+        .unwrap();
     let ev = events.next_event().await.unwrap().unwrap();
     assert_eq!(ev, serde_json::json!({"event": "vm_added", "vm": "arm"}));
     let err = client.call(&Request::Use { name: "nope".into() }).await.unwrap_err();
-    assert!(matches!(err, ClientError::Remote(ref b) if b.code == "no_such_vm"), "{err}");
+    assert!(
+        matches!(err, ClientError::Remote(ref b) if b.code == "no_such_vm"),
+        "{err}"
+    );
     let recent = engine_recent(&sock, "arm").await;
     assert!(recent.iter().any(|e| e["event"]["event"] == "vm_added"), "{recent:?}");
     let status = client.call(&Request::Status).await.unwrap();
@@ -82,7 +101,10 @@ async fn a_subscriber_that_falls_behind_is_told_by_the_end_of_its_stream() {
     let (engine, cancel, server, _sock, mut events) = serving(dir.path()).await;
     events.call(&Request::Subscribe).await.unwrap();
     // Far more than the broadcast holds and the socket buffers take, while nobody reads.
-    let ev = || crate::session::Event::Rtt { vm: "arm".into(), rtt_ms: 1.0 };
+    let ev = || crate::session::Event::Rtt {
+        vm: "arm".into(),
+        rtt_ms: 1.0,
+    };
     let mut sent = 0;
     while sent < 200_000 {
         engine.emit(ev());
@@ -142,13 +164,16 @@ fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         ".{0,40}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec(("[a-z]{1,8}", inner), 0..4).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            proptest::collection::vec(("[a-z]{1,8}", inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }

@@ -8,5 +8,9 @@ fn codes_see_through_boxes_and_sharing() {
     assert_eq!(e.code(), "wrong_passphrase");
     let shared = EngineError::Shared(Arc::new(e));
     assert_eq!(shared.code(), "wrong_passphrase");
-    assert!(std::mem::size_of::<EngineError>() <= 64, "{}", std::mem::size_of::<EngineError>());
+    assert!(
+        std::mem::size_of::<EngineError>() <= 64,
+        "{}",
+        std::mem::size_of::<EngineError>()
+    );
 }

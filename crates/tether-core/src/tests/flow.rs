@@ -37,7 +37,12 @@ impl Peer {
 fn started(budget: &Arc<Budget>) -> (Credit, Peer) {
     let mut c = Credit::new(budget.clone());
     let grant = c.start();
-    (c, Peer { window: u64::from(FLOOR) + u64::from(grant) })
+    (
+        c,
+        Peer {
+            window: u64::from(FLOOR) + u64::from(grant),
+        },
+    )
 }
 
 #[test]
@@ -82,7 +87,11 @@ fn a_slow_reader_keeps_memory_within_the_window_and_gets_everything() {
         backlog -= take;
         consumed += take;
         peer.window += u64::from(c.consumed(take as usize));
-        assert!(c.outstanding() <= u64::from(MAX), "outstanding {} at round {round}", c.outstanding());
+        assert!(
+            c.outstanding() <= u64::from(MAX),
+            "outstanding {} at round {round}",
+            c.outstanding()
+        );
         assert!(budget.in_use() <= BUDGET);
     }
     assert_eq!(sent, total);
@@ -117,7 +126,10 @@ fn growth_stops_at_the_budget_and_the_budget_comes_back() {
     let (mut c, mut pc) = started(&budget);
     assert_eq!(c.size(), u64::from(FLOOR));
     let got = pc.spend(&mut c);
-    assert!(c.consumed(got as usize) > 0, "a floor-sized stream is still granted what it consumed");
+    assert!(
+        c.consumed(got as usize) > 0,
+        "a floor-sized stream is still granted what it consumed"
+    );
     drop(a);
     drop(b);
     drop(c);
@@ -143,5 +155,9 @@ fn a_reader_that_falls_behind_shrinks_its_window_back() {
         peer.window += u64::from(c.consumed(take as usize));
     }
     assert_eq!(c.size(), u64::from(START));
-    assert_eq!(budget.in_use(), (START - FLOOR) as usize, "the surplus went back to the budget");
+    assert_eq!(
+        budget.in_use(),
+        (START - FLOOR) as usize,
+        "the surplus went back to the budget"
+    );
 }

@@ -9,7 +9,10 @@ async fn stale_socket_is_replaced_but_a_live_one_is_kept() {
     let path = dir.path().join("vm/docker.sock");
     let live = bind_unix(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     // Someone is serving it: never unlinked.
     assert!(matches!(bind_unix(&path), Err(ForwardError::SocketInUse { .. })));
     assert!(path.exists());

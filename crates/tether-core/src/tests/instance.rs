@@ -3,7 +3,10 @@
 use super::*;
 
 fn home() -> (tempfile::TempDir, Paths) {
-    let dir = tempfile::Builder::new().prefix("inst").tempdir_in(std::env::temp_dir()).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("inst")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
     let paths = Paths::under(dir.path().to_path_buf());
     (dir, paths)
 }
@@ -18,7 +21,10 @@ fn the_second_engine_is_told_who_runs() {
         Err(InstanceError::Running(o)) => {
             assert_eq!(o, first.owner);
             let msg = InstanceError::Running(o).to_string();
-            assert!(msg.contains("the Tether app") && msg.contains("tether engine stop"), "{msg}");
+            assert!(
+                msg.contains("the Tether app") && msg.contains("tether engine stop"),
+                "{msg}"
+            );
         }
         other => panic!("a second lock was granted: {other:?}"),
     }

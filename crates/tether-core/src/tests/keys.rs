@@ -40,7 +40,12 @@ fn install_then_remove() {
     assert_eq!(text.lines().count(), 2, "{text}");
 
     // A line with options for the same key goes too; other lines stay.
-    std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(format!("no-pty {a}\n# note\n").as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(format!("no-pty {a}\n# note\n").as_bytes())
+        .unwrap();
     assert!(sh(home.path(), REMOVE, &format!("{}\n", blob(&a))));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(!text.contains(blob(&a)), "{text}");

@@ -52,7 +52,11 @@ async fn round_trip_and_delete() {
     ks.store("t", &key).await.unwrap();
     let raw = mem.0.lock().unwrap().get("t").cloned().unwrap();
     assert!(raw.len() < MAX_SECRET, "{} bytes", raw.len());
-    assert!(String::from_utf8(raw).unwrap().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    assert!(
+        String::from_utf8(raw)
+            .unwrap()
+            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+    );
     let back = ks.load("t").await.unwrap();
     assert_eq!(back.public_key(), key.public_key());
     assert!(ks.contains("t").await.unwrap());

@@ -17,9 +17,15 @@ fn unknown_then_learned_then_known() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("kh");
     let k = key();
-    assert_eq!(check("h", 2222, &k, std::slice::from_ref(&f)).unwrap(), HostKeyStatus::Unknown);
+    assert_eq!(
+        check("h", 2222, &k, std::slice::from_ref(&f)).unwrap(),
+        HostKeyStatus::Unknown
+    );
     learn(&f, "h", 2222, &k).unwrap();
-    assert_eq!(check("h", 2222, &k, std::slice::from_ref(&f)).unwrap(), HostKeyStatus::Known);
+    assert_eq!(
+        check("h", 2222, &k, std::slice::from_ref(&f)).unwrap(),
+        HostKeyStatus::Known
+    );
     // Port matters: the same host on port 22 is a different entry.
     assert_eq!(check("h", 22, &k, &[f]).unwrap(), HostKeyStatus::Unknown);
 }
@@ -28,10 +34,18 @@ fn unknown_then_learned_then_known() {
 fn changed_key_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (key(), key());
-    let body = format!("# comment\n\nother {}\nh {}\n", old.to_openssh().unwrap(), old.to_openssh().unwrap());
+    let body = format!(
+        "# comment\n\nother {}\nh {}\n",
+        old.to_openssh().unwrap(),
+        old.to_openssh().unwrap()
+    );
     let f = write(dir.path(), "kh", &body);
     match check("h", 22, &new, std::slice::from_ref(&f)).unwrap() {
-        HostKeyStatus::Changed { file, line, recorded_fingerprint } => {
+        HostKeyStatus::Changed {
+            file,
+            line,
+            recorded_fingerprint,
+        } => {
             assert_eq!(file, f);
             assert_eq!(line, 4);
             assert_eq!(recorded_fingerprint, fingerprint(&old));
@@ -58,7 +72,10 @@ fn revoked_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let k = key();
     let f = write(dir.path(), "kh", &format!("@revoked * {}\n", k.to_openssh().unwrap()));
-    assert!(matches!(check("h", 22, &k, &[f]).unwrap(), HostKeyStatus::Revoked { line: 1, .. }));
+    assert!(matches!(
+        check("h", 22, &k, &[f]).unwrap(),
+        HostKeyStatus::Revoked { line: 1, .. }
+    ));
 }
 
 #[test]
@@ -72,7 +89,10 @@ fn forgetting_removes_only_the_conflicting_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (old, new, other) = (key(), key(), key());
     let ecdsa = "[h]:2222 ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPoua1cEeDY9d2pB6oAp4ogEuih1cvhP9wz361ZNuEC9BpUv3lzVNLS1RHhIqAdf3eAc4NnBcxrZZkPmqphDir8=";
-    assert!(Entry::from_str(ecdsa).is_ok(), "the ecdsa line must parse, or keeping it proves nothing");
+    assert!(
+        Entry::from_str(ecdsa).is_ok(),
+        "the ecdsa line must parse, or keeping it proves nothing"
+    );
     let hashed = hashed_name(b"0123456789abcdefghij", "[h]:2222").unwrap();
     let body = format!(
         "# kept comment\n[h]:2222 {o}\nelse {o}\nh {o}\n{hashed} {o}\n@revoked [h]:2222 {x}\n[h]:2222 {n}\n{ecdsa}\n",
@@ -93,10 +113,16 @@ fn forgetting_removes_only_the_conflicting_lines() {
         x = other.to_openssh().unwrap(),
     );
     assert_eq!(after, expected);
-    assert_eq!(check("h", 2222, &new, std::slice::from_ref(&f)).unwrap(), HostKeyStatus::Known);
+    assert_eq!(
+        check("h", 2222, &new, std::slice::from_ref(&f)).unwrap(),
+        HostKeyStatus::Known
+    );
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&f).unwrap().permissions()) & 0o777;
     assert_eq!(mode, 0o600);
     // Nothing left to forget, and a missing file is nothing to forget.
     assert_eq!(forget_conflicting(&f, "h", 2222, &new).unwrap(), 0);
-    assert_eq!(forget_conflicting(&dir.path().join("none"), "h", 2222, &new).unwrap(), 0);
+    assert_eq!(
+        forget_conflicting(&dir.path().join("none"), "h", 2222, &new).unwrap(),
+        0
+    );
 }

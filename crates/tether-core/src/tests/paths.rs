@@ -46,5 +46,8 @@ fn a_grown_log_is_moved_aside_when_opened() {
     std::fs::write(&log, &big).unwrap();
     open_log(&log).unwrap().write_all(b"fresh\n").unwrap();
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "fresh\n");
-    assert_eq!(std::fs::metadata(dir.path().join("engine.log.1")).unwrap().len(), big.len() as u64);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("engine.log.1")).unwrap().len(),
+        big.len() as u64
+    );
 }

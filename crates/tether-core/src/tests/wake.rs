@@ -6,7 +6,10 @@ const S: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn a_punctual_tick_is_no_gap() {
-    assert_eq!(late_by(S(1), Duration::from_millis(1004), Some(Duration::from_millis(1005))), Duration::from_millis(4));
+    assert_eq!(
+        late_by(S(1), Duration::from_millis(1004), Some(Duration::from_millis(1005))),
+        Duration::from_millis(4)
+    );
     // A wall clock stepped back (NTP) is no sleep.
     assert_eq!(late_by(S(1), S(1), None), Duration::ZERO);
 }

@@ -60,7 +60,15 @@ impl Drop for SshForward {
 fn ssh_forward(dir: &Path, name: &str, extra: &[&str]) -> SshForward {
     let sock = dir.join(name);
     let child = Command::new("ssh")
-        .args(["-N", "-F", "none", "-o", "ExitOnForwardFailure=yes", "-o", "StrictHostKeyChecking=accept-new"])
+        .args([
+            "-N",
+            "-F",
+            "none",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+        ])
         .args(extra)
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", dir.join("known_hosts").display()))
@@ -81,14 +89,29 @@ fn docker_ssh(home: &Path, args: &str) -> Duration {
     let t0 = Instant::now();
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("docker -H ssh://{}@{} {args} >/dev/null", var("LAB_USER"), var("LAB_A_IP")))
-        .env("PATH", format!("{}:{}", home.join("bin").display(), std::env::var("PATH").unwrap_or_default()))
+        .arg(format!(
+            "docker -H ssh://{}@{} {args} >/dev/null",
+            var("LAB_USER"),
+            var("LAB_A_IP")
+        ))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                home.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .env("HOME", home)
         .env("DOCKER_CONFIG", home.join(".docker"))
         .stdout(Stdio::null())
         .output()
         .expect("docker");
-    assert!(out.status.success(), "docker -H ssh:// {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker -H ssh:// {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t0.elapsed()
 }
 
@@ -100,7 +123,11 @@ fn docker_sock(sock: &Path, args: &str) -> Duration {
         .env("DOCKER_CONFIG", "/var/tmp/tether-e2e-docker-config")
         .output()
         .expect("docker");
-    assert!(out.status.success(), "docker {args}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t0.elapsed()
 }
 
@@ -114,7 +141,14 @@ fn main() {
     let ssh_gcm = ssh_forward(dir.path(), "ssh-L-gcm.sock", &["-c", "aes128-gcm@openssh.com"]);
     std::fs::create_dir_all(dir.path().join("bin")).unwrap();
     let wrapper = dir.path().join("bin/ssh");
-    std::fs::write(&wrapper, format!("#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n", dir.path().join("ssh_config").display())).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+            dir.path().join("ssh_config").display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(
         dir.path().join("ssh_config"),
@@ -129,8 +163,12 @@ fn main() {
 
     let tether = t.socket("a");
     let direct = PathBuf::from(var("LAB_A_SOCK"));
-    let socks: [(&str, &Path); 4] =
-        [("tether", &tether), ("ssh -L", &ssh.sock), ("ssh -L (aes-gcm)", &ssh_gcm.sock), ("direct socket", &direct)];
+    let socks: [(&str, &Path); 4] = [
+        ("tether", &tether),
+        ("ssh -L", &ssh.sock),
+        ("ssh -L (aes-gcm)", &ssh_gcm.sock),
+        ("direct socket", &direct),
+    ];
 
     println!("Bulk: GET /images/{image}/get (docker save), best of {RUNS}, setups interleaved");
     // Round-robin so that machine noise lands on every setup alike.
@@ -144,7 +182,12 @@ fn main() {
     for ((label, _), runs) in socks.iter().zip(&runs) {
         let (bytes, d) = runs.iter().copied().min_by_key(|(_, d)| *d).unwrap();
         let rate = bytes as f64 / d.as_secs_f64() / 1e6;
-        println!("  {label:<16} {:>7.1} MB/s  ({} MB in {:.2} s)", rate, bytes / 1_000_000, d.as_secs_f64());
+        println!(
+            "  {label:<16} {:>7.1} MB/s  ({} MB in {:.2} s)",
+            rate,
+            bytes / 1_000_000,
+            d.as_secs_f64()
+        );
         mbps.push(rate);
     }
     let save = format!("save {image}");
@@ -153,7 +196,11 @@ fn main() {
         save_ssh.push(docker_ssh(dir.path(), &save));
         save_tether.push(docker_sock(&tether, &save));
     }
-    println!("  docker save via docker -H ssh://: {:.2} s; via tether: {:.2} s", best(&save_ssh).as_secs_f64(), best(&save_tether).as_secs_f64());
+    println!(
+        "  docker save via docker -H ssh://: {:.2} s; via tether: {:.2} s",
+        best(&save_ssh).as_secs_f64(),
+        best(&save_tether).as_secs_f64()
+    );
 
     println!("Latency: GET /_ping on a fresh connection, mean of {PINGS}");
     let mut lat = Vec::new();
@@ -164,13 +211,26 @@ fn main() {
     }
     let v_ssh = best(&(0..5).map(|_| docker_ssh(dir.path(), "version")).collect::<Vec<_>>());
     let v_tether = best(&(0..5).map(|_| docker_sock(&tether, "version")).collect::<Vec<_>>());
-    println!("  `docker version` via docker -H ssh://: {:.1} ms; via tether: {:.1} ms", v_ssh.as_secs_f64() * 1e3, v_tether.as_secs_f64() * 1e3);
+    println!(
+        "  `docker version` via docker -H ssh://: {:.1} ms; via tether: {:.1} ms",
+        v_ssh.as_secs_f64() * 1e3,
+        v_tether.as_secs_f64() * 1e3
+    );
 
     println!("Ratios (tether vs the others; >1 means tether is better)");
     println!("  throughput  tether / ssh -L          = {:.2}", mbps[0] / mbps[1]);
     println!("  throughput  tether / ssh -L aes-gcm  = {:.2}", mbps[0] / mbps[2]);
     println!("  throughput  tether / direct socket   = {:.2}", mbps[0] / mbps[3]);
-    println!("  docker save docker -H ssh:// / tether = {:.2}", best(&save_ssh).as_secs_f64() / best(&save_tether).as_secs_f64());
-    println!("  ping        ssh -L / tether          = {:.2}", lat[1].as_secs_f64() / lat[0].as_secs_f64());
-    println!("  docker version  -H ssh:// / tether   = {:.2}", v_ssh.as_secs_f64() / v_tether.as_secs_f64());
+    println!(
+        "  docker save docker -H ssh:// / tether = {:.2}",
+        best(&save_ssh).as_secs_f64() / best(&save_tether).as_secs_f64()
+    );
+    println!(
+        "  ping        ssh -L / tether          = {:.2}",
+        lat[1].as_secs_f64() / lat[0].as_secs_f64()
+    );
+    println!(
+        "  docker version  -H ssh:// / tether   = {:.2}",
+        v_ssh.as_secs_f64() / v_tether.as_secs_f64()
+    );
 }

@@ -46,7 +46,10 @@ fn sample(pid: u32, secs: u64) -> Sample {
     std::thread::sleep(Duration::from_secs(secs));
     let after = procs::tree(pid);
     let cpu = (ticks(&after).saturating_sub(before)) as f64 / procs::ticks_per_second() as f64;
-    Sample { cpu_percent: 100.0 * cpu / start.elapsed().as_secs_f64(), procs: after }
+    Sample {
+        cpu_percent: 100.0 * cpu / start.elapsed().as_secs_f64(),
+        procs: after,
+    }
 }
 
 fn mb(kib: u64) -> f64 {
@@ -57,7 +60,13 @@ fn table(title: &str, ps: &[Proc]) -> (u64, u64) {
     println!("\n{title}");
     println!("  {:<8} {:<18} {:>9} {:>9}", "pid", "process", "RSS MB", "PSS MB");
     for p in ps {
-        println!("  {:<8} {:<18} {:>9.1} {:>9.1}", p.pid, p.name, mb(p.rss_kib), mb(p.pss_kib));
+        println!(
+            "  {:<8} {:<18} {:>9.1} {:>9.1}",
+            p.pid,
+            p.name,
+            mb(p.rss_kib),
+            mb(p.pss_kib)
+        );
     }
     let (rss, pss) = (ps.iter().map(|p| p.rss_kib).sum(), ps.iter().map(|p| p.pss_kib).sum());
     println!("  {:<8} {:<18} {:>9.1} {:>9.1}", "", "total", mb(rss), mb(pss));
@@ -73,8 +82,22 @@ fn main() {
     let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(60);
     let mut t = Tether::new();
     // One auto-connect VM, which the app connects on launch.
-    t.run(&["vm", "add", "a", "--host", &var("LAB_A_IP"), "--user", &var("LAB_USER"), "--identity", &var("LAB_KEY"),
-        "--remote-socket", &var("LAB_A_SOCK"), "--accept-new", "--auto-connect"]).ok();
+    t.run(&[
+        "vm",
+        "add",
+        "a",
+        "--host",
+        &var("LAB_A_IP"),
+        "--user",
+        &var("LAB_USER"),
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+        "--auto-connect",
+    ])
+    .ok();
     t.stop_daemon();
 
     let desk = Desktop::plain(t.dir.path());
@@ -100,18 +123,31 @@ fn main() {
 
     // Open the window (a second launch asks the running app), then close it.
     let mut again = desk.launch(&release("tether-app"), &[], &env, &log);
-    wait_for("the second launch to exit", Duration::from_secs(15), || again.try_wait().ok().flatten());
-    let win = wait_for("the window", Duration::from_secs(20), || desk.windows("Tether").first().copied());
+    wait_for("the second launch to exit", Duration::from_secs(15), || {
+        again.try_wait().ok().flatten()
+    });
+    let win = wait_for("the window", Duration::from_secs(20), || {
+        desk.windows("Tether").first().copied()
+    });
     wait_for("WebKit's web process", Duration::from_secs(20), || {
-        procs::webkit(pid).iter().any(|p| p.name.starts_with("WebKitWebProc")).then_some(())
+        procs::webkit(pid)
+            .iter()
+            .any(|p| p.name.starts_with("WebKitWebProc"))
+            .then_some(())
     });
     settle();
     let (o_rss, o_pss) = table("window open", &procs::tree(pid));
     desk.close_window(win);
     let closed_at = Instant::now();
-    wait_for("the window to close", Duration::from_secs(10), || desk.windows("Tether").is_empty().then_some(()));
-    wait_for("WebKit to exit", Duration::from_secs(30), || procs::webkit(pid).is_empty().then_some(()));
-    wait_for("the window process to exit", Duration::from_secs(30), || (procs::tree(pid).len() == 1).then_some(()));
+    wait_for("the window to close", Duration::from_secs(10), || {
+        desk.windows("Tether").is_empty().then_some(())
+    });
+    wait_for("WebKit to exit", Duration::from_secs(30), || {
+        procs::webkit(pid).is_empty().then_some(())
+    });
+    wait_for("the window process to exit", Duration::from_secs(30), || {
+        (procs::tree(pid).len() == 1).then_some(())
+    });
     let gone = closed_at.elapsed();
     settle();
     let (c_rss, c_pss) = table("window closed again", &procs::tree(pid));
@@ -120,15 +156,29 @@ fn main() {
     let busy = containers_cpu(secs);
 
     println!("\nsummary");
-    println!("  baseline idle: {:.1} MB RSS, {:.1} MB PSS, CPU {:.3}%", mb(b_rss), mb(b_pss), b.cpu_percent);
-    println!("  tether idle:   {:.1} MB RSS, {:.1} MB PSS, CPU {:.3}%", mb(a_rss), mb(a_pss), a.cpu_percent);
+    println!(
+        "  baseline idle: {:.1} MB RSS, {:.1} MB PSS, CPU {:.3}%",
+        mb(b_rss),
+        mb(b_pss),
+        b.cpu_percent
+    );
+    println!(
+        "  tether idle:   {:.1} MB RSS, {:.1} MB PSS, CPU {:.3}%",
+        mb(a_rss),
+        mb(a_pss),
+        a.cpu_percent
+    );
     println!(
         "  tether adds:   {:+.1} MB RSS, {:+.1} MB PSS (target ≤ 10 MB PSS), CPU {:+.3}% (target ≤ 0.1%)",
         mb(a_rss) - mb(b_rss),
         mb(a_pss) - mb(b_pss),
         a.cpu_percent - b.cpu_percent
     );
-    println!("  window open:   {:+.1} MB RSS, {:+.1} MB PSS over idle", mb(o_rss) - mb(a_rss), mb(o_pss) - mb(a_pss));
+    println!(
+        "  window open:   {:+.1} MB RSS, {:+.1} MB PSS over idle",
+        mb(o_rss) - mb(a_rss),
+        mb(o_pss) - mb(a_pss)
+    );
     println!(
         "  after close:   WebKit gone in {:.2} s; {:+.1} MB RSS, {:+.1} MB PSS over idle",
         gone.as_secs_f64(),
@@ -155,9 +205,17 @@ fn main() {
 /// The app's resident code by crate, from `tests/text_by_crate.py` (reads /proc/PID/pagemap).
 fn code_by_crate(pid: u32) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../text_by_crate.py");
-    match std::process::Command::new("python3").arg(&script).arg(pid.to_string()).arg("15").output() {
+    match std::process::Command::new("python3")
+        .arg(&script)
+        .arg(pid.to_string())
+        .arg("15")
+        .output()
+    {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => format!("(code by crate unavailable: {})", String::from_utf8_lossy(&o.stderr).trim()),
+        Ok(o) => format!(
+            "(code by crate unavailable: {})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
         Err(e) => format!("(code by crate unavailable: {e})"),
     }
 }
@@ -172,7 +230,25 @@ fn containers_cpu(secs: u64) -> f64 {
     docker_at(&sock, &rm);
     for n in &names {
         let port = free_port().to_string();
-        docker_at(&sock, &["run", "-d", "--name", n, "-p", &format!("{port}:80"), &var("LAB_IMAGE"), "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        docker_at(
+            &sock,
+            &[
+                "run",
+                "-d",
+                "--name",
+                n,
+                "-p",
+                &format!("{port}:80"),
+                &var("LAB_IMAGE"),
+                "httpd",
+                "-f",
+                "-p",
+                "80",
+                "-h",
+                "/www",
+            ],
+        )
+        .ok();
     }
     let t = Tether::new();
     t.add_vm("fp", &vm.ip, 22, &vm.docker_sock()).ok();
@@ -182,9 +258,16 @@ fn containers_cpu(secs: u64) -> f64 {
         (t.status("fp")["forwards"].as_array().map(|a| a.len()) == Some(20)).then_some(())
     });
     settle();
-    let pid: u32 = std::fs::read_to_string(t.home().join("run/engine.pid")).ok().and_then(|s| s.trim().parse().ok()).expect("engine pid");
+    let pid: u32 = std::fs::read_to_string(t.home().join("run/engine.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("engine pid");
     let s = sample(pid, secs);
-    println!("\ntether daemon, 20 running containers forwarded: RSS {:.1} MB, CPU {:.3}%", mb(s.procs.iter().map(|p| p.rss_kib).sum()), s.cpu_percent);
+    println!(
+        "\ntether daemon, 20 running containers forwarded: RSS {:.1} MB, CPU {:.3}%",
+        mb(s.procs.iter().map(|p| p.rss_kib).sum()),
+        s.cpu_percent
+    );
     docker_at(&sock, &rm);
     s.cpu_percent
 }
