@@ -271,7 +271,7 @@ pub async fn key_import(ipc: State<'_, Ipc>, name: String, path: String, passphr
         Request::KeyImport {
             name,
             path: path.trim().into(),
-            passphrase,
+            passphrase: passphrase.map(Into::into),
         },
     )
     .await
@@ -284,7 +284,7 @@ pub async fn key_show(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
 
 #[tauri::command]
 pub async fn key_install(ipc: State<'_, Ipc>, vm: String, key: String, password: String) -> Res<KeyView> {
-    call(&ipc, Request::KeyInstall { vm, key, password }).await
+    call(&ipc, Request::KeyInstall { vm, key, password: password.into() }).await
 }
 
 /// Gives a VM a keychain key it can already log in with (the user ran the copied command).

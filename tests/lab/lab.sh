@@ -21,7 +21,8 @@
 #   lab.sh tarpit NAME PORT        on the VM's address: accept TCP and never say a word
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
 #   lab.sh isolated NAME           a namespace with loopback only (for tests that must not resolve)
-#   lab.sh user NAME               a login user with password "lab-password", a home of its own
+#   lab.sh user NAME [SIZE]        a login user with password "lab-password", a home of its own
+#                                  (on a tmpfs of SIZE, e.g. 64k, if given)
 #                                  (keys in ~/.ssh/authorized_keys) and the docker group
 #   lab.sh user-rm NAME            remove that user and its home
 set -euo pipefail
@@ -80,12 +81,17 @@ ensure_keys() {
 
 vm_dir() { echo "$LAB/vms/$1"; }
 
-user_add() { # NAME
-  local name=$1
+user_add() { # NAME [SIZE]
+  local name=$1 size=${2:-}
   [[ $name =~ ^tl[a-z0-9]{1,12}$ ]] || die "lab user names look like tlNAME (lowercase, short)"
   user_rm "$name"
   mkdir -p "$DATA/homes"
   useradd -m -d "$DATA/homes/$name" -s /bin/sh -G "$GROUP_DOCKER" "$name"
+  if [ -n "$size" ]; then
+    # A home on a tmpfs of its own, which a test can fill to the last page.
+    [[ $size =~ ^[0-9]+k$ ]] || die "a home size looks like 64k"
+    mount -t tmpfs -o "size=$size,mode=755,uid=$(id -u "$name"),gid=$(id -g "$name")" "tl-home-$name" "$DATA/homes/$name"
+  fi
   echo "$name:$PASSWORD" | chpasswd
   echo "$name" >> "$LAB/users"
 }
@@ -94,6 +100,7 @@ user_rm() { # NAME
   local name=$1
   if id "$name" >/dev/null 2>&1; then
     pkill -u "$name" 2>/dev/null || true
+    if mountpoint -q "$DATA/homes/$name"; then umount -l "$DATA/homes/$name"; fi
     userdel -r "$name" >/dev/null 2>&1 || userdel "$name" || true
   fi
   rm -rf "${DATA:?}/homes/$name"

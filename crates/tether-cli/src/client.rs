@@ -43,7 +43,7 @@ impl Engine {
             .stdout(log.try_clone()?)
             .stderr(log);
         // The engine gets passphrases per request; it must not inherit one in its environment.
-        cmd.env_remove("TETHER_KEY_PASSPHRASE");
+        cmd.env_remove("TETHER_KEY_PASSPHRASE").env_remove("TETHER_VM_PASSWORD");
         // Its own process group, so a Ctrl-C in this terminal does not stop the engine.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().context("cannot start the Tether engine")?;

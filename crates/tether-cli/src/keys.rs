@@ -1,6 +1,7 @@
 //! `tether key …`: keys in the OS keychain. Each subcommand is one control request; prompts for
 //! a key passphrase or a VM password happen here and travel only over the private control socket.
 
+use zeroize::Zeroizing;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -60,7 +61,7 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
         }
         KeyCmd::Import { name, path } => {
             let path = std::path::absolute(&path).unwrap_or(path);
-            let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok();
+            let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok().map(Zeroizing::new);
             let v = loop {
                 let req = Request::KeyImport {
                     name: name.clone(),
@@ -74,8 +75,9 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
                             && passphrase.is_none()
                             && std::io::stdin().is_terminal() =>
                     {
-                        passphrase =
-                            Some(rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?);
+                        passphrase = Some(Zeroizing::new(
+                            rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?,
+                        ));
                     }
                     Err(other) => return Err(other.into()),
                 }
@@ -125,14 +127,14 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
             println!("removed key '{name}' from the OS keychain");
         }
         KeyCmd::Install { vm, key } => {
-            let password = match std::env::var("TETHER_VM_PASSWORD") {
+            let password = Zeroizing::new(match std::env::var("TETHER_VM_PASSWORD") {
                 Ok(p) => p,
                 Err(_) if std::io::stdin().is_terminal() => {
                     rpassword::prompt_password(format!("Password for '{vm}' (used once, never stored): "))
                         .context("reading the password")?
                 }
                 Err(_) => anyhow::bail!("no terminal to ask the VM's password on; set TETHER_VM_PASSWORD"),
-            };
+            });
             let v = e
                 .call(&Request::KeyInstall {
                     vm: vm.clone(),
@@ -153,8 +155,9 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
                 v["old_fingerprint"].as_str().unwrap_or_default(),
                 v["new_fingerprint"].as_str().unwrap_or_default()
             );
+            // The new key works, but the old one is still authorized: not a clean success.
             if let Some(w) = v["warning"].as_str() {
-                eprintln!("warning: {w}");
+                anyhow::bail!("{}", crate::output::clean(w));
             }
         }
     }

@@ -5,6 +5,7 @@ mod client;
 mod keys;
 mod output;
 
+use zeroize::Zeroizing;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -222,7 +223,8 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors may quote a VM or an engine, so they are cleaned like every other answer.
+            eprintln!("error: {}", output::clean(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -453,7 +455,7 @@ fn confirm(question: &str) -> Result<bool> {
 async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     let mut fingerprint = None;
-    let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok();
+    let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok().map(Zeroizing::new);
     let report = loop {
         let req = Request::Connect {
             name: name.clone(),
@@ -484,7 +486,9 @@ async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Resul
             Err(ClientError::Remote(err))
                 if err.code == "passphrase_required" && passphrase.is_none() && std::io::stdin().is_terminal() =>
             {
-                passphrase = Some(rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?);
+                passphrase = Some(Zeroizing::new(
+                    rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?,
+                ));
             }
             Err(other) => return Err(other.into()),
         }

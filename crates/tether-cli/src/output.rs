@@ -1,12 +1,26 @@
 //! Human-readable rendering of engine answers. JSON output bypasses this module.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tether_core::config::Config;
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
+/// A string field of an answer, made safe for a terminal: text from a VM or an engine (errors,
+/// OS names, container names) may carry escape sequences.
+fn s(v: &Value) -> Cow<'_, str> {
+    clean(v.as_str().unwrap_or(""))
+}
+
+/// `text` without control characters (kept: newline and tab) and without the bidirectional
+/// overrides that can make a terminal show text in another order than it reads.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(bad) {
+        Cow::Owned(text.chars().filter(|c| !bad(*c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// "3m ago" style age of a unix-millisecond timestamp.
@@ -53,7 +67,7 @@ pub fn connected(st: &Value) {
         engine_line(&st["engine"])
     );
     println!("socket: {}", s(&st["socket"]));
-    println!("{}", export_docker_host(s(&st["docker_host"])));
+    println!("{}", export_docker_host(&s(&st["docker_host"])));
     for f in st["forwards"].as_array().into_iter().flatten() {
         forward_line(f, "");
     }
@@ -161,7 +175,7 @@ pub fn event(ev: &Value) {
         .unwrap_or(0);
     let hms = format!("{:02}:{:02}:{:02}", (now / 3600) % 24, (now / 60) % 60, now % 60);
     let vm = s(&ev["vm"]);
-    let text = match s(&ev["event"]) {
+    let text = match s(&ev["event"]).as_ref() {
         "state" => {
             let attempt = ev["attempt"]
                 .as_u64()

@@ -65,6 +65,91 @@ fn engine_err(vm: &str, e: bollard::errors::Error) -> EngineError {
     EngineError::Engine(format!("the Docker engine of '{vm}' refused: {e}"))
 }
 
+/// Longest log line passed on whole; a longer one (a container printing without newlines) is
+/// split into pieces of this size, so memory per follow stays bounded.
+pub const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// Splits a byte stream into lines of at most [`MAX_LOG_LINE`] bytes. Each byte is scanned
+/// once, however the stream is chunked, and a UTF-8 character split across chunks stays whole.
+#[derive(Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    ready: std::collections::VecDeque<String>,
+}
+
+impl LineSplitter {
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = MAX_LOG_LINE - self.partial.len();
+            let window = &bytes[..bytes.len().min(room)];
+            match window.iter().position(|b| *b == b'\n') {
+                Some(pos) => {
+                    self.partial.extend_from_slice(&window[..pos]);
+                    self.flush(self.partial.len());
+                    bytes = &bytes[pos + 1..];
+                }
+                None => {
+                    self.partial.extend_from_slice(window);
+                    bytes = &bytes[window.len()..];
+                    if self.partial.len() == MAX_LOG_LINE {
+                        // Cut before a character the piece would split; it starts the next one.
+                        let cut = utf8_cut(&self.partial);
+                        self.flush(cut);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the first `n` bytes of the pending line out as a finished line.
+    fn flush(&mut self, n: usize) {
+        let rest = self.partial.split_off(n);
+        let line = std::mem::replace(&mut self.partial, rest);
+        self.ready.push_back(String::from_utf8_lossy(&line).into_owned());
+    }
+
+    pub fn next_line(&mut self) -> Option<String> {
+        self.ready.pop_front()
+    }
+
+    /// The unfinished last line, at the end of the stream.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| {
+            let n = self.partial.len();
+            self.flush(n);
+            self.ready.pop_back().unwrap_or_default()
+        })
+    }
+}
+
+/// The length of the longest prefix of `b` that does not end inside a UTF-8 character.
+fn utf8_cut(b: &[u8]) -> usize {
+    let n = b.len();
+    // A character is at most 4 bytes: only its lead byte, among the last 3, can be cut off.
+    for back in 1..=3.min(n) {
+        let i = n - back;
+        let lead = b[i];
+        if lead & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back for its lead
+        }
+        let len = match lead {
+            0xF0..=0xF7 => 4,
+            0xE0..=0xEF => 3,
+            0xC0..=0xDF => 2,
+            _ => 1,
+        };
+        return if back < len { i } else { n };
+    }
+    n
+}
+
+fn log_bytes(chunk: LogOutput) -> Option<bytes::Bytes> {
+    match chunk {
+        LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => Some(message),
+        LogOutput::StdIn { .. } => None,
+    }
+}
+
 /// Log chunks as lines (a chunk may hold several, or end mid-line; the remainder waits).
 fn async_stream_lines(
     docker: Docker,
@@ -73,24 +158,15 @@ fn async_stream_lines(
 ) -> impl futures_util::Stream<Item = String> + Send + 'static {
     let chunks = docker.logs(&id, Some(opts));
     futures_util::stream::unfold(
-        (chunks, String::new(), Vec::<String>::new()),
-        |(mut chunks, mut partial, mut ready)| async move {
+        (chunks, LineSplitter::default()),
+        |(mut chunks, mut lines)| async move {
             loop {
-                if !ready.is_empty() {
-                    let line = ready.remove(0);
-                    return Some((line, (chunks, partial, ready)));
+                if let Some(line) = lines.next_line() {
+                    return Some((line, (chunks, lines)));
                 }
-                let bytes = match chunks.next().await? {
-                    Ok(
-                        LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message },
-                    ) => message,
-                    Ok(LogOutput::StdIn { .. }) => continue,
+                match chunks.next().await? {
+                    Ok(chunk) => lines.push(&log_bytes(chunk).unwrap_or_default()),
                     Err(_) => return None,
-                };
-                partial.push_str(&String::from_utf8_lossy(&bytes));
-                while let Some(pos) = partial.find('\n') {
-                    ready.push(partial[..pos].to_string());
-                    partial.drain(..=pos);
                 }
             }
         },
@@ -246,17 +322,19 @@ impl Engine {
             .tail(&tail.to_string())
             .build();
         let mut stream = docker.logs(id, Some(opts));
-        let mut lines = Vec::new();
+        let (mut lines, mut split) = (std::collections::VecDeque::new(), LineSplitter::default());
         while let Some(item) = stream.next().await {
-            let chunk = item.map_err(|e| engine_err(vm, e))?;
-            let bytes = match chunk {
-                LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => {
-                    message
+            split.push(&log_bytes(item.map_err(|e| engine_err(vm, e))?).unwrap_or_default());
+            while let Some(line) = split.next_line() {
+                lines.push_back(line);
+                // Only the last `tail` are answered: keep no more, however long the lines.
+                if lines.len() > tail {
+                    lines.pop_front();
                 }
-                LogOutput::StdIn { .. } => continue,
-            };
-            lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
+            }
         }
+        lines.extend(split.finish());
+        let mut lines = Vec::from(lines);
         let skip = lines.len().saturating_sub(tail);
         Ok(lines.split_off(skip))
     }

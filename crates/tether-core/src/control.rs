@@ -10,12 +10,14 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use crate::config::{PortMap, Profile};
 use crate::engine::{Connect, Engine};
 use crate::error::EngineError;
 use crate::forward;
 use crate::known_hosts::HostKeyStatus;
+use crate::paths;
 
 /// A request. The passphrase field travels only over the private control socket and is never
 /// logged (this type has no Debug on purpose).
@@ -42,7 +44,7 @@ pub enum Request {
         #[serde(default)]
         fingerprint: Option<String>,
         #[serde(default)]
-        passphrase: Option<String>,
+        passphrase: Option<Zeroizing<String>>,
     },
     Disconnect {
         name: Option<String>,
@@ -79,7 +81,7 @@ pub enum Request {
         name: String,
         path: std::path::PathBuf,
         #[serde(default)]
-        passphrase: Option<String>,
+        passphrase: Option<Zeroizing<String>>,
     },
     KeyShow {
         name: String,
@@ -93,7 +95,7 @@ pub enum Request {
     KeyInstall {
         vm: String,
         key: String,
-        password: String,
+        password: Zeroizing<String>,
     },
     CheckVm {
         name: String,
@@ -211,9 +213,18 @@ async fn accept_loop(listener: UnixListener, engine: Engine, cancel: Cancellatio
         tokio::select! {
             _ = cancel.cancelled() => break,
             res = listener.accept() => match res {
-                Ok((stream, _)) => {
-                    tokio::spawn(client_loop(stream, engine.clone(), cancel.clone()));
-                }
+                Ok((stream, _)) => match peer_uid(&stream) {
+                    Ok(uid) if uid == paths::current_uid() => {
+                        tokio::spawn(client_loop(stream, engine.clone(), cancel.clone()));
+                    }
+                    other => {
+                        // The socket is 0600 in a 0700 directory, so this takes a mistake or
+                        // root's help; even then nothing crosses to another user.
+                        let who = other.map(|u| format!("uid {u}")).unwrap_or_else(|e| format!("an unknown user ({e})"));
+                        tracing::warn!(peer = %who, "refused a control connection from another user");
+                        tokio::spawn(refuse(stream, who));
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "control accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -221,6 +232,30 @@ async fn accept_loop(listener: UnixListener, engine: Engine, cancel: Cancellatio
             }
         }
     }
+}
+
+/// The user on the other end of a control connection (SO_PEERCRED on Linux, getpeereid on
+/// macOS and the BSDs).
+pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    stream.peer_cred().map(|c| c.uid())
+}
+
+/// Answers a connection from another user with one error line, then closes it.
+async fn refuse(stream: UnixStream, who: String) {
+    let (_, mut wr) = stream.into_split();
+    let body = ErrorBody {
+        code: "forbidden".into(),
+        message: format!(
+            "this Tether engine belongs to uid {}, and {who} may not use it; run tether as that user",
+            paths::current_uid()
+        ),
+    };
+    let resp = Response {
+        ok: false,
+        result: None,
+        error: Some(body),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write_line(&mut wr, &resp)).await;
 }
 
 /// The name of a request, for the debug log.
@@ -282,7 +317,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
 async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationToken) {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
-    let mut buf = Vec::new();
+    // Request lines may carry a passphrase or a password: the buffer is wiped when it goes.
+    let mut buf = Zeroizing::new(Vec::new());
     while let Ok(Some(read)) = read_request(&mut rd, &mut buf).await {
         let parsed = read.and_then(|()| parse_request(&buf));
         let req: Request = match parsed {
@@ -349,12 +385,27 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
                 }
                 let mut lines = std::pin::pin!(lines);
                 use futures_util::StreamExt as _;
-                while let Some(line) = lines.next().await {
-                    if write_line(&mut wr, &line).await.is_err() {
-                        return;
+                // A quiet container prints nothing for hours: the client closing its end (a log
+                // view closed) must end the follow, its Docker connection and its SSH channel
+                // at once, not at the next line.
+                let mut scratch = [0u8; 512];
+                loop {
+                    tokio::select! {
+                        line = lines.next() => match line {
+                            Some(line) => {
+                                if write_line(&mut wr, &line).await.is_err() {
+                                    return;
+                                }
+                            }
+                            None => return,
+                        },
+                        read = rd.read(&mut scratch) => {
+                            if matches!(read, Ok(0) | Err(_)) {
+                                return;
+                            }
+                        }
                     }
                 }
-                return;
             }
             Request::Shutdown => {
                 let _ = write_line(&mut wr, &Response::from_result(Ok(Value::Null))).await;
@@ -433,13 +484,13 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::KeyList => json(engine.key_list().await?),
         Request::KeyGen { name } => json(engine.key_gen(&name).await?),
         Request::KeyImport { name, path, passphrase } => {
-            json(engine.key_import(&name, &path, passphrase.as_deref()).await?)
+            json(engine.key_import(&name, &path, passphrase.as_ref().map(|p| p.as_str())).await?)
         }
         Request::KeyShow { name } => json(engine.key_show(&name).await?),
         Request::KeyRemove { name } => json(engine.key_remove(&name).await?),
         Request::KeyRotate { vm } => json(engine.key_rotate(&vm).await?),
         Request::KeyInstall { vm, key, password } => {
-            json(engine.install_key(&vm, &key, zeroize::Zeroizing::new(password)).await?)
+            json(engine.install_key(&vm, &key, password).await?)
         }
         Request::CheckVm { name } => json(engine.check_vm(&name).await?),
         Request::Health { name } => {
@@ -504,6 +555,11 @@ pub enum ClientError {
         "no Tether engine is running (control socket {0}); start one with `tether daemon`, or run `tether connect`"
     )]
     NotRunning(String),
+    #[error(
+        "the control socket {socket} is served by uid {uid}, not by you (uid {me}); Tether will not send it \
+         anything. Check who created it, remove it, and start your own engine with `tether daemon`"
+    )]
+    Foreign { socket: String, uid: u32, me: u32 },
     #[error("lost the connection to the Tether engine: {0}")]
     Io(#[from] std::io::Error),
     #[error("the Tether engine sent an unreadable reply: {0}")]
@@ -517,6 +573,16 @@ impl Client {
         let stream = UnixStream::connect(socket)
             .await
             .map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;
+        // Requests carry passphrases: check whose engine this is before sending any.
+        let uid = peer_uid(&stream)?;
+        let me = paths::current_uid();
+        if uid != me {
+            return Err(ClientError::Foreign {
+                socket: socket.display().to_string(),
+                uid,
+                me,
+            });
+        }
         let (rd, wr) = stream.into_split();
         Ok(Client {
             lines: BufReader::new(rd).lines(),
@@ -526,7 +592,8 @@ impl Client {
 
     /// Sends one request and waits for its response.
     pub async fn call(&mut self, req: &Request) -> Result<Value, ClientError> {
-        let mut buf = serde_json::to_vec(req).map_err(|e| ClientError::Decode(e.to_string()))?;
+        // The line may carry a passphrase or a password: wiped once sent.
+        let mut buf = Zeroizing::new(serde_json::to_vec(req).map_err(|e| ClientError::Decode(e.to_string()))?);
         buf.push(b'\n');
         self.wr.write_all(&buf).await?;
         let line = self

@@ -61,12 +61,12 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// Options for `connect`, as the user gave them.
-#[derive(Debug, Default, Clone)]
+/// Options for `connect`, as the user gave them. No `Debug`: it may hold a passphrase.
+#[derive(Default, Clone)]
 pub struct Connect {
     pub accept_new: bool,
     pub confirmed_fingerprint: Option<String>,
-    pub passphrase: Option<String>,
+    pub passphrase: Option<Zeroizing<String>>,
 }
 
 impl Engine {
@@ -79,6 +79,8 @@ impl Engine {
     /// Like [`Engine::start`], with keys from another store (tests).
     pub async fn start_with_keys(paths: Paths, kind: instance::Kind, keys: Keys) -> Result<Self, EngineError> {
         paths::ensure_private_dir(&paths.runtime_dir)?;
+        // The VMs' socket directories live here; each is checked again as it is bound.
+        paths::ensure_private_dir(&paths.runtime_dir.join("vms"))?;
         let lock_paths = paths.clone();
         let lock = tokio::task::spawn_blocking(move || instance::acquire(&lock_paths, kind))
             .await
@@ -465,7 +467,7 @@ impl Engine {
             .connect(ConnectOpts {
                 accept_new: opts.accept_new,
                 confirmed_fingerprint: opts.confirmed_fingerprint,
-                passphrase: opts.passphrase.map(Zeroizing::new),
+                passphrase: opts.passphrase,
             })
             .await?;
         report.status.active = self.inner.state.lock().await.0.active.as_deref() == Some(name.as_str());

@@ -26,9 +26,21 @@ const STEP: Duration = Duration::from_secs(20);
 /// creating ~/.ssh (0700) and the file (0600) as OpenSSH's StrictModes wants them.
 const INSTALL: &str = r#"umask 077; set -e; d="$HOME/.ssh"; f="$d/authorized_keys"; IFS= read -r line; blob=$(printf '%s\n' "$line" | awk '{print $2}'); [ -n "$blob" ]; mkdir -p "$d"; chmod 700 "$d"; touch "$f"; chmod 600 "$f"; if ! grep -qF "$blob" "$f"; then printf '%s\n' "$line" >> "$f"; fi; grep -qF "$blob" "$f""#;
 
-/// Removes every line carrying the blob on stdin from ~/.ssh/authorized_keys. The new file is
-/// written beside the old and renamed over it, so a failure never leaves a truncated file.
-const REMOVE: &str = r#"umask 077; set -e; f="$HOME/.ssh/authorized_keys"; IFS= read -r blob; [ -n "$blob" ]; [ -f "$f" ] || exit 0; t="$f.tether-$$"; grep -vF "$blob" "$f" > "$t" || true; mv "$t" "$f"; ! grep -qF "$blob" "$f""#;
+/// Removes every line carrying the blob on the first stdin line from ~/.ssh/authorized_keys,
+/// keeping the blob on the second (if any). The new file is written beside the old, checked
+/// (grep succeeded, exactly the matching lines went, the kept key is there), synced and renamed
+/// over the old, so a full disk or any other failure leaves the old file as it was. A symlinked
+/// file is edited where it points, and the link stays.
+const REMOVE: &str = r#"umask 077; set -e; f="$HOME/.ssh/authorized_keys"; IFS= read -r blob; IFS= read -r keep || true; [ -n "$blob" ]; [ -e "$f" ] || exit 0
+if [ -L "$f" ]; then f=$(readlink -f "$f"); fi
+t="$f.tether-$$"; trap 'rm -f "$t"' EXIT
+rc=0; grep -vF "$blob" "$f" > "$t" || rc=$?
+if [ "$rc" -gt 1 ]; then echo "could not write $t (is the VM's disk full?); authorized_keys was left as it was" >&2; exit 1; fi
+before=$(grep -c '' "$f" || true); gone=$(grep -cF "$blob" "$f" || true); after=$(grep -c '' "$t" || true)
+if [ "$after" -ne $((before - gone)) ]; then echo "the rewritten authorized_keys has $after lines, not $((before - gone)); it was left as it was" >&2; exit 1; fi
+if [ -n "$keep" ] && ! grep -qF "$keep" "$t"; then echo "the new key would not remain in authorized_keys; it was left as it was" >&2; exit 1; fi
+sync "$t" 2>/dev/null || sync; mv -f "$t" "$f"; sync "$(dirname "$f")" 2>/dev/null || sync
+! grep -qF "$blob" "$f""#;
 
 /// A key as the front ends show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -338,7 +350,7 @@ impl Engine {
         let unauthorize = |blob_of: String| {
             let link = link.clone();
             async move {
-                let _ = remote::run(&link, REMOVE, Some(format!("{blob_of}\n").as_bytes()), STEP).await;
+                let _ = remote::run(&link, REMOVE, Some(format!("{blob_of}\n\n").as_bytes()), STEP).await;
             }
         };
 
@@ -404,7 +416,7 @@ impl Engine {
         let removed = remote::run(
             &link,
             REMOVE,
-            Some(format!("{}\n", blob(&info.public)).as_bytes()),
+            Some(format!("{}\n{}\n", blob(&info.public), blob(&next_public)).as_bytes()),
             STEP,
         )
         .await;

@@ -24,6 +24,11 @@ pub enum PathError {
     )]
     NotPrivate { path: PathBuf, mode: u32 },
     #[error(
+        "{path} is a symbolic link; it would hold sockets that give root on your VMs, so Tether \
+         refuses to follow it: remove the link (Tether creates a private directory there) or set TETHER_HOME"
+    )]
+    Symlink { path: PathBuf },
+    #[error(
         "socket path {path} is {len} bytes, longer than the {MAX_SOCKET_PATH} a Unix socket allows; \
          use a shorter TETHER_HOME or VM name"
     )]
@@ -107,37 +112,68 @@ impl Paths {
     }
 }
 
-/// Creates `dir` (and parents) with mode 0700 and checks that it is private to this user.
+/// Creates `dir` (and any missing parents, each 0700) and checks that it is private to this user.
+///
+/// Every directory this creates, and `dir` itself, is checked with `lstat`: a symlink is refused
+/// (someone who can plant one would choose where the sockets land), as is a directory owned by
+/// another user. One of ours that is wider than 0700 is tightened. Directories that already
+/// existed above the first one created (the home, `XDG_RUNTIME_DIR`) are the user's, and may be
+/// links (macOS's /var is one).
 pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| PathError::Create {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    let meta = fs::metadata(dir).map_err(|source| PathError::Create {
+    let create_err = |path: &Path, source| PathError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    // The missing tail of `dir`, outermost first.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at.filter(|p| !p.as_os_str().is_empty()) {
+        match fs::symlink_metadata(p) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(p.to_path_buf()),
+            Err(e) => return Err(create_err(p, e)),
+        }
+        at = p.parent();
+    }
+    missing.reverse();
+    for p in &missing {
+        match fs::DirBuilder::new().mode(0o700).create(p) {
+            Ok(()) => {}
+            // Another process made it first: it is checked below like any other.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(create_err(p, e)),
+        }
+    }
+    for p in missing.iter().map(PathBuf::as_path).chain((!missing.iter().any(|m| m == dir)).then_some(dir)) {
+        check_private(p)?;
+    }
+    Ok(())
+}
+
+/// `dir` is a real directory (not a link), owned by this user, and 0700 (tightened if wider).
+fn check_private(dir: &Path) -> Result<(), PathError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(dir).map_err(|source| PathError::Create {
         path: dir.to_path_buf(),
         source,
     })?;
+    if meta.file_type().is_symlink() {
+        return Err(PathError::Symlink {
+            path: dir.to_path_buf(),
+        });
+    }
     let mode = meta.permissions().mode() & 0o777;
-    let me = current_uid();
-    use std::os::unix::fs::MetadataExt;
-    if meta.uid() != me || mode & 0o077 != 0 {
-        // A directory we just created with 0700 can still be wider if it existed before; tighten
-        // it when it is ours, refuse when it is not.
-        if meta.uid() == me {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| PathError::Create {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-            return Ok(());
-        }
+    if !meta.is_dir() || meta.uid() != current_uid() {
         return Err(PathError::NotPrivate {
             path: dir.to_path_buf(),
             mode,
         });
+    }
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| PathError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -159,9 +195,12 @@ pub fn open_log(path: &Path) -> io::Result<fs::File> {
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never half
-/// of either: a temp file (0600) in the same directory, fsync, rename over, fsync the directory.
+/// of either: a temp file in the same directory, fsync, rename over, fsync the directory. A
+/// symlink (a dotfile manager's `~/.docker/config.json`) is written where it points and stays a
+/// link. The new file keeps the old one's permissions; a new file is 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
+    let path = &follow_links(path)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -172,6 +211,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir)?;
+    if let Ok(old) = fs::metadata(path) {
+        tmp.as_file().set_permissions(old.permissions())?;
+    }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -179,6 +221,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Where `path` leads through any symlinks (relative targets are taken from the link's
+/// directory); `path` itself when it is not a link or does not exist yet. A loop is an error.
+pub fn follow_links(path: &Path) -> io::Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    // Linux gives up after 40 links (ELOOP); so does this.
+    for _ in 0..40 {
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&at)?;
+                at = match at.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(at),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} is a loop of symbolic links; point it at a real file",
+        path.display()
+    )))
 }
 
 /// Checks that a socket path fits in `sun_path`.
@@ -193,7 +258,8 @@ pub fn check_socket_path(path: &Path) -> Result<(), PathError> {
     Ok(())
 }
 
-fn current_uid() -> u32 {
+/// The effective uid of this process: the owner every private file and peer must have.
+pub fn current_uid() -> u32 {
     #[allow(unsafe_code)]
     // SAFETY: geteuid() takes no arguments, cannot fail and touches no memory.
     unsafe {

@@ -8,6 +8,34 @@ use russh::client::Handle;
 
 use crate::ssh::ClientHandler;
 
+/// The most a script may print on each of stdout and stderr. Tether's scripts print a few KiB;
+/// a VM that sends more is answered with an error instead of growing the engine without bound.
+pub const MAX_OUTPUT: usize = 1 << 20;
+
+/// Gathers one stream of a script's output, up to [`MAX_OUTPUT`].
+#[derive(Default)]
+pub(crate) struct Capped {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl Capped {
+    /// Keeps `data` if it fits; answers false once the stream went over the cap.
+    pub(crate) fn push(&mut self, data: &[u8]) -> bool {
+        if self.over || self.bytes.len() + data.len() > MAX_OUTPUT {
+            self.over = true;
+            self.bytes = Vec::new();
+            return false;
+        }
+        self.bytes.extend_from_slice(data);
+        true
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).trim().to_string()
+    }
+}
+
 /// What a script printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -47,20 +75,31 @@ pub async fn run(
         ch.eof()
             .await
             .map_err(|e| format!("cannot send input to the VM: {e}"))?;
-        let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), None);
+        let (mut out, mut err, mut status) = (Capped::default(), Capped::default(), None);
         while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            let fits = match msg {
+                ChannelMsg::Data { data } => out.push(&data),
+                ChannelMsg::ExtendedData { data, .. } => err.push(&data),
+                ChannelMsg::ExitStatus { exit_status } => {
+                    status = Some(exit_status);
+                    true
+                }
                 ChannelMsg::Close => break,
-                _ => {}
+                _ => true,
+            };
+            if !fits {
+                let _ = ch.close().await;
+                return Err(format!(
+                    "the VM printed more than {} KiB in answer to a short command; something on the VM (a login \
+                     script, a wrapper around sh) is adding output",
+                    MAX_OUTPUT / 1024
+                ));
             }
         }
         Ok(Output {
             status,
-            stdout: String::from_utf8_lossy(&out).trim().to_string(),
-            stderr: String::from_utf8_lossy(&err).trim().to_string(),
+            stdout: out.text(),
+            stderr: err.text(),
         })
     };
     tokio::time::timeout(timeout, work)
@@ -72,3 +111,7 @@ pub async fn run(
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+#[cfg(test)]
+#[path = "tests/remote.rs"]
+mod tests;

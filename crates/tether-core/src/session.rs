@@ -505,6 +505,8 @@ impl Actor {
             }
             Cmd::Disconnect(reply) => {
                 self.last_error = None;
+                // A passphrase is kept only to reconnect a session the user wants up.
+                self.passphrase = None;
                 self.input(Input::Disconnect, None);
                 self.finish_closing().await;
                 let _ = reply.send(());

@@ -602,6 +602,11 @@ impl LabUser {
         lab_cmd(&["user", name]);
         LabUser(name.into())
     }
+    /// A user whose home is a tmpfs of `size` (e.g. "64k") that a test can fill.
+    pub fn with_home_size(name: &str, size: &str) -> Self {
+        lab_cmd(&["user", name, size]);
+        LabUser(name.into())
+    }
     pub fn home(&self) -> std::path::PathBuf {
         Path::new("/var/lib/tether-lab/homes").join(&self.0)
     }

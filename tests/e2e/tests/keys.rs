@@ -165,6 +165,123 @@ fn openssh_login(ip: &str, port: u16, user: &str, key: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// A VM on port 2222 that takes passwords and reads ~/.ssh/authorized_keys strictly, whose user
+/// logs in with an imported key file (so OpenSSH can check it later), installed with the
+/// password and connected. Returns the engine, the keychain and the old key's file.
+fn keyed_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::TempDir, std::path::PathBuf) {
+    lab_cmd(&[
+        "sshd",
+        &vm.name,
+        "2222",
+        "PasswordAuthentication=yes",
+        "AuthorizedKeysFile=.ssh/authorized_keys",
+        "StrictModes=yes",
+    ]);
+    let probe = tempfile::tempdir().unwrap();
+    let ss = SecretService::start(probe.path(), true);
+    let mut t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
+    let old_key = t.dir.path().join("old_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "old", "-f"])
+        .arg(&old_key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    t.run(&["key", "import", "vmkey", &old_key.display().to_string()]).ok();
+    t.run(&[
+        "vm",
+        "add",
+        &vm.name,
+        "--host",
+        &vm.ip,
+        "--port",
+        "2222",
+        "--user",
+        &user.0,
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+    ])
+    .ok();
+    t.set_env("TETHER_VM_PASSWORD", &var("LAB_PASSWORD"));
+    t.run(&["key", "install", &vm.name, "--key", "vmkey"]).ok();
+    t.set_env("TETHER_VM_PASSWORD", "");
+    t.run(&["connect", &vm.name]).ok();
+    assert!(openssh_login(&vm.ip, 2222, &user.0, &old_key));
+    (t, ss, probe, old_key)
+}
+
+#[test]
+fn rotation_on_a_full_disk_fails_cleanly_and_the_old_key_still_logs_in() {
+    let vm = TestVm::new("full", 32, false);
+    let user = LabUser::with_home_size("tlfull", "64k");
+    let (t, _ss, _probe, old_key) = keyed_vm(&vm, &user);
+    let authorized = user.home().join(".ssh/authorized_keys");
+    // Fill the home to its last page: appending a line to authorized_keys still fits in the
+    // file's own page, but no new file can get one.
+    let mut fill = std::fs::File::create(user.home().join("fill")).unwrap();
+    let page = [0u8; 4096];
+    use std::io::Write as _;
+    while fill.write_all(&page).is_ok() {}
+    drop(fill);
+    assert!(std::fs::write(user.home().join("probe"), b"x").is_err(), "the home is not full");
+
+    let r = t.run(&["key", "rotate", &vm.name]);
+    let text = std::fs::read_to_string(&authorized).unwrap();
+    assert!(
+        text.lines().count() >= 1 && text.contains(&std::fs::read_to_string(old_key.with_extension("pub")).unwrap()[..60]),
+        "the old key left authorized_keys on a full disk: {text:?}\n{}{}",
+        r.stdout,
+        r.stderr
+    );
+    // Whatever rotation reports, it must not report a clean success, and both keys work.
+    assert!(
+        r.code != 0 || r.stderr.contains("warning"),
+        "rotation reported success on a full disk: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stderr.contains("disk full"), "the reason is not named: {}", r.stderr);
+    assert!(
+        openssh_login(&vm.ip, 2222, &user.0, &old_key),
+        "the old key no longer logs in after a failed removal"
+    );
+    // The key the engine holds now (old or new) logs in from a fresh engine.
+    drop(t.run(&["disconnect", &vm.name]).ok());
+    t.run(&["connect", &vm.name]).ok();
+    assert_eq!(t.status(&vm.name)["state"], "connected");
+    // No temp file was left behind in the full home.
+    let leftovers: Vec<_> = std::fs::read_dir(user.home().join(".ssh"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tether"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn rotation_edits_a_symlinked_authorized_keys_where_it_points() {
+    let vm = TestVm::new("linked", 33, false);
+    let user = LabUser::new("tllinked");
+    let (t, _ss, _probe, old_key) = keyed_vm(&vm, &user);
+    // Dotfile managers keep the real file elsewhere and link it in.
+    let ssh_dir = user.home().join(".ssh");
+    let real = user.home().join("dotfiles-authorized_keys");
+    std::fs::rename(ssh_dir.join("authorized_keys"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, ssh_dir.join("authorized_keys")).unwrap();
+    // StrictModes checks the target: it belongs to the user and is 0600 already.
+
+    let r = t.run(&["key", "rotate", &vm.name]).ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    let link = std::fs::symlink_metadata(ssh_dir.join("authorized_keys")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced by a plain file");
+    let text = std::fs::read_to_string(&real).unwrap();
+    let new_key = t.run(&["key", "show", "vmkey"]).ok().stdout;
+    assert!(text.contains(new_key.split_whitespace().nth(1).unwrap()), "{text}");
+    assert!(!openssh_login(&vm.ip, 2222, &user.0, &old_key), "the old key still logs in");
+}
+
 #[test]
 fn password_once_installs_the_key_and_rotation_retires_the_old_one() {
     let vm = TestVm::new("pw", 23, false);

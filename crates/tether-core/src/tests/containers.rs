@@ -16,3 +16,65 @@ fn health_from_the_status_line() {
     assert_eq!(health_from_status("Up 2 hours"), None);
     assert_eq!(health_from_status("Exited (0) 5 seconds ago"), None);
 }
+
+#[test]
+fn log_lines_split_across_chunks_and_long_lines_are_cut() {
+    let mut s = LineSplitter::default();
+    s.push(b"one\ntw");
+    s.push(b"o\n\nthree");
+    assert_eq!(s.next_line().as_deref(), Some("one"));
+    assert_eq!(s.next_line().as_deref(), Some("two"));
+    assert_eq!(s.next_line().as_deref(), Some(""));
+    assert_eq!(s.next_line(), None);
+    assert_eq!(s.finish().as_deref(), Some("three"));
+
+    // 5 MiB without a newline, a byte at a time at the end: pieces of at most 64 KiB.
+    let mut s = LineSplitter::default();
+    let total = 5 << 20;
+    s.push(&vec![b'x'; total - 10]);
+    for _ in 0..10 {
+        s.push(b"x");
+    }
+    let mut got = 0;
+    while let Some(l) = s.next_line() {
+        assert!(l.len() <= MAX_LOG_LINE, "{}", l.len());
+        got += l.len();
+    }
+    got += s.finish().map(|l| l.len()).unwrap_or(0);
+    assert_eq!(got, total);
+}
+
+#[test]
+fn a_long_line_is_cut_between_characters() {
+    // "é" is two bytes: with an odd prefix, a cut at exactly 64 KiB would split one.
+    let mut text = vec![b'a'];
+    while text.len() < MAX_LOG_LINE + 100 {
+        text.extend_from_slice("é".as_bytes());
+    }
+    let mut s = LineSplitter::default();
+    // Chunks that also split characters.
+    for chunk in text.chunks(7) {
+        s.push(chunk);
+    }
+    let mut lines = Vec::new();
+    while let Some(l) = s.next_line() {
+        lines.push(l);
+    }
+    lines.extend(s.finish());
+    assert!(lines.iter().all(|l| !l.contains('\u{fffd}')), "a character was split");
+    assert_eq!(lines.concat().as_bytes(), &text[..]);
+}
+
+#[test]
+fn what_a_follow_holds_stays_under_one_line_however_long_the_output() {
+    // 32 MiB without a newline, 1 KiB at a time: what waits never reaches one line's cap, so
+    // each byte is scanned once and memory stays flat.
+    let mut s = LineSplitter::default();
+    let chunk = [b'y'; 1024];
+    for _ in 0..32 * 1024 {
+        s.push(&chunk);
+        assert!(s.partial.len() < MAX_LOG_LINE, "{}", s.partial.len());
+        while s.next_line().is_some() {}
+        assert!(s.ready.is_empty());
+    }
+}

@@ -24,6 +24,70 @@ fn private_dir_is_0700_and_wide_dir_is_tightened() {
 }
 
 #[test]
+fn every_created_directory_is_0700() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("a/b/c");
+    ensure_private_dir(&d).unwrap();
+    let mode = |d: &Path| fs::metadata(d).unwrap().permissions().mode() & 0o777;
+    for p in ["a", "a/b", "a/b/c"] {
+        assert_eq!(mode(&tmp.path().join(p)), 0o700, "{p}");
+    }
+}
+
+#[test]
+fn a_symlinked_private_dir_is_refused_even_when_it_points_somewhere_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The target looks perfect: ours, 0700. The link is what is wrong: whoever planted it
+    // chooses where the sockets land.
+    let target = tmp.path().join("elsewhere");
+    fs::DirBuilder::new().mode(0o700).create(&target).unwrap();
+    let run = tmp.path().join("run");
+    std::os::unix::fs::symlink(&target, &run).unwrap();
+    let err = ensure_private_dir(&run).unwrap_err();
+    assert!(matches!(err, PathError::Symlink { .. }), "{err}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    // A planted link where Tether would create a directory is the same case.
+    let vms = tmp.path().join("vms");
+    std::os::unix::fs::symlink(&target, &vms).unwrap();
+    assert!(matches!(ensure_private_dir(&vms), Err(PathError::Symlink { .. })));
+}
+
+#[test]
+fn a_directory_of_another_user_is_refused() {
+    if current_uid() != 0 {
+        eprintln!("skipped: giving a directory to another user needs root (the test suite runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("run");
+    fs::DirBuilder::new().mode(0o700).create(&d).unwrap();
+    std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+    let err = ensure_private_dir(&d).unwrap_err();
+    assert!(matches!(err, PathError::NotPrivate { .. }), "{err}");
+}
+
+#[test]
+fn atomic_writes_go_through_symlinks_and_keep_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("dotfiles/config.json");
+    fs::create_dir_all(real.parent().unwrap()).unwrap();
+    fs::write(&real, "old").unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+    let link = tmp.path().join("config.json");
+    // A relative link, as dotfile managers make them.
+    std::os::unix::fs::symlink("dotfiles/config.json", &link).unwrap();
+    write_atomic(&link, b"new").unwrap();
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+    assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
+    // A loop is an error, not a hang, and nothing is written.
+    let (x, y) = (tmp.path().join("x"), tmp.path().join("y"));
+    std::os::unix::fs::symlink(&y, &x).unwrap();
+    std::os::unix::fs::symlink(&x, &y).unwrap();
+    assert!(write_atomic(&x, b"z").unwrap_err().to_string().contains("loop"));
+}
+
+#[test]
 fn long_socket_path_is_rejected_with_length() {
     let long = PathBuf::from(format!("/{}", "a".repeat(120)));
     let err = check_socket_path(&long).unwrap_err().to_string();
