@@ -111,14 +111,20 @@ sshd_start() { # NAME PORT [OPT=VAL ...]
   local dir; dir=$(vm_dir "$name")
   local ip; ip=$(cat "$dir/ip")
   mkdir -p /run/sshd && chmod 755 /run/sshd
-  [ -f "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
+  # HostKeyType=ecdsa (not an sshd keyword) serves only an ECDSA host key, as a man in the
+  # middle who cannot present the VM's ed25519 key would.
+  local keytype=ed25519 opts=()
+  for o in "$@"; do
+    case $o in HostKeyType=*) keytype=${o#*=} ;; *) opts+=("$o") ;; esac
+  done
+  [ -f "$dir/ssh_host_${keytype}_key" ] || ssh-keygen -q -t "$keytype" -N '' -f "$dir/ssh_host_${keytype}_key"
   local cfg="$dir/sshd_$port.conf"
   {
     # Options given on the command line come first: the first value of a keyword wins.
-    for o in "$@"; do echo "${o%%=*} ${o#*=}"; done
+    for o in "${opts[@]}"; do echo "${o%%=*} ${o#*=}"; done
     echo "ListenAddress $ip"
     echo "Port $port"
-    echo "HostKey $dir/ssh_host_ed25519_key"
+    echo "HostKey $dir/ssh_host_${keytype}_key"
     echo "PidFile $dir/sshd_$port.pid"
     echo "AuthorizedKeysFile $LAB/authorized_keys/%u"
     echo "StrictModes no"

@@ -301,6 +301,12 @@ async fn run(cli: Cli) -> Result<()> {
                      `tether vm host-key {name} --replace {fp}`",
                     v["detail"].as_str().unwrap_or("another key is recorded")
                 ),
+                Some("other_type") => anyhow::bail!(
+                    "REFUSED: '{name}' presents {key_type} {fp}, but {}. This is not a first connection: someone \
+                     may be intercepting the connection (man-in-the-middle) with a key of another type, or the VM \
+                     was reinstalled. If its administrator confirms {fp}, run `tether vm host-key {name} --replace {fp}`",
+                    v["detail"].as_str().unwrap_or("other keys are recorded")
+                ),
                 _ => anyhow::bail!(
                     "'{name}' presents {key_type} {fp}, which is marked @revoked in {}",
                     v["detail"].as_str().unwrap_or("known_hosts")
@@ -433,6 +439,11 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, v: &Value, accept_new: 
             }
             Ok(())
         }
+        Some("other_type") => anyhow::bail!(
+            "REFUSED: '{name}' presents {key_type} {fp}, but {}; a key of another type is not a first connection. \
+             The VM profile was saved but will not connect until this is resolved (`tether vm host-key {name}`)",
+            v["detail"].as_str().unwrap_or("")
+        ),
         _ => anyhow::bail!(
             "REFUSED: the host key of '{name}' ({key_type} {fp}) does not match the recorded one ({}). \
              The VM profile was saved but will not connect until this is resolved",

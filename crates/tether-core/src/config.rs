@@ -197,6 +197,17 @@ pub struct Settings {
     /// Let automatic forwards take ports below 1024 on the laptop (else they move up by 10000).
     #[serde(default)]
     pub privileged_ports: bool,
+    /// Most connections one forward (the Docker socket, or one tunnel) carries at once; more are
+    /// refused, so one local process cannot open channels without bound.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: u32,
+}
+
+/// Generous: `docker compose up` of a large project opens a few hundred API connections.
+pub const DEFAULT_MAX_STREAMS: u32 = 1024;
+
+fn default_max_streams() -> u32 {
+    DEFAULT_MAX_STREAMS
 }
 
 fn yes() -> bool {
@@ -209,6 +220,7 @@ impl Default for Settings {
             notifications: true,
             auto_forward: false,
             privileged_ports: false,
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }

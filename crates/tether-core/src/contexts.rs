@@ -2,8 +2,9 @@
 //! one, written into the docker CLI's own context store (`$DOCKER_CONFIG/contexts`, default
 //! `~/.docker/contexts`) so that `docker context ls` and `docker --context tether-arm …` work.
 //!
-//! Only contexts Tether made (marked `"ManagedBy": "tether"` in their metadata) are ever changed
-//! or removed. The user's other contexts and the current context are never touched.
+//! Only contexts this Tether install made (marked `"ManagedBy": "tether"` and its install id in
+//! their metadata) are ever changed or removed. The user's other contexts, another install's
+//! (another `TETHER_HOME`) and the current context are never touched.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,11 @@ pub enum ContextError {
         "a docker context named '{0}' already exists and was not made by Tether; it was left alone. Rename it to let Tether create its own"
     )]
     Foreign(String),
+    #[error(
+        "docker context '{name}' belongs to another Tether install ({home}); it was left alone. Rename the VM in one \
+         of them, or use this one through DOCKER_HOST"
+    )]
+    OtherInstall { name: String, home: String },
     #[error("{path} is not valid JSON ({message}); fix it by hand, then try again. It was left untouched")]
     CorruptConfig { path: PathBuf, message: String },
 }
@@ -45,23 +51,29 @@ pub enum ContextError {
 pub struct ContextStore {
     config: PathBuf,
     meta: PathBuf,
+    /// This install's id and home, written into each context it makes.
+    install: String,
+    home: String,
 }
 
 impl ContextStore {
     /// `$DOCKER_CONFIG/contexts/meta`, else `~/.docker/contexts/meta`.
-    pub fn from_env() -> Option<Self> {
+    pub fn from_env(install: &str, home: &str) -> Option<Self> {
         let config = std::env::var_os("DOCKER_CONFIG")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
-        Some(Self::at(&config))
+        Some(Self::at(&config, install, home))
     }
 
-    /// The store of the docker config directory `config`.
-    pub fn at(config: &Path) -> Self {
+    /// The store of the docker config directory `config`, for the install `install` (whose
+    /// config lives in `home`, named in messages to the other installs).
+    pub fn at(config: &Path, install: &str, home: &str) -> Self {
         Self {
             config: config.to_path_buf(),
             meta: config.join("contexts").join("meta"),
+            install: install.to_string(),
+            home: home.to_string(),
         }
     }
 
@@ -74,16 +86,22 @@ impl ContextStore {
         serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()
     }
 
-    fn ours(v: &Value) -> bool {
+    fn tethers(v: &Value) -> bool {
         v["Metadata"]["ManagedBy"] == MARK
     }
 
-    /// Contexts Tether made, by name.
+    /// Made by this install. A Tether context without an install id predates scoping: it may
+    /// be replaced by a wanted one, but is never removed.
+    fn mine(&self, v: &Value) -> bool {
+        Self::tethers(v) && v["Metadata"]["TetherInstall"] == self.install.as_str()
+    }
+
+    /// Contexts this install made, by name.
     pub fn managed(&self) -> BTreeMap<String, PathBuf> {
         let mut out = BTreeMap::new();
         for e in std::fs::read_dir(&self.meta).into_iter().flatten().flatten() {
             if let Some(v) = self.read(&e.path())
-                && Self::ours(&v)
+                && self.mine(&v)
                 && let Some(name) = v["Name"].as_str()
             {
                 out.insert(name.to_string(), e.path());
@@ -157,12 +175,26 @@ impl ContextStore {
         let dir = self.dir_of(&w.name);
         let doc = json!({
             "Name": w.name,
-            "Metadata": { "Description": w.description, "ManagedBy": MARK },
+            "Metadata": {
+                "Description": w.description,
+                "ManagedBy": MARK,
+                "TetherInstall": self.install,
+                "TetherHome": self.home,
+            },
             "Endpoints": { "docker": { "Host": w.host, "SkipTLSVerify": false } },
         });
         match self.read(&dir) {
-            Some(existing) if !Self::ours(&existing) => return Err(ContextError::Foreign(w.name.clone())),
+            Some(existing) if !Self::tethers(&existing) => return Err(ContextError::Foreign(w.name.clone())),
             Some(existing) if existing == doc => return Ok(()),
+            Some(existing) if !self.mine(&existing) && existing["Metadata"]["TetherInstall"].is_string() => {
+                return Err(ContextError::OtherInstall {
+                    name: w.name.clone(),
+                    home: existing["Metadata"]["TetherHome"]
+                        .as_str()
+                        .unwrap_or("another TETHER_HOME")
+                        .to_string(),
+                });
+            }
             _ => {}
         }
         self.write_atomically(&dir, "meta.json", &doc, &w.name)

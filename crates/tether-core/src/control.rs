@@ -445,6 +445,7 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
             "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"),
             "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+            "streams": crate::pump::live_streams(),
         })),
         Request::VmAdd { name, profile } => json(engine.add_vm(&name, profile).await?),
         Request::VmUpdate { name, profile } => json(engine.update_vm(&name, profile).await?),
@@ -527,6 +528,13 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
                     Some(format!("{}:{line} records {recorded_fingerprint}", file.display())),
                 ),
                 HostKeyStatus::Revoked { file, line } => ("revoked", Some(format!("{}:{line}", file.display()))),
+                HostKeyStatus::OtherType { recorded } => (
+                    "other_type",
+                    Some(format!(
+                        "it is known by other keys: {}",
+                        recorded.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    )),
+                ),
             };
             json(
                 serde_json::json!({ "status": state, "key_type": key_type, "fingerprint": fingerprint, "detail": detail }),

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
 use crate::contexts::{ContextStore, Wanted};
 use crate::error::EngineError;
-use crate::flow;
+use crate::forward;
 use crate::instance;
 use crate::keystore::{KeyStore, Keys};
 use crate::known_hosts::{self, HostKeyStatus};
@@ -50,7 +50,8 @@ pub(crate) struct Inner {
     events: broadcast::Sender<Event>,
     net: NetChanges,
     /// Receive-window bytes shared by every forwarded stream of every VM.
-    pub(crate) budget: Arc<flow::Budget>,
+    /// The window budget and stream limit every forward shares.
+    pub(crate) shared: forward::Shared,
     /// This engine is the only one of its Tether home while this is held.
     lock: instance::Lock,
 }
@@ -88,9 +89,22 @@ impl Engine {
         tracing::info!(pid = lock.owner.pid, kind = ?kind, "engine lock taken");
         let store = Store::new(paths.config_file());
         let config = store.load()?;
+        // Keychain entries and docker contexts carry this install's id, so another Tether home
+        // on the same keychain and docker config never overwrites or removes them.
+        let install = paths::install_id(&paths).map_err(|e| {
+            EngineError::Engine(format!(
+                "cannot read or create {}: {e}",
+                paths.install_id_file().display()
+            ))
+        })?;
+        let keys = keys.scoped(&install);
+        let contexts = ContextStore::from_env(&install, &paths.config_dir.display().to_string());
         let (events, _) = broadcast::channel(1024);
         let net = netwatch::spawn();
-        let budget = Arc::new(flow::Budget::default());
+        let shared = forward::Shared::default();
+        shared
+            .max_streams
+            .store(config.settings.max_streams.max(1) as usize, std::sync::atomic::Ordering::Relaxed);
         let mut sessions = BTreeMap::new();
         for (name, profile) in &config.vms {
             sessions.insert(
@@ -102,7 +116,7 @@ impl Engine {
                     events.clone(),
                     net.clone(),
                     keys.clone(),
-                    budget.clone(),
+                    shared.clone(),
                 ),
             );
         }
@@ -117,7 +131,7 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 keys,
-                contexts: ContextStore::from_env(),
+                contexts,
                 health: Arc::default(),
                 monitors: Default::default(),
                 recent,
@@ -126,7 +140,7 @@ impl Engine {
                 state: Mutex::new((config, sessions)),
                 events,
                 net,
-                budget,
+                shared,
                 lock,
                 edits: Mutex::new(()),
             }),
@@ -188,6 +202,10 @@ impl Engine {
         let out = change(&mut next)?;
         self.save(&next).await?;
         guard.0 = next;
+        self.inner
+            .shared
+            .max_streams
+            .store(guard.0.settings.max_streams.max(1) as usize, std::sync::atomic::Ordering::Relaxed);
         self.sync_contexts(&guard.0);
         self.configure_monitors(&guard.0, &guard.1);
         Ok((out, guard))
@@ -203,7 +221,7 @@ impl Engine {
             i.events.clone(),
             i.net.clone(),
             i.keys.clone(),
-            i.budget.clone(),
+            i.shared.clone(),
         )
     }
 
@@ -647,8 +665,20 @@ impl Engine {
     }
 
     /// Records a host key the user confirmed by fingerprint.
+    /// Only a key the files know nothing about can be trusted this way: a changed key, or one
+    /// of a type not recorded for a VM known by other keys, takes [`Self::replace_host_key`].
     pub async fn trust_host_key(&self, name: &str, fingerprint: &str) -> Result<(), EngineError> {
         let (target, key) = self.confirmed_host_key(name, fingerprint).await?;
+        match known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)? {
+            HostKeyStatus::Known => return Ok(()),
+            HostKeyStatus::Unknown => {}
+            _ => {
+                return Err(EngineError::Engine(format!(
+                    "'{name}' is already known by another host key, so {fingerprint} is not a first connection; \
+                     if the VM's administrator confirms it, run `tether vm host-key {name} --replace {fingerprint}`"
+                )));
+            }
+        }
         let own = self.inner.paths.known_hosts();
         known_hosts::learn(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))
     }
@@ -663,6 +693,7 @@ impl Engine {
         let entry = known_hosts::host_entry_name(&target.host, target.port);
         // `check` reports a revocation in any file, and otherwise the first conflicting line; the
         // files list OpenSSH's before Tether's, so a conflict it finds in ours is the only one.
+        let mut any_type = false;
         match known_hosts::check(&target.host, target.port, &key, &files).map_err(read_err)? {
             HostKeyStatus::Revoked { file, line } => {
                 return Err(EngineError::Engine(format!(
@@ -678,9 +709,11 @@ impl Engine {
                 )));
             }
             HostKeyStatus::Changed { .. } | HostKeyStatus::Known | HostKeyStatus::Unknown => {}
+            HostKeyStatus::OtherType { .. } => any_type = true,
         }
-        let removed =
-            known_hosts::forget_conflicting(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))?;
+        // A VM now known by a key of another type leaves its old keys behind in our file.
+        let removed = known_hosts::forget_conflicting(&own, &target.host, target.port, &key, any_type)
+            .map_err(|e| write_err(&own, e))?;
         if known_hosts::check(&target.host, target.port, &key, &files).map_err(read_err)? != HostKeyStatus::Known {
             known_hosts::learn(&own, &target.host, target.port, &key).map_err(|e| write_err(&own, e))?;
         }

@@ -48,6 +48,7 @@ impl EngineError {
             EngineError::Ssh(e) => match e.as_ref() {
                 SshError::HostKeyUnknown { .. } => "host_key_unknown",
                 SshError::HostKeyChanged { .. } => "host_key_changed",
+                SshError::HostKeyOtherType { .. } => "host_key_other_type",
                 SshError::HostKeyRevoked { .. } => "host_key_revoked",
                 SshError::AuthFailed { .. } | SshError::NoCredentials { .. } => "auth_failed",
                 SshError::Identity(i) => identity_code(i),

@@ -162,6 +162,39 @@ pub struct Counters {
     pub accepted: AtomicU64,
     pub active: AtomicU64,
     pub failed: AtomicU64,
+    /// Connections admitted and not yet finished (waiting for the link, opening, or open).
+    pub held: AtomicU64,
+    /// Connections refused for being over the limit.
+    pub refused: AtomicU64,
+}
+
+/// What every forward of an engine shares: the window budget and the stream limit.
+#[derive(Clone)]
+pub struct Shared {
+    /// Window bytes shared by every stream of the engine.
+    pub budget: Arc<flow::Budget>,
+    /// Most connections one forward carries at once (`settings.max_streams`).
+    pub max_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            budget: Arc::default(),
+            max_streams: Arc::new(std::sync::atomic::AtomicUsize::new(
+                crate::config::DEFAULT_MAX_STREAMS as usize,
+            )),
+        }
+    }
+}
+
+/// A slot among a forward's connections, given back when the connection ends.
+struct Held(Arc<Counters>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Everything a serve loop needs.
@@ -171,8 +204,10 @@ pub struct ForwardCtx {
     pub link: Link,
     pub down_reason: DownReason,
     pub counters: Arc<Counters>,
-    /// Window bytes shared by every stream of the engine.
-    pub budget: Arc<flow::Budget>,
+    /// Window budget and stream limit, shared by every forward of the engine.
+    pub shared: Shared,
+    /// Where this forward listens, for log lines ("127.0.0.1:3000", the socket's path).
+    pub local: String,
     pub cancel: CancellationToken,
     /// Diagnoses a failed Docker socket open (runs on the VM), e.g. "engine not running".
     pub diagnose: Option<Diagnose>,
@@ -236,6 +271,29 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+    let limit = ctx.shared.max_streams.load(Ordering::Relaxed) as u64;
+    if ctx.counters.held.fetch_add(1, Ordering::Relaxed) >= limit {
+        ctx.counters.held.fetch_sub(1, Ordering::Relaxed);
+        let refused = ctx.counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        // One line per refusal would let the flood fill the log too: the first, then every 1000th.
+        if refused == 1 || refused % 1000 == 0 {
+            tracing::warn!(
+                local = %ctx.local,
+                limit,
+                refused,
+                "refused a connection to {}: {limit} connections are already open on {} \
+                 (settings.max_streams in the config raises the limit)",
+                ctx.remote.describe(),
+                ctx.local
+            );
+        }
+        let msg = format!(
+            "{limit} connections are already open on this forward; close some, or raise settings.max_streams in Tether's config"
+        );
+        refuse(&mut stream, &ctx.remote, 503, &msg).await;
+        return;
+    }
+    let _held = Held(ctx.counters.clone());
     let Some(handle) = wait_link(ctx.link.clone(), &ctx.down_reason).await else {
         let reason = ctx.down_reason.borrow().reason.clone();
         ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -281,7 +339,7 @@ where
         }
     };
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
-    let stats = pump::bridge(stream, channel, ctx.budget.clone()).await;
+    let stats = pump::bridge(stream, channel, ctx.shared.budget.clone()).await;
     ctx.counters.active.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(?stats, remote = %ctx.remote.describe(), "stream finished");
 }

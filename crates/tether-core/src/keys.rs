@@ -355,7 +355,8 @@ impl Engine {
         };
 
         // 1. Keep the next key safe before the VM knows it.
-        keys.store().store(&stage, &next).await.map_err(IdentityError::from)?;
+        // The staging slot is Tether's own: a leftover of a rotation that was cut off is replaced.
+        keys.store().replace(&stage, &next).await.map_err(IdentityError::from)?;
         // 2. Authorize it.
         let added = remote::run(&link, INSTALL, Some(format!("{next_public}\n").as_bytes()), STEP).await;
         match added {
@@ -389,7 +390,7 @@ impl Engine {
             }
         }
         // 4. Commit: the keychain entry, then the config.
-        if let Err(e) = keys.store().store(&name, &next).await {
+        if let Err(e) = keys.store().replace(&name, &next).await {
             unauthorize(blob(&next_public).to_string()).await;
             let _ = keys.store().delete(&stage).await;
             return Err(IdentityError::from(e).into());
@@ -405,7 +406,7 @@ impl Engine {
             })
             .await;
         if let Err(e) = saved {
-            let _ = keys.store().store(&name, &old).await;
+            let _ = keys.store().replace(&name, &old).await;
             unauthorize(blob(&next_public).to_string()).await;
             let _ = keys.store().delete(&stage).await;
             return Err(e);

@@ -17,7 +17,8 @@ use russh::keys::PrivateKey;
 use russh::keys::ssh_key::LineEnding;
 use zeroize::Zeroizing;
 
-/// The keychain "service" every Tether key is filed under; the key's name is the account.
+/// The keychain "service" every Tether key is filed under. The account is `INSTALL/NAME`: the
+/// install id ([`crate::paths::install_id`]) keeps two Tether homes on one keychain apart.
 pub const SERVICE: &str = "dev.tether.ssh-key";
 
 /// How long one keychain call may take before Tether gives up on it.
@@ -44,6 +45,11 @@ pub enum KeyStoreError {
         "no key named '{0}' in the keychain; `tether key gen {0}` makes one and `tether key import {0} PATH` imports one"
     )]
     NoKey(String),
+    #[error(
+        "the keychain already holds a key named '{0}' for this Tether install (left from an earlier run?); it was \
+         not overwritten. Remove it with `tether key rm {0}` or pick another name"
+    )]
+    Exists(String),
     #[error("key '{name}' is {len} bytes encoded, over the keychain's {MAX_SECRET}-byte limit; use an ed25519 key")]
     TooLarge { name: String, len: usize },
     #[error(
@@ -68,6 +74,9 @@ pub trait SecretBackend: Send + Sync + 'static {
 pub struct KeyStore {
     backend: Arc<dyn SecretBackend>,
     timeout: Duration,
+    /// The install id every account is prefixed with; `None` files keys under their bare name
+    /// (what installs before scoping did, still read as a fallback).
+    scope: Option<String>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -85,7 +94,25 @@ impl KeyStore {
     }
 
     pub fn with_backend(backend: Arc<dyn SecretBackend>, timeout: Duration) -> Self {
-        Self { backend, timeout }
+        Self {
+            backend,
+            timeout,
+            scope: None,
+        }
+    }
+
+    /// This store with every key filed under `install/NAME`.
+    pub fn scoped(mut self, install: &str) -> Self {
+        self.scope = Some(install.to_string());
+        self
+    }
+
+    /// The keychain account of key `name`.
+    pub fn account(&self, name: &str) -> String {
+        match &self.scope {
+            Some(s) => format!("{s}/{name}"),
+            None => name.to_string(),
+        }
     }
 
     async fn call<T: Send + 'static>(
@@ -101,8 +128,19 @@ impl KeyStore {
         }
     }
 
-    /// Stores `key` (unencrypted: the keychain is the protection) under `name`, replacing any.
+    /// Stores `key` (unencrypted: the keychain is the protection) under `name`. An entry already
+    /// there is never overwritten ([`KeyStoreError::Exists`]); [`Self::replace`] does that.
     pub async fn store(&self, name: &str, key: &PrivateKey) -> Result<(), KeyStoreError> {
+        self.put(name, key, false).await
+    }
+
+    /// Stores `key` under `name`, replacing what is there: only for a change the user asked for
+    /// (a rotation's commit).
+    pub async fn replace(&self, name: &str, key: &PrivateKey) -> Result<(), KeyStoreError> {
+        self.put(name, key, true).await
+    }
+
+    async fn put(&self, name: &str, key: &PrivateKey, replace: bool) -> Result<(), KeyStoreError> {
         let pem = key
             .to_openssh(LineEnding::LF)
             .map_err(|e| KeyStoreError::Other(format!("cannot encode the key: {e}")))?;
@@ -112,15 +150,25 @@ impl KeyStore {
                 len: pem.len(),
             });
         }
-        let name = name.to_string();
-        self.call(move |b| b.set(&name, pem.as_bytes())).await
+        let (account, shown) = (self.account(name), name.to_string());
+        self.call(move |b| {
+            if !replace && b.get(&account)?.is_some() {
+                return Err(KeyStoreError::Exists(shown));
+            }
+            b.set(&account, pem.as_bytes())
+        })
+        .await
     }
 
     /// The key stored under `name`.
     pub async fn load(&self, name: &str) -> Result<PrivateKey, KeyStoreError> {
-        let owned = name.to_string();
+        let (account, legacy) = (self.account(name), self.scope.is_some().then(|| name.to_string()));
         let secret = self
-            .call(move |b| b.get(&owned))
+            .call(move |b| match b.get(&account)? {
+                Some(s) => Ok(Some(s)),
+                // A key filed before installs were scoped is still found.
+                None => legacy.map_or(Ok(None), |l| b.get(&l)),
+            })
             .await?
             .ok_or_else(|| KeyStoreError::NoKey(name.into()))?;
         let text = std::str::from_utf8(&secret).map_err(|e| KeyStoreError::Corrupt {
@@ -135,14 +183,20 @@ impl KeyStore {
 
     /// Whether a key is stored under `name`.
     pub async fn contains(&self, name: &str) -> Result<bool, KeyStoreError> {
-        let name = name.to_string();
-        self.call(move |b| b.get(&name).map(|s| s.is_some())).await
+        let account = self.account(name);
+        self.call(move |b| b.get(&account).map(|s| s.is_some())).await
     }
 
-    /// Removes the key under `name`; `false` if there was none.
+    /// Removes this install's key under `name`; `false` if there was none. A key filed before
+    /// installs were scoped is removed only when this install has no scoped one: it may be
+    /// another install's.
     pub async fn delete(&self, name: &str) -> Result<bool, KeyStoreError> {
-        let name = name.to_string();
-        self.call(move |b| b.delete(&name)).await
+        let (account, legacy) = (self.account(name), self.scope.is_some().then(|| name.to_string()));
+        self.call(move |b| match b.delete(&account)? {
+            true => Ok(true),
+            false => legacy.map_or(Ok(false), |l| b.delete(&l)),
+        })
+        .await
     }
 }
 
@@ -164,6 +218,14 @@ impl Keys {
 
     pub fn store(&self) -> &KeyStore {
         &self.store
+    }
+
+    /// These keys, filed under this install's id (see [`KeyStore::scoped`]).
+    pub fn scoped(self, install: &str) -> Self {
+        Self {
+            store: self.store.scoped(install),
+            cache: self.cache,
+        }
     }
 
     /// The key named `name`, from memory or else from the keychain.

@@ -30,6 +30,26 @@ pub enum HostKeyStatus {
     },
     /// The key is marked `@revoked`.
     Revoked { file: PathBuf, line: usize },
+    /// Keys of other types are recorded for this host, and none of the presented key's type.
+    /// The VM may have dropped a key type, but a man in the middle who cannot present the
+    /// recorded key would look exactly like this, so it is refused like a changed key and
+    /// never shown as a first connection.
+    OtherType { recorded: Vec<Recorded> },
+}
+
+/// One key recorded for a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub file: PathBuf,
+    pub line: usize,
+    pub key_type: String,
+    pub fingerprint: String,
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({}:{})", self.key_type, self.fingerprint, self.file.display(), self.line)
+    }
 }
 
 /// SHA256 fingerprint as OpenSSH prints it: `SHA256:base64`.
@@ -51,6 +71,7 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
     let name = host_entry_name(host, port);
     let mut known = false;
     let mut changed = None;
+    let mut others = Vec::new();
     for file in files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
@@ -80,11 +101,20 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
             }
             if same_key {
                 known = true;
-            } else if entry.public_key().algorithm() == key.algorithm() && changed.is_none() {
-                changed = Some(HostKeyStatus::Changed {
+            } else if entry.public_key().algorithm() == key.algorithm() {
+                if changed.is_none() {
+                    changed = Some(HostKeyStatus::Changed {
+                        file: file.clone(),
+                        line: idx + 1,
+                        recorded_fingerprint: fingerprint(entry.public_key()),
+                    });
+                }
+            } else {
+                others.push(Recorded {
                     file: file.clone(),
                     line: idx + 1,
-                    recorded_fingerprint: fingerprint(entry.public_key()),
+                    key_type: entry.public_key().algorithm().to_string(),
+                    fingerprint: fingerprint(entry.public_key()),
                 });
             }
         }
@@ -96,6 +126,8 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
     }
     Ok(if known {
         HostKeyStatus::Known
+    } else if !others.is_empty() {
+        HostKeyStatus::OtherType { recorded: others }
     } else {
         HostKeyStatus::Unknown
     })
@@ -144,9 +176,16 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Re
 }
 
 /// Removes from `file` the lines that record another key of `key`'s type for `host:port` (the
-/// conflicting ones), keeping every other line as it was. Answers how many went. Only Tether's
-/// own file is ever given here: ~/.ssh/known_hosts belongs to OpenSSH and the user.
-pub fn forget_conflicting(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<usize> {
+/// conflicting ones), or with `any_type` every other key of the host, keeping every other line
+/// as it was. Answers how many went. Only Tether's own file is ever given here:
+/// ~/.ssh/known_hosts belongs to OpenSSH and the user.
+pub fn forget_conflicting(
+    file: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    any_type: bool,
+) -> std::io::Result<usize> {
     let name = host_entry_name(host, port);
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
@@ -157,7 +196,7 @@ pub fn forget_conflicting(file: &Path, host: &str, port: u16, key: &PublicKey) -
         Entry::from_str(line.trim()).is_ok_and(|entry| {
             entry.marker().is_none()
                 && host_matches(entry.host_patterns(), &name)
-                && entry.public_key().algorithm() == key.algorithm()
+                && (any_type || entry.public_key().algorithm() == key.algorithm())
                 && entry.public_key().key_data() != key.key_data()
         })
     };

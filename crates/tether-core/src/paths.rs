@@ -79,6 +79,12 @@ impl Paths {
         }
     }
 
+    /// This install's id: scopes its keychain entries and docker contexts, so two Tether homes
+    /// on one machine never touch each other's.
+    pub fn install_id_file(&self) -> PathBuf {
+        self.config_dir.join("install-id")
+    }
+
     pub fn config_file(&self) -> PathBuf {
         self.config_dir.join("config.toml")
     }
@@ -176,6 +182,49 @@ fn check_private(dir: &Path) -> Result<(), PathError> {
         })?;
     }
     Ok(())
+}
+
+/// This install's id (16 hex digits), made on first use. Written with `create_new`, so two
+/// processes starting at once agree on one.
+pub fn install_id(paths: &Paths) -> io::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = paths.install_id_file();
+    let valid = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    for _ in 0..2 {
+        match fs::read_to_string(&file) {
+            Ok(s) if valid(s.trim()) => return Ok(s.trim().to_string()),
+            Ok(s) if !s.is_empty() => {
+                return Err(io::Error::other(format!(
+                    "{} does not hold an install id; remove it and Tether makes a new one",
+                    file.display()
+                )));
+            }
+            // Empty: another process is between create and write; read again below.
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&paths.config_dir)?;
+                let id = format!("{:016x}", rand::random::<u64>());
+                match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file) {
+                    Ok(mut f) => {
+                        f.write_all(id.as_bytes())?;
+                        f.sync_all()?;
+                        return Ok(id);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match fs::read_to_string(&file) {
+        Ok(s) if valid(s.trim()) => Ok(s.trim().to_string()),
+        _ => Err(io::Error::other(format!(
+            "{} is empty (a start was cut off?); remove it and Tether makes a new one",
+            file.display()
+        ))),
+    }
 }
 
 /// A log kept over this size is moved to `NAME.1` (replacing the one before) when it is opened,

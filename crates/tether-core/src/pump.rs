@@ -25,11 +25,36 @@ pub struct Stats {
     pub peak_window: u64,
 }
 
+/// Forwarded streams (SSH channels with a local end) open in this process, for `ping`: what a
+/// leak test watches. Process-wide like the task count it sits beside.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Streams open now in this process.
+pub fn live_streams() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+struct Live;
+
+impl Live {
+    fn enter() -> Self {
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Runs the stream until both directions are finished or either side fails.
 pub async fn bridge<S>(local: S, channel: Channel<Msg>, budget: Arc<Budget>) -> Stats
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let _live = Live::enter();
     let (mut local_rd, mut local_wr) = tokio::io::split(local);
     let (mut ch_rd, ch_wr) = channel.split();
     let ch_wr = Arc::new(ch_wr);

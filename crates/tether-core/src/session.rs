@@ -19,7 +19,6 @@ use crate::docker::{self, EngineInfo};
 use crate::error::EngineError;
 use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
 
-use crate::flow;
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
@@ -299,7 +298,7 @@ struct Actor {
     /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
     policy: (bool, Option<String>),
     keys: Keys,
-    budget: Arc<flow::Budget>,
+    shared: forward::Shared,
     unforwarded: Vec<UnforwardedPort>,
     arch_warning: Option<String>,
 }
@@ -312,7 +311,7 @@ pub fn spawn(
     events: broadcast::Sender<Event>,
     net: NetChanges,
     keys: Keys,
-    budget: Arc<flow::Budget>,
+    shared: forward::Shared,
 ) -> SessionHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(32);
     let socket = paths.docker_socket(&name);
@@ -383,7 +382,7 @@ pub fn spawn(
         last_error: None,
         policy: (false, None),
         keys,
-        budget,
+        shared,
         unforwarded: Vec::new(),
         arch_warning: None,
     };
@@ -633,7 +632,13 @@ impl Actor {
         }
     }
 
-    fn forward_ctx(&self, remote: Remote, counters: Arc<Counters>, cancel: CancellationToken) -> ForwardCtx {
+    fn forward_ctx(
+        &self,
+        remote: Remote,
+        local: String,
+        counters: Arc<Counters>,
+        cancel: CancellationToken,
+    ) -> ForwardCtx {
         let user = self.user();
         let diagnose: Option<forward::Diagnose> = if matches!(remote, Remote::Socket(_)) {
             let link = self.link.subscribe();
@@ -655,7 +660,8 @@ impl Actor {
             link: self.link.subscribe(),
             down_reason: self.down_reason.subscribe(),
             counters,
-            budget: self.budget.clone(),
+            shared: self.shared.clone(),
+            local,
             cancel,
             diagnose,
         }
@@ -670,6 +676,7 @@ impl Actor {
         let cancel = CancellationToken::new();
         let ctx = self.forward_ctx(
             Remote::Socket(self.profile.remote_socket.clone()),
+            path.display().to_string(),
             counters.clone(),
             cancel.clone(),
         );
@@ -691,7 +698,12 @@ impl Actor {
             Ok(l) => {
                 let counters = Arc::new(Counters::default());
                 let cancel = CancellationToken::new();
-                let ctx = self.forward_ctx(Remote::Tcp(map.remote), counters.clone(), cancel.clone());
+                let ctx = self.forward_ctx(
+                    Remote::Tcp(map.remote),
+                    format!("127.0.0.1:{}", map.local),
+                    counters.clone(),
+                    cancel.clone(),
+                );
                 match tokio::net::TcpListener::from_std(l) {
                     Ok(l) => {
                         let task = tokio::spawn(forward::serve_tcp(l, ctx));

@@ -73,6 +73,20 @@ pub enum SshError {
         file: PathBuf,
         line: usize,
     },
+    #[error(
+        "REFUSED: {host} presented a {key_type} host key ({fingerprint}), but Tether knows it by other keys:\n  \
+         {recorded}\nThis is not a first connection. Someone may be intercepting the connection \
+         (man-in-the-middle) with a key of another type, or the VM was reinstalled without its old keys.\n\
+         If the VM's administrator confirms {fingerprint}, replace the recorded keys: \
+         `tether vm host-key <vm> --replace {fingerprint}`"
+    )]
+    HostKeyOtherType {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        /// The recorded keys, one per line.
+        recorded: String,
+    },
     #[error("REFUSED: the host key {fingerprint} of {host} is marked @revoked in {file}:{line}")]
     HostKeyRevoked {
         host: String,
@@ -105,6 +119,7 @@ impl SshError {
             self,
             SshError::HostKeyUnknown { .. }
                 | SshError::HostKeyChanged { .. }
+                | SshError::HostKeyOtherType { .. }
                 | SshError::HostKeyRevoked { .. }
                 | SshError::AuthFailed { .. }
                 | SshError::NoCredentials { .. }
@@ -197,6 +212,16 @@ impl client::Handler for ClientHandler {
                 recorded: recorded_fingerprint,
                 file,
                 line,
+            },
+            HostKeyStatus::OtherType { recorded } => SshError::HostKeyOtherType {
+                host: name,
+                key_type,
+                fingerprint: fp,
+                recorded: recorded
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  "),
             },
             HostKeyStatus::Revoked { file, line } => SshError::HostKeyRevoked {
                 host: name,

@@ -270,6 +270,12 @@ impl Tether {
         self.dir.path().join("home")
     }
 
+    /// The keychain account of this home's key `name`: its install id, a slash, the name.
+    pub fn account(&self, name: &str) -> String {
+        let id = std::fs::read_to_string(self.home().join("config/install-id")).expect("install id");
+        format!("{}/{name}", id.trim())
+    }
+
     pub fn set_env(&mut self, k: &str, v: &str) {
         self.extra_env.push((k.into(), v.into()));
     }

@@ -42,7 +42,7 @@ fn keys_live_in_the_keychain_and_nowhere_else() {
     // Generate: the keychain holds it, the config its public half, no file its private half.
     let r = t.run(&["key", "gen", "work"]).ok();
     assert!(r.stdout.starts_with("ssh-ed25519 "), "{}", r.stdout);
-    assert_eq!(ss.count(SERVICE, "work"), Some(1));
+    assert_eq!(ss.count(SERVICE, &t.account("work")), Some(1));
     let shown = t.run(&["key", "show", "work"]).ok();
     assert_eq!(shown.stdout, r.stdout);
     assert!(
@@ -64,7 +64,7 @@ fn keys_live_in_the_keychain_and_nowhere_else() {
         imported.stdout.split_whitespace().nth(1),
         public.split_whitespace().nth(1)
     );
-    assert_eq!(ss.count(SERVICE, "enc"), Some(1));
+    assert_eq!(ss.count(SERVICE, &t.account("enc")), Some(1));
     assert!(
         private_key_files(t.dir.path()).is_empty(),
         "{:?}",
@@ -94,11 +94,11 @@ fn keys_live_in_the_keychain_and_nowhere_else() {
     t.run(&["key", "rm", "enc"]).fails_with(&["used by a"]);
     t.run(&["vm", "rm", "a"]).ok();
     t.run(&["key", "rm", "enc"]).ok();
-    assert_eq!(ss.count(SERVICE, "enc"), Some(0));
+    assert_eq!(ss.count(SERVICE, &t.account("enc")), Some(0));
 
     // Delete: gone from the keychain and the config.
     t.run(&["key", "rm", "work"]).ok();
-    assert_eq!(ss.count(SERVICE, "work"), Some(0));
+    assert_eq!(ss.count(SERVICE, &t.account("work")), Some(0));
     t.run(&["key", "show", "work"])
         .fails_with(&["no key named 'work'", "tether key gen work"]);
 }
@@ -380,8 +380,8 @@ fn password_once_installs_the_key_and_rotation_retires_the_old_one() {
         !openssh_login(&vm.ip, 2222, &user.0, &old_key),
         "the old key still logs in"
     );
-    assert_eq!(ss.count(SERVICE, "vmkey"), Some(1));
-    assert_eq!(ss.count(SERVICE, "vmkey.rotating"), Some(0));
+    assert_eq!(ss.count(SERVICE, &t.account("vmkey")), Some(1));
+    assert_eq!(ss.count(SERVICE, &t.account("vmkey.rotating")), Some(0));
     t.start_daemon();
     t.run(&["connect", "pw"]).ok();
     assert_eq!(t.status("pw")["state"], "connected");
@@ -390,4 +390,52 @@ fn password_once_installs_the_key_and_rotation_retires_the_old_one() {
         "{:?}",
         private_key_files(t.dir.path())
     );
+}
+
+#[test]
+fn two_tether_homes_share_a_keychain_and_a_docker_config_without_touching_each_other() {
+    let probe = tempfile::tempdir().unwrap();
+    let ss = SecretService::start(probe.path(), true);
+    let shared = tempfile::tempdir().unwrap();
+    let docker_config = shared.path().display().to_string();
+    let env = [
+        ("DBUS_SESSION_BUS_ADDRESS", ss.bus.as_str()),
+        ("DOCKER_CONFIG", docker_config.as_str()),
+    ];
+    let (one, two) = (Tether::with_env(&env), Tether::with_env(&env));
+    assert_ne!(one.account("k"), two.account("k"));
+
+    // The same key name in both: two entries, neither overwrote the other.
+    one.run(&["key", "gen", "work"]).ok();
+    two.run(&["key", "gen", "work"]).ok();
+    assert_eq!(ss.count(SERVICE, &one.account("work")), Some(1));
+    assert_eq!(ss.count(SERVICE, &two.account("work")), Some(1));
+    let public = |t: &Tether| t.run(&["key", "show", "work"]).ok().stdout;
+    let first = public(&one);
+    assert_ne!(first, public(&two));
+
+    // The same VM name in both: the first install's contexts stay its own.
+    let socket = var("LAB_A_SOCK");
+    one.add_vm("dev", &var("LAB_A_IP"), 22, &socket).ok();
+    two.add_vm("dev", &var("LAB_A_IP"), 22, &socket).ok();
+    let context_host = |name: &str| {
+        let out = Command::new("docker")
+            .args(["context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"])
+            .env("DOCKER_CONFIG", shared.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let ones = format!("unix://{}", one.socket("dev").display());
+    assert_eq!(context_host("tether-dev"), ones);
+    assert!(two.log().contains("belongs to another Tether install"), "{}", two.log());
+
+    // Removing everything from the second leaves the first's key and contexts.
+    two.run(&["vm", "rm", "dev"]).ok();
+    two.run(&["key", "rm", "work"]).ok();
+    assert_eq!(ss.count(SERVICE, &two.account("work")), Some(0));
+    assert_eq!(ss.count(SERVICE, &one.account("work")), Some(1));
+    assert_eq!(public(&one), first);
+    assert_eq!(context_host("tether-dev"), ones);
+    assert_eq!(context_host("tether"), ones);
 }

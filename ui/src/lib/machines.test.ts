@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, applyEvent, engineArch, hostKeyFile, newestOnly, replayOnto, stateLabel } from "./machines";
+import { ago, applyEvent, engineArch, hostKeyFile, hostKeyRefused, hostKeyReplaceable, newestOnly, replayOnto, stateLabel } from "./machines";
 import type { VmStatus } from "./types";
 
 const base: VmStatus = {
@@ -107,5 +107,20 @@ describe("hostKeyFile", () => {
     expect(hostKeyFile("ssh-ed25519")).toBe("/etc/ssh/ssh_host_ed25519_key.pub");
     expect(hostKeyFile("ecdsa-sha2-nistp256")).toBe("/etc/ssh/ssh_host_ecdsa_key.pub");
     expect(hostKeyFile("ssh-rsa")).toBe("/etc/ssh/ssh_host_rsa_key.pub");
+  });
+});
+
+describe("host-key verdicts", () => {
+  it("refuses a key of another type, and never treats it as new", () => {
+    expect(hostKeyRefused("other_type")).toBe(true);
+    expect(hostKeyRefused("changed")).toBe(true);
+    expect(hostKeyRefused("revoked")).toBe(true);
+    expect(hostKeyRefused("unknown")).toBe(false);
+    expect(hostKeyRefused("known")).toBe(false);
+  });
+  it("offers replacing only what an administrator can confirm", () => {
+    expect(hostKeyReplaceable("other_type")).toBe(true);
+    expect(hostKeyReplaceable("changed")).toBe(true);
+    expect(hostKeyReplaceable("revoked")).toBe(false);
   });
 });

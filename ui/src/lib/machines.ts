@@ -1,6 +1,6 @@
 // Applies engine events to the list of VMs the UI shows. Pure, so it is unit-tested; the UI
 // never polls: it loads the list once and then follows events.
-import type { EngineEvent, VmStatus } from "./types";
+import type { EngineEvent, HostKeyScan, VmStatus } from "./types";
 
 /** Returns the list after `ev`; `vm_added` needs a fresh status, so it asks for a reload. */
 export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): { vms: VmStatus[]; reload: boolean } {
@@ -95,6 +95,21 @@ export function newestOnly(): () => () => boolean {
 export function replayOnto(vms: VmStatus[], events: EngineEvent[]): VmStatus[] {
   return events.reduce((v, ev) => applyEvent(v, ev).vms, vms);
 }
+
+/** Whether a scanned host key must be refused: anything but known or truly new. A key of a
+ *  type not recorded for a VM known by other keys is never a first connection. */
+export function hostKeyRefused(status: HostKeyScan["status"]): boolean {
+  return status === "changed" || status === "revoked" || status === "other_type";
+}
+
+/** Whether the user may replace the recorded keys (a reinstalled VM), after confirming the
+ *  presented fingerprint with the VM's administrator. A revoked key never. */
+export function hostKeyReplaceable(status: HostKeyScan["status"]): boolean {
+  return status === "changed" || status === "other_type";
+}
+
+/** Engine error codes that mean a host key was refused. */
+export const HOST_KEY_REFUSALS = ["host_key_changed", "host_key_revoked", "host_key_other_type"];
 
 /** Where a Debian VM keeps the public host key of this type, for the administrator to read. */
 export function hostKeyFile(keyType: string): string {

@@ -162,7 +162,8 @@ export interface Check {
 }
 
 export interface HostKeyScan {
-  status: "known" | "unknown" | "changed" | "revoked";
+  /** `other_type`: the VM is known by keys of other types, and presents none of them. */
+  status: "known" | "unknown" | "changed" | "revoked" | "other_type";
   key_type: string;
   fingerprint: string;
   detail?: string;

@@ -86,3 +86,37 @@ async fn garbage_in_the_keychain_is_reported_not_used() {
     let err = ks.load("bad").await.unwrap_err();
     assert!(matches!(err, KeyStoreError::Corrupt { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn two_installs_on_one_keychain_keep_their_own_keys_and_nothing_is_overwritten() {
+    let mem = Arc::new(Memory::default());
+    let a = KeyStore::with_backend(mem.clone(), TIMEOUT).scoped("aaaa000000000001");
+    let b = KeyStore::with_backend(mem.clone(), TIMEOUT).scoped("bbbb000000000002");
+    let (ka, kb) = (generate_ed25519("a"), generate_ed25519("b"));
+    a.store("work", &ka).await.unwrap();
+    b.store("work", &kb).await.unwrap();
+    assert_eq!(a.load("work").await.unwrap().public_key(), ka.public_key());
+    assert_eq!(b.load("work").await.unwrap().public_key(), kb.public_key());
+    // Storing again under a taken name is refused and changes nothing.
+    let err = a.store("work", &kb).await.unwrap_err();
+    assert!(matches!(err, KeyStoreError::Exists(_)), "{err}");
+    assert_eq!(a.load("work").await.unwrap().public_key(), ka.public_key());
+    // Only an explicit replace overwrites.
+    a.replace("work", &kb).await.unwrap();
+    assert_eq!(a.load("work").await.unwrap().public_key(), kb.public_key());
+    // Removing one install's key leaves the other's.
+    assert!(b.delete("work").await.unwrap());
+    assert!(a.contains("work").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_key_filed_before_scoping_is_still_found() {
+    let mem = Arc::new(Memory::default());
+    let old = KeyStore::with_backend(mem.clone(), TIMEOUT);
+    let k = generate_ed25519("old");
+    old.store("legacy", &k).await.unwrap();
+    let scoped = KeyStore::with_backend(mem.clone(), TIMEOUT).scoped("aaaa000000000001");
+    assert_eq!(scoped.load("legacy").await.unwrap().public_key(), k.public_key());
+    assert!(scoped.delete("legacy").await.unwrap());
+    assert!(!old.contains("legacy").await.unwrap());
+}

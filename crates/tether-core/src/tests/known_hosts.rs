@@ -104,7 +104,7 @@ fn forgetting_removes_only_the_conflicting_lines() {
     std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     // The plain and the hashed line of the old key go; the other host, the revocation, the new
     // key's own line, and port 22 of the same host and its key of another type stay.
-    assert_eq!(forget_conflicting(&f, "h", 2222, &new).unwrap(), 2);
+    assert_eq!(forget_conflicting(&f, "h", 2222, &new, false).unwrap(), 2);
     let after = std::fs::read_to_string(&f).unwrap();
     let expected = format!(
         "# kept comment\nelse {o}\nh {o}\n@revoked [h]:2222 {x}\n[h]:2222 {n}\n{ecdsa}\n",
@@ -120,9 +120,62 @@ fn forgetting_removes_only_the_conflicting_lines() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&f).unwrap().permissions()) & 0o777;
     assert_eq!(mode, 0o600);
     // Nothing left to forget, and a missing file is nothing to forget.
-    assert_eq!(forget_conflicting(&f, "h", 2222, &new).unwrap(), 0);
+    assert_eq!(forget_conflicting(&f, "h", 2222, &new, false).unwrap(), 0);
     assert_eq!(
-        forget_conflicting(&dir.path().join("none"), "h", 2222, &new).unwrap(),
+        forget_conflicting(&dir.path().join("none"), "h", 2222, &new, false).unwrap(),
         0
     );
+}
+
+/// A public ECDSA key (any will do: only its type and fingerprint matter here).
+const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJUuNLTwthFiQt+IJB3vXzFdxW/ox3Wxyb5ROMradLcmXlzgGdeIlEXjYguA6kVNyNkzX5p3wPFtrgdcLWpVhJY=";
+
+#[test]
+fn a_key_of_another_type_for_a_known_host_is_not_a_first_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = key();
+    let f = write(
+        dir.path(),
+        "kh",
+        &format!("[h]:2222 {}\nelse {ECDSA}\n", recorded.to_openssh().unwrap()),
+    );
+    let presented = PublicKey::from_openssh(ECDSA).unwrap();
+    match check("h", 2222, &presented, std::slice::from_ref(&f)).unwrap() {
+        HostKeyStatus::OtherType { recorded: list } => {
+            assert_eq!(list.len(), 1);
+            assert_eq!(list[0].fingerprint, fingerprint(&recorded));
+            assert_eq!(list[0].key_type, "ssh-ed25519");
+            assert_eq!((list[0].file.clone(), list[0].line), (f.clone(), 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Recorded as well, the presented key is known: a VM that has both keys.
+    let both = write(
+        dir.path(),
+        "kh2",
+        &format!("[h]:2222 {}\n[h]:2222 {ECDSA}\n", recorded.to_openssh().unwrap()),
+    );
+    assert_eq!(check("h", 2222, &presented, &[both]).unwrap(), HostKeyStatus::Known);
+    // A host with nothing recorded is still simply unknown.
+    assert_eq!(check("other", 22, &presented, &[f]).unwrap(), HostKeyStatus::Unknown);
+}
+
+#[test]
+fn replacing_across_types_forgets_the_hosts_other_keys_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, unrelated) = (key(), key());
+    let f = write(
+        dir.path(),
+        "kh",
+        &format!(
+            "[h]:2222 {}\nneighbour {}\n",
+            old.to_openssh().unwrap(),
+            unrelated.to_openssh().unwrap()
+        ),
+    );
+    let new = PublicKey::from_openssh(ECDSA).unwrap();
+    assert_eq!(forget_conflicting(&f, "h", 2222, &new, false).unwrap(), 0);
+    assert_eq!(forget_conflicting(&f, "h", 2222, &new, true).unwrap(), 1);
+    let left = std::fs::read_to_string(&f).unwrap();
+    assert!(left.starts_with("neighbour "), "{left}");
 }
