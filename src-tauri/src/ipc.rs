@@ -284,7 +284,15 @@ pub async fn key_show(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
 
 #[tauri::command]
 pub async fn key_install(ipc: State<'_, Ipc>, vm: String, key: String, password: String) -> Res<KeyView> {
-    call(&ipc, Request::KeyInstall { vm, key, password: password.into() }).await
+    call(
+        &ipc,
+        Request::KeyInstall {
+            vm,
+            key,
+            password: password.into(),
+        },
+    )
+    .await
 }
 
 /// Gives a VM a keychain key it can already log in with (the user ran the copied command).

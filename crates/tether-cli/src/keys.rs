@@ -1,9 +1,9 @@
 //! `tether key …`: keys in the OS keychain. Each subcommand is one control request; prompts for
 //! a key passphrase or a VM password happen here and travel only over the private control socket.
 
-use zeroize::Zeroizing;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;

@@ -5,10 +5,10 @@ mod client;
 mod keys;
 mod output;
 
-use zeroize::Zeroizing;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};

@@ -15,7 +15,9 @@ fn s(v: &Value) -> Cow<'_, str> {
 /// `text` without control characters (kept: newline and tab) and without the bidirectional
 /// overrides that can make a terminal show text in another order than it reads.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if text.chars().any(bad) {
         Cow::Owned(text.chars().filter(|c| !bad(*c)).collect())
     } else {

@@ -484,15 +484,15 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::SetNotifications { on } => json(engine.set_notifications(on).await?),
         Request::KeyList => json(engine.key_list().await?),
         Request::KeyGen { name } => json(engine.key_gen(&name).await?),
-        Request::KeyImport { name, path, passphrase } => {
-            json(engine.key_import(&name, &path, passphrase.as_ref().map(|p| p.as_str())).await?)
-        }
+        Request::KeyImport { name, path, passphrase } => json(
+            engine
+                .key_import(&name, &path, passphrase.as_ref().map(|p| p.as_str()))
+                .await?,
+        ),
         Request::KeyShow { name } => json(engine.key_show(&name).await?),
         Request::KeyRemove { name } => json(engine.key_remove(&name).await?),
         Request::KeyRotate { vm } => json(engine.key_rotate(&vm).await?),
-        Request::KeyInstall { vm, key, password } => {
-            json(engine.install_key(&vm, &key, password).await?)
-        }
+        Request::KeyInstall { vm, key, password } => json(engine.install_key(&vm, &key, password).await?),
         Request::CheckVm { name } => json(engine.check_vm(&name).await?),
         Request::Health { name } => {
             let name = engine.config().await.resolve(name.as_deref())?;

@@ -102,9 +102,10 @@ impl Engine {
         let (events, _) = broadcast::channel(1024);
         let net = netwatch::spawn();
         let shared = forward::Shared::default();
-        shared
-            .max_streams
-            .store(config.settings.max_streams.max(1) as usize, std::sync::atomic::Ordering::Relaxed);
+        shared.max_streams.store(
+            config.settings.max_streams.max(1) as usize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut sessions = BTreeMap::new();
         for (name, profile) in &config.vms {
             sessions.insert(
@@ -202,10 +203,10 @@ impl Engine {
         let out = change(&mut next)?;
         self.save(&next).await?;
         guard.0 = next;
-        self.inner
-            .shared
-            .max_streams
-            .store(guard.0.settings.max_streams.max(1) as usize, std::sync::atomic::Ordering::Relaxed);
+        self.inner.shared.max_streams.store(
+            guard.0.settings.max_streams.max(1) as usize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.sync_contexts(&guard.0);
         self.configure_monitors(&guard.0, &guard.1);
         Ok((out, guard))

@@ -48,7 +48,14 @@ pub struct Recorded {
 
 impl std::fmt::Display for Recorded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} ({}:{})", self.key_type, self.fingerprint, self.file.display(), self.line)
+        write!(
+            f,
+            "{} {} ({}:{})",
+            self.key_type,
+            self.fingerprint,
+            self.file.display(),
+            self.line
+        )
     }
 }
 

@@ -150,7 +150,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
             Err(e) => return Err(create_err(p, e)),
         }
     }
-    for p in missing.iter().map(PathBuf::as_path).chain((!missing.iter().any(|m| m == dir)).then_some(dir)) {
+    for p in missing
+        .iter()
+        .map(PathBuf::as_path)
+        .chain((!missing.iter().any(|m| m == dir)).then_some(dir))
+    {
         check_private(p)?;
     }
     Ok(())
@@ -205,7 +209,12 @@ pub fn install_id(paths: &Paths) -> io::Result<String> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(&paths.config_dir)?;
                 let id = format!("{:016x}", rand::random::<u64>());
-                match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file) {
+                match fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&file)
+                {
                     Ok(mut f) => {
                         f.write_all(id.as_bytes())?;
                         f.sync_all()?;

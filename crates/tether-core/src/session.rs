@@ -46,6 +46,9 @@ pub struct ForwardStatus {
     pub error: Option<String>,
     pub active: u64,
     pub total: u64,
+    /// Connections turned away for being over `settings.max_streams`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u64,
     /// Made for a container's published port, not by the user.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto: bool,
@@ -1139,15 +1142,20 @@ impl Actor {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
-    let (state, active, total) = match (&t.listener, &t.error) {
+    let (state, active, total, refused) = match (&t.listener, &t.error) {
         (Some(l), _) => (
             "listening",
             l.counters.active.load(Ordering::Relaxed),
             l.counters.accepted.load(Ordering::Relaxed),
+            l.counters.refused.load(Ordering::Relaxed),
         ),
-        (None, Some(_)) => ("failed", 0, 0),
-        (None, None) => (if wanted { "failed" } else { "idle" }, 0, 0),
+        (None, Some(_)) => ("failed", 0, 0, 0),
+        (None, None) => (if wanted { "failed" } else { "idle" }, 0, 0, 0),
     };
     ForwardStatus {
         local: t.map.local,
@@ -1156,6 +1164,7 @@ fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
         error: t.error.clone(),
         active,
         total,
+        refused,
         auto: t.container.is_some(),
         container: t.container.clone(),
     }

@@ -124,6 +124,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 }
 
 /// Output of a command, with helpers.
+#[derive(Clone, Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -268,6 +269,25 @@ impl Tether {
 
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    /// One request on the control socket; the whole answer line, parsed.
+    pub fn control(&self, req: &serde_json::Value) -> serde_json::Value {
+        use std::io::{BufRead as _, Write as _};
+        let mut s =
+            std::os::unix::net::UnixStream::connect(self.home().join("run/control.sock")).expect("control socket");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        writeln!(s, "{req}").expect("request");
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line).expect("answer");
+        serde_json::from_str(&line).expect("json answer")
+    }
+
+    /// The engine's `ping`: pid, version, live tasks and open streams.
+    pub fn ping(&self) -> serde_json::Value {
+        let v = self.control(&serde_json::json!({"op": "ping"}));
+        assert_eq!(v["ok"], true, "ping failed: {v}");
+        v["result"].clone()
     }
 
     /// The keychain account of this home's key `name`: its install id, a slash, the name.

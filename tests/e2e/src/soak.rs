@@ -4,8 +4,6 @@
 //!
 //! `tests/soak.sh` runs it at full size (minutes); the end-to-end suite runs a one-minute size.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::*;
@@ -44,12 +42,7 @@ pub struct Sample {
 
 /// One request on the control socket, answered.
 fn control(t: &Tether, req: &serde_json::Value) -> serde_json::Value {
-    let mut s = UnixStream::connect(t.home().join("run/control.sock")).expect("control socket");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    writeln!(s, "{req}").expect("request");
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).expect("answer");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("json answer");
+    let v = t.control(req);
     assert_eq!(v["ok"], true, "{req} failed: {v}");
     v["result"].clone()
 }

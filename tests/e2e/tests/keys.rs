@@ -224,12 +224,16 @@ fn rotation_on_a_full_disk_fails_cleanly_and_the_old_key_still_logs_in() {
     use std::io::Write as _;
     while fill.write_all(&page).is_ok() {}
     drop(fill);
-    assert!(std::fs::write(user.home().join("probe"), b"x").is_err(), "the home is not full");
+    assert!(
+        std::fs::write(user.home().join("probe"), b"x").is_err(),
+        "the home is not full"
+    );
 
     let r = t.run(&["key", "rotate", &vm.name]);
     let text = std::fs::read_to_string(&authorized).unwrap();
     assert!(
-        text.lines().count() >= 1 && text.contains(&std::fs::read_to_string(old_key.with_extension("pub")).unwrap()[..60]),
+        text.lines().count() >= 1
+            && text.contains(&std::fs::read_to_string(old_key.with_extension("pub")).unwrap()[..60]),
         "the old key left authorized_keys on a full disk: {text:?}\n{}{}",
         r.stdout,
         r.stderr
@@ -279,7 +283,10 @@ fn rotation_edits_a_symlinked_authorized_keys_where_it_points() {
     let text = std::fs::read_to_string(&real).unwrap();
     let new_key = t.run(&["key", "show", "vmkey"]).ok().stdout;
     assert!(text.contains(new_key.split_whitespace().nth(1).unwrap()), "{text}");
-    assert!(!openssh_login(&vm.ip, 2222, &user.0, &old_key), "the old key still logs in");
+    assert!(
+        !openssh_login(&vm.ip, 2222, &user.0, &old_key),
+        "the old key still logs in"
+    );
 }
 
 #[test]

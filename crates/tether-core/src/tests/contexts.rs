@@ -92,7 +92,10 @@ fn two_installs_on_one_docker_config_leave_each_other_alone() {
     let dir = tempfile::tempdir().unwrap();
     let a = ContextStore::at(dir.path(), "aaaa000000000001", "/home/a/.config/tether");
     let b = ContextStore::at(dir.path(), "bbbb000000000002", "/home/b/tether");
-    assert!(a.sync(&[want("tether-a", "unix:///a.sock"), want("tether", "unix:///a.sock")]).is_empty());
+    assert!(
+        a.sync(&[want("tether-a", "unix:///a.sock"), want("tether", "unix:///a.sock")])
+            .is_empty()
+    );
     // B wants a context of the same name: reported, and A's is left as it was.
     let problems = b.sync(&[want("tether", "unix:///b.sock"), want("tether-b", "unix:///b.sock")]);
     assert_eq!(problems.len(), 1, "{problems:?}");

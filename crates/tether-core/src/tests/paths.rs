@@ -77,7 +77,10 @@ fn atomic_writes_go_through_symlinks_and_keep_them() {
     // A relative link, as dotfile managers make them.
     std::os::unix::fs::symlink("dotfiles/config.json", &link).unwrap();
     write_atomic(&link, b"new").unwrap();
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert!(
+        fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        "the link was replaced"
+    );
     assert_eq!(fs::read_to_string(&real).unwrap(), "new");
     assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
     // A loop is an error, not a hang, and nothing is written.
