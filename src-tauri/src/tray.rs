@@ -289,6 +289,7 @@ mod tests {
             error: None,
             active: 0,
             total: 0,
+            refused: 0,
             auto: container.is_some(),
             container: container.map(Into::into),
         };
@@ -301,6 +302,7 @@ mod tests {
             container: "dns".into(),
             port: 53,
             proto: "udp".into(),
+            reason: "Tether forwards TCP only, and this is udp".into(),
         }];
         a.arch_warning = Some("labelled arm64, but its Docker engine runs x86_64".into());
         let m = model(&[a], false);

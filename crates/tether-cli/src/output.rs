@@ -154,10 +154,11 @@ pub fn status(all: &Value) {
         }
         for u in vm["unforwarded"].as_array().into_iter().flatten() {
             println!(
-                "    {} port {} of {}: not forwarded (Tether forwards TCP only)",
+                "    {} port {} of {}: not forwarded ({})",
                 s(&u["proto"]).to_uppercase(),
                 u["port"],
-                s(&u["container"])
+                s(&u["container"]),
+                s(&u["reason"])
             );
         }
         if let Some(w) = vm["arch_warning"].as_str() {
@@ -316,7 +317,7 @@ pub fn containers(list: &Value) {
                     s(&p["proto"]),
                     if p["auto"] == true { " (auto)" } else { "" }
                 ),
-                None if s(&p["proto"]) == "udp" => format!("{}/udp (not forwarded)", p["public"]),
+                None if p["not_forwarded"].is_string() => format!("{}/{} (not forwarded)", p["public"], s(&p["proto"])),
                 None => format!("{}/{}", p["public"], s(&p["proto"])),
             })
             .collect();
@@ -328,5 +329,10 @@ pub fn containers(list: &Value) {
             s(&c["image"]),
             ports.join(", ")
         );
+        for p in c["ports"].as_array().into_iter().flatten() {
+            if let Some(why) = p["not_forwarded"].as_str() {
+                println!("    {}/{} not forwarded: {}", p["public"], s(&p["proto"]), clean(why));
+            }
+        }
     }
 }

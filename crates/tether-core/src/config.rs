@@ -201,6 +201,42 @@ pub struct Settings {
     /// refused, so one local process cannot open channels without bound.
     #[serde(default = "default_max_streams")]
     pub max_streams: u32,
+    /// Container ports never forwarded automatically: well-known services on the laptop
+    /// (databases, caches, SSH, mail, DNS…) whose local clients would otherwise reach a
+    /// container. A manual tunnel, or the label `dev.tether.forward.PORT=true`, still does.
+    #[serde(default = "default_auto_forward_deny")]
+    pub auto_forward_deny: Vec<u16>,
+}
+
+/// Ports of services a laptop commonly runs or talks to on localhost.
+pub const DEFAULT_AUTO_FORWARD_DENY: &[u16] = &[
+    22,    // ssh
+    25,    // smtp
+    53,    // dns
+    111,   // rpcbind
+    139,   // netbios
+    445,   // smb
+    631,   // cups
+    1433,  // sql server
+    1521,  // oracle
+    2375,  // docker
+    2376,  // docker (tls)
+    2379,  // etcd
+    3306,  // mysql, mariadb
+    3389,  // rdp
+    5353,  // mdns
+    5432,  // postgres
+    5672,  // amqp
+    5900,  // vnc
+    6379,  // redis
+    9042,  // cassandra
+    9200,  // elasticsearch
+    11211, // memcached
+    27017, // mongodb
+];
+
+fn default_auto_forward_deny() -> Vec<u16> {
+    DEFAULT_AUTO_FORWARD_DENY.to_vec()
 }
 
 /// Generous: `docker compose up` of a large project opens a few hundred API connections.
@@ -221,6 +257,7 @@ impl Default for Settings {
             auto_forward: false,
             privileged_ports: false,
             max_streams: DEFAULT_MAX_STREAMS,
+            auto_forward_deny: default_auto_forward_deny(),
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct PortView {
     pub local: Option<u16>,
     /// Whether that forward was made automatically.
     pub auto: bool,
+    /// Why it is not forwarded automatically (UDP, a well-known service port, a label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_forwarded: Option<String>,
 }
 
 /// One container.
@@ -210,7 +213,8 @@ impl Engine {
     /// Every container of `vm`, running ones with one-shot CPU and memory figures.
     pub async fn containers(&self, vm: &str) -> Result<Vec<ContainerView>, EngineError> {
         let docker = self.docker(vm).await?;
-        let forwards = self.session(Some(vm)).await?.1.status().forwards;
+        let status = self.session(Some(vm)).await?.1.status();
+        let (forwards, unforwarded) = (status.forwards, status.unforwarded);
         let list = docker
             .list_containers(Some(ListContainersOptionsBuilder::default().all(true).build()))
             .await
@@ -218,6 +222,7 @@ impl Engine {
         let views = list.into_iter().map(|c| {
             let docker = docker.clone();
             let forwards = forwards.clone();
+            let unforwarded = unforwarded.clone();
             async move {
                 let id = c.id.clone().unwrap_or_default();
                 let state = c.state.map(|s| s.to_string()).unwrap_or_default();
@@ -230,6 +235,11 @@ impl Engine {
                         limit = s.memory_stats.as_ref().and_then(|m| m.limit);
                     }
                 }
+                let name = c
+                    .names
+                    .as_ref()
+                    .and_then(|n| n.first())
+                    .map(|n| n.trim_start_matches('/').to_string());
                 let mut ports: Vec<PortView> = Vec::new();
                 for p in c.ports.iter().flatten() {
                     let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
@@ -243,21 +253,24 @@ impl Engine {
                         .public_port
                         .filter(|_| proto == "tcp")
                         .and_then(|pp| forwards.iter().find(|f| f.remote == pp));
+                    let not_forwarded = match (fwd, p.public_port) {
+                        (None, Some(pp)) => unforwarded
+                            .iter()
+                            .find(|u| u.port == pp && u.proto == proto && Some(&u.container) == name.as_ref())
+                            .map(|u| u.reason.clone()),
+                        _ => None,
+                    };
                     ports.push(PortView {
                         private: p.private_port,
                         public: p.public_port,
                         proto,
                         local: fwd.map(|f| f.local),
                         auto: fwd.is_some_and(|f| f.auto),
+                        not_forwarded,
                     });
                 }
                 ContainerView {
-                    name: c
-                        .names
-                        .as_ref()
-                        .and_then(|n| n.first())
-                        .map(|n| n.trim_start_matches('/').to_string())
-                        .unwrap_or_default(),
+                    name: name.unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
                     health: c
                         .health

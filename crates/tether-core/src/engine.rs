@@ -308,11 +308,15 @@ impl Engine {
                     allow_privileged: config.settings.privileged_ports,
                 },
                 arch: profile.arch,
+                deny: config.settings.auto_forward_deny.clone().into(),
             };
             match monitors.get(name) {
                 Some(m) => {
-                    m.settings
-                        .send_if_modified(|s| std::mem::replace(s, settings) != settings);
+                    m.settings.send_if_modified(|s| {
+                        let changed = *s != settings;
+                        *s = settings.clone();
+                        changed
+                    });
                 }
                 None => {
                     let m = monitor::spawn(

@@ -112,6 +112,24 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, ForwardError> {
     Ok(listener)
 }
 
+/// Binds a tunnel's local port on 127.0.0.1, non-blocking.
+///
+/// BSD sockets (macOS) let a bind to a specific address succeed over another process's
+/// wildcard listener on the same port when SO_REUSEADDR is set, as std's `TcpListener::bind`
+/// does: a tunnel on 127.0.0.1:5432 would then take the local clients of a Postgres listening
+/// on every address. So SO_REUSEADDR is set only on Linux, which refuses that bind either way
+/// and where it lets a restarted engine rebind a port still in TIME_WAIT.
+pub fn bind_loopback(port: u16) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(target_os = "linux")]
+    sock.set_reuse_address(true)?;
+    sock.bind(&std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)).into())?;
+    sock.listen(1024)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
 /// Turns a failed bind of a tunnel's local port into an error that names the holder or the fix.
 pub fn classify_bind_error(port: u16, remote: u16, e: std::io::Error) -> ForwardError {
     let alt = if port < 1024 {
@@ -276,7 +294,7 @@ where
         ctx.counters.held.fetch_sub(1, Ordering::Relaxed);
         let refused = ctx.counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
         // One line per refusal would let the flood fill the log too: the first, then every 1000th.
-        if refused == 1 || refused % 1000 == 0 {
+        if refused == 1 || refused.is_multiple_of(1000) {
             tracing::warn!(
                 local = %ctx.local,
                 limit,

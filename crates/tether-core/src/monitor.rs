@@ -150,11 +150,38 @@ impl Shared {
 }
 
 /// What the monitor of one VM needs to know about its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Settings {
     pub auto_forward: bool,
     pub policy: AutoPolicy,
     pub arch: Option<Arch>,
+    /// Ports never forwarded automatically (`settings.auto_forward_deny`).
+    pub deny: std::sync::Arc<[u16]>,
+}
+
+/// The label that keeps all of a container's ports from being forwarded automatically, when
+/// "false"; `dev.tether.forward.PORT` does it for one published port ("false"), or forwards a
+/// port on the deny list ("true").
+pub const FORWARD_LABEL: &str = "dev.tether.forward";
+
+/// Whether a published TCP port is forwarded automatically; if not, why (for the user).
+pub fn auto_verdict(
+    port: u16,
+    labels: Option<&std::collections::HashMap<String, String>>,
+    deny: &[u16],
+) -> Result<(), String> {
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(|v| v.trim().to_ascii_lowercase());
+    let per_port = format!("{FORWARD_LABEL}.{port}");
+    match (label(FORWARD_LABEL).as_deref(), label(&per_port).as_deref()) {
+        (_, Some("false")) => Err(format!("its label {per_port}=false asks not to be")),
+        (_, Some("true")) => Ok(()),
+        (Some("false"), _) => Err(format!("its label {FORWARD_LABEL}=false asks not to be")),
+        _ if deny.contains(&port) => Err(format!(
+            "{port} is a well-known service port, so local clients of that service would reach the container; \
+             add a tunnel, or label the container {per_port}=true (settings.auto_forward_deny lists these ports)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A running monitor; stopped on drop.
@@ -215,7 +242,7 @@ async fn run(
         };
         let filters = HashMap::from([("type", vec!["container"])]);
         let mut stream = docker.events(Some(EventsOptionsBuilder::default().filters(&filters).build()));
-        let now = *settings.borrow();
+        let now = settings.borrow().clone();
         reconcile(&docker, &session, now).await;
         let _ = events.send(Event::Containers { vm: name.clone() });
         let mut next_sample = Instant::now();
@@ -226,7 +253,7 @@ async fn run(
                         let action = m.action.unwrap_or_default();
                         // Port publishing changes with these; others (exec, attach…) do not.
                         if matches!(action.as_str(), "start" | "die" | "stop" | "kill" | "destroy" | "pause" | "unpause" | "restart") {
-                            let now = *settings.borrow();
+                            let now = settings.borrow().clone();
                             reconcile(&docker, &session, now).await;
                         }
                         // A health check runs as an exec every interval (each second, say):
@@ -254,7 +281,7 @@ async fn run(
                     if changed.is_err() {
                         return;
                     }
-                    let now = *settings.borrow();
+                    let now = settings.borrow().clone();
                     reconcile(&docker, &session, now).await;
                 }
                 changed = status.changed() => {
@@ -283,7 +310,7 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
         }
     };
     let mut wants: BTreeMap<u16, AutoWant> = BTreeMap::new();
-    let mut udp: BTreeMap<(u16, String), UnforwardedPort> = BTreeMap::new();
+    let mut unforwarded: BTreeMap<(u16, String), UnforwardedPort> = BTreeMap::new();
     for c in &list {
         let container = c
             .names
@@ -294,20 +321,31 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
         for p in c.ports.iter().flatten() {
             let Some(public) = p.public_port else { continue };
             let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
-            if proto == "tcp" {
-                wants.entry(public).or_insert(AutoWant {
-                    remote: public,
-                    container: container.clone(),
-                });
+            let verdict = if proto == "tcp" {
+                auto_verdict(public, c.labels.as_ref(), &settings.deny)
             } else {
-                udp.insert(
-                    (public, proto.clone()),
-                    UnforwardedPort {
+                Err(format!("Tether forwards TCP only, and this is {proto}"))
+            };
+            match verdict {
+                Ok(()) => {
+                    wants.entry(public).or_insert(AutoWant {
+                        remote: public,
                         container: container.clone(),
-                        port: public,
-                        proto,
-                    },
-                );
+                    });
+                }
+                // A kept-back TCP port matters only when ports are forwarded automatically.
+                Err(_) if proto == "tcp" && !settings.auto_forward => {}
+                Err(reason) => {
+                    unforwarded.insert(
+                        (public, proto.clone()),
+                        UnforwardedPort {
+                            container: container.clone(),
+                            port: public,
+                            proto,
+                            reason,
+                        },
+                    );
+                }
             }
         }
     }
@@ -317,7 +355,7 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
         Vec::new()
     };
     session
-        .set_auto(wants, udp.into_values().collect(), settings.policy)
+        .set_auto(wants, unforwarded.into_values().collect(), settings.policy)
         .await;
 }
 

@@ -63,6 +63,9 @@ pub struct UnforwardedPort {
     pub container: String,
     pub port: u16,
     pub proto: String,
+    /// Why, in words for the user.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// A published TCP port a container wants on the laptop.
@@ -1172,15 +1175,7 @@ fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
 
 /// Binds synchronously so the actor learns at once whether a tunnel is up.
 fn std_bind(port: u16, remote: u16) -> Result<std::net::TcpListener, ForwardError> {
-    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
-    match std::net::TcpListener::bind(addr) {
-        Ok(l) => {
-            l.set_nonblocking(true)
-                .map_err(|source| ForwardError::Bind { port, source })?;
-            Ok(l)
-        }
-        Err(e) => Err(forward::classify_bind_error(port, remote, e)),
-    }
+    forward::bind_loopback(port).map_err(|e| forward::classify_bind_error(port, remote, e))
 }
 
 pub(crate) fn home_known_hosts() -> Option<std::path::PathBuf> {

@@ -263,3 +263,82 @@ fn a_burst_of_twenty_containers_leaks_nothing() {
         assert!(TcpListener::bind(("127.0.0.1", *p)).is_ok(), "port {p} leaked");
     }
 }
+
+#[test]
+fn service_ports_and_labelled_containers_are_not_forwarded_and_say_why() {
+    let vm = DockerVm::new("afc", 37);
+    let t = vm.tether();
+    let tag = std::process::id();
+    let run = |name: &str, spec: &str, labels: &[&str]| {
+        let name = format!("af-{tag}-{name}");
+        let mut args = vec!["run", "-d", "--name", name.as_str(), "-p", spec];
+        for l in labels {
+            args.extend(["--label", l]);
+        }
+        let image = var("LAB_IMAGE");
+        args.extend([image.as_str(), "httpd", "-f", "-p", "80", "-h", "/www"]);
+        vm.docker(&args).ok();
+    };
+    // A database's port: laptop clients of a local Postgres would reach the container.
+    run("pg", "5432:80", &[]);
+    // The same kind of port, which its container asks for explicitly.
+    run("cache", "6379:80", &["dev.tether.forward.6379=true"]);
+    // A container that asks for none of its ports, and one that asks it for one.
+    let (a, b, c) = (free_port(), free_port(), free_port());
+    run("quiet", &format!("{a}:80"), &["dev.tether.forward=false"]);
+    run("half", &format!("{b}:80"), &[&format!("dev.tether.forward.{b}=false")]);
+    vm.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("af-{tag}-other"),
+        "-p",
+        &format!("{c}:80"),
+        "--label",
+        &format!("dev.tether.forward.{b}=false"),
+        &var("LAB_IMAGE"),
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+
+    // The plain one and the opted-in one are served; the others are listed with the reason.
+    wait_for("the allowed forwards", Duration::from_secs(10), || {
+        (serves(c) && serves(6379)).then_some(())
+    });
+    let st = wait_for("every kept-back port listed", Duration::from_secs(10), || {
+        let st = t.status("a");
+        (st["unforwarded"].as_array().map(|u| u.len()) == Some(3)).then_some(st)
+    });
+    let reason = |port: u16| {
+        st["unforwarded"]
+            .as_array()
+            .and_then(|u| u.iter().find(|x| x["port"] == port))
+            .map(|x| x["reason"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert!(reason(5432).contains("well-known service port"), "{st}");
+    assert!(reason(a).contains("dev.tether.forward=false"), "{st}");
+    assert!(reason(b).contains(&format!("dev.tether.forward.{b}=false")), "{st}");
+    for port in [5432, a, b] {
+        assert!(forward(&st, port).is_none(), "{port} was forwarded: {st}");
+    }
+    // (5432 may be a real Postgres on a developer's laptop; the test's own ports are free.)
+    for port in [a, b] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{port} listens"
+        );
+    }
+    let containers = t.run(&["containers", "a"]).ok().stdout;
+    assert!(containers.contains("5432/tcp (not forwarded)"), "{containers}");
+    assert!(
+        containers.contains("5432/tcp not forwarded: 5432 is a well-known service port"),
+        "{containers}"
+    );
+    assert!(containers.contains("6379/tcp → 127.0.0.1:6379 (auto)"), "{containers}");
+}

@@ -18,6 +18,8 @@ export interface UnforwardedPort {
   container: string;
   port: number;
   proto: string;
+  /** Why, in words for the user. */
+  reason?: string;
 }
 
 export interface EngineInfo {
@@ -121,6 +123,8 @@ export interface PortView {
   proto: string;
   local?: number | null;
   auto: boolean;
+  /** Why it is not forwarded automatically: UDP, a well-known service port, or a label. */
+  not_forwarded?: string | null;
 }
 
 export interface ContainerView {

@@ -40,3 +40,19 @@ fn busy_port_names_the_holder_and_a_way_out() {
     assert!(msg.contains(&format!("by pid {}", std::process::id())), "{msg}");
     assert!(msg.contains(&format!("-p {}:5432", port + 1)), "{msg}");
 }
+
+#[test]
+fn a_tunnel_never_shadows_another_processs_wildcard_listener() {
+    // Another process (a local Postgres, say) listens on every address.
+    let theirs = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = theirs.local_addr().unwrap().port();
+    let err = bind_loopback(port).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    drop(theirs);
+    // Free again: the tunnel binds loopback only.
+    let ours = bind_loopback(port).unwrap();
+    assert_eq!(
+        ours.local_addr().unwrap(),
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))
+    );
+}
