@@ -336,3 +336,28 @@ pub fn containers(list: &Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_a_vm_loses_its_control_characters_and_keeps_its_words() {
+        let hostile = "engine \u{1b}]0;owned\u{7}\u{1b}[2Jdown\r\u{9b}31m on \u{202e}lanretxe\u{202c}\nsecond\tline";
+        let shown = clean(hostile);
+        assert_eq!(shown, "engine ]0;owned[2Jdown31m on lanretxe\nsecond\tline");
+        // Plain text is passed through without a copy.
+        assert!(matches!(clean("Docker 26.1 (linux/arm64)"), Cow::Borrowed(_)));
+        // Every string field of an answer goes through it.
+        assert_eq!(s(&serde_json::json!("a\u{1b}[31mb")), "a[31mb");
+    }
+
+    #[test]
+    fn docker_host_is_quoted_for_the_shell() {
+        assert_eq!(
+            export_docker_host("unix:///Users/me/Library/Application Support/tether/run/vms/a/docker.sock"),
+            "export DOCKER_HOST='unix:///Users/me/Library/Application Support/tether/run/vms/a/docker.sock'"
+        );
+        assert_eq!(export_docker_host("unix:///run/a.sock"), "export DOCKER_HOST=unix:///run/a.sock");
+    }
+}
