@@ -46,9 +46,24 @@ impl Engine {
         cmd.env_remove("TETHER_KEY_PASSPHRASE").env_remove("TETHER_VM_PASSWORD");
         // Its own process group, so a Ctrl-C in this terminal does not stop the engine.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().context("cannot start the Tether engine")?;
+        let logged_before = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+        let mut child = cmd.spawn().context("cannot start the Tether engine")?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            // An engine that cannot start says why on its last line: show it now, not in 10 s.
+            if let Ok(Some(status)) = child.try_wait()
+                && !status.success()
+            {
+                let text = std::fs::read(&log_path).unwrap_or_default();
+                let new = String::from_utf8_lossy(text.get(logged_before as usize..).unwrap_or_default()).into_owned();
+                let why = new
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("error: "))
+                    .unwrap_or("it exited at once")
+                    .to_string();
+                anyhow::bail!("the Tether engine could not start: {why} (log: {})", log_path.display());
+            }
             if let Some(e) = Self::running(paths).await? {
                 eprintln!(
                     "started the Tether engine in the background (pid {}; log: {})",

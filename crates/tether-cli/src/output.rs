@@ -358,6 +358,9 @@ mod tests {
             export_docker_host("unix:///Users/me/Library/Application Support/tether/run/vms/a/docker.sock"),
             "export DOCKER_HOST='unix:///Users/me/Library/Application Support/tether/run/vms/a/docker.sock'"
         );
-        assert_eq!(export_docker_host("unix:///run/a.sock"), "export DOCKER_HOST=unix:///run/a.sock");
+        assert_eq!(
+            export_docker_host("unix:///run/a.sock"),
+            "export DOCKER_HOST=unix:///run/a.sock"
+        );
     }
 }

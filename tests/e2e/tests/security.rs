@@ -365,3 +365,22 @@ fn a_forward_refuses_connections_past_its_limit_and_says_so() {
     let _ = first.read_to_string(&mut rest);
     assert!(rest.contains("200"), "{rest}");
 }
+
+#[test]
+fn a_planted_symlink_for_the_socket_directory_is_refused_at_once() {
+    let t = Tether::without_daemon(&[]);
+    // Someone made the runtime directory a link to a place of their choosing.
+    let elsewhere = tempfile::Builder::new().prefix("te").tempdir_in("/var/tmp").unwrap();
+    std::fs::create_dir_all(t.home()).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), t.home().join("run")).unwrap();
+    let started = std::time::Instant::now();
+    t.run(&["connect"])
+        .fails_with(&["could not start", "is a symbolic link", "remove the link"]);
+    // Said at once, not after the start timeout.
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "something was made through the link"
+    );
+}
