@@ -423,6 +423,25 @@ impl Tether {
         ])
     }
 
+    /// `tether vm add` for a VM that logs in as `user` (by a keychain key or a password, not the
+    /// lab's key file), its host key accepted.
+    pub fn add_vm_as(&self, name: &str, ip: &str, port: u16, user: &str) -> Run {
+        self.run(&[
+            "vm",
+            "add",
+            name,
+            "--host",
+            ip,
+            "--port",
+            &port.to_string(),
+            "--user",
+            user,
+            "--remote-socket",
+            &var("LAB_A_SOCK"),
+            "--accept-new",
+        ])
+    }
+
     pub fn socket(&self, vm: &str) -> PathBuf {
         self.home().join("run/vms").join(vm).join("docker.sock")
     }

@@ -188,21 +188,7 @@ fn keyed_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::Te
         .unwrap();
     assert!(made.success());
     t.run(&["key", "import", "vmkey", &old_key.display().to_string()]).ok();
-    t.run(&[
-        "vm",
-        "add",
-        &vm.name,
-        "--host",
-        &vm.ip,
-        "--port",
-        "2222",
-        "--user",
-        &user.0,
-        "--remote-socket",
-        &var("LAB_A_SOCK"),
-        "--accept-new",
-    ])
-    .ok();
+    t.add_vm_as(&vm.name, &vm.ip, 2222, &user.0).ok();
     t.set_env("TETHER_VM_PASSWORD", &var("LAB_PASSWORD"));
     t.run(&["key", "install", &vm.name, "--key", "vmkey"]).ok();
     t.set_env("TETHER_VM_PASSWORD", "");
@@ -315,21 +301,7 @@ fn password_once_installs_the_key_and_rotation_retires_the_old_one() {
         .unwrap();
     assert!(made.success());
     t.run(&["key", "import", "vmkey", &old_key.display().to_string()]).ok();
-    t.run(&[
-        "vm",
-        "add",
-        "pw",
-        "--host",
-        &vm.ip,
-        "--port",
-        "2222",
-        "--user",
-        &user.0,
-        "--remote-socket",
-        &var("LAB_A_SOCK"),
-        "--accept-new",
-    ])
-    .ok();
+    t.add_vm_as("pw", &vm.ip, 2222, &user.0).ok();
     assert!(
         !openssh_login(&vm.ip, 2222, &user.0, &old_key),
         "the key works before it was installed"

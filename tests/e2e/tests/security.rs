@@ -15,6 +15,22 @@ use tether_e2e::*;
 /// The uid every "other user" here runs as.
 const NOBODY: &str = "65534";
 
+/// Python as the other user, running `script`.
+fn python_as_nobody(script: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid",
+        NOBODY,
+        "--regid",
+        NOBODY,
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+        script,
+    ]);
+    c
+}
+
 fn open_up(path: &std::path::Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -78,25 +94,15 @@ fn the_control_socket_talks_only_to_its_own_user_both_ways() {
     open_up(&sock, 0o666);
 
     // Another user connects and asks: refused by its uid, and no engine fact crosses.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid",
-            NOBODY,
-            "--regid",
-            NOBODY,
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-        ])
-        .arg(
-            "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)\n\
+    let out = python_as_nobody(
+        "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)\n\
              try: s.sendall(b'{\"op\":\"ping\"}\\n')\n\
              except OSError: pass\n\
              print(s.makefile().readline())",
-        )
-        .arg(&sock)
-        .output()
-        .unwrap();
+    )
+    .arg(&sock)
+    .output()
+    .unwrap();
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(answer.contains("\"forbidden\""), "{answer}");
@@ -115,26 +121,17 @@ fn the_control_socket_talks_only_to_its_own_user_both_ways() {
         open_up(dir, 0o777);
     }
     let got = fake.path().join("got");
-    let mut server = Command::new("setpriv")
-        .args([
-            "--reuid",
-            NOBODY,
-            "--regid",
-            NOBODY,
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-        ])
-        .arg(
-            "import socket,sys,os; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); \
+    let mut server = python_as_nobody(
+        "import socket,sys,os; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); \
              s.listen(8)\n\
              while True:\n  c,_=s.accept(); c.settimeout(2)\n  try: d=c.recv(65536)\n  except Exception: d=b''\n  \
-             open(sys.argv[2],'ab').write(d); c.sendall(b'{\"ok\":true,\"result\":[]}\\n'); c.close()",
-        )
-        .arg(run.join("control.sock"))
-        .arg(&got)
-        .spawn()
-        .unwrap();
+             open(sys.argv[2],'ab').write(d)\n  \
+             try: c.sendall(b'{\"ok\":true,\"result\":[]}\\n')\n  except OSError: pass\n  c.close()",
+    )
+    .arg(run.join("control.sock"))
+    .arg(&got)
+    .spawn()
+    .unwrap();
     wait_for("the other user's socket", Duration::from_secs(10), || {
         run.join("control.sock").exists().then_some(())
     });
@@ -252,21 +249,7 @@ fn password_vm(vm: &TestVm, user: &LabUser) -> (Tether, tether_e2e::keyring::Sec
     let ss = tether_e2e::keyring::SecretService::start(probe.path(), true);
     let mut t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
     t.run(&["key", "gen", "k"]).ok();
-    t.run(&[
-        "vm",
-        "add",
-        &vm.name,
-        "--host",
-        &vm.ip,
-        "--port",
-        "2222",
-        "--user",
-        &user.0,
-        "--remote-socket",
-        &var("LAB_A_SOCK"),
-        "--accept-new",
-    ])
-    .ok();
+    t.add_vm_as(&vm.name, &vm.ip, 2222, &user.0).ok();
     t.set_env("TETHER_VM_PASSWORD", &var("LAB_PASSWORD"));
     (t, ss, probe)
 }
