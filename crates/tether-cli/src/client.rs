@@ -126,10 +126,7 @@ pub async fn daemon(paths: Paths) -> Result<()> {
 
 /// "the Tether engine runs in the Tether app (pid 4121) since 09:14:03 (2 h 5 min)".
 fn describe_owner(owner: &Owner) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = tether_core::clock::unix_ms();
     let up = Duration::from_millis(now.saturating_sub(owner.since_ms)).as_secs();
     let uptime = match up {
         s if s < 60 => format!("{s} s"),

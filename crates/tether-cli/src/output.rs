@@ -1,7 +1,6 @@
 //! Human-readable rendering of engine answers. JSON output bypasses this module.
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tether_core::config::Config;
@@ -28,10 +27,7 @@ pub fn clean(text: &str) -> Cow<'_, str> {
 /// "3m ago" style age of a unix-millisecond timestamp.
 fn ago(ms: &Value) -> String {
     let Some(ms) = ms.as_u64() else { return "-".into() };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(ms);
+    let now = tether_core::clock::unix_ms();
     let secs = now.saturating_sub(ms) / 1000;
     match secs {
         0..=59 => format!("{secs}s ago"),
@@ -172,10 +168,7 @@ pub fn status(all: &Value) {
 
 /// One engine event as a line of text, timestamped.
 pub fn event(ev: &Value) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = tether_core::clock::unix_ms() / 1000;
     let hms = format!("{:02}:{:02}:{:02}", (now / 3600) % 24, (now / 60) % 60, now % 60);
     let vm = s(&ev["vm"]);
     let text = match s(&ev["event"]).as_ref() {

@@ -205,9 +205,7 @@ impl Engine {
             )));
         }
         let path = self.paths().docker_socket(vm);
-        let d = Docker::connect_with_unix(&path.to_string_lossy(), 30, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| engine_err(vm, e))?;
-        d.negotiate_version().await.map_err(|e| engine_err(vm, e))
+        crate::docker::client(&path).await.map_err(|e| engine_err(vm, e))
     }
 
     /// Every container of `vm`, running ones with one-shot CPU and memory figures.

@@ -754,10 +754,7 @@ impl Engine {
     }
 
     fn known_hosts_files(&self) -> Vec<std::path::PathBuf> {
-        [session::home_known_hosts(), Some(self.inner.paths.known_hosts())]
-            .into_iter()
-            .flatten()
-            .collect()
+        self.inner.paths.known_hosts_files()
     }
 
     /// Disconnects everything and stops every session.
@@ -803,10 +800,7 @@ async fn record_recent(mut rx: broadcast::Receiver<Event>, recent: Arc<Recent>) 
                 continue;
             }
         };
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let at_ms = crate::clock::unix_ms();
         if let Ok(mut r) = recent.lock() {
             if matches!(event, Event::VmRemoved { .. }) {
                 r.remove(&vm);

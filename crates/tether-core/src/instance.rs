@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -99,10 +99,7 @@ pub fn acquire(paths: &Paths, kind: Kind) -> Result<Lock, InstanceError> {
         Err(TryLockError::WouldBlock) => return Err(InstanceError::Running(wait_owner(&mut file))),
         Err(TryLockError::Error(e)) => return Err(io(e)),
     }
-    let since_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let since_ms = crate::clock::unix_ms();
     let owner = Owner {
         pid: std::process::id(),
         kind,

@@ -5,12 +5,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use russh::keys::{HashAlg, PrivateKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::clock::unix_ms as now_ms;
 use crate::config::{ConfigError, KeyInfo, KeyOrigin, validate_key_name};
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -66,13 +67,6 @@ pub struct RotateReport {
     pub new_fingerprint: String,
     /// Set when the old key could not be removed from the VM (the new one works regardless).
     pub warning: Option<String>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn public_line(key: &PrivateKey) -> Result<String, EngineError> {
@@ -219,10 +213,7 @@ impl Engine {
     }
 
     pub(crate) fn host_key_policy(&self) -> HostKeyPolicy {
-        let files = [crate::session::home_known_hosts(), Some(self.paths().known_hosts())]
-            .into_iter()
-            .flatten()
-            .collect();
+        let files = self.paths().known_hosts_files();
         // Nothing here accepts a host key: the VM's key must already be trusted.
         HostKeyPolicy {
             files,

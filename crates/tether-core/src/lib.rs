@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod checks;
+pub mod clock;
 pub mod config;
 pub mod containers;
 pub mod contexts;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::checks::engine_arch;
+use crate::clock::unix_ms as now_ms;
 use crate::config::Arch;
 use crate::remote;
 use crate::session::{AutoPolicy, AutoWant, Event, SessionHandle, UnforwardedPort};
@@ -196,13 +197,6 @@ impl Drop for Monitor {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Starts watching VM `name`, whose forwarded Docker socket is `socket`.
 pub fn spawn(
     name: String,
@@ -231,10 +225,7 @@ async fn run(
         if status.wait_for(|s| s.state == State::Connected).await.is_err() {
             return;
         }
-        let docker = match Docker::connect_with_unix(&socket.to_string_lossy(), 30, bollard::API_DEFAULT_VERSION) {
-            Ok(d) => d.negotiate_version().await.ok(),
-            Err(_) => None,
-        };
+        let docker = crate::docker::client(&socket).await.ok();
         let Some(docker) = docker else {
             // The engine does not answer yet (the session reports why); look again shortly.
             tokio::time::sleep(Duration::from_secs(2)).await;

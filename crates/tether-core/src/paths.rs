@@ -95,6 +95,16 @@ impl Paths {
         self.config_dir.join("known_hosts")
     }
 
+    /// The known_hosts files read for host keys, in order: OpenSSH's (read only) and Tether's
+    /// own, which receives the keys the user accepts and is last.
+    pub fn known_hosts_files(&self) -> Vec<PathBuf> {
+        std::env::var_os("HOME")
+            .map(|h| Path::new(&h).join(".ssh").join("known_hosts"))
+            .into_iter()
+            .chain([self.known_hosts()])
+            .collect()
+    }
+
     pub fn control_socket(&self) -> PathBuf {
         self.runtime_dir.join("control.sock")
     }

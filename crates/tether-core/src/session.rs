@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use russh::client::Handle;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
+use crate::clock::unix_ms_of as unix_ms;
 use crate::config::{Arch, PortMap, Profile};
 use crate::docker::{self, EngineInfo};
 use crate::error::EngineError;
@@ -186,7 +187,7 @@ pub struct AutoPolicy {
 }
 
 /// Where a privileged port goes on the laptop unless allowed: 80 → 10080, 443 → 10443.
-pub const PRIVILEGED_OFFSET: u16 = 10000;
+pub use crate::forward::PRIVILEGED_OFFSET;
 
 /// Cheap, cloneable handle to a session actor.
 #[derive(Clone)]
@@ -399,10 +400,6 @@ pub fn spawn(
         status: status_rx,
         link: link_rx,
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Awaits an optional task; pending forever when there is none (for `select!`).
@@ -802,7 +799,7 @@ impl Actor {
             a.abort();
         }
         let profile = self.profile.clone();
-        let files = vec![home_known_hosts(), Some(self.paths.known_hosts())];
+        let files = self.paths.known_hosts_files();
         let (accept_new, confirmed) = self.policy.clone();
         let passphrase = self.passphrase.clone();
         let keys = self.keys.clone();
@@ -821,7 +818,7 @@ impl Actor {
                 })?;
             let creds = crate::keys::credentials_for(&profile, &target, &keys).await?;
             let policy = HostKeyPolicy {
-                files: files.into_iter().flatten().collect(),
+                files,
                 accept_new,
                 confirmed,
                 scan: false,
@@ -918,7 +915,7 @@ impl Actor {
         match rtt {
             Some(rtt) => {
                 self.misses = 0;
-                let ms = (rtt.as_secs_f64() * 1e5).round() / 100.0;
+                let ms = rtt_ms(rtt);
                 // Tell subscribers when it moved by a tenth or 0.2 ms, not every 2 s.
                 let moved = self.rtt.is_none_or(|old| {
                     let old = old.as_secs_f64() * 1e3;
@@ -1134,7 +1131,7 @@ impl Actor {
             s.arch = self.profile.arch;
             s.state = self.state;
             s.since_ms = unix_ms(self.since);
-            s.rtt_ms = self.rtt.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0);
+            s.rtt_ms = self.rtt.map(rtt_ms);
             s.forwards = forwards;
             s.last_error = self.last_error.clone();
             s.engine = self.engine.clone();
@@ -1173,11 +1170,12 @@ fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
     }
 }
 
+/// A round trip in milliseconds with two decimals, as status and events carry it.
+fn rtt_ms(rtt: Duration) -> f64 {
+    (rtt.as_secs_f64() * 1e5).round() / 100.0
+}
+
 /// Binds synchronously so the actor learns at once whether a tunnel is up.
 fn std_bind(port: u16, remote: u16) -> Result<std::net::TcpListener, ForwardError> {
     forward::bind_loopback(port).map_err(|e| forward::classify_bind_error(port, remote, e))
-}
-
-pub(crate) fn home_known_hosts() -> Option<std::path::PathBuf> {
-    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".ssh").join("known_hosts"))
 }
