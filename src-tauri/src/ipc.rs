@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
+use tether_core::api::HealthReport;
+use tether_core::api::{ConnectReport, VmStatus};
 use tether_core::checks::Check;
 use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
 use tether_core::containers::{Action, ContainerView};
@@ -16,8 +18,6 @@ use tether_core::control::{Client, ClientError, ErrorBody, Request};
 use tether_core::engine::TimedEvent;
 use tether_core::error::EngineError;
 use tether_core::keys::KeyView;
-use tether_core::monitor::HealthReport;
-use tether_core::session::{ConnectReport, VmStatus};
 use tether_core::target::SshHost;
 
 use crate::service::TRAY_REFRESH;

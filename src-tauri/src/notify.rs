@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use tether_core::session::Event;
+use tether_core::api::Event;
 use tether_core::state::State;
 
 /// A notification to show.

@@ -12,13 +12,13 @@ use tauri_plugin_autostart::{MacosLauncher, ManagerExt as _};
 use tauri_plugin_clipboard_manager::ClipboardExt as _;
 use tauri_plugin_notification::NotificationExt as _;
 
+use tether_core::api::{Event, VmStatus};
 use tether_core::config::Config;
 use tether_core::control::{self, Client, Request};
 use tether_core::engine::Engine;
 use tether_core::error::EngineError;
 use tether_core::instance::{InstanceError, Kind};
 use tether_core::paths::Paths;
-use tether_core::session::{Event, VmStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::{ATTACHED_FLAG, HIDDEN_FLAG, WINDOW_FLAG, menu_action, notify, tray};

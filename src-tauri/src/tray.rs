@@ -6,7 +6,7 @@ use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Wry};
-use tether_core::session::VmStatus;
+use tether_core::api::VmStatus;
 use tether_core::state::State;
 
 pub const TRAY_ID: &str = "tether";
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn forwards_udp_and_arch_warnings_are_in_the_menu() {
-        use tether_core::session::{ForwardStatus, UnforwardedPort};
+        use tether_core::api::{ForwardStatus, UnforwardedPort};
         let mut a = vm("arm", State::Connected, true);
         let fwd = |local, remote, container: Option<&str>| ForwardStatus {
             local,

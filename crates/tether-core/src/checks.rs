@@ -44,15 +44,6 @@ const TITLES: [(&str, &str); 5] = [
     ("arch", "The engine's architecture matches"),
 ];
 
-/// The Go architecture names Docker reports, in Tether's terms.
-pub fn engine_arch(reported: &str) -> Option<Arch> {
-    match reported {
-        "amd64" | "x86_64" => Some(Arch::X86_64),
-        "arm64" | "aarch64" => Some(Arch::Arm64),
-        _ => None,
-    }
-}
-
 /// The checks that need a login, over `handle`.
 async fn over(handle: &russh::client::Handle<ClientHandler>, profile: &Profile, target: &Target) -> Vec<Check> {
     let sock = &profile.remote_socket;
@@ -127,7 +118,7 @@ async fn over(handle: &russh::client::Handle<ClientHandler>, profile: &Profile, 
         Some("set `AllowStreamLocalForwarding yes` in /etc/ssh/sshd_config on the VM and reload sshd (`sudo systemctl reload ssh`)".into()),
     ));
     let info = docker::probe(handle, sock, user).await;
-    let (ok, detail, fix) = match (info.ok, info.arch.as_deref().and_then(engine_arch), profile.arch) {
+    let (ok, detail, fix) = match (info.ok, info.arch.as_deref().and_then(Arch::from_engine), profile.arch) {
         (false, _, _) => (
             false,
             format!("cannot ask the engine: {}", info.error.unwrap_or_default()),
@@ -167,7 +158,7 @@ impl Engine {
         let profile = self.config().await.vm(name)?.clone();
         let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
         let login = async {
-            let creds = crate::keys::credentials_for(&profile, &target, &self.inner.keys).await?;
+            let creds = crate::identity::credentials_for(&profile, &target, &self.inner.keys).await?;
             ssh::connect(
                 &target,
                 self.host_key_policy(),

@@ -56,6 +56,17 @@ pub enum Arch {
     X86_64,
 }
 
+impl Arch {
+    /// The architecture names Docker reports (Go's), in Tether's terms.
+    pub fn from_engine(reported: &str) -> Option<Arch> {
+        match reported {
+            "amd64" | "x86_64" => Some(Arch::X86_64),
+            "arm64" | "aarch64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -4,28 +4,13 @@
 use std::time::Duration;
 
 use russh::client::Handle;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::api::EngineInfo;
 use crate::ssh::{self, ClientHandler};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
-
-/// What the engine said about itself, or why it could not be asked.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EngineInfo {
-    pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub os: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 impl EngineInfo {
     fn failed(error: String) -> Self {

@@ -8,6 +8,7 @@ use russh::keys::PublicKey;
 use tokio::sync::{Mutex, broadcast};
 use zeroize::Zeroizing;
 
+use crate::api::{ConnectReport, Event, HealthReport, VmStatus};
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
 use crate::contexts::{ContextStore, Wanted};
 use crate::error::EngineError;
@@ -15,11 +16,11 @@ use crate::forward;
 use crate::instance;
 use crate::keystore::{KeyStore, Keys};
 use crate::known_hosts::{self, HostKeyStatus};
-use crate::monitor::{self, HealthReport, Monitor};
+use crate::monitor::{self, Monitor};
 use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
 use crate::session::AutoPolicy;
-use crate::session::{self, ConnectOpts, ConnectReport, Event, SessionHandle, VmStatus};
+use crate::session::{self, ConnectOpts, SessionHandle};
 
 /// How many recent events are kept per VM for the app's "recent events" list.
 pub const RECENT_EVENTS: usize = 50;

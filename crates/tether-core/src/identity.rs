@@ -12,6 +12,10 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{HashAlg, PrivateKey};
 use zeroize::Zeroizing;
 
+use crate::config::Profile;
+use crate::keystore::Keys;
+use crate::target::Target;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("cannot read key file {path}: {source}; check the path given with --identity")]
@@ -141,6 +145,28 @@ pub fn generate_ed25519(comment: &str) -> PrivateKey {
     let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
     key.set_comment(comment);
     key
+}
+
+/// What a VM logs in with: its keychain key, or else its key files, ssh-agent and the default
+/// keys, as OpenSSH would try them.
+pub async fn credentials_for(
+    profile: &Profile,
+    target: &Target,
+    keys: &Keys,
+) -> Result<Box<dyn Credentials>, IdentityError> {
+    Ok(match &profile.key {
+        Some(name) => {
+            let key = keys.load(name).await?;
+            Box::new(Fixed(vec![Credential::Key {
+                label: format!("keychain key '{name}'"),
+                key,
+            }]))
+        }
+        None => Box::new(FileAndAgent {
+            explicit: target.identity_files.clone(),
+            defaults: true,
+        }),
+    })
 }
 
 #[cfg(test)]

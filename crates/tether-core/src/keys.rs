@@ -15,8 +15,7 @@ use crate::clock::unix_ms as now_ms;
 use crate::config::{ConfigError, KeyInfo, KeyOrigin, validate_key_name};
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::identity::{self, Credential, Credentials, FileAndAgent, Fixed, IdentityError};
-use crate::keystore::Keys;
+use crate::identity::{self, Credential, Fixed, IdentityError};
 use crate::remote;
 use crate::ssh::{self, HostKeyPolicy};
 
@@ -425,28 +424,6 @@ impl Engine {
         };
         Ok(report(warning))
     }
-}
-
-/// What a VM logs in with: its keychain key, or else its key files, ssh-agent and the default
-/// keys, as OpenSSH would try them.
-pub(crate) async fn credentials_for(
-    profile: &crate::config::Profile,
-    target: &crate::target::Target,
-    keys: &Keys,
-) -> Result<Box<dyn Credentials>, ssh::SshError> {
-    Ok(match &profile.key {
-        Some(name) => {
-            let key = keys.load(name).await.map_err(|e| ssh::SshError::Identity(e.into()))?;
-            Box::new(Fixed(vec![Credential::Key {
-                label: format!("keychain key '{name}'"),
-                key,
-            }]))
-        }
-        None => Box::new(FileAndAgent {
-            explicit: target.identity_files.clone(),
-            defaults: true,
-        }),
-    })
 }
 
 fn no_key(name: &str) -> EngineError {

@@ -16,15 +16,14 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::checks::engine_arch;
+use crate::api::{Disk, EngineHealth, Event, Health, HealthReport, Sample, UnforwardedPort, VmHealth};
 use crate::clock::unix_ms as now_ms;
 use crate::config::Arch;
 use crate::remote;
-use crate::session::{AutoPolicy, AutoWant, Event, SessionHandle, UnforwardedPort};
+use crate::session::{AutoPolicy, AutoWant, SessionHandle};
 use crate::state::State;
 
 /// Sampling while a window or `status --watch` is open.
@@ -33,73 +32,6 @@ pub const FAST: Duration = Duration::from_secs(2);
 pub const SLOW: Duration = Duration::from_secs(30);
 /// How much history is kept.
 pub const HISTORY: Duration = Duration::from_secs(3600);
-
-/// The Docker Engine as the VM's own API describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct EngineHealth {
-    pub ping_ms: f64,
-    pub version: String,
-    pub api_version: String,
-    pub os: String,
-    pub kernel: String,
-    pub arch: String,
-    pub containers_running: i64,
-    pub containers_total: i64,
-    pub images: i64,
-    pub docker_root: String,
-}
-
-/// Used and total bytes of one filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Disk {
-    pub used: u64,
-    pub total: u64,
-}
-
-/// The VM itself, from /proc and df.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct VmHealth {
-    pub load: [f64; 3],
-    pub cpus: u32,
-    pub mem_used: u64,
-    pub mem_total: u64,
-    pub disk_root: Disk,
-    pub disk_docker: Disk,
-}
-
-/// One health reading of a VM.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Health {
-    pub at_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rtt_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub engine: Option<EngineHealth>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vm: Option<VmHealth>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub arch_warning: Option<String>,
-    /// What could not be read this time, and why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-}
-
-/// A point of the history, for charts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub at_ms: u64,
-    pub rtt_ms: Option<f64>,
-    pub engine_ms: Option<f64>,
-    pub load1: Option<f64>,
-    pub mem_used: Option<u64>,
-}
-
-/// A VM's latest health and its history.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct HealthReport {
-    pub latest: Option<Health>,
-    pub history: Vec<Sample>,
-}
 
 /// One VM's latest reading and its history.
 type Kept = (Option<Health>, VecDeque<Sample>);
@@ -409,7 +341,7 @@ async fn sample(docker: &Docker, session: &SessionHandle, arch: Option<Arch>) ->
 
 /// The warning for an engine that runs another architecture than the VM is labelled with.
 pub fn arch_warning(label: Option<Arch>, reported: &str) -> Option<String> {
-    let got = engine_arch(reported)?;
+    let got = Arch::from_engine(reported)?;
     let want = label?;
     (got != want).then(|| {
         format!(

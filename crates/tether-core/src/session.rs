@@ -8,18 +8,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use russh::client::Handle;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use crate::clock::unix_ms_of as unix_ms;
-use crate::config::{Arch, PortMap, Profile};
-use crate::docker::{self, EngineInfo};
+use crate::config::{PortMap, Profile};
+use crate::docker;
 use crate::error::EngineError;
 use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
 
+use crate::api::{ConnectReport, EngineInfo, Event, ForwardStatus, UnforwardedPort, VmStatus};
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
@@ -36,130 +36,11 @@ pub const RECHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the Docker engine is asked for its version while connected.
 pub const ENGINE_EVERY: Duration = Duration::from_secs(15);
 
-/// One tunnel's state for status output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForwardStatus {
-    pub local: u16,
-    pub remote: u16,
-    /// "listening", "failed" or "idle" (VM not wanted).
-    pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub active: u64,
-    pub total: u64,
-    /// Connections turned away for being over `settings.max_streams`.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub refused: u64,
-    /// Made for a container's published port, not by the user.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub auto: bool,
-    /// The container an automatic forward serves.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-}
-
-/// A container's published port that Tether cannot forward (UDP), shown as such.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnforwardedPort {
-    pub container: String,
-    pub port: u16,
-    pub proto: String,
-    /// Why, in words for the user.
-    #[serde(default)]
-    pub reason: String,
-}
-
 /// A published TCP port a container wants on the laptop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoWant {
     pub remote: u16,
     pub container: String,
-}
-
-/// Everything `tether status` shows about one VM.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VmStatus {
-    pub name: String,
-    pub host: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub arch: Option<Arch>,
-    #[serde(flatten)]
-    pub state: State,
-    /// Unix time in milliseconds of the last state change.
-    pub since_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rtt_ms: Option<f64>,
-    pub socket: String,
-    pub docker_host: String,
-    pub forwards: Vec<ForwardStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub engine: Option<EngineInfo>,
-    pub active: bool,
-    /// Connect whenever the engine starts.
-    #[serde(default)]
-    pub auto_connect: bool,
-    /// Published container ports that are not forwarded (UDP).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unforwarded: Vec<UnforwardedPort>,
-    /// Set when the engine's architecture is not the one the VM is labelled with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arch_warning: Option<String>,
-    /// Whether published container ports are forwarded automatically (the VM's own choice, or
-    /// the default).
-    #[serde(default)]
-    pub auto_forward: bool,
-}
-
-/// Typed events on the engine's broadcast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    State {
-        vm: String,
-        #[serde(flatten)]
-        state: State,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-    },
-    Forward {
-        vm: String,
-        forward: ForwardStatus,
-    },
-    Engine {
-        vm: String,
-        engine: EngineInfo,
-    },
-    /// The probe's round trip moved noticeably (not sent for every probe).
-    Rtt {
-        vm: String,
-        rtt_ms: f64,
-    },
-    Active {
-        vm: Option<String>,
-    },
-    VmAdded {
-        vm: String,
-    },
-    VmRemoved {
-        vm: String,
-    },
-    /// Containers changed on the VM (from the engine's event stream): fetch the list again.
-    Containers {
-        vm: String,
-    },
-    /// A fresh health sample.
-    Health {
-        vm: String,
-        health: Box<crate::monitor::Health>,
-    },
-}
-
-/// What a successful connect reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ConnectReport {
-    pub status: VmStatus,
 }
 
 /// Options for one connect request.
@@ -816,7 +697,7 @@ impl Actor {
                     addr: profile.host.clone(),
                     message: e.to_string(),
                 })?;
-            let creds = crate::keys::credentials_for(&profile, &target, &keys).await?;
+            let creds = crate::identity::credentials_for(&profile, &target, &keys).await?;
             let policy = HostKeyPolicy {
                 files,
                 accept_new,
@@ -1140,10 +1021,6 @@ impl Actor {
             s.arch_warning = self.arch_warning.clone();
         });
     }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {

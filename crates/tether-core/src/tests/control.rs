@@ -101,7 +101,7 @@ async fn a_subscriber_that_falls_behind_is_told_by_the_end_of_its_stream() {
     let (engine, cancel, server, _sock, mut events) = serving(dir.path()).await;
     events.call(&Request::Subscribe).await.unwrap();
     // Far more than the broadcast holds and the socket buffers take, while nobody reads.
-    let ev = || crate::session::Event::Rtt {
+    let ev = || crate::api::Event::Rtt {
         vm: "arm".into(),
         rtt_ms: 1.0,
     };

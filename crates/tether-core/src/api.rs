@@ -1,0 +1,214 @@
+//! The engine's wire types: what the control API, events and status carry to the CLI and the
+//! app. Plain data with serde, no I/O; every other module may use them, and they use only the
+//! pure model (`state`, `config`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Arch;
+use crate::state::State;
+
+/// What the engine said about itself, or why it could not be asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One tunnel's state for status output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardStatus {
+    pub local: u16,
+    pub remote: u16,
+    /// "listening", "failed" or "idle" (VM not wanted).
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub active: u64,
+    pub total: u64,
+    /// Connections turned away for being over `settings.max_streams`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u64,
+    /// Made for a container's published port, not by the user.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
+    /// The container an automatic forward serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// A container's published port that Tether cannot forward (UDP), shown as such.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnforwardedPort {
+    pub container: String,
+    pub port: u16,
+    pub proto: String,
+    /// Why, in words for the user.
+    #[serde(default)]
+    pub reason: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Everything `tether status` shows about one VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmStatus {
+    pub name: String,
+    pub host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Arch>,
+    #[serde(flatten)]
+    pub state: State,
+    /// Unix time in milliseconds of the last state change.
+    pub since_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    pub socket: String,
+    pub docker_host: String,
+    pub forwards: Vec<ForwardStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineInfo>,
+    pub active: bool,
+    /// Connect whenever the engine starts.
+    #[serde(default)]
+    pub auto_connect: bool,
+    /// Published container ports that are not forwarded (UDP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unforwarded: Vec<UnforwardedPort>,
+    /// Set when the engine's architecture is not the one the VM is labelled with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch_warning: Option<String>,
+    /// Whether published container ports are forwarded automatically (the VM's own choice, or
+    /// the default).
+    #[serde(default)]
+    pub auto_forward: bool,
+}
+
+/// Typed events on the engine's broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    State {
+        vm: String,
+        #[serde(flatten)]
+        state: State,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Forward {
+        vm: String,
+        forward: ForwardStatus,
+    },
+    Engine {
+        vm: String,
+        engine: EngineInfo,
+    },
+    /// The probe's round trip moved noticeably (not sent for every probe).
+    Rtt {
+        vm: String,
+        rtt_ms: f64,
+    },
+    Active {
+        vm: Option<String>,
+    },
+    VmAdded {
+        vm: String,
+    },
+    VmRemoved {
+        vm: String,
+    },
+    /// Containers changed on the VM (from the engine's event stream): fetch the list again.
+    Containers {
+        vm: String,
+    },
+    /// A fresh health sample.
+    Health {
+        vm: String,
+        health: Box<Health>,
+    },
+}
+
+/// What a successful connect reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectReport {
+    pub status: VmStatus,
+}
+
+/// The Docker Engine as the VM's own API describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EngineHealth {
+    pub ping_ms: f64,
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+    pub containers_running: i64,
+    pub containers_total: i64,
+    pub images: i64,
+    pub docker_root: String,
+}
+
+/// Used and total bytes of one filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Disk {
+    pub used: u64,
+    pub total: u64,
+}
+
+/// The VM itself, from /proc and df.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct VmHealth {
+    pub load: [f64; 3],
+    pub cpus: u32,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub disk_root: Disk,
+    pub disk_docker: Disk,
+}
+
+/// One health reading of a VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Health {
+    pub at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm: Option<VmHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch_warning: Option<String>,
+    /// What could not be read this time, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// A point of the history, for charts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at_ms: u64,
+    pub rtt_ms: Option<f64>,
+    pub engine_ms: Option<f64>,
+    pub load1: Option<f64>,
+    pub mem_used: Option<u64>,
+}
+
+/// A VM's latest health and its history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub latest: Option<Health>,
+    pub history: Vec<Sample>,
+}
