@@ -130,18 +130,26 @@ impl SessionHandle {
 pub type Link = Arc<Handle<ClientHandler>>;
 type Attempt = JoinHandle<Result<(Connection, EngineInfo), SshError>>;
 
+/// Accept loops told to stop whose port or socket is not free yet.
+type Closing = Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>;
+
+/// A bound listener and its accept loop. Dropping it stops the loop and files the loop's task
+/// in `closing`, where the actor awaits it before answering: removing a tunnel is removing it
+/// from the table.
 struct Listener {
     cancel: CancellationToken,
     counters: Arc<Counters>,
     /// The accept loop; the port or socket is free only once it has ended.
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+    closing: Closing,
 }
 
-impl Listener {
-    /// Stops accepting; the returned task ends (and the port is free) a moment later.
-    fn close(self) -> JoinHandle<()> {
+impl Drop for Listener {
+    fn drop(&mut self) {
         self.cancel.cancel();
-        self.task
+        if let (Some(task), Ok(mut closing)) = (self.task.take(), self.closing.lock()) {
+            closing.push(task);
+        }
     }
 }
 
@@ -176,7 +184,7 @@ struct Actor {
     probe: Option<JoinHandle<Option<Duration>>>,
     /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
     /// so `tunnel --rm 3000` then `tunnel -p 3000` never finds the port taken by Tether itself.
-    closing: Vec<JoinHandle<()>>,
+    closing: Closing,
     /// The running probe is the quick one after a network change or wake.
     recheck: bool,
     misses: u32,
@@ -262,7 +270,7 @@ pub fn spawn(
         passphrase: None,
         rtt: None,
         probe: None,
-        closing: Vec::new(),
+        closing: Closing::default(),
         recheck: false,
         misses: 0,
         engine: None,
@@ -423,7 +431,8 @@ impl Actor {
     /// Waits until every listener told to stop has let go of its port or socket. Each is a
     /// local task that ends at its next poll, so this takes microseconds, never a network wait.
     async fn finish_closing(&mut self) {
-        for task in self.closing.drain(..) {
+        let tasks: Vec<JoinHandle<()>> = self.closing.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
+        for task in tasks {
             let _ = task.await;
         }
     }
@@ -565,7 +574,12 @@ impl Actor {
             cancel.clone(),
         );
         let task = tokio::spawn(forward::serve_unix(listener, ctx));
-        self.docker = Some(Listener { cancel, counters, task });
+        self.docker = Some(Listener {
+            cancel,
+            counters,
+            task: Some(task),
+            closing: self.closing.clone(),
+        });
         let ports: Vec<u16> = self.tunnels.keys().copied().collect();
         for port in ports {
             self.bind_tunnel(port);
@@ -591,7 +605,16 @@ impl Actor {
                 match tokio::net::TcpListener::from_std(l) {
                     Ok(l) => {
                         let task = tokio::spawn(forward::serve_tcp(l, ctx));
-                        tunnel_state = (Some(Listener { cancel, counters, task }), None);
+                        let closing = self.closing.clone();
+                        tunnel_state = (
+                            Some(Listener {
+                                cancel,
+                                counters,
+                                task: Some(task),
+                                closing,
+                            }),
+                            None,
+                        );
                         None
                     }
                     Err(source) => {
@@ -622,14 +645,15 @@ impl Actor {
     }
 
     fn tear_down(&mut self) {
-        self.closing.retain(|t| !t.is_finished());
+        if let Ok(mut c) = self.closing.lock() {
+            c.retain(|t| !t.is_finished());
+        }
         self.drop_link();
         if let Some(a) = self.attempt.take() {
             a.abort();
         }
         self.retry_at = None;
-        if let Some(d) = self.docker.take() {
-            self.closing.push(d.close());
+        if self.docker.take().is_some() {
             let path = self.paths.docker_socket(&self.name);
             let _ = std::fs::remove_file(&path);
             if let Some(dir) = path.parent() {
@@ -637,9 +661,7 @@ impl Actor {
             }
         }
         for t in self.tunnels.values_mut() {
-            if let Some(l) = t.listener.take() {
-                self.closing.push(l.close());
-            }
+            t.listener = None;
             t.error = None;
         }
         let reason = format!(
@@ -866,11 +888,8 @@ impl Actor {
             .collect();
         // A manual mapping wins over an automatic one on the same local port.
         for m in &profile.forwards {
-            if self.tunnels.get(&m.local).is_some_and(|t| t.container.is_some())
-                && let Some(t) = self.tunnels.remove(&m.local)
-                && let Some(l) = t.listener
-            {
-                self.closing.push(l.close());
+            if self.tunnels.get(&m.local).is_some_and(|t| t.container.is_some()) {
+                self.tunnels.remove(&m.local);
             }
         }
         let removed: Vec<PortMap> = old.iter().filter(|m| !profile.forwards.contains(m)).copied().collect();
@@ -890,11 +909,7 @@ impl Actor {
                 );
                 if let Some(e) = self.bind_tunnel(m.local) {
                     for p in bound.iter().chain(std::iter::once(&m.local)) {
-                        if let Some(t) = self.tunnels.remove(p)
-                            && let Some(l) = t.listener
-                        {
-                            self.closing.push(l.close());
-                        }
+                        self.tunnels.remove(p);
                     }
                     self.publish();
                     return Err(e.into());
@@ -915,11 +930,7 @@ impl Actor {
             }
         }
         for m in removed {
-            if let Some(t) = self.tunnels.remove(&m.local)
-                && let Some(l) = t.listener
-            {
-                self.closing.push(l.close());
-            }
+            self.tunnels.remove(&m.local);
         }
         let reconnect = profile.host != self.profile.host
             || profile.port != self.profile.port
@@ -956,11 +967,7 @@ impl Actor {
             .map(|(p, _)| *p)
             .collect();
         for p in stale {
-            if let Some(t) = self.tunnels.remove(&p)
-                && let Some(l) = t.listener
-            {
-                self.closing.push(l.close());
-            }
+            self.tunnels.remove(&p);
         }
         let wanted = self.docker.is_some();
         for w in wants {
