@@ -19,7 +19,7 @@ use crate::known_hosts::{self, HostKeyStatus};
 use crate::monitor::{self, Monitor};
 use crate::netwatch::{self, NetChanges};
 use crate::paths::{self, Paths};
-use crate::session::AutoPolicy;
+use crate::ports::AutoPolicy;
 use crate::session::{self, ConnectOpts, SessionHandle};
 
 /// How many recent events are kept per VM for the app's "recent events" list.

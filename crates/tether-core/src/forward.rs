@@ -112,10 +112,6 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, ForwardError> {
     Ok(listener)
 }
 
-/// How far a port below 1024 moves up when it cannot be taken: 80 becomes 10080, for automatic
-/// forwards and in the alternative a refused tunnel suggests.
-pub const PRIVILEGED_OFFSET: u16 = 10000;
-
 /// Binds a tunnel's local port on 127.0.0.1, non-blocking.
 ///
 /// BSD sockets (macOS) let a bind to a specific address succeed over another process's
@@ -137,7 +133,7 @@ pub fn bind_loopback(port: u16) -> std::io::Result<std::net::TcpListener> {
 /// Turns a failed bind of a tunnel's local port into an error that names the holder or the fix.
 pub fn classify_bind_error(port: u16, remote: u16, e: std::io::Error) -> ForwardError {
     let alt = if port < 1024 {
-        port as u32 + PRIVILEGED_OFFSET as u32
+        port as u32 + crate::ports::PRIVILEGED_OFFSET as u32
     } else {
         port as u32 + 1
     }

@@ -24,6 +24,7 @@ pub mod known_hosts;
 pub mod monitor;
 pub mod netwatch;
 pub mod paths;
+pub mod ports;
 pub mod pump;
 pub mod remote;
 pub mod session;

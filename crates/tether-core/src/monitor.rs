@@ -22,8 +22,9 @@ use tokio::task::JoinHandle;
 use crate::api::{Disk, EngineHealth, Event, Health, HealthReport, Sample, UnforwardedPort, VmHealth};
 use crate::clock::unix_ms as now_ms;
 use crate::config::Arch;
+use crate::ports::{AutoPolicy, AutoWant, auto_verdict};
 use crate::remote;
-use crate::session::{AutoPolicy, AutoWant, SessionHandle};
+use crate::session::SessionHandle;
 use crate::state::State;
 
 /// Sampling while a window or `status --watch` is open.
@@ -90,31 +91,6 @@ pub struct Settings {
     pub arch: Option<Arch>,
     /// Ports never forwarded automatically (`settings.auto_forward_deny`).
     pub deny: std::sync::Arc<[u16]>,
-}
-
-/// The label that keeps all of a container's ports from being forwarded automatically, when
-/// "false"; `dev.tether.forward.PORT` does it for one published port ("false"), or forwards a
-/// port on the deny list ("true").
-pub const FORWARD_LABEL: &str = "dev.tether.forward";
-
-/// Whether a published TCP port is forwarded automatically; if not, why (for the user).
-pub fn auto_verdict(
-    port: u16,
-    labels: Option<&std::collections::HashMap<String, String>>,
-    deny: &[u16],
-) -> Result<(), String> {
-    let label = |k: &str| labels.and_then(|l| l.get(k)).map(|v| v.trim().to_ascii_lowercase());
-    let per_port = format!("{FORWARD_LABEL}.{port}");
-    match (label(FORWARD_LABEL).as_deref(), label(&per_port).as_deref()) {
-        (_, Some("false")) => Err(format!("its label {per_port}=false asks not to be")),
-        (_, Some("true")) => Ok(()),
-        (Some("false"), _) => Err(format!("its label {FORWARD_LABEL}=false asks not to be")),
-        _ if deny.contains(&port) => Err(format!(
-            "{port} is a well-known service port, so local clients of that service would reach the container; \
-             add a tunnel, or label the container {per_port}=true (settings.auto_forward_deny lists these ports)"
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// A running monitor; stopped on drop.

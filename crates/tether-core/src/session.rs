@@ -23,6 +23,7 @@ use crate::api::{ConnectReport, EngineInfo, Event, ForwardStatus, UnforwardedPor
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
+use crate::ports::{self, AutoPolicy, AutoWant};
 use crate::ssh::{self, ClientHandler, Connection, HostKeyPolicy, SshError};
 use crate::state::{self, Action, Input, State};
 use crate::{backoff, target};
@@ -35,13 +36,6 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const RECHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the Docker engine is asked for its version while connected.
 pub const ENGINE_EVERY: Duration = Duration::from_secs(15);
-
-/// A published TCP port a container wants on the laptop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AutoWant {
-    pub remote: u16,
-    pub container: String,
-}
 
 /// Options for one connect request.
 #[derive(Default)]
@@ -59,16 +53,6 @@ enum Cmd {
     Arch(Option<String>, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
-
-/// How automatic forwards pick their local port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AutoPolicy {
-    /// Map ports below 1024 to the same number instead of a high one.
-    pub allow_privileged: bool,
-}
-
-/// Where a privileged port goes on the laptop unless allowed: 80 → 10080, 443 → 10443.
-pub use crate::forward::PRIVILEGED_OFFSET;
 
 /// Cheap, cloneable handle to a session actor.
 #[derive(Clone)]
@@ -431,7 +415,11 @@ impl Actor {
     /// Waits until every listener told to stop has let go of its port or socket. Each is a
     /// local task that ends at its next poll, so this takes microseconds, never a network wait.
     async fn finish_closing(&mut self) {
-        let tasks: Vec<JoinHandle<()>> = self.closing.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
+        let tasks: Vec<JoinHandle<()>> = self
+            .closing
+            .lock()
+            .map(|mut c| c.drain(..).collect())
+            .unwrap_or_default();
         for task in tasks {
             let _ = task.await;
         }
@@ -946,52 +934,37 @@ impl Actor {
         Ok(())
     }
 
-    /// Makes the automatic forwards match `wants`: same local port as the VM's where free (a
-    /// privileged one moves up by [`PRIVILEGED_OFFSET`]), else the next free one. Ports a manual
-    /// tunnel forwards are left to it.
+    /// Makes the automatic forwards match `wants`, as [`ports::plan_auto`] plans: each new one
+    /// takes the first of its candidate ports that nothing else holds.
     fn apply_auto(&mut self, wants: Vec<AutoWant>, policy: AutoPolicy) {
-        let manual_remotes: Vec<u16> = self
+        let existing: Vec<ports::Existing> = self
             .tunnels
             .values()
-            .filter(|t| t.container.is_none())
-            .map(|t| t.map.remote)
+            .map(|t| ports::Existing {
+                local: t.map.local,
+                remote: t.map.remote,
+                container: t.container.clone(),
+            })
             .collect();
-        let wants: Vec<AutoWant> = wants
-            .into_iter()
-            .filter(|w| !manual_remotes.contains(&w.remote))
-            .collect();
-        let stale: Vec<u16> = self
-            .tunnels
-            .iter()
-            .filter(|(_, t)| t.container.is_some() && !wants.iter().any(|w| w.remote == t.map.remote))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in stale {
-            self.tunnels.remove(&p);
+        let plan = ports::plan_auto(&existing, &wants, policy);
+        for local in &plan.remove {
+            self.tunnels.remove(local);
+        }
+        for (local, container) in plan.relabel {
+            if let Some(t) = self.tunnels.get_mut(&local) {
+                t.container = Some(container);
+            }
         }
         let wanted = self.docker.is_some();
-        for w in wants {
-            if let Some(t) = self
-                .tunnels
-                .values_mut()
-                .find(|t| t.container.is_some() && t.map.remote == w.remote)
-            {
-                t.container = Some(w.container);
-                continue;
-            }
-            let first = if w.remote < 1024 && !policy.allow_privileged {
-                w.remote.saturating_add(PRIVILEGED_OFFSET)
-            } else {
-                w.remote
-            };
-            // Try the natural port, then the next ones; a port in use by anyone is skipped.
-            for local in (first..=u16::MAX).take(100) {
+        for new in plan.add {
+            for local in new.candidates {
+                // Taken by a forward added just before this one.
                 if self.tunnels.contains_key(&local) {
                     continue;
                 }
                 let map = PortMap {
                     local,
-                    remote: w.remote,
+                    remote: new.remote,
                 };
                 self.tunnels.insert(
                     local,
@@ -999,11 +972,12 @@ impl Actor {
                         map,
                         listener: None,
                         error: None,
-                        container: Some(w.container.clone()),
+                        container: Some(new.container.clone()),
                     },
                 );
+                // A port in use by anyone else is skipped for the next candidate.
                 if !wanted || self.bind_tunnel(local).is_none() {
-                    tracing::info!(vm = %self.name, local, remote = w.remote, container = %w.container, "automatic forward");
+                    tracing::info!(vm = %self.name, local, remote = new.remote, container = %new.container, "automatic forward");
                     break;
                 }
                 self.tunnels.remove(&local);

@@ -2,6 +2,9 @@
 //! uses only its own layer and the ones below, and no two modules use each other, however
 //! indirectly. A `use` that breaks this fails here, naming the edge and the rule.
 
+// A test: a missing source file should fail it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -10,7 +13,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Data and rules: the wire types, the config, the state machine, time, window credit.
     (
         "model",
-        &["api", "backoff", "clock", "config", "flow", "paths", "state", "target"],
+        &[
+            "api", "backoff", "clock", "config", "flow", "paths", "ports", "state", "target",
+        ],
     ),
     // One outside party each: the SSH link, the keychain, known_hosts, the Docker socket, the
     // docker CLI's contexts, the OS (locks, sleep, network changes), the local listeners.

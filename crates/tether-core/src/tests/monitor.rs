@@ -54,34 +54,3 @@ fn warns_only_on_a_real_mismatch() {
     assert_eq!(arch_warning(None, "amd64"), None);
     assert_eq!(arch_warning(Some(Arch::Arm64), "riscv64"), None);
 }
-
-#[test]
-fn automatic_forwards_skip_service_ports_and_follow_labels() {
-    use std::collections::HashMap;
-    let deny = crate::config::DEFAULT_AUTO_FORWARD_DENY;
-    let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    };
-    assert!(auto_verdict(3000, None, deny).is_ok());
-    for port in [5432, 6379, 3306, 22, 27017] {
-        let why = auto_verdict(port, None, deny).unwrap_err();
-        assert!(why.contains("well-known service port"), "{why}");
-    }
-    // A container that asks for a denied port gets it; one that asks for none gets none.
-    assert!(auto_verdict(5432, Some(&labels(&[("dev.tether.forward.5432", "true")])), deny).is_ok());
-    let off = labels(&[("dev.tether.forward", "false")]);
-    assert!(
-        auto_verdict(3000, Some(&off), deny)
-            .unwrap_err()
-            .contains("dev.tether.forward=false")
-    );
-    // Per port wins over the container's label, both ways; other labels change nothing.
-    let mixed = labels(&[("dev.tether.forward", "false"), ("dev.tether.forward.3000", "true")]);
-    assert!(auto_verdict(3000, Some(&mixed), deny).is_ok());
-    assert!(auto_verdict(3001, Some(&mixed), deny).is_err());
-    let one = labels(&[("dev.tether.forward.8080", "FALSE"), ("other", "x")]);
-    assert!(auto_verdict(8080, Some(&one), deny).is_err());
-    assert!(auto_verdict(8081, Some(&one), deny).is_ok());
-    // An empty deny list (the user's choice) forwards service ports too.
-    assert!(auto_verdict(5432, None, &[]).is_ok());
-}
