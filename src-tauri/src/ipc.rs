@@ -9,8 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
-use tether_core::api::HealthReport;
-use tether_core::api::{ConnectReport, VmStatus};
+use tether_core::api::{ConnectReport, ConnectionSettings, HealthReport, VmStatus};
 use tether_core::checks::Check;
 use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
 use tether_core::containers::{Action, ContainerView};
@@ -84,17 +83,30 @@ pub struct NewVm {
 }
 
 impl NewVm {
+    /// The form's fields with blanks as "not given".
+    fn into_connection(self) -> Result<ConnectionSettings, IpcError> {
+        Ok(ConnectionSettings {
+            host: self.host.trim().to_string(),
+            port: self.port,
+            user: self.user.filter(|u| !u.trim().is_empty()),
+            arch: self
+                .arch
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse::<Arch>())
+                .transpose()?,
+            identity: self.identity.filter(|i| !i.trim().is_empty()).map(Into::into),
+            remote_socket: self.remote_socket.filter(|s| !s.trim().is_empty()),
+        })
+    }
+
     fn into_profile(self) -> Result<Profile, IpcError> {
-        let mut p = Profile::new(self.host.trim());
-        p.port = self.port;
-        p.user = self.user.filter(|u| !u.trim().is_empty());
-        p.arch = self
-            .arch
-            .filter(|a| !a.is_empty())
-            .map(|a| a.parse::<Arch>())
-            .transpose()?;
-        p.identity = self.identity.filter(|i| !i.trim().is_empty()).map(Into::into);
-        if let Some(s) = self.remote_socket.filter(|s| !s.trim().is_empty()) {
+        let c = self.into_connection()?;
+        let mut p = Profile::new(c.host);
+        p.port = c.port;
+        p.user = c.user;
+        p.arch = c.arch;
+        p.identity = c.identity;
+        if let Some(s) = c.remote_socket {
             p.remote_socket = s;
         }
         Ok(p)
@@ -160,14 +172,8 @@ pub async fn add_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
 /// Changes a VM's connection settings from the form; its key, tunnels and options stay.
 #[tauri::command]
 pub async fn update_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
-    let config: Config = call(&ipc, Request::VmList).await?;
-    let old = config.vm(&name)?.clone();
-    let mut profile = vm.into_profile()?;
-    profile.key = old.key;
-    profile.identity = profile.identity.or(old.identity);
-    profile.forwards = old.forwards;
-    profile.auto_connect = old.auto_connect;
-    call::<serde_json::Value>(&ipc, Request::VmUpdate { name, profile })
+    let connection = vm.into_connection()?;
+    call::<serde_json::Value>(&ipc, Request::VmSetConnection { name, connection })
         .await
         .map(drop)
 }
@@ -298,11 +304,7 @@ pub async fn key_install(ipc: State<'_, Ipc>, vm: String, key: String, password:
 /// Gives a VM a keychain key it can already log in with (the user ran the copied command).
 #[tauri::command]
 pub async fn use_key(ipc: State<'_, Ipc>, vm: String, key: String) -> Res<()> {
-    let config: Config = call(&ipc, Request::VmList).await?;
-    let mut profile = config.vm(&vm)?.clone();
-    profile.key = Some(key);
-    profile.identity = None;
-    call::<serde_json::Value>(&ipc, Request::VmUpdate { name: vm, profile })
+    call::<serde_json::Value>(&ipc, Request::VmSetKey { name: vm, key })
         .await
         .map(drop)
 }

@@ -212,3 +212,22 @@ pub struct HealthReport {
     pub latest: Option<Health>,
     pub history: Vec<Sample>,
 }
+
+/// How a VM is reached, as the app's edit form gives it: everything else of its profile (key,
+/// tunnels, options) is left as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionSettings {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub arch: Option<Arch>,
+    /// A key file; `None` keeps the one set.
+    #[serde(default)]
+    pub identity: Option<std::path::PathBuf>,
+    /// `None` is Docker's default path.
+    #[serde(default)]
+    pub remote_socket: Option<String>,
+}

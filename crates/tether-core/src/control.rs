@@ -36,6 +36,16 @@ pub enum Request {
     VmRemove {
         name: String,
     },
+    /// One VM's connection settings, edited in place (see [`crate::api::ConnectionSettings`]).
+    VmSetConnection {
+        name: String,
+        connection: crate::api::ConnectionSettings,
+    },
+    /// The keychain key one VM logs in with.
+    VmSetKey {
+        name: String,
+        key: String,
+    },
     VmList,
     Connect {
         name: Option<String>,
@@ -450,6 +460,8 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::VmAdd { name, profile } => json(engine.add_vm(&name, profile).await?),
         Request::VmUpdate { name, profile } => json(engine.update_vm(&name, profile).await?),
         Request::VmRemove { name } => json(engine.remove_vm(&name).await?),
+        Request::VmSetConnection { name, connection } => json(engine.set_vm_connection(&name, connection).await?),
+        Request::VmSetKey { name, key } => json(engine.set_vm_key(&name, &key).await?),
         Request::VmList => json(engine.config().await),
         Request::Connect {
             name,

@@ -616,6 +616,53 @@ impl Engine {
         Ok(())
     }
 
+    /// Changes one VM's profile in place under the config lock, so nothing changed between
+    /// reading and writing it is lost (a tunnel added meanwhile stays), and applies it.
+    pub async fn modify_vm(&self, name: &str, change: impl FnOnce(&mut Profile)) -> Result<(), EngineError> {
+        let (profile, guard) = self
+            .edit(|cfg| {
+                let p = cfg.vm_mut(name)?;
+                change(p);
+                Ok(p.clone())
+            })
+            .await?;
+        if let Some(s) = guard.1.get(name).cloned() {
+            drop(guard);
+            s.set_profile(profile).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes keychain key `key` the one `name` logs in with (its key file is forgotten).
+    pub async fn set_vm_key(&self, name: &str, key: &str) -> Result<(), EngineError> {
+        if !self.config().await.keys.contains_key(key) {
+            return Err(
+                crate::identity::IdentityError::Keychain(crate::keystore::KeyStoreError::NoKey(key.into())).into(),
+            );
+        }
+        self.modify_vm(name, |p| {
+            p.key = Some(key.to_string());
+            p.identity = None;
+        })
+        .await
+    }
+
+    /// Changes how `name` is reached (the app's edit form); its key, tunnels and options stay.
+    pub async fn set_vm_connection(&self, name: &str, c: crate::api::ConnectionSettings) -> Result<(), EngineError> {
+        self.modify_vm(name, |p| {
+            let fresh = Profile::new(c.host);
+            p.host = fresh.host;
+            p.port = c.port;
+            p.user = c.user;
+            p.arch = c.arch;
+            if c.identity.is_some() {
+                p.identity = c.identity;
+            }
+            p.remote_socket = c.remote_socket.unwrap_or(fresh.remote_socket);
+        })
+        .await
+    }
+
     pub async fn status(&self) -> Vec<VmStatus> {
         let guard = self.inner.state.lock().await;
         let active = guard.0.active.clone();
@@ -749,9 +796,7 @@ impl Engine {
 
     /// Marks a VM to connect whenever the engine starts.
     pub async fn set_auto_connect(&self, name: &str, on: bool) -> Result<(), EngineError> {
-        let mut profile = self.inner.state.lock().await.0.vm(name)?.clone();
-        profile.auto_connect = on;
-        self.update_vm(name, profile).await
+        self.modify_vm(name, |p| p.auto_connect = on).await
     }
 
     fn known_hosts_files(&self) -> Vec<std::path::PathBuf> {

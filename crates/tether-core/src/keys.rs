@@ -286,10 +286,7 @@ impl Engine {
                 )));
             }
         }
-        let mut profile = self.config().await.vm(vm)?.clone();
-        profile.key = Some(key.to_string());
-        profile.identity = None;
-        self.update_vm(vm, profile).await?;
+        self.set_vm_key(vm, key).await?;
         self.key_show(key).await
     }
 

@@ -207,3 +207,57 @@ async fn hostile_lines_get_coded_errors_and_the_connection_goes_on() {
     cancel.cancel();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn editing_a_vm_in_place_keeps_what_changed_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_engine, _cancel, _server, _sock, mut client) = serving(dir.path()).await;
+    let mut profile = Profile::new("10.1.1.1");
+    profile.forwards.push("3000".parse().unwrap());
+    client
+        .call(&Request::VmAdd {
+            name: "arm".into(),
+            profile,
+        })
+        .await
+        .unwrap();
+    // The app's form was filled before this tunnel was added elsewhere.
+    client
+        .call(&Request::TunnelAdd {
+            name: Some("arm".into()),
+            maps: vec!["3001".parse().unwrap()],
+        })
+        .await
+        .unwrap();
+    client
+        .call(&Request::VmSetConnection {
+            name: "arm".into(),
+            connection: crate::api::ConnectionSettings {
+                host: "10.1.1.2".into(),
+                port: Some(2222),
+                user: Some("deb".into()),
+                arch: None,
+                identity: None,
+                remote_socket: None,
+            },
+        })
+        .await
+        .unwrap();
+    let err = client
+        .call(&Request::VmSetKey {
+            name: "arm".into(),
+            key: "nokey".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no key named 'nokey'"), "{err}");
+    let cfg: crate::config::Config = serde_json::from_value(client.call(&Request::VmList).await.unwrap()).unwrap();
+    let arm = cfg.vm("arm").unwrap();
+    assert_eq!(
+        (arm.host.as_str(), arm.port, arm.user.as_deref()),
+        ("10.1.1.2", Some(2222), Some("deb"))
+    );
+    let locals: Vec<u16> = arm.forwards.iter().map(|f| f.local).collect();
+    assert_eq!(locals, [3000, 3001], "a tunnel was lost");
+    assert_eq!(arm.remote_socket, Profile::new("x").remote_socket);
+}
