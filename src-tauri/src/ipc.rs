@@ -39,6 +39,7 @@ impl IpcError {
         IpcError(ErrorBody {
             code: code.into(),
             message: message.into(),
+            details: None,
         })
     }
 }
@@ -453,11 +454,14 @@ mod tests {
         let body = ErrorBody {
             code: "no_such_vm".into(),
             message: "no VM named 'arm'".into(),
+            details: Some(tether_core::api::ErrorDetails::Vm { vm: "arm".into() }),
         };
         let e: IpcError = ClientError::Remote(body).into();
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["code"], "no_such_vm");
         assert!(v["message"].as_str().unwrap().contains("arm"));
+        assert_eq!(v["details"]["kind"], "vm");
+        assert_eq!(v["details"]["vm"], "arm");
         assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
     }
 

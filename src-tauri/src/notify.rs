@@ -24,7 +24,10 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn on_event(&mut self, event: &Event) -> Option<Note> {
-        let Event::State { vm, state, error } = event else {
+        let Event::State {
+            vm, state, error, code, ..
+        } = event
+        else {
             return None;
         };
         let why = error.clone().unwrap_or_default();
@@ -41,7 +44,8 @@ impl Notifier {
                 title: format!("{vm} is back"),
                 body: "Reconnected; the Docker socket and tunnels work again.".into(),
             }),
-            State::Failed if why.contains("host key") => {
+            // By code, never by the wording of the message.
+            State::Failed if code.as_deref().is_some_and(|c| c.starts_with("host_key_")) => {
                 self.dropped.remove(vm);
                 Some(Note {
                     title: format!("Host key problem on {vm}"),
@@ -66,10 +70,16 @@ mod tests {
     use super::*;
 
     fn ev(state: State, error: Option<&str>) -> Event {
+        coded(state, error, None)
+    }
+
+    fn coded(state: State, error: Option<&str>, code: Option<&str>) -> Event {
         Event::State {
             vm: "arm".into(),
             state,
             error: error.map(str::to_string),
+            code: code.map(str::to_string),
+            details: None,
         }
     }
 
@@ -108,10 +118,22 @@ mod tests {
     fn host_key_problems_always_notify() {
         let mut n = Notifier::default();
         let note = n
-            .on_event(&ev(State::Failed, Some("REFUSED: the host key of h has CHANGED")))
+            .on_event(&coded(
+                State::Failed,
+                Some("REFUSED: the host key of h has CHANGED"),
+                Some("host_key_changed"),
+            ))
             .unwrap();
         assert_eq!(note.title, "Host key problem on arm");
         assert!(note.body.contains("CHANGED"));
+        // A key of another type is a host-key problem too, whatever its message says.
+        let other = n.on_event(&coded(State::Failed, Some("REFUSED: …"), Some("host_key_other_type")));
+        assert_eq!(other.unwrap().title, "Host key problem on arm");
+        // Words alone decide nothing.
+        assert_eq!(
+            n.on_event(&coded(State::Failed, Some("the host key"), Some("auth_failed"))),
+            None
+        );
         // A first connect that fails for another reason is the CLI's or UI's to report, not a note.
         assert_eq!(n.on_event(&ev(State::Failed, Some("connection refused"))), None);
     }

@@ -269,6 +269,8 @@ mod tests {
             docker_host: String::new(),
             forwards: vec![],
             last_error: None,
+            error_code: None,
+            error_details: None,
             engine: None,
             active,
             auto_connect: false,

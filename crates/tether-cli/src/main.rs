@@ -8,6 +8,7 @@ mod output;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tether_core::api::ErrorDetails;
 use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
@@ -477,11 +478,10 @@ async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Resul
         match e.call(&req).await {
             Ok(v) => break v,
             Err(ClientError::Remote(err)) if err.code == "host_key_unknown" && fingerprint.is_none() => {
-                let fp = err
-                    .message
-                    .split_whitespace()
-                    .find(|w| w.starts_with("SHA256:"))
-                    .map(str::to_string);
+                let fp = match &err.details {
+                    Some(ErrorDetails::HostKey { fingerprint, .. }) => Some(fingerprint.clone()),
+                    _ => None,
+                };
                 match fp {
                     Some(fp)
                         if confirm(&format!(

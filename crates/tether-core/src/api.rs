@@ -78,6 +78,11 @@ pub struct VmStatus {
     pub forwards: Vec<ForwardStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The code and facts of `last_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<ErrorDetails>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineInfo>,
     pub active: bool,
@@ -106,6 +111,11 @@ pub enum Event {
         state: State,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// The code and facts of `error`, so a client never reads them out of its words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<ErrorDetails>,
     },
     Forward {
         vm: String,
@@ -230,4 +240,56 @@ pub struct ConnectionSettings {
     /// `None` is Docker's default path.
     #[serde(default)]
     pub remote_socket: Option<String>,
+}
+
+/// Facts about a failure, typed by what failed, so that no client reads them out of the
+/// message: the fingerprint to confirm, the recorded keys, the port and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ErrorDetails {
+    /// A host key was not accepted (unknown, changed, of another type, revoked, not confirmed).
+    HostKey {
+        /// `host` or `[host]:port`, as known_hosts names it.
+        host: String,
+        /// The key the VM presents.
+        key_type: String,
+        fingerprint: String,
+        /// The keys recorded for the host that the presented one conflicts with.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        recorded: Vec<RecordedKey>,
+    },
+    /// A laptop port could not be bound.
+    Port {
+        port: u16,
+        remote: u16,
+        /// A port to try instead.
+        suggestion: u16,
+        /// Who holds it, as "pid 4121 (node)", when that can be found out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
+    },
+    /// The failure is about one VM (not connected, unknown, no keychain key).
+    Vm { vm: String },
+    /// A key that other VMs use too.
+    Key { key: String, used_by: Vec<String> },
+}
+
+/// A key recorded in a known_hosts file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedKey {
+    pub key_type: String,
+    pub fingerprint: String,
+    pub file: std::path::PathBuf,
+    pub line: usize,
+}
+
+/// The error half of a response, and of a status or event with a failure: a stable code, a
+/// sentence that names the cause and the fix, and the facts (see [`ErrorDetails`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ErrorDetails>,
 }

@@ -156,7 +156,7 @@ impl Engine {
     /// Runs every onboarding check on VM `name` over a fresh login.
     pub async fn check_vm(&self, name: &str) -> Result<Vec<Check>, EngineError> {
         let profile = self.config().await.vm(name)?.clone();
-        let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
+        let target = crate::target::resolve(&profile)?;
         let login = async {
             let creds = crate::identity::credentials_for(&profile, &target, &self.inner.keys).await?;
             ssh::connect(

@@ -65,7 +65,10 @@ pub enum Action {
 mod tests;
 
 fn engine_err(vm: &str, e: bollard::errors::Error) -> EngineError {
-    EngineError::Engine(format!("the Docker engine of '{vm}' refused: {e}"))
+    EngineError::DockerApi {
+        vm: vm.into(),
+        message: e.to_string(),
+    }
 }
 
 /// Longest log line passed on whole; a longer one (a container printing without newlines) is
@@ -200,9 +203,7 @@ impl Engine {
     async fn docker(&self, vm: &str) -> Result<Docker, EngineError> {
         let (_, session) = self.session(Some(vm)).await?;
         if session.status().state != State::Connected {
-            return Err(EngineError::Engine(format!(
-                "'{vm}' is not connected; connect it first (`tether connect {vm}`)"
-            )));
+            return Err(EngineError::NotConnected { vm: vm.into() });
         }
         let path = self.paths().docker_socket(vm);
         crate::docker::client(&path).await.map_err(|e| engine_err(vm, e))

@@ -161,20 +161,11 @@ pub enum Request {
     Shutdown,
 }
 
-/// The error half of a response: `{code, message}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct ErrorBody {
-    pub code: String,
-    pub message: String,
-}
+pub use crate::api::ErrorBody;
 
 impl From<&EngineError> for ErrorBody {
     fn from(e: &EngineError) -> Self {
-        ErrorBody {
-            code: e.code().to_string(),
-            message: e.to_string(),
-        }
+        e.body()
     }
 }
 
@@ -259,6 +250,7 @@ async fn refuse(stream: UnixStream, who: String) {
             "this Tether engine belongs to uid {}, and {who} may not use it; run tether as that user",
             paths::current_uid()
         ),
+        details: None,
     };
     let resp = Response {
         ok: false,
@@ -307,6 +299,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
         return Ok(Some(Err(ErrorBody {
             code: "bad_request".into(),
             message,
+            details: None,
         })));
     }
     Ok(Some(Ok(())))
@@ -317,10 +310,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
     let text = std::str::from_utf8(line).map_err(|e| ErrorBody {
         code: "bad_request".into(),
         message: format!("the request is not UTF-8 ({e}); send JSON"),
+        details: None,
     })?;
     serde_json::from_str(text).map_err(|e| ErrorBody {
         code: "bad_request".into(),
         message: format!("unreadable request: {e}"),
+        details: None,
     })
 }
 
@@ -444,7 +439,10 @@ async fn write_line<T: Serialize>(wr: &mut tokio::net::unix::OwnedWriteHalf, v: 
 }
 
 fn json<T: Serialize>(v: T) -> Result<Value, EngineError> {
-    serde_json::to_value(v).map_err(|e| EngineError::Engine(format!("cannot encode reply: {e}")))
+    serde_json::to_value(v).map_err(|e| EngineError::Internal {
+        what: "reply encoder",
+        message: e.to_string(),
+    })
 }
 
 /// Dispatches one request to the engine. Thin by design: no logic lives here.
@@ -524,7 +522,7 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         }
         Request::SetAutoForward { name, on } => json(engine.set_auto_forward(name.as_deref(), on).await?),
         Request::SetPrivilegedPorts { on } => json(engine.set_privileged_ports(on).await?),
-        Request::SshHosts => json(crate::target::config_hosts().map_err(|e| EngineError::Engine(e.to_string()))?),
+        Request::SshHosts => json(crate::target::config_hosts()?),
         Request::UseDockerContext { vm } => json(engine.use_docker_context(vm.as_deref()).await?),
         Request::ScanHostKey { name } => {
             let (status, key_type, fingerprint) = engine.scan_host_key(&name).await?;
@@ -556,9 +554,10 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::ReplaceHostKey { name, fingerprint } => {
             json(serde_json::json!({ "removed": engine.replace_host_key(&name, &fingerprint).await? }))
         }
-        Request::Subscribe | Request::Shutdown | Request::FollowLogs { .. } => {
-            Err(EngineError::Engine("handled by the connection loop".into()))
-        }
+        Request::Subscribe | Request::Shutdown | Request::FollowLogs { .. } => Err(EngineError::Internal {
+            what: "request dispatch",
+            message: "this request is handled by the connection loop".into(),
+        }),
     }
 }
 

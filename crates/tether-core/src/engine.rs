@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::api::{ConnectReport, Event, HealthReport, VmStatus};
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
 use crate::contexts::{ContextStore, Wanted};
-use crate::error::EngineError;
+use crate::error::{EngineError, Refusal};
 use crate::forward;
 use crate::instance;
 use crate::keystore::{KeyStore, Keys};
@@ -86,17 +86,18 @@ impl Engine {
         let lock_paths = paths.clone();
         let lock = tokio::task::spawn_blocking(move || instance::acquire(&lock_paths, kind))
             .await
-            .map_err(|e| EngineError::Engine(format!("the engine lock task failed: {e}")))??;
+            .map_err(|e| EngineError::Internal {
+                what: "lock task",
+                message: e.to_string(),
+            })??;
         tracing::info!(pid = lock.owner.pid, kind = ?kind, "engine lock taken");
         let store = Store::new(paths.config_file());
         let config = store.load()?;
         // Keychain entries and docker contexts carry this install's id, so another Tether home
         // on the same keychain and docker config never overwrites or removes them.
-        let install = paths::install_id(&paths).map_err(|e| {
-            EngineError::Engine(format!(
-                "cannot read or create {}: {e}",
-                paths.install_id_file().display()
-            ))
+        let install = paths::install_id(&paths).map_err(|e| EngineError::InstallId {
+            path: paths.install_id_file(),
+            message: e.to_string(),
         })?;
         let keys = keys.scoped(&install);
         let contexts = ContextStore::from_env(&install, &paths.config_dir.display().to_string());
@@ -233,7 +234,10 @@ impl Engine {
         let config = config.clone();
         tokio::task::spawn_blocking(move || store.save(&config))
             .await
-            .map_err(|e| EngineError::Engine(format!("the config writer failed: {e}")))??;
+            .map_err(|e| EngineError::Internal {
+                what: "config writer",
+                message: e.to_string(),
+            })??;
         Ok(())
     }
 
@@ -246,7 +250,10 @@ impl Engine {
         let store = self.inner.store.clone();
         let changed = tokio::task::spawn_blocking(move || store.changed_on_disk())
             .await
-            .map_err(|e| EngineError::Engine(format!("the config reader failed: {e}")))??;
+            .map_err(|e| EngineError::Internal {
+                what: "config reader",
+                message: e.to_string(),
+            })??;
         let Some(disk) = changed else { return Ok(()) };
         if disk == state.0 {
             return Ok(());
@@ -388,13 +395,9 @@ impl Engine {
             }
             None => "tether".to_string(),
         };
-        let store = self.inner.contexts.as_ref().ok_or_else(|| {
-            EngineError::Engine("no docker config directory (neither DOCKER_CONFIG nor HOME is set)".into())
-        })?;
+        let store = self.inner.contexts.as_ref().ok_or(EngineError::NoDockerConfig)?;
         self.sync_contexts(&self.config().await);
-        store
-            .set_current(&name)
-            .map_err(|e| EngineError::Engine(e.to_string()))?;
+        store.set_current(&name)?;
         Ok(name)
     }
 
@@ -686,7 +689,7 @@ impl Engine {
     /// The VM's address and the host key it presents now, fetched without logging in.
     async fn presented_host_key(&self, name: &str) -> Result<(crate::target::Target, PublicKey), EngineError> {
         let profile = self.inner.state.lock().await.0.vm(name)?.clone();
-        let target = crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))?;
+        let target = crate::target::resolve(&profile)?;
         let key =
             crate::ssh::fetch_host_key(&target, self.known_hosts_files(), crate::ssh::Timeouts::default()).await?;
         Ok((target, key))
@@ -702,9 +705,12 @@ impl Engine {
         let (target, key) = self.presented_host_key(name).await?;
         let fp = known_hosts::fingerprint(&key);
         if fp != fingerprint {
-            return Err(EngineError::Engine(format!(
-                "'{name}' presents {fp}, not the {fingerprint} you confirmed; nothing was changed. Check the VM's key with its administrator"
-            )));
+            return Err(Refusal::HostKeyNotConfirmed {
+                vm: name.into(),
+                presented: fp,
+                confirmed: fingerprint.into(),
+            }
+            .into());
         }
         Ok((target, key))
     }
@@ -726,10 +732,11 @@ impl Engine {
             HostKeyStatus::Known => return Ok(()),
             HostKeyStatus::Unknown => {}
             _ => {
-                return Err(EngineError::Engine(format!(
-                    "'{name}' is already known by another host key, so {fingerprint} is not a first connection; \
-                     if the VM's administrator confirms it, run `tether vm host-key {name} --replace {fingerprint}`"
-                )));
+                return Err(Refusal::HostKeyNotNew {
+                    vm: name.into(),
+                    fingerprint: fingerprint.into(),
+                }
+                .into());
             }
         }
         let own = self.inner.paths.known_hosts();
@@ -749,17 +756,22 @@ impl Engine {
         let mut any_type = false;
         match known_hosts::check(&target.host, target.port, &key, &files).map_err(read_err)? {
             HostKeyStatus::Revoked { file, line } => {
-                return Err(EngineError::Engine(format!(
-                    "'{name}' presents {fingerprint}, which is marked @revoked in {}:{line}; Tether will not trust a revoked key",
-                    file.display()
-                )));
+                return Err(Refusal::HostKeyRevoked {
+                    vm: name.into(),
+                    fingerprint: fingerprint.into(),
+                    file,
+                    line,
+                }
+                .into());
             }
             HostKeyStatus::Changed { file, line, .. } if file != own => {
-                return Err(EngineError::Engine(format!(
-                    "the old key of '{name}' is recorded in {}:{line}, which belongs to OpenSSH and which Tether does not edit; \
-                     remove it with `ssh-keygen -R '{entry}'`, then try again",
-                    file.display()
-                )));
+                return Err(Refusal::HostKeyInOpenSsh {
+                    vm: name.into(),
+                    file,
+                    line,
+                    entry,
+                }
+                .into());
             }
             HostKeyStatus::Changed { .. } | HostKeyStatus::Known | HostKeyStatus::Unknown => {}
             HostKeyStatus::OtherType { .. } => any_type = true,
@@ -822,11 +834,14 @@ impl Drop for WatchGuard {
 }
 
 fn read_err(e: std::io::Error) -> EngineError {
-    EngineError::Engine(format!("cannot read known_hosts: {e}"))
+    EngineError::KnownHostsRead(e.to_string())
 }
 
 fn write_err(file: &std::path::Path, e: std::io::Error) -> EngineError {
-    EngineError::Engine(format!("cannot write {}: {e}", file.display()))
+    EngineError::KnownHostsWrite {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// Keeps the last [`RECENT_EVENTS`] events of each VM.

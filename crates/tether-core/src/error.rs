@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
+use crate::api::{ErrorBody, ErrorDetails, RecordedKey};
 use crate::config::ConfigError;
+use crate::contexts::ContextError;
 use crate::forward::ForwardError;
 use crate::identity::IdentityError;
 use crate::instance::InstanceError;
 use crate::keystore::KeyStoreError;
 use crate::paths::PathError;
 use crate::ssh::SshError;
+use crate::target::SshConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -27,12 +32,102 @@ pub enum EngineError {
     /// One failure reported to several waiting callers.
     #[error(transparent)]
     Shared(Arc<EngineError>),
-    #[error("{0}")]
-    Engine(String),
+    #[error(transparent)]
+    SshConfig(#[from] SshConfigError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("no docker config directory (neither DOCKER_CONFIG nor HOME is set)")]
+    NoDockerConfig,
+    /// A task of the engine's own panicked or was cancelled: a bug, not the user's doing.
+    #[error("the engine's {what} failed: {message}")]
+    Internal { what: &'static str, message: String },
+    #[error("cannot read or create {path}: {message}")]
+    InstallId { path: PathBuf, message: String },
+    #[error("cannot read known_hosts: {0}")]
+    KnownHostsRead(String),
+    #[error("cannot write {path}: {message}")]
+    KnownHostsWrite { path: PathBuf, message: String },
+    #[error("'{vm}' is not connected; connect it first (`tether connect {vm}`)")]
+    NotConnected { vm: String },
+    #[error("the Docker engine of '{vm}' refused: {message}")]
+    DockerApi { vm: String, message: String },
+    /// A command Tether ran on the VM did not finish (a timeout, a lost channel, a flood).
+    #[error("{message}")]
+    Remote { vm: String, message: String },
+    #[error("cannot encode a public key: {0}")]
+    KeyEncode(String),
+    #[error(
+        "could not add the key to ~/.ssh/authorized_keys on the VM ({reason}); paste this there instead: {command}"
+    )]
+    KeyInstall { reason: String, command: String },
+    #[error(
+        "the key was added to ~/.ssh/authorized_keys, but logging in with it failed ({reason}); \
+         the VM's sshd may read keys from elsewhere (AuthorizedKeysFile)"
+    )]
+    KeyLoginAfterInstall { reason: String },
+    #[error(
+        "VM '{vm}' does not log in with a keychain key, so there is nothing to rotate; \
+         `tether key gen NAME` and `tether key install {vm} --key NAME` give it one"
+    )]
+    NoKeychainKey { vm: String },
+    #[error("could not authorize the new key on '{vm}' ({reason}); the old key still works")]
+    KeyAuthorize { vm: String, reason: String },
+    #[error(
+        "the new key was authorized on '{vm}' but could not log in ({reason}); it was withdrawn and the old key still works"
+    )]
+    KeyRotateLogin { vm: String, reason: String },
+    /// A host key or key operation refused for the user's safety (boxed: several strings).
+    #[error(transparent)]
+    Refused(Box<Refusal>),
     #[error("the Tether engine is shutting down")]
     ShuttingDown,
     #[error(transparent)]
     Instance(#[from] InstanceError),
+}
+
+/// Refusals that carry several names and paths; boxed in [`EngineError::Refused`].
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "'{vm}' presents {presented}, not the {confirmed} you confirmed; nothing was changed. Check the VM's key with its administrator"
+    )]
+    HostKeyNotConfirmed {
+        vm: String,
+        presented: String,
+        confirmed: String,
+    },
+    #[error(
+        "'{vm}' is already known by another host key, so {fingerprint} is not a first connection; \
+         if the VM's administrator confirms it, run `tether vm host-key {vm} --replace {fingerprint}`"
+    )]
+    HostKeyNotNew { vm: String, fingerprint: String },
+    #[error("'{vm}' presents {fingerprint}, which is marked @revoked in {}:{line}; Tether will not trust a revoked key", file.display())]
+    HostKeyRevoked {
+        vm: String,
+        fingerprint: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error(
+        "the old key of '{vm}' is recorded in {}:{line}, which belongs to OpenSSH and which Tether does not edit; \
+         remove it with `ssh-keygen -R '{entry}'`, then try again",
+        file.display()
+    )]
+    HostKeyInOpenSsh {
+        vm: String,
+        file: PathBuf,
+        line: usize,
+        entry: String,
+    },
+    #[error(
+        "key '{key}' is also used by {}; rotating it on '{vm}' alone would lock them out. Give each VM its own key",
+        others.join(", ")
+    )]
+    KeyShared {
+        key: String,
+        vm: String,
+        others: Vec<String>,
+    },
 }
 
 impl EngineError {
@@ -45,26 +140,166 @@ impl EngineError {
             EngineError::Config(ConfigError::NoActiveVm) => "no_active_vm",
             EngineError::Config(ConfigError::Parse { .. } | ConfigError::Version { .. }) => "config_corrupt",
             EngineError::Config(_) => "config_invalid",
-            EngineError::Ssh(e) => match e.as_ref() {
-                SshError::HostKeyUnknown { .. } => "host_key_unknown",
-                SshError::HostKeyChanged { .. } => "host_key_changed",
-                SshError::HostKeyOtherType { .. } => "host_key_other_type",
-                SshError::HostKeyRevoked { .. } => "host_key_revoked",
-                SshError::AuthFailed { .. } | SshError::NoCredentials { .. } => "auth_failed",
-                SshError::Identity(i) => identity_code(i),
-                SshError::Resolve { .. } => "unknown_host",
-                SshError::Refused { .. } => "connection_refused",
-                SshError::Timeout { .. } | SshError::Unreachable { .. } => "unreachable",
-                SshError::Handshake { .. } | SshError::Closed => "ssh",
-            },
+            EngineError::Ssh(e) => e.code(),
             EngineError::Identity(i) => identity_code(i),
             EngineError::Forward(ForwardError::PortInUse { .. }) => "port_in_use",
             EngineError::Forward(ForwardError::Privileged { .. }) => "port_privileged",
             EngineError::Forward(_) | EngineError::Path(_) => "local_socket",
-            EngineError::Engine(_) => "engine",
+            EngineError::SshConfig(_) => "ssh_config",
+            EngineError::Context(_) | EngineError::NoDockerConfig => "docker_context",
+            EngineError::Internal { .. } => "internal",
+            EngineError::InstallId { .. } => "local_files",
+            EngineError::KnownHostsRead(_) | EngineError::KnownHostsWrite { .. } => "known_hosts",
+            EngineError::Refused(r) => match r.as_ref() {
+                Refusal::HostKeyNotConfirmed { .. } => "host_key_not_confirmed",
+                Refusal::HostKeyNotNew { .. } => "host_key_not_new",
+                Refusal::HostKeyRevoked { .. } => "host_key_revoked",
+                Refusal::HostKeyInOpenSsh { .. } => "host_key_in_openssh",
+                Refusal::KeyShared { .. } => "key_shared",
+            },
+            EngineError::NotConnected { .. } => "not_connected",
+            EngineError::DockerApi { .. } => "docker_api",
+            EngineError::Remote { .. } => "remote_command",
+            EngineError::KeyEncode(_) => "identity",
+            EngineError::KeyInstall { .. } => "key_install_failed",
+            EngineError::KeyLoginAfterInstall { .. } | EngineError::KeyRotateLogin { .. } => "key_login_failed",
+            EngineError::NoKeychainKey { .. } => "no_keychain_key",
+            EngineError::KeyAuthorize { .. } => "key_install_failed",
             EngineError::ShuttingDown => "shutting_down",
             EngineError::Instance(InstanceError::Running(_)) => "engine_running",
             EngineError::Instance(_) => "local_socket",
+        }
+    }
+}
+
+impl EngineError {
+    /// The error as the control API, events and status carry it.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code().to_string(),
+            message: self.to_string(),
+            details: self.details(),
+        }
+    }
+
+    /// The facts behind the message, for clients to act on without reading it.
+    pub fn details(&self) -> Option<ErrorDetails> {
+        let vm = |vm: &str| Some(ErrorDetails::Vm { vm: vm.to_string() });
+        match self {
+            EngineError::Shared(inner) => inner.details(),
+            EngineError::Ssh(e) => e.details(),
+            EngineError::Config(ConfigError::NoSuchVm(v)) => vm(v),
+            EngineError::Forward(ForwardError::PortInUse {
+                port,
+                remote,
+                alt,
+                holder,
+            }) => Some(ErrorDetails::Port {
+                port: *port,
+                remote: *remote,
+                suggestion: *alt,
+                holder: Some(holder.trim().trim_start_matches("by ").to_string()).filter(|h| !h.is_empty()),
+            }),
+            EngineError::Forward(ForwardError::Privileged { port, remote, alt }) => Some(ErrorDetails::Port {
+                port: *port,
+                remote: *remote,
+                suggestion: *alt,
+                holder: None,
+            }),
+            EngineError::NotConnected { vm: v }
+            | EngineError::NoKeychainKey { vm: v }
+            | EngineError::Remote { vm: v, .. } => vm(v),
+            EngineError::Refused(r) => match r.as_ref() {
+                Refusal::HostKeyNotConfirmed { vm: v, .. }
+                | Refusal::HostKeyNotNew { vm: v, .. }
+                | Refusal::HostKeyRevoked { vm: v, .. }
+                | Refusal::HostKeyInOpenSsh { vm: v, .. } => vm(v),
+                Refusal::KeyShared { key, vm: v, others } => Some(ErrorDetails::Key {
+                    key: key.clone(),
+                    used_by: std::iter::once(v.clone()).chain(others.iter().cloned()).collect(),
+                }),
+            },
+            _ => None,
+        }
+    }
+}
+
+impl SshError {
+    /// The stable code of an SSH failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SshError::HostKeyUnknown { .. } => "host_key_unknown",
+            SshError::HostKeyChanged { .. } => "host_key_changed",
+            SshError::HostKeyOtherType { .. } => "host_key_other_type",
+            SshError::HostKeyRevoked { .. } => "host_key_revoked",
+            SshError::AuthFailed { .. } | SshError::NoCredentials { .. } => "auth_failed",
+            SshError::Identity(i) => identity_code(i),
+            SshError::Resolve { .. } => "unknown_host",
+            SshError::Refused { .. } => "connection_refused",
+            SshError::Timeout { .. } | SshError::Unreachable { .. } => "unreachable",
+            SshError::Handshake { .. } | SshError::Closed => "ssh",
+        }
+    }
+
+    /// The host key facts of a refused key; nothing for other failures.
+    pub fn details(&self) -> Option<ErrorDetails> {
+        let recorded_of = |file: &std::path::Path, line: usize, key_type: &str, fingerprint: &str| RecordedKey {
+            key_type: key_type.to_string(),
+            fingerprint: fingerprint.to_string(),
+            file: file.to_path_buf(),
+            line,
+        };
+        match self {
+            SshError::HostKeyUnknown {
+                host,
+                key_type,
+                fingerprint,
+                ..
+            } => Some(ErrorDetails::HostKey {
+                host: host.clone(),
+                key_type: key_type.clone(),
+                fingerprint: fingerprint.clone(),
+                recorded: Vec::new(),
+            }),
+            SshError::HostKeyChanged {
+                host,
+                key_type,
+                fingerprint,
+                recorded,
+                file,
+                line,
+            } => Some(ErrorDetails::HostKey {
+                host: host.clone(),
+                key_type: key_type.clone(),
+                fingerprint: fingerprint.clone(),
+                recorded: vec![recorded_of(file, *line, key_type, recorded)],
+            }),
+            SshError::HostKeyOtherType {
+                host,
+                key_type,
+                fingerprint,
+                recorded,
+            } => Some(ErrorDetails::HostKey {
+                host: host.clone(),
+                key_type: key_type.clone(),
+                fingerprint: fingerprint.clone(),
+                recorded: recorded
+                    .iter()
+                    .map(|r| recorded_of(&r.file, r.line, &r.key_type, &r.fingerprint))
+                    .collect(),
+            }),
+            SshError::HostKeyRevoked {
+                host,
+                fingerprint,
+                file,
+                line,
+            } => Some(ErrorDetails::HostKey {
+                host: host.clone(),
+                key_type: String::new(),
+                fingerprint: fingerprint.clone(),
+                recorded: vec![recorded_of(file, *line, "", fingerprint)],
+            }),
+            _ => None,
         }
     }
 }
@@ -92,3 +327,9 @@ fn identity_code(e: &IdentityError) -> &'static str {
 #[cfg(test)]
 #[path = "tests/error.rs"]
 mod tests;
+
+impl From<Refusal> for EngineError {
+    fn from(r: Refusal) -> Self {
+        EngineError::Refused(Box::new(r))
+    }
+}

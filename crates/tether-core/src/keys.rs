@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::clock::unix_ms as now_ms;
 use crate::config::{ConfigError, KeyInfo, KeyOrigin, validate_key_name};
 use crate::engine::Engine;
-use crate::error::EngineError;
+use crate::error::{EngineError, Refusal};
 use crate::identity::{self, Credential, Fixed, IdentityError};
 use crate::remote;
 use crate::ssh::{self, HostKeyPolicy};
@@ -71,7 +71,7 @@ pub struct RotateReport {
 fn public_line(key: &PrivateKey) -> Result<String, EngineError> {
     key.public_key()
         .to_openssh()
-        .map_err(|e| EngineError::Engine(format!("cannot encode a public key: {e}")))
+        .map_err(|e| EngineError::KeyEncode(e.to_string()))
 }
 
 fn blob(line: &str) -> &str {
@@ -224,7 +224,7 @@ impl Engine {
 
     async fn target_of(&self, vm: &str) -> Result<crate::target::Target, EngineError> {
         let profile = self.config().await.vm(vm)?.clone();
-        crate::target::resolve(&profile).map_err(|e| EngineError::Engine(e.to_string()))
+        Ok(crate::target::resolve(&profile)?)
     }
 
     /// A fresh login to `vm` with exactly `cred`, closed again at once.
@@ -254,17 +254,16 @@ impl Engine {
         )
         .await;
         let _ = conn.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
-        let out = out.map_err(EngineError::Engine)?;
+        let out = out.map_err(|message| EngineError::Remote { vm: vm.into(), message })?;
         if !out.success() {
-            return Err(EngineError::Engine(format!(
-                "could not add the key to ~/.ssh/authorized_keys on the VM ({}); paste this there instead: {}",
-                if out.stderr.is_empty() {
+            return Err(EngineError::KeyInstall {
+                reason: if out.stderr.is_empty() {
                     "no reason given".to_string()
                 } else {
                     out.stderr
                 },
-                view.install_command
-            )));
+                command: view.install_command,
+            });
         }
         let verify = self
             .try_login(
@@ -280,10 +279,7 @@ impl Engine {
                 let _ = c.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
             }
             Err(e) => {
-                return Err(EngineError::Engine(format!(
-                    "the key was added to ~/.ssh/authorized_keys, but logging in with it failed ({e}); \
-                     the VM's sshd may read keys from elsewhere (AuthorizedKeysFile)"
-                )));
+                return Err(EngineError::KeyLoginAfterInstall { reason: e.to_string() });
             }
         }
         self.set_vm_key(vm, key).await?;
@@ -296,31 +292,24 @@ impl Engine {
     pub async fn key_rotate(&self, vm: &str) -> Result<RotateReport, EngineError> {
         let cfg = self.config().await;
         let profile = cfg.vm(vm)?.clone();
-        let name = profile.key.clone().ok_or_else(|| {
-            EngineError::Engine(format!(
-                "VM '{vm}' does not log in with a keychain key, so there is nothing to rotate; \
-                 `tether key gen NAME` and `tether key install {vm} --key NAME` give it one"
-            ))
-        })?;
+        let name = profile
+            .key
+            .clone()
+            .ok_or_else(|| EngineError::NoKeychainKey { vm: vm.into() })?;
         let users = cfg.vms_using_key(&name);
         if users.len() > 1 {
-            return Err(EngineError::Engine(format!(
-                "key '{name}' is also used by {}; rotating it on '{vm}' alone would lock them out. Give each VM its own key",
-                users
-                    .iter()
-                    .filter(|u| *u != vm)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(Refusal::KeyShared {
+                key: name.clone(),
+                vm: vm.into(),
+                others: users.into_iter().filter(|u| u != vm).collect(),
+            }
+            .into());
         }
         let info = cfg.keys.get(&name).cloned().ok_or_else(|| no_key(&name))?;
         let (_, session) = self.session(Some(vm)).await?;
-        let link = session.link().ok_or_else(|| {
-            EngineError::Engine(format!(
-                "'{vm}' is not connected; connect it first (`tether connect {vm}`)"
-            ))
-        })?;
+        let link = session
+            .link()
+            .ok_or_else(|| EngineError::NotConnected { vm: vm.into() })?;
         let keys = self.inner.keys.clone();
         let old = keys.load(&name).await.map_err(IdentityError::from)?;
         let next = identity::generate_ed25519(old.comment().as_ref());
@@ -354,9 +343,10 @@ impl Engine {
                     Ok(o) => o.stderr,
                     Err(e) => e,
                 };
-                return Err(EngineError::Engine(format!(
-                    "could not authorize the new key on '{vm}' ({why}); the old key still works"
-                )));
+                return Err(EngineError::KeyAuthorize {
+                    vm: vm.into(),
+                    reason: why,
+                });
             }
         }
         // 3. Prove it logs in.
@@ -371,9 +361,10 @@ impl Engine {
             Err(e) => {
                 unauthorize(blob(&next_public).to_string()).await;
                 let _ = keys.store().delete(&stage).await;
-                return Err(EngineError::Engine(format!(
-                    "the new key was authorized on '{vm}' but could not log in ({e}); it was withdrawn and the old key still works"
-                )));
+                return Err(EngineError::KeyRotateLogin {
+                    vm: vm.into(),
+                    reason: e.to_string(),
+                });
             }
         }
         // 4. Commit: the keychain entry, then the config.

@@ -19,7 +19,7 @@ use crate::docker;
 use crate::error::EngineError;
 use crate::forward::{self, Counters, ForwardCtx, ForwardError, Remote};
 
-use crate::api::{ConnectReport, EngineInfo, Event, ForwardStatus, UnforwardedPort, VmStatus};
+use crate::api::{ConnectReport, EngineInfo, ErrorBody, Event, ForwardStatus, UnforwardedPort, VmStatus};
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
@@ -174,7 +174,8 @@ struct Actor {
     misses: u32,
     engine: Option<EngineInfo>,
     engine_check: Option<JoinHandle<EngineInfo>>,
-    last_error: Option<String>,
+    /// Why the VM is not (or was not last) connected, with its code and facts.
+    last_error: Option<ErrorBody>,
     /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
     policy: (bool, Option<String>),
     keys: Keys,
@@ -206,6 +207,8 @@ pub fn spawn(
         docker_host: format!("unix://{}", socket.display()),
         forwards: Vec::new(),
         last_error: None,
+        error_code: None,
+        error_details: None,
         engine: None,
         active: false,
         auto_connect: profile.auto_connect,
@@ -325,7 +328,7 @@ impl Actor {
                 res = maybe(&mut self.attempt) => self.attempt_done(res),
                 _ = closed(&self.conn) => {
                     tracing::warn!(vm = %self.name, "SSH connection lost");
-                    self.last_error = Some("the SSH connection dropped".into());
+                    self.last_error = Some(problem("link_lost", "the SSH connection dropped"));
                     self.input(Input::LinkLost, None);
                 }
                 _ = until(self.retry_at) => {
@@ -456,7 +459,10 @@ impl Actor {
                 let d = backoff::delay(attempt);
                 tracing::info!(vm = %self.name, attempt, delay_ms = d.as_millis() as u64, "reconnect scheduled");
                 self.retry_at = Some(Instant::now() + d);
-                let why = self.last_error.clone().unwrap_or_else(|| "the link dropped".into());
+                let why = self
+                    .last_error
+                    .as_ref()
+                    .map_or_else(|| "the link dropped".to_string(), |e| e.message.clone());
                 let since = if attempt == 1 {
                     Instant::now()
                 } else {
@@ -490,10 +496,16 @@ impl Actor {
             } else {
                 self.last_error.clone()
             };
+            let (error, code, details) = match error {
+                Some(e) => (Some(e.message), Some(e.code), e.details),
+                None => (None, None, None),
+            };
             let _ = self.events.send(Event::State {
                 vm: self.name.clone(),
                 state: next,
                 error,
+                code,
+                details,
             });
         }
     }
@@ -505,8 +517,7 @@ impl Actor {
     }
 
     fn fail_waiting(&mut self, e: EngineError) {
-        let msg = e.to_string();
-        self.last_error = Some(msg);
+        self.last_error = Some(e.body());
         let shared = Arc::new(e);
         for w in self.waiting.drain(..) {
             let _ = w.send(Err(EngineError::Shared(shared.clone())));
@@ -741,7 +752,11 @@ impl Actor {
             Err(e) => {
                 let permanent = e.is_permanent();
                 tracing::warn!(vm = %self.name, error = %e, permanent, "connection attempt failed");
-                self.last_error = Some(e.to_string());
+                self.last_error = Some(ErrorBody {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                    details: e.details(),
+                });
                 // The waiters hear of the failure only after the state machine has acted on it,
                 // so a failed connect has already removed its socket when the caller returns.
                 let waiters = std::mem::take(&mut self.waiting);
@@ -794,7 +809,10 @@ impl Actor {
         let recheck = std::mem::take(&mut self.recheck);
         if recheck && rtt.is_none() {
             tracing::warn!(vm = %self.name, "no answer after a network change or wake; reconnecting now");
-            self.last_error = Some("the VM stopped answering after the network changed or the laptop woke".into());
+            self.last_error = Some(problem(
+                "unreachable",
+                "the VM stopped answering after the network changed or the laptop woke",
+            ));
             self.input(Input::LinkLost, None);
             // The link is known dead, not flaky: the first retry goes at once.
             if self.retry_at.take().is_some() {
@@ -824,9 +842,12 @@ impl Actor {
             None => {
                 self.misses += 1;
                 tracing::warn!(vm = %self.name, misses = self.misses, "liveness probe unanswered");
-                self.last_error = Some(format!(
-                    "the VM did not answer a liveness probe within {} s",
-                    PROBE_TIMEOUT.as_secs()
+                self.last_error = Some(problem(
+                    "unreachable",
+                    &format!(
+                        "the VM did not answer a liveness probe within {} s",
+                        PROBE_TIMEOUT.as_secs()
+                    ),
                 ));
                 self.input(Input::ProbeMissed, None);
             }
@@ -995,7 +1016,9 @@ impl Actor {
             s.since_ms = unix_ms(self.since);
             s.rtt_ms = self.rtt.map(rtt_ms);
             s.forwards = forwards;
-            s.last_error = self.last_error.clone();
+            s.last_error = self.last_error.as_ref().map(|e| e.message.clone());
+            s.error_code = self.last_error.as_ref().map(|e| e.code.clone());
+            s.error_details = self.last_error.as_ref().and_then(|e| e.details.clone());
             s.engine = self.engine.clone();
             s.auto_connect = self.profile.auto_connect;
             s.unforwarded = self.unforwarded.clone();
@@ -1025,6 +1048,15 @@ fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
         refused,
         auto: t.container.is_some(),
         container: t.container.clone(),
+    }
+}
+
+/// A failure the session notices itself (no `EngineError` behind it).
+fn problem(code: &str, message: &str) -> ErrorBody {
+    ErrorBody {
+        code: code.into(),
+        message: message.into(),
+        details: None,
     }
 }
 

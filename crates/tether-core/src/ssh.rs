@@ -75,17 +75,18 @@ pub enum SshError {
     },
     #[error(
         "REFUSED: {host} presented a {key_type} host key ({fingerprint}), but Tether knows it by other keys:\n  \
-         {recorded}\nThis is not a first connection. Someone may be intercepting the connection \
+         {}\nThis is not a first connection. Someone may be intercepting the connection \
          (man-in-the-middle) with a key of another type, or the VM was reinstalled without its old keys.\n\
          If the VM's administrator confirms {fingerprint}, replace the recorded keys: \
-         `tether vm host-key <vm> --replace {fingerprint}`"
+         `tether vm host-key <vm> --replace {fingerprint}`",
+        recorded.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
     )]
     HostKeyOtherType {
         host: String,
         key_type: String,
         fingerprint: String,
-        /// The recorded keys, one per line.
-        recorded: String,
+        /// The keys recorded for the host, none of the presented type.
+        recorded: Vec<known_hosts::Recorded>,
     },
     #[error("REFUSED: the host key {fingerprint} of {host} is marked @revoked in {file}:{line}")]
     HostKeyRevoked {
@@ -217,11 +218,7 @@ impl client::Handler for ClientHandler {
                 host: name,
                 key_type,
                 fingerprint: fp,
-                recorded: recorded
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n  "),
+                recorded,
             },
             HostKeyStatus::Revoked { file, line } => SshError::HostKeyRevoked {
                 host: name,

@@ -124,3 +124,15 @@ describe("host-key verdicts", () => {
     expect(hostKeyReplaceable("revoked")).toBe(false);
   });
 });
+
+describe("error codes and facts follow the state", () => {
+  it("keeps a failure's code and details, and clears them when connected", () => {
+    const details = { kind: "host_key" as const, host: "h", key_type: "ecdsa-sha2-nistp256", fingerprint: "SHA256:x" };
+    let { vms } = applyEvent([base], { event: "state", vm: base.name, state: "failed", error: "REFUSED", code: "host_key_other_type", details });
+    expect(vms[0].error_code).toBe("host_key_other_type");
+    expect(vms[0].error_details).toEqual(details);
+    ({ vms } = applyEvent(vms, { event: "state", vm: base.name, state: "connected" }));
+    expect(vms[0].error_code).toBeUndefined();
+    expect(vms[0].error_details).toBeUndefined();
+  });
+});

@@ -17,6 +17,8 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
                 attempt: ev.attempt,
                 since_ms: v.state === ev.state ? v.since_ms : now,
                 last_error: ev.state === "connected" ? undefined : (ev.error ?? v.last_error),
+                error_code: ev.state === "connected" ? undefined : (ev.error ? ev.code : v.error_code),
+                error_details: ev.state === "connected" ? undefined : (ev.error ? ev.details : v.error_details),
                 // Not connected means no round trip and no engine answer to show.
                 rtt_ms: ev.state === "connected" || ev.state === "degraded" ? v.rtt_ms : undefined,
                 // No link, no engine: an answer from before the drop would be stale.

@@ -43,6 +43,9 @@ export interface VmStatus {
   docker_host: string;
   forwards: ForwardStatus[];
   last_error?: string;
+  /** The code and facts of `last_error`. */
+  error_code?: string;
+  error_details?: ErrorDetails;
   engine?: EngineInfo;
   active: boolean;
   auto_connect: boolean;
@@ -52,7 +55,7 @@ export interface VmStatus {
 }
 
 export type EngineEvent =
-  | { event: "state"; vm: string; state: StateName; attempt?: number; error?: string }
+  | { event: "state"; vm: string; state: StateName; attempt?: number; error?: string; code?: string; details?: ErrorDetails }
   | { event: "forward"; vm: string; forward: ForwardStatus }
   | { event: "engine"; vm: string; engine: EngineInfo }
   | { event: "rtt"; vm: string; rtt_ms: number }
@@ -67,9 +70,17 @@ export interface TimedEvent {
   event: EngineEvent;
 }
 
+/** Facts about a failure, by what failed (the engine's `ErrorDetails`). */
+export type ErrorDetails =
+  | { kind: "host_key"; host: string; key_type: string; fingerprint: string; recorded?: { key_type: string; fingerprint: string; file: string; line: number }[] }
+  | { kind: "port"; port: number; remote: number; suggestion: number; holder?: string }
+  | { kind: "vm"; vm: string }
+  | { kind: "key"; key: string; used_by: string[] };
+
 export interface IpcError {
   code: string;
   message: string;
+  details?: ErrorDetails;
 }
 
 export interface Settings {
