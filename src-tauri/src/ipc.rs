@@ -454,7 +454,7 @@ mod tests {
         let body = ErrorBody {
             code: "no_such_vm".into(),
             message: "no VM named 'arm'".into(),
-            details: Some(tether_core::api::ErrorDetails::Vm { vm: "arm".into() }),
+            details: Some(Box::new(tether_core::api::ErrorDetails::Vm { vm: "arm".into() })),
         };
         let e: IpcError = ClientError::Remote(body).into();
         let v = serde_json::to_value(&e).unwrap();
@@ -462,7 +462,8 @@ mod tests {
         assert!(v["message"].as_str().unwrap().contains("arm"));
         assert_eq!(v["details"]["kind"], "vm");
         assert_eq!(v["details"]["vm"], "arm");
-        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+        // Code, message and the facts: nothing else crosses.
+        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
     }
 
     #[test]

@@ -478,7 +478,7 @@ async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Resul
         match e.call(&req).await {
             Ok(v) => break v,
             Err(ClientError::Remote(err)) if err.code == "host_key_unknown" && fingerprint.is_none() => {
-                let fp = match &err.details {
+                let fp = match err.details.as_deref() {
                     Some(ErrorDetails::HostKey { fingerprint, .. }) => Some(fingerprint.clone()),
                     _ => None,
                 };

@@ -290,6 +290,7 @@ pub struct RecordedKey {
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
+    /// Boxed: most errors have none, and every `Result` carrying this stays small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<ErrorDetails>,
+    pub details: Option<Box<ErrorDetails>>,
 }

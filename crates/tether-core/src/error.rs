@@ -178,7 +178,7 @@ impl EngineError {
         ErrorBody {
             code: self.code().to_string(),
             message: self.to_string(),
-            details: self.details(),
+            details: self.details().map(Box::new),
         }
     }
 

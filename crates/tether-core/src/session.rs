@@ -497,7 +497,7 @@ impl Actor {
                 self.last_error.clone()
             };
             let (error, code, details) = match error {
-                Some(e) => (Some(e.message), Some(e.code), e.details),
+                Some(e) => (Some(e.message), Some(e.code), e.details.map(|d| *d)),
                 None => (None, None, None),
             };
             let _ = self.events.send(Event::State {
@@ -755,7 +755,7 @@ impl Actor {
                 self.last_error = Some(ErrorBody {
                     code: e.code().into(),
                     message: e.to_string(),
-                    details: e.details(),
+                    details: e.details().map(Box::new),
                 });
                 // The waiters hear of the failure only after the state machine has acted on it,
                 // so a failed connect has already removed its socket when the caller returns.
@@ -1018,7 +1018,7 @@ impl Actor {
             s.forwards = forwards;
             s.last_error = self.last_error.as_ref().map(|e| e.message.clone());
             s.error_code = self.last_error.as_ref().map(|e| e.code.clone());
-            s.error_details = self.last_error.as_ref().and_then(|e| e.details.clone());
+            s.error_details = self.last_error.as_ref().and_then(|e| e.details.as_deref().cloned());
             s.engine = self.engine.clone();
             s.auto_connect = self.profile.auto_connect;
             s.unforwarded = self.unforwarded.clone();

@@ -479,7 +479,7 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
             .map(|mut d| d.next().is_some())
             .unwrap_or(false)
     );
-    assert_eq!(secrets.count("dev.tether.ssh-key", "wizvm"), Some(1));
+    assert_eq!(secrets.count("dev.tether.ssh-key", &t.account("wizvm")), Some(1));
     let authorized = std::fs::read_to_string(user.home().join(".ssh/authorized_keys")).unwrap();
     assert!(authorized.starts_with("ssh-ed25519 "), "{authorized}");
     ui.screenshot(&shots().join("wizard-done.png"));

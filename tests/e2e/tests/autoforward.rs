@@ -311,13 +311,8 @@ fn service_ports_and_labelled_containers_are_not_forwarded_and_say_why() {
     for port in [5432, a, b] {
         assert!(forward(&st, port).is_none(), "{port} was forwarded: {st}");
     }
-    // (5432 may be a real Postgres on a developer's laptop; the test's own ports are free.)
-    for port in [a, b] {
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "{port} listens"
-        );
-    }
+    // (Whether the laptop port is free says nothing here: other tests' forwards move up to free
+    // ports. This engine's forwards are what count, and none serves them.)
     let containers = t.run(&["containers", "a"]).ok().stdout;
     assert!(containers.contains("5432/tcp (not forwarded)"), "{containers}");
     assert!(
