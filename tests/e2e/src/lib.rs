@@ -405,41 +405,23 @@ impl Tether {
 
     /// Adds a lab VM with the lab key, accepting its host key.
     pub fn add_vm(&self, name: &str, ip: &str, port: u16, socket: &str) -> Run {
-        self.run(&[
-            "vm",
-            "add",
-            name,
-            "--host",
-            ip,
-            "--port",
-            &port.to_string(),
-            "--user",
-            &var("LAB_USER"),
-            "--identity",
-            &var("LAB_KEY"),
-            "--remote-socket",
-            socket,
-            "--accept-new",
-        ])
+        self.vm_add(name, ip, port, &var("LAB_USER"), Some(&var("LAB_KEY")), socket)
     }
 
     /// `tether vm add` for a VM that logs in as `user` (by a keychain key or a password, not the
     /// lab's key file), its host key accepted.
     pub fn add_vm_as(&self, name: &str, ip: &str, port: u16, user: &str) -> Run {
-        self.run(&[
-            "vm",
-            "add",
-            name,
-            "--host",
-            ip,
-            "--port",
-            &port.to_string(),
-            "--user",
-            user,
-            "--remote-socket",
-            &var("LAB_A_SOCK"),
-            "--accept-new",
-        ])
+        self.vm_add(name, ip, port, user, None, &var("LAB_A_SOCK"))
+    }
+
+    fn vm_add(&self, name: &str, ip: &str, port: u16, user: &str, identity: Option<&str>, socket: &str) -> Run {
+        let port = port.to_string();
+        let mut args = vec!["vm", "add", name, "--host", ip, "--port", &port, "--user", user];
+        if let Some(key) = identity {
+            args.extend(["--identity", key]);
+        }
+        args.extend(["--remote-socket", socket, "--accept-new"]);
+        self.run(&args)
     }
 
     pub fn socket(&self, vm: &str) -> PathBuf {

@@ -165,10 +165,10 @@ fn openssh_login(ip: &str, port: u16, user: &str, key: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// A VM on port 2222 that takes passwords and reads ~/.ssh/authorized_keys strictly, whose user
-/// logs in with an imported key file (so OpenSSH can check it later), installed with the
-/// password and connected. Returns the engine, the keychain and the old key's file.
-fn keyed_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::TempDir, std::path::PathBuf) {
+/// A VM on port 2222 that takes passwords and reads ~/.ssh/authorized_keys with OpenSSH's strict
+/// modes, a keychain, and a Tether that knows the VM and holds key `vmkey`, imported from a file
+/// (so OpenSSH can check that key later). Returns the engine, the keychain and the key's file.
+fn strict_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::TempDir, std::path::PathBuf) {
     lab_cmd(&[
         "sshd",
         &vm.name,
@@ -179,7 +179,7 @@ fn keyed_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::Te
     ]);
     let probe = tempfile::tempdir().unwrap();
     let ss = SecretService::start(probe.path(), true);
-    let mut t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
+    let t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
     let old_key = t.dir.path().join("old_key");
     let made = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "old", "-f"])
@@ -189,6 +189,12 @@ fn keyed_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::Te
     assert!(made.success());
     t.run(&["key", "import", "vmkey", &old_key.display().to_string()]).ok();
     t.add_vm_as(&vm.name, &vm.ip, 2222, &user.0).ok();
+    (t, ss, probe, old_key)
+}
+
+/// [`strict_vm`] with the key installed by one password login, and connected.
+fn keyed_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::TempDir, std::path::PathBuf) {
+    let (mut t, ss, probe, old_key) = strict_vm(vm, user);
     t.set_env("TETHER_VM_PASSWORD", &var("LAB_PASSWORD"));
     t.run(&["key", "install", &vm.name, "--key", "vmkey"]).ok();
     t.set_env("TETHER_VM_PASSWORD", "");
@@ -279,29 +285,7 @@ fn rotation_edits_a_symlinked_authorized_keys_where_it_points() {
 fn password_once_installs_the_key_and_rotation_retires_the_old_one() {
     let vm = TestVm::new("pw", 23, false);
     let user = LabUser::new("tlpw");
-    // This sshd takes passwords and reads ~/.ssh/authorized_keys with OpenSSH's strict modes.
-    lab_cmd(&[
-        "sshd",
-        "pw",
-        "2222",
-        "PasswordAuthentication=yes",
-        "AuthorizedKeysFile=.ssh/authorized_keys",
-        "StrictModes=yes",
-    ]);
-    let probe = tempfile::tempdir().unwrap();
-    let ss = SecretService::start(probe.path(), true);
-    let mut t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
-
-    // The key is an imported file, so this test can check the old key with OpenSSH afterwards.
-    let old_key = t.dir.path().join("old_key");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "old", "-f"])
-        .arg(&old_key)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    t.run(&["key", "import", "vmkey", &old_key.display().to_string()]).ok();
-    t.add_vm_as("pw", &vm.ip, 2222, &user.0).ok();
+    let (mut t, ss, _probe, old_key) = strict_vm(&vm, &user);
     assert!(
         !openssh_login(&vm.ip, 2222, &user.0, &old_key),
         "the key works before it was installed"
