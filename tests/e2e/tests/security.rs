@@ -193,12 +193,15 @@ fn closed_log_follows_leave_no_task_channel_or_connection_behind() {
         // The view closes; the container keeps quiet.
         drop(s);
     }
-    // While 50 follows were open this would be 50 streams more; closed, it returns.
-    let after = wait_for("the follows to be let go", Duration::from_secs(10), || {
+    // A leak keeps all 50: 50 streams and at least 50 tasks more. The engine's VM is the lab's
+    // shared one, where other tests' containers come and go, and each change makes the monitor
+    // ask the engine for a moment: a few streams and tasks of slack, never fifty.
+    const SLACK: u64 = 4;
+    let after = wait_for("the follows to be let go", Duration::from_secs(20), || {
         let now = settled();
-        (now.0 <= before.0 && now.1 <= before.1).then_some(now)
+        (now.0 <= before.0 + SLACK && now.1 <= before.1 + SLACK).then_some(now)
     });
-    assert!(after.1 <= before.1, "streams {before:?} -> {after:?}");
+    eprintln!("tasks and streams: {before:?} before 50 follows, {after:?} after they closed");
     docker_at(&lab_sock, &["rm", "-f", &name]);
 }
 
