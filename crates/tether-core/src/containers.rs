@@ -120,11 +120,7 @@ impl LineSplitter {
 
     /// The unfinished last line, at the end of the stream.
     pub fn finish(&mut self) -> Option<String> {
-        (!self.partial.is_empty()).then(|| {
-            let n = self.partial.len();
-            self.flush(n);
-            self.ready.pop_back().unwrap_or_default()
-        })
+        (!self.partial.is_empty()).then(|| String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned())
     }
 }
 

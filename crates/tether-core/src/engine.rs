@@ -653,15 +653,16 @@ impl Engine {
     /// Changes how `name` is reached (the app's edit form); its key, tunnels and options stay.
     pub async fn set_vm_connection(&self, name: &str, c: crate::api::ConnectionSettings) -> Result<(), EngineError> {
         self.modify_vm(name, |p| {
-            let fresh = Profile::new(c.host);
-            p.host = fresh.host;
+            p.host = c.host;
             p.port = c.port;
             p.user = c.user;
             p.arch = c.arch;
             if c.identity.is_some() {
                 p.identity = c.identity;
             }
-            p.remote_socket = c.remote_socket.unwrap_or(fresh.remote_socket);
+            p.remote_socket = c
+                .remote_socket
+                .unwrap_or_else(|| crate::config::DEFAULT_REMOTE_SOCKET.to_string());
         })
         .await
     }

@@ -241,6 +241,15 @@ impl SshError {
         }
     }
 
+    /// The failure as status and events carry it.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code().to_string(),
+            message: self.to_string(),
+            details: self.details().map(Box::new),
+        }
+    }
+
     /// The host key facts of a refused key; nothing for other failures.
     pub fn details(&self) -> Option<ErrorDetails> {
         let recorded_of = |file: &std::path::Path, line: usize, key_type: &str, fingerprint: &str| RecordedKey {

@@ -160,14 +160,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
             Err(e) => return Err(create_err(p, e)),
         }
     }
-    for p in missing
-        .iter()
-        .map(PathBuf::as_path)
-        .chain((!missing.iter().any(|m| m == dir)).then_some(dir))
-    {
-        check_private(p)?;
+    // `missing` ends with `dir` itself when anything was created; otherwise only `dir` is ours.
+    if missing.is_empty() {
+        return check_private(dir);
     }
-    Ok(())
+    missing.iter().try_for_each(|p| check_private(p))
 }
 
 /// `dir` is a real directory (not a link), owned by this user, and 0700 (tightened if wider).

@@ -752,11 +752,7 @@ impl Actor {
             Err(e) => {
                 let permanent = e.is_permanent();
                 tracing::warn!(vm = %self.name, error = %e, permanent, "connection attempt failed");
-                self.last_error = Some(ErrorBody {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                    details: e.details().map(Box::new),
-                });
+                self.last_error = Some(e.body());
                 // The waiters hear of the failure only after the state machine has acted on it,
                 // so a failed connect has already removed its socket when the caller returns.
                 let waiters = std::mem::take(&mut self.waiting);
