@@ -287,7 +287,7 @@ mod tests {
         let fwd = |local, remote, container: Option<&str>| ForwardStatus {
             local,
             remote,
-            state: "listening".into(),
+            state: tether_core::api::ForwardState::Listening,
             error: None,
             active: 0,
             total: 0,

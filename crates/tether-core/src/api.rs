@@ -23,13 +23,23 @@ pub struct EngineInfo {
     pub error: Option<String>,
 }
 
+/// Whether a tunnel's local port is taking connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardState {
+    Listening,
+    /// Wanted but not bound: the port is taken, or binding failed (see `error`).
+    Failed,
+    /// The VM is not wanted, so nothing listens.
+    Idle,
+}
+
 /// One tunnel's state for status output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardStatus {
     pub local: u16,
     pub remote: u16,
-    /// "listening", "failed" or "idle" (VM not wanted).
-    pub state: String,
+    pub state: ForwardState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub active: u64,

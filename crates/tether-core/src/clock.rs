@@ -12,3 +12,8 @@ pub fn unix_ms_of(t: SystemTime) -> u64 {
 pub fn unix_ms() -> u64 {
     unix_ms_of(SystemTime::now())
 }
+
+/// A duration in milliseconds with two decimals, as round trips and pings are shown.
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}

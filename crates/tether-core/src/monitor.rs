@@ -270,7 +270,7 @@ async fn sample(docker: &Docker, session: &SessionHandle, arch: Option<Arch>) ->
     };
     let started = Instant::now();
     let ping = docker.ping().await;
-    let ping_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
+    let ping_ms = crate::clock::millis(started.elapsed());
     let info = docker.info().await;
     let version = docker.version().await;
     match (ping, info, version) {

@@ -1,0 +1,235 @@
+//! The session's SSH link: connection attempts, liveness probes (and the quick re-check after a
+//! network change or wake), and the periodic Docker engine check.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::{EngineInfo, Event};
+use crate::docker;
+use crate::error::EngineError;
+use crate::ssh::{self, Connection, HostKeyPolicy, SshError};
+use crate::state::{Input, State};
+use crate::target;
+
+use super::status::problem;
+use super::{Actor, Link, PROBE_TIMEOUT, RECHECK_TIMEOUT};
+
+impl Actor {
+    pub(super) fn fail_waiting(&mut self, e: EngineError) {
+        self.last_error = Some(e.body());
+        let shared = Arc::new(e);
+        for w in self.waiting.drain(..) {
+            let _ = w.send(Err(EngineError::Shared(shared.clone())));
+        }
+    }
+
+    pub(super) fn drop_link(&mut self) {
+        if let Some(p) = self.probe.take() {
+            p.abort();
+        }
+        self.recheck = false;
+        if let Some(e) = self.engine_check.take() {
+            e.abort();
+        }
+        self.answer_engine_waiters();
+        self.misses = 0;
+        // Without a link there is no round trip and no engine answer to report.
+        self.rtt = None;
+        self.engine = None;
+        let _ = self.link.send(None);
+        if let Some((link, _)) = self.conn.take() {
+            tokio::spawn(async move {
+                let _ = link
+                    .disconnect(russh::Disconnect::ByApplication, "tether disconnect", "en")
+                    .await;
+            });
+        }
+    }
+
+    pub(super) fn start_attempt(&mut self) {
+        if let Some(a) = self.attempt.take() {
+            a.abort();
+        }
+        let profile = self.profile.clone();
+        let files = self.paths.known_hosts_files();
+        let (accept_new, confirmed) = self.policy.clone();
+        let passphrase = self.passphrase.clone();
+        let keys = self.keys.clone();
+        self.attempt = Some(tokio::spawn(async move {
+            // ~/.ssh/config is file I/O: off the runtime's workers.
+            let resolve = profile.clone();
+            let target = tokio::task::spawn_blocking(move || target::resolve(&resolve))
+                .await
+                .map_err(|e| SshError::Handshake {
+                    addr: profile.host.clone(),
+                    message: e.to_string(),
+                })?
+                .map_err(|e| SshError::Handshake {
+                    addr: profile.host.clone(),
+                    message: e.to_string(),
+                })?;
+            let creds = crate::identity::credentials_for(&profile, &target, &keys).await?;
+            let policy = HostKeyPolicy {
+                files,
+                accept_new,
+                confirmed,
+                scan: false,
+            };
+            let pass = passphrase.as_ref().map(|p| p.as_str());
+            let conn = ssh::connect(&target, policy, Arc::from(creds), pass, ssh::Timeouts::default()).await?;
+            let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
+            Ok((conn, info))
+        }));
+    }
+
+    pub(super) fn attempt_done(&mut self, res: Option<Result<(Connection, EngineInfo), SshError>>) {
+        let res = res.unwrap_or(Err(SshError::Closed));
+        // The confirmation applied to one attempt only.
+        self.policy = (false, None);
+        match res {
+            Ok((conn, info)) => {
+                let link: Link = Arc::new(conn.handle);
+                self.conn = Some((link.clone(), conn.closed));
+                let _ = self.link.send(Some(link));
+                self.last_error = None;
+                self.input(Input::Established, None);
+                self.set_engine(info);
+                for w in std::mem::take(&mut self.waiting) {
+                    let _ = w.send(self.report());
+                }
+                tracing::info!(vm = %self.name, "connected");
+            }
+            Err(e) => {
+                let permanent = e.is_permanent();
+                tracing::warn!(vm = %self.name, error = %e, permanent, "connection attempt failed");
+                self.last_error = Some(e.body());
+                // The waiters hear of the failure only after the state machine has acted on it,
+                // so a failed connect has already removed its socket when the caller returns.
+                let waiters = std::mem::take(&mut self.waiting);
+                // A user-requested attempt while reconnecting reports its error but keeps retrying.
+                let permanent = permanent || (!waiters.is_empty() && matches!(self.state, State::Connecting));
+                self.input(Input::AttemptFailed { permanent }, None);
+                self.waiting = waiters;
+                self.fail_waiting(EngineError::from(e));
+            }
+        }
+        self.publish();
+    }
+
+    pub(super) fn start_probe(&mut self) {
+        self.probe_with(PROBE_TIMEOUT);
+    }
+
+    /// After a network change or a wake the connection may lead nowhere (a new network, or a VM
+    /// that forgot it while the laptop slept), and no FIN or RST will say so. Probe at once with
+    /// a short deadline, and on no answer reconnect at once rather than after two slow misses.
+    pub(super) fn recheck(&mut self) {
+        // A quick probe already out keeps its earlier deadline: changes come in bursts, and
+        // restarting the clock on each would only delay the verdict.
+        if self.recheck && self.probe.is_some() {
+            return;
+        }
+        if let Some(p) = self.probe.take() {
+            p.abort();
+        }
+        let deadline = self
+            .rtt
+            .map_or(RECHECK_TIMEOUT, |rtt| (rtt * 4).clamp(RECHECK_TIMEOUT, PROBE_TIMEOUT));
+        tracing::info!(vm = %self.name, deadline_ms = deadline.as_millis() as u64, "network changed or the laptop woke; checking the link now");
+        self.recheck = true;
+        self.probe_with(deadline);
+    }
+
+    pub(super) fn probe_with(&mut self, deadline: Duration) {
+        let Some((link, _)) = &self.conn else { return };
+        let link = link.clone();
+        self.probe = Some(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let ok = matches!(tokio::time::timeout(deadline, link.send_ping()).await, Ok(Ok(())));
+            // send_ping also returns Ok when the session is already gone; check that too.
+            (ok && !link.is_closed()).then(|| t0.elapsed())
+        }));
+    }
+
+    pub(super) fn probe_done(&mut self, rtt: Option<Duration>) {
+        let recheck = std::mem::take(&mut self.recheck);
+        if recheck && rtt.is_none() {
+            tracing::warn!(vm = %self.name, "no answer after a network change or wake; reconnecting now");
+            self.last_error = Some(problem(
+                "unreachable",
+                "the VM stopped answering after the network changed or the laptop woke",
+            ));
+            self.input(Input::LinkLost, None);
+            // The link is known dead, not flaky: the first retry goes at once.
+            if self.retry_at.take().is_some() {
+                self.start_attempt();
+            }
+            self.publish();
+            return;
+        }
+        match rtt {
+            Some(rtt) => {
+                self.misses = 0;
+                let ms = crate::clock::millis(rtt);
+                // Tell subscribers when it moved by a tenth or 0.2 ms, not every 2 s.
+                let moved = self.rtt.is_none_or(|old| {
+                    let old = old.as_secs_f64() * 1e3;
+                    (ms - old).abs() >= (old * 0.1).max(0.2)
+                });
+                if moved {
+                    let _ = self.events.send(Event::Rtt {
+                        vm: self.name.clone(),
+                        rtt_ms: ms,
+                    });
+                }
+                self.rtt = Some(rtt);
+                self.input(Input::ProbeOk, None);
+            }
+            None => {
+                self.misses += 1;
+                tracing::warn!(vm = %self.name, misses = self.misses, "liveness probe unanswered");
+                self.last_error = Some(problem(
+                    "unreachable",
+                    &format!(
+                        "the VM did not answer a liveness probe within {} s",
+                        PROBE_TIMEOUT.as_secs()
+                    ),
+                ));
+                self.input(Input::ProbeMissed, None);
+            }
+        }
+        self.publish();
+    }
+
+    pub(super) fn answer_engine_waiters(&mut self) {
+        for w in std::mem::take(&mut self.engine_waiters) {
+            let _ = w.send(self.report());
+        }
+    }
+
+    pub(super) fn start_engine_check(&mut self) {
+        let Some((link, _)) = &self.conn else { return };
+        let link = link.clone();
+        let socket = self.profile.remote_socket.clone();
+        let profile = self.profile.clone();
+        self.engine_check = Some(tokio::spawn(async move {
+            // Reading ~/.ssh/config is file I/O: off the runtime's workers.
+            let user =
+                tokio::task::spawn_blocking(move || target::resolve(&profile).map(|t| t.user).unwrap_or_default())
+                    .await
+                    .unwrap_or_default();
+            docker::probe(&link, &socket, &user).await
+        }));
+    }
+
+    pub(super) fn set_engine(&mut self, info: EngineInfo) {
+        if self.engine.as_ref() != Some(&info) {
+            let _ = self.events.send(Event::Engine {
+                vm: self.name.clone(),
+                engine: info.clone(),
+            });
+        }
+        self.engine = Some(info);
+        self.publish();
+    }
+}

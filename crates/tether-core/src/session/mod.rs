@@ -1,0 +1,357 @@
+//! One actor per VM: owns its SSH connection, its local listeners and its state, and is driven
+//! by commands from the engine, by link and probe results, by backoff timers and by network
+//! changes. Decisions come from the pure [`state::step`]; this module only does the I/O.
+//!
+//! The actor is one struct split by concern: this file has its handle, its loop and its
+//! commands; `link` the SSH connection, the probes and the engine checks; `tunnels` the local
+//! listeners and their table; `status` what it publishes.
+
+mod handle;
+mod link;
+mod status;
+mod tunnels;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use russh::client::Handle;
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use crate::api::{ConnectReport, EngineInfo, ErrorBody, Event, UnforwardedPort, VmStatus};
+use crate::config::Profile;
+use crate::error::EngineError;
+use crate::forward;
+use crate::keystore::Keys;
+use crate::netwatch::NetChanges;
+use crate::paths::Paths;
+use crate::ssh::{ClientHandler, Connection, SshError};
+use crate::state::{self, Action, Input, State};
+use crate::{backoff, target};
+
+use status::problem;
+use tunnels::{Closing, Listener, Tunnel};
+
+use handle::Cmd;
+pub use handle::{ConnectOpts, SessionHandle};
+
+/// How often the liveness probe runs, and how long one may take. Two misses in a row mean the
+/// link is dead: worst case about `PROBE_EVERY + 2 * PROBE_TIMEOUT` (8 s) after it died.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The probe's deadline right after a network change or wake (at least; 4 RTTs on slow links).
+pub const RECHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the Docker engine is asked for its version while connected.
+pub const ENGINE_EVERY: Duration = Duration::from_secs(15);
+
+pub type Link = Arc<Handle<ClientHandler>>;
+type Attempt = JoinHandle<Result<(Connection, EngineInfo), SshError>>;
+
+struct Actor {
+    name: String,
+    profile: Profile,
+    paths: Paths,
+    state: State,
+    since: SystemTime,
+    status: watch::Sender<VmStatus>,
+    events: broadcast::Sender<Event>,
+    link: watch::Sender<Option<Link>>,
+    down_reason: watch::Sender<forward::Down>,
+    docker: Option<Listener>,
+    tunnels: BTreeMap<u16, Tunnel>,
+    conn: Option<(Link, Arc<Notify>)>,
+    attempt: Option<Attempt>,
+    retry_at: Option<Instant>,
+    waiting: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
+    /// `connect` calls on a live VM waiting for the engine check they started.
+    engine_waiters: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
+    passphrase: Option<Zeroizing<String>>,
+    rtt: Option<Duration>,
+    probe: Option<JoinHandle<Option<Duration>>>,
+    /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
+    /// so `tunnel --rm 3000` then `tunnel -p 3000` never finds the port taken by Tether itself.
+    closing: Closing,
+    /// The running probe is the quick one after a network change or wake.
+    recheck: bool,
+    misses: u32,
+    engine: Option<EngineInfo>,
+    engine_check: Option<JoinHandle<EngineInfo>>,
+    /// Why the VM is not (or was not last) connected, with its code and facts.
+    last_error: Option<ErrorBody>,
+    /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
+    policy: (bool, Option<String>),
+    keys: Keys,
+    shared: forward::Shared,
+    unforwarded: Vec<UnforwardedPort>,
+    arch_warning: Option<String>,
+}
+
+/// Starts the actor for one VM.
+pub fn spawn(
+    name: String,
+    profile: Profile,
+    paths: Paths,
+    events: broadcast::Sender<Event>,
+    net: NetChanges,
+    keys: Keys,
+    shared: forward::Shared,
+) -> SessionHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(32);
+    let initial = status::initial(&name, &profile, &paths);
+    let (status_tx, status_rx) = watch::channel(initial);
+    let tunnels = profile
+        .forwards
+        .iter()
+        .map(|m| (m.local, Tunnel::new(*m, None)))
+        .collect();
+    let (link_tx, link_rx) = watch::channel(None);
+    let actor = Actor {
+        name,
+        profile,
+        paths,
+        state: State::Disconnected,
+        since: SystemTime::now(),
+        status: status_tx,
+        events,
+        link: link_tx,
+        down_reason: watch::channel(forward::Down {
+            reason: "the VM is not connected; run `tether connect`".to_string(),
+            since: Instant::now(),
+        })
+        .0,
+        docker: None,
+        tunnels,
+        conn: None,
+        attempt: None,
+        retry_at: None,
+        waiting: Vec::new(),
+        engine_waiters: Vec::new(),
+        passphrase: None,
+        rtt: None,
+        probe: None,
+        closing: Closing::default(),
+        recheck: false,
+        misses: 0,
+        engine: None,
+        engine_check: None,
+        last_error: None,
+        policy: (false, None),
+        keys,
+        shared,
+        unforwarded: Vec::new(),
+        arch_warning: None,
+    };
+    actor.publish();
+    tokio::spawn(actor.run(cmd_rx, net));
+    SessionHandle {
+        cmd: cmd_tx,
+        status: status_rx,
+        link: link_rx,
+    }
+}
+
+/// Awaits an optional task; pending forever when there is none (for `select!`).
+async fn maybe<T>(task: &mut Option<JoinHandle<T>>) -> Option<T> {
+    match task {
+        Some(t) => {
+            let r = t.await.ok();
+            *task = None;
+            r
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn closed(conn: &Option<(Link, Arc<Notify>)>) {
+    match conn {
+        Some((_, n)) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut net: NetChanges) {
+        let mut probe_tick = tokio::time::interval(PROBE_EVERY);
+        probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut engine_tick = tokio::time::interval(ENGINE_EVERY);
+        engine_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Shutdown(reply)) => {
+                        self.input(Input::Disconnect, None);
+                        self.finish_closing().await;
+                        let _ = reply.send(());
+                        break;
+                    }
+                    None => {
+                        self.input(Input::Disconnect, None);
+                        break;
+                    }
+                    Some(c) => self.command(c).await,
+                },
+                res = maybe(&mut self.attempt) => self.attempt_done(res),
+                _ = closed(&self.conn) => {
+                    tracing::warn!(vm = %self.name, "SSH connection lost");
+                    self.last_error = Some(problem("link_lost", "the SSH connection dropped"));
+                    self.input(Input::LinkLost, None);
+                }
+                _ = until(self.retry_at) => {
+                    self.retry_at = None;
+                    self.start_attempt();
+                }
+                Ok(()) = net.changed() => {
+                    if self.retry_at.is_some() {
+                        tracing::info!(vm = %self.name, "network changed or the laptop woke; retrying now");
+                        self.retry_at = None;
+                        self.start_attempt();
+                    } else if self.conn.is_some() {
+                        self.recheck();
+                    }
+                }
+                _ = probe_tick.tick(), if self.conn.is_some() && self.probe.is_none() => self.start_probe(),
+                res = maybe(&mut self.probe) => self.probe_done(res.flatten()),
+                _ = engine_tick.tick(), if self.conn.is_some() && self.engine_check.is_none() => self.start_engine_check(),
+                res = maybe(&mut self.engine_check) => {
+                    if let Some(info) = res {
+                        self.set_engine(info);
+                    }
+                    self.answer_engine_waiters();
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Connect(opts, reply) => {
+                if let Some(p) = opts.passphrase {
+                    self.passphrase = Some(p);
+                }
+                if matches!(self.state, State::Connected | State::Degraded) {
+                    // Already up. With no engine check running, start one and answer when it
+                    // does, so `connect` reports the engine as it is now. With one running (it
+                    // may hang on a stuck engine), answer at once with what is known. Either
+                    // way the actor itself never waits on the network.
+                    if self.engine_check.is_none() {
+                        tracing::debug!(vm = %self.name, "checking the engine for a connect");
+                        self.start_engine_check();
+                        self.engine_waiters.push(reply);
+                    } else {
+                        let _ = reply.send(self.report());
+                    }
+                    return;
+                }
+                self.waiting.push(reply);
+                let policy = (opts.accept_new, opts.confirmed_fingerprint);
+                self.input(Input::Connect, Some(policy));
+            }
+            Cmd::Disconnect(reply) => {
+                self.last_error = None;
+                // A passphrase is kept only to reconnect a session the user wants up.
+                self.passphrase = None;
+                self.input(Input::Disconnect, None);
+                self.finish_closing().await;
+                let _ = reply.send(());
+            }
+            Cmd::Profile(profile, reply) => {
+                let res = self.apply_profile(profile);
+                self.finish_closing().await;
+                let _ = reply.send(res);
+            }
+            Cmd::Arch(warning, reply) => {
+                if self.arch_warning != warning {
+                    self.arch_warning = warning;
+                    self.publish();
+                }
+                let _ = reply.send(());
+            }
+            Cmd::Auto(wants, unforwarded, policy, reply) => {
+                self.apply_auto(wants, policy);
+                self.unforwarded = unforwarded;
+                self.publish();
+                self.finish_closing().await;
+                let _ = reply.send(());
+            }
+            Cmd::Shutdown(reply) => {
+                // Handled in `run`, which also stops the loop.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Waits until every listener told to stop has let go of its port or socket. Each is a
+    /// local task that ends at its next poll, so this takes microseconds, never a network wait.
+    async fn finish_closing(&mut self) {
+        let tasks: Vec<JoinHandle<()>> = self
+            .closing
+            .lock()
+            .map(|mut c| c.drain(..).collect())
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn user(&self) -> String {
+        target::resolve(&self.profile).map(|t| t.user).unwrap_or_default()
+    }
+
+    /// Feeds the state machine and performs the action it returns.
+    fn input(&mut self, input: Input, policy: Option<(bool, Option<String>)>) {
+        let (next, action) = state::step(self.state, input);
+        tracing::debug!(vm = %self.name, from = ?self.state, ?input, to = ?next, ?action, "transition");
+        self.set_state(next);
+        match action {
+            Action::Nothing => {}
+            Action::StartAttempt => {
+                if self.docker.is_none()
+                    && let Err(e) = self.bind_listeners()
+                {
+                    self.fail_waiting(e);
+                    let (s, _) = state::step(self.state, Input::AttemptFailed { permanent: true });
+                    self.set_state(s);
+                    return;
+                }
+                self.retry_at = None;
+                if let Some(p) = policy {
+                    self.policy = p;
+                }
+                self.start_attempt();
+            }
+            Action::ScheduleRetry { attempt } => {
+                self.drop_link();
+                let d = backoff::delay(attempt);
+                tracing::info!(vm = %self.name, attempt, delay_ms = d.as_millis() as u64, "reconnect scheduled");
+                self.retry_at = Some(Instant::now() + d);
+                let why = self
+                    .last_error
+                    .as_ref()
+                    .map_or_else(|| "the link dropped".to_string(), |e| e.message.clone());
+                let since = if attempt == 1 {
+                    Instant::now()
+                } else {
+                    self.down_reason.borrow().since
+                };
+                let reason = format!(
+                    "VM '{}' is reconnecting (attempt {attempt}, next try in {:.1} s): {why}",
+                    self.name,
+                    d.as_secs_f64()
+                );
+                let _ = self.down_reason.send(forward::Down { reason, since });
+            }
+            Action::TearDown => self.tear_down(),
+            Action::Publish => {}
+        }
+        self.publish();
+    }
+}

@@ -1,0 +1,137 @@
+//! What a session publishes: its status (the watch every client reads), its state events, and
+//! the small conversions both use.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use crate::api::{ConnectReport, ErrorBody, Event, ForwardState, ForwardStatus, VmStatus};
+use crate::clock::{millis, unix_ms_of as unix_ms};
+use crate::config::Profile;
+use crate::error::EngineError;
+use crate::paths::Paths;
+use crate::state::State;
+
+use super::Actor;
+use super::tunnels::Tunnel;
+
+impl Actor {
+    pub(super) fn set_state(&mut self, next: State) {
+        if next != self.state {
+            // "Since" is when the VM entered this kind of state: a further reconnect attempt
+            // does not restart the clock of the outage.
+            if next.label() != self.state.label() {
+                self.since = SystemTime::now();
+            }
+            self.state = next;
+            let error = if matches!(next, State::Connected) {
+                None
+            } else {
+                self.last_error.clone()
+            };
+            let (error, code, details) = match error {
+                Some(e) => (Some(e.message), Some(e.code), e.details.map(|d| *d)),
+                None => (None, None, None),
+            };
+            let _ = self.events.send(Event::State {
+                vm: self.name.clone(),
+                state: next,
+                error,
+                code,
+                details,
+            });
+        }
+    }
+
+    pub(super) fn report(&self) -> Result<ConnectReport, EngineError> {
+        Ok(ConnectReport {
+            status: self.status.borrow().clone(),
+        })
+    }
+
+    pub(super) fn publish(&self) {
+        let wanted = self.docker.is_some();
+        let forwards = self.tunnels.values().map(|t| forward_status(t, wanted)).collect();
+        self.status.send_modify(|s| {
+            s.host = self.profile.host.clone();
+            s.arch = self.profile.arch;
+            s.state = self.state;
+            s.since_ms = unix_ms(self.since);
+            s.rtt_ms = self.rtt.map(millis);
+            s.forwards = forwards;
+            s.last_error = self.last_error.as_ref().map(|e| e.message.clone());
+            s.error_code = self.last_error.as_ref().map(|e| e.code.clone());
+            s.error_details = self.last_error.as_ref().and_then(|e| e.details.as_deref().cloned());
+            s.engine = self.engine.clone();
+            s.auto_connect = self.profile.auto_connect;
+            s.unforwarded = self.unforwarded.clone();
+            s.arch_warning = self.arch_warning.clone();
+        });
+    }
+}
+
+pub(super) fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
+    let (state, active, total, refused) = match (&t.listener, &t.error) {
+        (Some(l), _) => (
+            ForwardState::Listening,
+            l.counters.active.load(Ordering::Relaxed),
+            l.counters.accepted.load(Ordering::Relaxed),
+            l.counters.refused.load(Ordering::Relaxed),
+        ),
+        (None, Some(_)) => (ForwardState::Failed, 0, 0, 0),
+        (None, None) => (
+            if wanted {
+                ForwardState::Failed
+            } else {
+                ForwardState::Idle
+            },
+            0,
+            0,
+            0,
+        ),
+    };
+    ForwardStatus {
+        local: t.map.local,
+        remote: t.map.remote,
+        state,
+        error: t.error.clone(),
+        active,
+        total,
+        refused,
+        auto: t.container.is_some(),
+        container: t.container.clone(),
+    }
+}
+
+/// A failure the session notices itself (no `EngineError` behind it).
+pub(super) fn problem(code: &str, message: &str) -> ErrorBody {
+    ErrorBody {
+        code: code.into(),
+        message: message.into(),
+        details: None,
+    }
+}
+
+/// A new session's status: disconnected, nothing forwarded.
+pub(super) fn initial(name: &str, profile: &Profile, paths: &Paths) -> VmStatus {
+    let socket = paths.docker_socket(name);
+    VmStatus {
+        name: name.to_string(),
+        host: profile.host.clone(),
+        arch: profile.arch,
+        state: State::Disconnected,
+        since_ms: unix_ms(SystemTime::now()),
+        rtt_ms: None,
+        socket: socket.display().to_string(),
+        docker_host: format!("unix://{}", socket.display()),
+        forwards: Vec::new(),
+        last_error: None,
+        error_code: None,
+        error_details: None,
+        engine: None,
+        active: false,
+        auto_connect: profile.auto_connect,
+        unforwarded: Vec::new(),
+        arch_warning: None,
+        auto_forward: false,
+    }
+}
