@@ -9,15 +9,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
-use tether_core::api::{ConnectReport, ConnectionSettings, HealthReport, VmStatus};
-use tether_core::checks::Check;
+use tether_core::api::{
+    Check, ConnectReport, ConnectionSettings, ContainerView, HealthReport, HostKeyScan, KeyView, SshHost, TimedEvent,
+    VmStatus,
+};
 use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
-use tether_core::containers::{Action, ContainerView};
+use tether_core::containers::Action;
 use tether_core::control::{Client, ClientError, ErrorBody, Request};
-use tether_core::engine::TimedEvent;
 use tether_core::error::EngineError;
-use tether_core::keys::KeyView;
-use tether_core::target::SshHost;
 
 use crate::service::TRAY_REFRESH;
 use tokio_util::sync::CancellationToken;
@@ -247,7 +246,7 @@ pub async fn ssh_hosts(ipc: State<'_, Ipc>) -> Res<Vec<SshHost>> {
 }
 
 #[tauri::command]
-pub async fn scan_host_key(ipc: State<'_, Ipc>, name: String) -> Res<serde_json::Value> {
+pub async fn scan_host_key(ipc: State<'_, Ipc>, name: String) -> Res<HostKeyScan> {
     call(&ipc, Request::ScanHostKey { name }).await
 }
 

@@ -86,6 +86,17 @@ impl Engine {
         self.client.call(req).await
     }
 
+    /// A request whose reply has a type: a reply of another shape is a version mismatch.
+    pub async fn ask<T: serde::de::DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
+        let v = self.call(req).await?;
+        serde_json::from_value(v).map_err(|e| {
+            anyhow::anyhow!(
+                "the Tether engine answered in an unexpected form ({e}); is it another version? \
+                 `tether engine stop` then retry starts this one"
+            )
+        })
+    }
+
     pub async fn next_event(&mut self) -> Result<Option<Value>, ClientError> {
         self.client.next_event().await
     }

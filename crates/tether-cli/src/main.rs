@@ -8,7 +8,7 @@ mod output;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tether_core::api::ErrorDetails;
+use tether_core::api::{ErrorDetails, HostKeyScan, HostKeyVerdict};
 use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
@@ -282,36 +282,32 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let mut e = Engine::ensure(&paths).await?;
-            let v = e.call(&Request::ScanHostKey { name: name.clone() }).await?;
+            let scan: HostKeyScan = e.ask(&Request::ScanHostKey { name: name.clone() }).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&scan)?);
                 return Ok(());
             }
-            let (key_type, fp) = (
-                v["key_type"].as_str().unwrap_or_default(),
-                v["fingerprint"].as_str().unwrap_or_default(),
-            );
-            match v["status"].as_str() {
-                Some("known") => println!("'{name}' presents {key_type} {fp}: trusted"),
-                Some("unknown") => println!(
+            let (key_type, fp) = (&scan.key_type, &scan.fingerprint);
+            let detail = scan.detail.as_deref().unwrap_or("known_hosts");
+            match scan.status {
+                HostKeyVerdict::Known => println!("'{name}' presents {key_type} {fp}: trusted"),
+                HostKeyVerdict::Unknown => println!(
                     "'{name}' presents {key_type} {fp}: not trusted yet; `tether connect {name}` asks to confirm it"
                 ),
-                Some("changed") => anyhow::bail!(
-                    "'{name}' presents {key_type} {fp}, but {}. Someone may be intercepting the connection \
+                HostKeyVerdict::Changed => anyhow::bail!(
+                    "'{name}' presents {key_type} {fp}, but {detail}. Someone may be intercepting the connection \
                      (man-in-the-middle), or the VM was reinstalled. If its administrator confirms {fp}, run \
-                     `tether vm host-key {name} --replace {fp}`",
-                    v["detail"].as_str().unwrap_or("another key is recorded")
+                     `tether vm host-key {name} --replace {fp}`"
                 ),
-                Some("other_type") => anyhow::bail!(
-                    "REFUSED: '{name}' presents {key_type} {fp}, but {}. This is not a first connection: someone \
-                     may be intercepting the connection (man-in-the-middle) with a key of another type, or the VM \
-                     was reinstalled. If its administrator confirms {fp}, run `tether vm host-key {name} --replace {fp}`",
-                    v["detail"].as_str().unwrap_or("other keys are recorded")
+                HostKeyVerdict::OtherType => anyhow::bail!(
+                    "REFUSED: '{name}' presents {key_type} {fp}, but {detail}. This is not a first connection: \
+                     someone may be intercepting the connection (man-in-the-middle) with a key of another type, or \
+                     the VM was reinstalled. If its administrator confirms {fp}, run \
+                     `tether vm host-key {name} --replace {fp}`"
                 ),
-                _ => anyhow::bail!(
-                    "'{name}' presents {key_type} {fp}, which is marked @revoked in {}",
-                    v["detail"].as_str().unwrap_or("known_hosts")
-                ),
+                HostKeyVerdict::Revoked => {
+                    anyhow::bail!("'{name}' presents {key_type} {fp}, which is marked @revoked in {detail}")
+                }
             }
             Ok(())
         }
@@ -403,7 +399,10 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
     println!("added VM '{}'", a.name);
     // Verify the host key now, while the user is here to confirm it.
     match e.call(&Request::ScanHostKey { name: a.name.clone() }).await {
-        Ok(v) => host_key_after_scan(&mut e, &a.name, &v, a.accept_new).await,
+        Ok(v) => {
+            let scan: HostKeyScan = serde_json::from_value(v)?;
+            host_key_after_scan(&mut e, &a.name, &scan, a.accept_new).await
+        }
         Err(ClientError::Remote(err)) => {
             eprintln!(
                 "note: could not check the host key now ({}); you will be asked on first connect",
@@ -415,15 +414,15 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
     }
 }
 
-async fn host_key_after_scan(e: &mut Engine, name: &str, v: &Value, accept_new: bool) -> Result<()> {
-    let fp = v["fingerprint"].as_str().unwrap_or_default().to_string();
-    let key_type = v["key_type"].as_str().unwrap_or_default();
-    match v["status"].as_str() {
-        Some("known") => {
+async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, accept_new: bool) -> Result<()> {
+    let (key_type, fp) = (&scan.key_type, &scan.fingerprint);
+    let detail = scan.detail.as_deref().unwrap_or("");
+    match scan.status {
+        HostKeyVerdict::Known => {
             println!("host key verified: {key_type} {fp}");
             Ok(())
         }
-        Some("unknown") => {
+        HostKeyVerdict::Unknown => {
             if accept_new
                 || confirm(&format!(
                     "The host key of '{name}' is not known yet.\n  {key_type} key fingerprint is {fp}\nAccept it?"
@@ -440,15 +439,14 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, v: &Value, accept_new: 
             }
             Ok(())
         }
-        Some("other_type") => anyhow::bail!(
-            "REFUSED: '{name}' presents {key_type} {fp}, but {}; a key of another type is not a first connection. \
-             The VM profile was saved but will not connect until this is resolved (`tether vm host-key {name}`)",
-            v["detail"].as_str().unwrap_or("")
+        HostKeyVerdict::OtherType => anyhow::bail!(
+            "REFUSED: '{name}' presents {key_type} {fp}, but {detail}; a key of another type is not a first \
+             connection. The VM profile was saved but will not connect until this is resolved \
+             (`tether vm host-key {name}`)"
         ),
-        _ => anyhow::bail!(
-            "REFUSED: the host key of '{name}' ({key_type} {fp}) does not match the recorded one ({}). \
-             The VM profile was saved but will not connect until this is resolved",
-            v["detail"].as_str().unwrap_or("")
+        HostKeyVerdict::Changed | HostKeyVerdict::Revoked => anyhow::bail!(
+            "REFUSED: the host key of '{name}' ({key_type} {fp}) does not match the recorded one ({detail}). \
+             The VM profile was saved but will not connect until this is resolved"
         ),
     }
 }

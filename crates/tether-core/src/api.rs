@@ -3,28 +3,29 @@
 //! pure model (`state`, `config`).
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
-use crate::config::Arch;
+use crate::config::{Arch, KeyOrigin};
 use crate::state::State;
 
 /// What the engine said about itself, or why it could not be asked.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct EngineInfo {
     pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// Whether a tunnel's local port is taking connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardState {
     Listening,
@@ -35,12 +36,12 @@ pub enum ForwardState {
 }
 
 /// One tunnel's state for status output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ForwardStatus {
     pub local: u16,
     pub remote: u16,
     pub state: ForwardState,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub active: u64,
     pub total: u64,
@@ -56,7 +57,7 @@ pub struct ForwardStatus {
 }
 
 /// A container's published port that Tether cannot forward (UDP), shown as such.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct UnforwardedPort {
     pub container: String,
     pub port: u16,
@@ -71,29 +72,29 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// Everything `tether status` shows about one VM.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct VmStatus {
     pub name: String,
     pub host: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<Arch>,
     #[serde(flatten)]
     pub state: State,
     /// Unix time in milliseconds of the last state change.
     pub since_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
     pub socket: String,
     pub docker_host: String,
     pub forwards: Vec<ForwardStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// The code and facts of `last_error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_details: Option<ErrorDetails>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineInfo>,
     pub active: bool,
     /// Connect whenever the engine starts.
@@ -112,14 +113,14 @@ pub struct VmStatus {
 }
 
 /// Typed events on the engine's broadcast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     State {
         vm: String,
         #[serde(flatten)]
         state: State,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         /// The code and facts of `error`, so a client never reads them out of its words.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,13 +162,13 @@ pub enum Event {
 }
 
 /// What a successful connect reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
 pub struct ConnectReport {
     pub status: VmStatus,
 }
 
 /// The Docker Engine as the VM's own API describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, TS)]
 pub struct EngineHealth {
     pub ping_ms: f64,
     pub version: String,
@@ -182,14 +183,14 @@ pub struct EngineHealth {
 }
 
 /// Used and total bytes of one filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, TS)]
 pub struct Disk {
     pub used: u64,
     pub total: u64,
 }
 
 /// The VM itself, from /proc and df.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, TS)]
 pub struct VmHealth {
     pub load: [f64; 3],
     pub cpus: u32,
@@ -200,16 +201,16 @@ pub struct VmHealth {
 }
 
 /// One health reading of a VM.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, TS)]
 pub struct Health {
     pub at_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineHealth>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<VmHealth>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch_warning: Option<String>,
     /// What could not be read this time, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -217,7 +218,7 @@ pub struct Health {
 }
 
 /// A point of the history, for charts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
 pub struct Sample {
     pub at_ms: u64,
     pub rtt_ms: Option<f64>,
@@ -227,7 +228,7 @@ pub struct Sample {
 }
 
 /// A VM's latest health and its history.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct HealthReport {
     pub latest: Option<Health>,
     pub history: Vec<Sample>,
@@ -235,7 +236,7 @@ pub struct HealthReport {
 
 /// How a VM is reached, as the app's edit form gives it: everything else of its profile (key,
 /// tunnels, options) is left as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ConnectionSettings {
     pub host: String,
     #[serde(default)]
@@ -254,7 +255,7 @@ pub struct ConnectionSettings {
 
 /// Facts about a failure, typed by what failed, so that no client reads them out of the
 /// message: the fingerprint to confirm, the recorded keys, the port and who holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ErrorDetails {
     /// A host key was not accepted (unknown, changed, of another type, revoked, not confirmed).
@@ -285,7 +286,7 @@ pub enum ErrorDetails {
 }
 
 /// A key recorded in a known_hosts file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct RecordedKey {
     pub key_type: String,
     pub fingerprint: String,
@@ -295,7 +296,7 @@ pub struct RecordedKey {
 
 /// The error half of a response, and of a status or event with a failure: a stable code, a
 /// sentence that names the cause and the fix, and the facts (see [`ErrorDetails`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, TS)]
 #[error("{message}")]
 pub struct ErrorBody {
     pub code: String,
@@ -303,4 +304,117 @@ pub struct ErrorBody {
     /// Boxed: most errors have none, and every `Result` carrying this stays small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Box<ErrorDetails>>,
+}
+
+/// One published port of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct PortView {
+    pub private: u16,
+    pub public: Option<u16>,
+    pub proto: String,
+    /// The laptop port forwarded to it, if any.
+    pub local: Option<u16>,
+    /// Whether that forward was made automatically.
+    pub auto: bool,
+    /// Why it is not forwarded automatically (UDP, a well-known service port, a label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_forwarded: Option<String>,
+}
+
+/// One container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ContainerView {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    pub status: String,
+    /// The health check's verdict, when the image has one.
+    pub health: Option<String>,
+    pub ports: Vec<PortView>,
+    pub cpu_percent: Option<f64>,
+    pub mem_bytes: Option<u64>,
+    pub mem_limit: Option<u64>,
+}
+
+/// One check's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Check {
+    /// Stable id: `ssh`, `socket`, `access`, `forwarding`, `arch`.
+    pub id: String,
+    pub title: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// A key as the front ends show it.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct KeyView {
+    pub name: String,
+    pub public: String,
+    pub fingerprint: String,
+    pub origin: KeyOrigin,
+    pub created_ms: u64,
+    /// VMs that log in with it.
+    pub used_by: Vec<String>,
+    /// A command to paste into a shell on a VM that installs this key, for people who would
+    /// rather not give Tether a password.
+    pub install_command: String,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct RotateReport {
+    pub vm: String,
+    pub key: String,
+    pub old_fingerprint: String,
+    pub new_fingerprint: String,
+    /// Set when the old key could not be removed from the VM (the new one works regardless).
+    pub warning: Option<String>,
+}
+
+/// A `Host` entry of ~/.ssh/config, for the "pick a host" list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SshHost {
+    pub alias: String,
+    pub host: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// An event with the time it happened (unix milliseconds).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct TimedEvent {
+    pub at_ms: u64,
+    pub event: Event,
+}
+
+/// What a VM's presented host key is to the known_hosts files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKeyVerdict {
+    Known,
+    Unknown,
+    /// Another key of this type is recorded: refused, possibly a man in the middle.
+    Changed,
+    Revoked,
+    /// Known by keys of other types, and presenting none of them: refused like a changed key.
+    OtherType,
+}
+
+/// A VM's host key, fetched without logging in, and what the known_hosts files say of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct HostKeyScan {
+    pub status: HostKeyVerdict,
+    pub key_type: String,
+    pub fingerprint: String,
+    /// The recorded keys behind a refusal, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The recorded keys behind a refusal (changed, revoked, other types).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recorded: Vec<RecordedKey>,
 }

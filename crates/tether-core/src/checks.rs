@@ -3,7 +3,6 @@
 //! login with the VM's own credentials and never change anything on the VM.
 
 use russh::ChannelOpenFailure;
-use serde::{Deserialize, Serialize};
 
 use crate::config::{Arch, Profile};
 use crate::docker;
@@ -13,18 +12,7 @@ use crate::remote::{self, quote};
 use crate::ssh::{self, ClientHandler};
 use crate::target::Target;
 
-/// One check's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    /// Stable id: `ssh`, `socket`, `access`, `forwarding`, `arch`.
-    pub id: String,
-    pub title: String,
-    pub ok: bool,
-    pub detail: String,
-    /// What to do when it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
+pub use crate::api::Check;
 
 fn check(id: &str, title: &str, ok: bool, detail: String, fix: Option<String>) -> Check {
     Check {

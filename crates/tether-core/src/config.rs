@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use sha2::Digest as _;
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// The config format this build writes and understands.
 pub const CONFIG_VERSION: u32 = 1;
@@ -48,7 +49,7 @@ pub enum ConfigError {
 }
 
 /// CPU architecture label of a VM, so users can pick the arm64 or x86_64 one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     Arm64,
@@ -196,7 +197,7 @@ impl Profile {
 }
 
 /// Preferences of the front ends (the app's Settings view).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Desktop notifications on unexpected disconnects, reconnects and host-key problems.
@@ -274,7 +275,7 @@ impl Default for Settings {
 }
 
 /// How a keychain key came to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyOrigin {
     Generated,

@@ -17,39 +17,10 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::state::State;
 
+pub use crate::api::{ContainerView, PortView};
+
 /// Most log lines one tail returns.
 pub const MAX_LOG_LINES: usize = 1000;
-
-/// One published port of a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortView {
-    pub private: u16,
-    pub public: Option<u16>,
-    pub proto: String,
-    /// The laptop port forwarded to it, if any.
-    pub local: Option<u16>,
-    /// Whether that forward was made automatically.
-    pub auto: bool,
-    /// Why it is not forwarded automatically (UDP, a well-known service port, a label).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_forwarded: Option<String>,
-}
-
-/// One container.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContainerView {
-    pub id: String,
-    pub name: String,
-    pub image: String,
-    pub state: String,
-    pub status: String,
-    /// The health check's verdict, when the image has one.
-    pub health: Option<String>,
-    pub ports: Vec<PortView>,
-    pub cpu_percent: Option<f64>,
-    pub mem_bytes: Option<u64>,
-    pub mem_limit: Option<u64>,
-}
 
 /// What a container action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

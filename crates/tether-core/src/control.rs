@@ -16,7 +16,6 @@ use crate::config::{PortMap, Profile};
 use crate::engine::{Connect, Engine};
 use crate::error::EngineError;
 use crate::forward;
-use crate::known_hosts::HostKeyStatus;
 use crate::paths;
 
 /// A request. The passphrase field travels only over the private control socket and is never
@@ -524,32 +523,7 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::SetPrivilegedPorts { on } => json(engine.set_privileged_ports(on).await?),
         Request::SshHosts => json(crate::target::config_hosts()?),
         Request::UseDockerContext { vm } => json(engine.use_docker_context(vm.as_deref()).await?),
-        Request::ScanHostKey { name } => {
-            let (status, key_type, fingerprint) = engine.scan_host_key(&name).await?;
-            let (state, detail) = match status {
-                HostKeyStatus::Known => ("known", None),
-                HostKeyStatus::Unknown => ("unknown", None),
-                HostKeyStatus::Changed {
-                    file,
-                    line,
-                    recorded_fingerprint,
-                } => (
-                    "changed",
-                    Some(format!("{}:{line} records {recorded_fingerprint}", file.display())),
-                ),
-                HostKeyStatus::Revoked { file, line } => ("revoked", Some(format!("{}:{line}", file.display()))),
-                HostKeyStatus::OtherType { recorded } => (
-                    "other_type",
-                    Some(format!(
-                        "it is known by other keys: {}",
-                        recorded.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                    )),
-                ),
-            };
-            json(
-                serde_json::json!({ "status": state, "key_type": key_type, "fingerprint": fingerprint, "detail": detail }),
-            )
-        }
+        Request::ScanHostKey { name } => json(engine.scan_host_key(&name).await?),
         Request::TrustHostKey { name, fingerprint } => json(engine.trust_host_key(&name, &fingerprint).await?),
         Request::ReplaceHostKey { name, fingerprint } => {
             json(serde_json::json!({ "removed": engine.replace_host_key(&name, &fingerprint).await? }))

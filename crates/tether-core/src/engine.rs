@@ -8,7 +8,7 @@ use russh::keys::PublicKey;
 use tokio::sync::{Mutex, broadcast};
 use zeroize::Zeroizing;
 
-use crate::api::{ConnectReport, Event, HealthReport, VmStatus};
+use crate::api::{ConnectReport, Event, HealthReport, HostKeyScan, HostKeyVerdict, VmStatus};
 use crate::config::{Config, ConfigError, PortMap, Profile, Store, validate_name};
 use crate::contexts::{ContextStore, Wanted};
 use crate::error::{EngineError, Refusal};
@@ -22,15 +22,10 @@ use crate::paths::{self, Paths};
 use crate::ports::AutoPolicy;
 use crate::session::{self, ConnectOpts, SessionHandle};
 
+pub use crate::api::TimedEvent;
+
 /// How many recent events are kept per VM for the app's "recent events" list.
 pub const RECENT_EVENTS: usize = 50;
-
-/// An event with the time it happened (unix milliseconds).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TimedEvent {
-    pub at_ms: u64,
-    pub event: Event,
-}
 
 type Recent = std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<TimedEvent>>>;
 
@@ -717,11 +712,62 @@ impl Engine {
     }
 
     /// Fetches a VM's host key without logging in and says whether it is known.
-    pub async fn scan_host_key(&self, name: &str) -> Result<(HostKeyStatus, String, String), EngineError> {
+    pub async fn scan_host_key(&self, name: &str) -> Result<HostKeyScan, EngineError> {
         let (target, key) = self.presented_host_key(name).await?;
         let status =
             known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
-        Ok((status, key.algorithm().to_string(), known_hosts::fingerprint(&key)))
+        let fingerprint = known_hosts::fingerprint(&key);
+        let key_type = key.algorithm().to_string();
+        let at = |file: &std::path::Path, line: usize, key_type: &str, fingerprint: &str| known_hosts::Recorded {
+            file: file.to_path_buf(),
+            line,
+            key_type: key_type.to_string(),
+            fingerprint: fingerprint.to_string(),
+        };
+        let (status, recorded) = match status {
+            HostKeyStatus::Known => (HostKeyVerdict::Known, Vec::new()),
+            HostKeyStatus::Unknown => (HostKeyVerdict::Unknown, Vec::new()),
+            HostKeyStatus::Changed {
+                file,
+                line,
+                recorded_fingerprint,
+            } => (
+                HostKeyVerdict::Changed,
+                vec![at(&file, line, &key_type, &recorded_fingerprint)],
+            ),
+            HostKeyStatus::Revoked { file, line } => {
+                (HostKeyVerdict::Revoked, vec![at(&file, line, &key_type, &fingerprint)])
+            }
+            HostKeyStatus::OtherType { recorded } => (HostKeyVerdict::OtherType, recorded),
+        };
+        let detail = match status {
+            HostKeyVerdict::Known | HostKeyVerdict::Unknown => None,
+            HostKeyVerdict::OtherType => Some(format!(
+                "it is known by other keys: {}",
+                recorded.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )),
+            HostKeyVerdict::Changed => Some(
+                recorded
+                    .iter()
+                    .map(|r| format!("{}:{} records {}", r.file.display(), r.line, r.fingerprint))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            HostKeyVerdict::Revoked => Some(
+                recorded
+                    .iter()
+                    .map(|r| format!("{}:{}", r.file.display(), r.line))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        Ok(HostKeyScan {
+            status,
+            key_type,
+            fingerprint,
+            detail,
+            recorded,
+        })
     }
 
     /// Records a host key the user confirmed by fingerprint.

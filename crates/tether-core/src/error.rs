@@ -292,10 +292,7 @@ impl SshError {
                 host: host.clone(),
                 key_type: key_type.clone(),
                 fingerprint: fingerprint.clone(),
-                recorded: recorded
-                    .iter()
-                    .map(|r| recorded_of(&r.file, r.line, &r.key_type, &r.fingerprint))
-                    .collect(),
+                recorded: recorded.clone(),
             }),
             SshError::HostKeyRevoked {
                 host,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::keys::{HashAlg, PrivateKey};
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::clock::unix_ms as now_ms;
@@ -18,6 +17,8 @@ use crate::error::{EngineError, Refusal};
 use crate::identity::{self, Credential, Fixed, IdentityError};
 use crate::remote;
 use crate::ssh::{self, HostKeyPolicy};
+
+pub use crate::api::{KeyView, RotateReport};
 
 /// How long one step on the VM (a script, a verifying login) may take.
 const STEP: Duration = Duration::from_secs(20);
@@ -41,32 +42,6 @@ if [ "$after" -ne $((before - gone)) ]; then echo "the rewritten authorized_keys
 if [ -n "$keep" ] && ! grep -qF "$keep" "$t"; then echo "the new key would not remain in authorized_keys; it was left as it was" >&2; exit 1; fi
 sync "$t" 2>/dev/null || sync; mv -f "$t" "$f"; sync "$(dirname "$f")" 2>/dev/null || sync
 ! grep -qF "$blob" "$f""#;
-
-/// A key as the front ends show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyView {
-    pub name: String,
-    pub public: String,
-    pub fingerprint: String,
-    pub origin: KeyOrigin,
-    pub created_ms: u64,
-    /// VMs that log in with it.
-    pub used_by: Vec<String>,
-    /// A command to paste into a shell on a VM that installs this key, for people who would
-    /// rather not give Tether a password.
-    pub install_command: String,
-}
-
-/// What a rotation did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RotateReport {
-    pub vm: String,
-    pub key: String,
-    pub old_fingerprint: String,
-    pub new_fingerprint: String,
-    /// Set when the old key could not be removed from the VM (the new one works regardless).
-    pub warning: Option<String>,
-}
 
 fn public_line(key: &PrivateKey) -> Result<String, EngineError> {
     key.public_key()

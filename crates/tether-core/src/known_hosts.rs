@@ -37,14 +37,8 @@ pub enum HostKeyStatus {
     OtherType { recorded: Vec<Recorded> },
 }
 
-/// One key recorded for a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub file: PathBuf,
-    pub line: usize,
-    pub key_type: String,
-    pub fingerprint: String,
-}
+/// One key recorded for a host (the wire's [`RecordedKey`]: file, line, type, fingerprint).
+pub use crate::api::RecordedKey as Recorded;
 
 impl std::fmt::Display for Recorded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

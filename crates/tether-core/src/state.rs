@@ -2,9 +2,10 @@
 //! actor in `session` only performs the I/O each transition asks for.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// Where a VM's session stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum State {
     /// Not wanted: no connection, no listeners.

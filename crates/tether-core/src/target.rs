@@ -10,6 +10,8 @@ use ssh2_config::{ParseRule, SshConfig};
 
 use crate::config::Profile;
 
+pub use crate::api::SshHost;
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read {path}: {message}; fix the file or remove the Host entry")]
 pub struct SshConfigError {
@@ -101,15 +103,6 @@ fn expand_tilde(p: &Path) -> PathBuf {
         (Ok(rest), Some(h)) => h.join(rest),
         _ => p.to_path_buf(),
     }
-}
-
-/// A `Host` entry of ~/.ssh/config, for the "pick a host" list.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SshHost {
-    pub alias: String,
-    pub host: String,
-    pub user: Option<String>,
-    pub port: Option<u16>,
 }
 
 /// The concrete hosts of ~/.ssh/config (patterns with wildcards or negation are skipped).

@@ -67,6 +67,12 @@ fn a_host_key_of_another_type_is_refused_and_never_called_a_first_connection() {
     // The engine's trust call (the wizard's "It matches") refuses too.
     let scan = t.control(&serde_json::json!({"op": "scan_host_key", "name": "m"}));
     assert_eq!(scan["result"]["status"], "other_type", "{scan}");
+    // The recorded keys come as facts, not only in the sentence.
+    let recorded = scan["result"]["recorded"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !recorded.is_empty() && recorded.iter().all(|r| r["line"].as_u64().is_some_and(|l| l > 0)),
+        "{scan}"
+    );
     let fp = scan["result"]["fingerprint"].as_str().unwrap().to_string();
     let trust = t.control(&serde_json::json!({"op": "trust_host_key", "name": "m", "fingerprint": fp}));
     assert_eq!(trust["ok"], false, "{trust}");

@@ -1,20 +1,22 @@
 // Applies engine events to the list of VMs the UI shows. Pure, so it is unit-tested; the UI
 // never polls: it loads the list once and then follows events.
+import type { State } from "./engine.gen";
 import type { EngineEvent, HostKeyScan, VmStatus } from "./types";
 
 /** Returns the list after `ev`; `vm_added` needs a fresh status, so it asks for a reload. */
 export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): { vms: VmStatus[]; reload: boolean } {
   switch (ev.event) {
-    case "state":
+    case "state": {
+      // The state part of the event (`state`, and `attempt` while reconnecting) replaces the VM's.
+      const { event: _event, vm: _vm, error: _error, code: _code, details: _details, ...state } = ev;
       return {
         reload: false,
         vms: vms.map((v) =>
           v.name !== ev.vm
             ? v
-            : {
-                ...v,
-                state: ev.state,
-                attempt: ev.attempt,
+            : ({
+                ...withoutAttempt(v),
+                ...state,
                 since_ms: v.state === ev.state ? v.since_ms : now,
                 last_error: ev.state === "connected" ? undefined : (ev.error ?? v.last_error),
                 error_code: ev.state === "connected" ? undefined : (ev.error ? ev.code : v.error_code),
@@ -23,9 +25,10 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
                 rtt_ms: ev.state === "connected" || ev.state === "degraded" ? v.rtt_ms : undefined,
                 // No link, no engine: an answer from before the drop would be stale.
                 engine: ev.state === "connected" || ev.state === "degraded" ? v.engine : undefined,
-              },
+              } as VmStatus),
         ),
       };
+    }
     case "forward":
       return {
         reload: false,
@@ -56,9 +59,15 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
   }
 }
 
+/** A status without the attempt count of an earlier reconnect. */
+function withoutAttempt(v: VmStatus): VmStatus {
+  const { attempt: _attempt, ...rest } = v as VmStatus & { attempt?: number };
+  return rest as VmStatus;
+}
+
 /** One-word summary for a VM, as the list shows it. */
-export function stateLabel(v: Pick<VmStatus, "state" | "attempt">): string {
-  if (v.state === "reconnecting" && v.attempt) return `reconnecting (attempt ${v.attempt})`;
+export function stateLabel(v: State): string {
+  if (v.state === "reconnecting") return `reconnecting (attempt ${v.attempt})`;
   return v.state;
 }
 
@@ -69,13 +78,6 @@ export function ago(ms: number, now = Date.now()): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
-}
-
-/** The engine's architecture, normalised to the labels profiles use. */
-export function engineArch(v: VmStatus): string | undefined {
-  const a = v.engine?.arch;
-  if (!a) return undefined;
-  return a === "amd64" ? "x86_64" : a === "aarch64" ? "arm64" : a;
 }
 
 /**

@@ -1,0 +1,304 @@
+// Generated from tether-core's wire types by crates/tether-core/tests/typescript.rs; do not edit.
+// After changing a type: TETHER_BLESS=1 cargo test -p tether-core --test typescript
+
+/**
+ * Where a VM's session stands.
+ */
+export type State = { "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" };
+
+/**
+ * CPU architecture label of a VM, so users can pick the arm64 or x86_64 one.
+ */
+export type Arch = "arm64" | "x86_64";
+
+/**
+ * What the engine said about itself, or why it could not be asked.
+ */
+export type EngineInfo = { ok: boolean, version?: string | null, api_version?: string | null, os?: string | null, arch?: string | null, error?: string | null, };
+
+/**
+ * Whether a tunnel's local port is taking connections.
+ */
+export type ForwardState = "listening" | "failed" | "idle";
+
+/**
+ * One tunnel's state for status output.
+ */
+export type ForwardStatus = { local: number, remote: number, state: ForwardState, error?: string | null, active: number, total: number, 
+/**
+ * Connections turned away for being over `settings.max_streams`.
+ */
+refused?: number, 
+/**
+ * Made for a container's published port, not by the user.
+ */
+auto?: boolean, 
+/**
+ * The container an automatic forward serves.
+ */
+container?: string | null, };
+
+/**
+ * A container's published port that Tether cannot forward (UDP), shown as such.
+ */
+export type UnforwardedPort = { container: string, port: number, proto: string, 
+/**
+ * Why, in words for the user.
+ */
+reason: string, };
+
+/**
+ * Everything `tether status` shows about one VM.
+ */
+export type VmStatus = { name: string, host: string, arch?: Arch | null, 
+/**
+ * Unix time in milliseconds of the last state change.
+ */
+since_ms: number, rtt_ms?: number | null, socket: string, docker_host: string, forwards: Array<ForwardStatus>, last_error?: string | null, 
+/**
+ * The code and facts of `last_error`.
+ */
+error_code?: string | null, error_details?: ErrorDetails | null, engine?: EngineInfo | null, active: boolean, 
+/**
+ * Connect whenever the engine starts.
+ */
+auto_connect: boolean, 
+/**
+ * Published container ports that are not forwarded (UDP).
+ */
+unforwarded?: Array<UnforwardedPort>, 
+/**
+ * Set when the engine's architecture is not the one the VM is labelled with.
+ */
+arch_warning?: string | null, 
+/**
+ * Whether published container ports are forwarded automatically (the VM's own choice, or
+ * the default).
+ */
+auto_forward: boolean, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" });
+
+/**
+ * Typed events on the engine's broadcast.
+ */
+export type Event = { "event": "state", vm: string, error?: string | null, 
+/**
+ * The code and facts of `error`, so a client never reads them out of its words.
+ */
+code?: string | null, details?: ErrorDetails | null, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" }) | { "event": "forward", vm: string, forward: ForwardStatus, } | { "event": "engine", vm: string, engine: EngineInfo, } | { "event": "rtt", vm: string, rtt_ms: number, } | { "event": "active", vm: string | null, } | { "event": "vm_added", vm: string, } | { "event": "vm_removed", vm: string, } | { "event": "containers", vm: string, } | { "event": "health", vm: string, health: Health, };
+
+/**
+ * An event with the time it happened (unix milliseconds).
+ */
+export type TimedEvent = { at_ms: number, event: Event, };
+
+/**
+ * What a successful connect reports.
+ */
+export type ConnectReport = { status: VmStatus, };
+
+/**
+ * The Docker Engine as the VM's own API describes it.
+ */
+export type EngineHealth = { ping_ms: number, version: string, api_version: string, os: string, kernel: string, arch: string, containers_running: number, containers_total: number, images: number, docker_root: string, };
+
+/**
+ * Used and total bytes of one filesystem.
+ */
+export type Disk = { used: number, total: number, };
+
+/**
+ * The VM itself, from /proc and df.
+ */
+export type VmHealth = { load: [number, number, number], cpus: number, mem_used: number, mem_total: number, disk_root: Disk, disk_docker: Disk, };
+
+/**
+ * One health reading of a VM.
+ */
+export type Health = { at_ms: number, rtt_ms?: number | null, engine?: EngineHealth | null, vm?: VmHealth | null, arch_warning?: string | null, 
+/**
+ * What could not be read this time, and why.
+ */
+problems?: Array<string>, };
+
+/**
+ * A point of the history, for charts.
+ */
+export type Sample = { at_ms: number, rtt_ms: number | null, engine_ms: number | null, load1: number | null, mem_used: number | null, };
+
+/**
+ * A VM's latest health and its history.
+ */
+export type HealthReport = { latest: Health | null, history: Array<Sample>, };
+
+/**
+ * How a VM is reached, as the app's edit form gives it: everything else of its profile (key,
+ * tunnels, options) is left as it is.
+ */
+export type ConnectionSettings = { host: string, port: number | null, user: string | null, arch: Arch | null, 
+/**
+ * A key file; `None` keeps the one set.
+ */
+identity: string | null, 
+/**
+ * `None` is Docker's default path.
+ */
+remote_socket: string | null, };
+
+/**
+ * Facts about a failure, typed by what failed, so that no client reads them out of the
+ * message: the fingerprint to confirm, the recorded keys, the port and who holds it.
+ */
+export type ErrorDetails = { "kind": "host_key", 
+/**
+ * `host` or `[host]:port`, as known_hosts names it.
+ */
+host: string, 
+/**
+ * The key the VM presents.
+ */
+key_type: string, fingerprint: string, 
+/**
+ * The keys recorded for the host that the presented one conflicts with.
+ */
+recorded?: Array<RecordedKey>, } | { "kind": "port", port: number, remote: number, 
+/**
+ * A port to try instead.
+ */
+suggestion: number, 
+/**
+ * Who holds it, as "pid 4121 (node)", when that can be found out.
+ */
+holder?: string | null, } | { "kind": "vm", vm: string, } | { "kind": "key", key: string, used_by: Array<string>, };
+
+/**
+ * A key recorded in a known_hosts file.
+ */
+export type RecordedKey = { key_type: string, fingerprint: string, file: string, line: number, };
+
+/**
+ * The error half of a response, and of a status or event with a failure: a stable code, a
+ * sentence that names the cause and the fix, and the facts (see [`ErrorDetails`]).
+ */
+export type ErrorBody = { code: string, message: string, 
+/**
+ * Boxed: most errors have none, and every `Result` carrying this stays small.
+ */
+details?: ErrorDetails | null, };
+
+/**
+ * Preferences of the front ends (the app's Settings view).
+ */
+export type Settings = { 
+/**
+ * Desktop notifications on unexpected disconnects, reconnects and host-key problems.
+ */
+notifications: boolean, 
+/**
+ * Forward containers' published ports automatically, for VMs that do not say.
+ */
+auto_forward: boolean, 
+/**
+ * Let automatic forwards take ports below 1024 on the laptop (else they move up by 10000).
+ */
+privileged_ports: boolean, 
+/**
+ * Most connections one forward (the Docker socket, or one tunnel) carries at once; more are
+ * refused, so one local process cannot open channels without bound.
+ */
+max_streams: number, 
+/**
+ * Container ports never forwarded automatically: well-known services on the laptop
+ * (databases, caches, SSH, mail, DNS…) whose local clients would otherwise reach a
+ * container. A manual tunnel, or the label `dev.tether.forward.PORT=true`, still does.
+ */
+auto_forward_deny: Array<number>, };
+
+/**
+ * How a keychain key came to be.
+ */
+export type KeyOrigin = "generated" | "imported";
+
+/**
+ * A key as the front ends show it.
+ */
+export type KeyView = { name: string, public: string, fingerprint: string, origin: KeyOrigin, created_ms: number, 
+/**
+ * VMs that log in with it.
+ */
+used_by: Array<string>, 
+/**
+ * A command to paste into a shell on a VM that installs this key, for people who would
+ * rather not give Tether a password.
+ */
+install_command: string, };
+
+/**
+ * What a rotation did.
+ */
+export type RotateReport = { vm: string, key: string, old_fingerprint: string, new_fingerprint: string, 
+/**
+ * Set when the old key could not be removed from the VM (the new one works regardless).
+ */
+warning: string | null, };
+
+/**
+ * One published port of a container.
+ */
+export type PortView = { private: number, public: number | null, proto: string, 
+/**
+ * The laptop port forwarded to it, if any.
+ */
+local: number | null, 
+/**
+ * Whether that forward was made automatically.
+ */
+auto: boolean, 
+/**
+ * Why it is not forwarded automatically (UDP, a well-known service port, a label).
+ */
+not_forwarded?: string | null, };
+
+/**
+ * One container.
+ */
+export type ContainerView = { id: string, name: string, image: string, state: string, status: string, 
+/**
+ * The health check's verdict, when the image has one.
+ */
+health: string | null, ports: Array<PortView>, cpu_percent: number | null, mem_bytes: number | null, mem_limit: number | null, };
+
+/**
+ * One check's verdict.
+ */
+export type Check = { 
+/**
+ * Stable id: `ssh`, `socket`, `access`, `forwarding`, `arch`.
+ */
+id: string, title: string, ok: boolean, detail: string, 
+/**
+ * What to do when it failed.
+ */
+fix?: string | null, };
+
+/**
+ * A `Host` entry of ~/.ssh/config, for the "pick a host" list.
+ */
+export type SshHost = { alias: string, host: string, user: string | null, port: number | null, };
+
+/**
+ * What a VM's presented host key is to the known_hosts files.
+ */
+export type HostKeyVerdict = "known" | "unknown" | "changed" | "revoked" | "other_type";
+
+/**
+ * A VM's host key, fetched without logging in, and what the known_hosts files say of it.
+ */
+export type HostKeyScan = { status: HostKeyVerdict, key_type: string, fingerprint: string, 
+/**
+ * The recorded keys behind a refusal, in words.
+ */
+detail?: string | null, 
+/**
+ * The recorded keys behind a refusal (changed, revoked, other types).
+ */
+recorded?: Array<RecordedKey>, };
