@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
@@ -16,7 +15,7 @@ use crate::config::{PortMap, Profile};
 use crate::engine::{Connect, Engine};
 use crate::error::EngineError;
 use crate::forward;
-use crate::paths;
+use crate::{endpoint, peer};
 
 /// A request. The passphrase field travels only over the private control socket and is never
 /// logged (this type has no Debug on purpose).
@@ -198,7 +197,7 @@ impl Response {
 /// Serves the control socket until `cancel` fires or a `shutdown` request arrives.
 pub async fn serve(engine: Engine, cancel: CancellationToken) -> Result<(), EngineError> {
     let path = engine.paths().control_socket();
-    let listener = forward::bind_unix(&path)?;
+    let listener = forward::bind_local(&path)?;
     let pid_file = engine.paths().pid_file();
     let _ = std::fs::write(&pid_file, std::process::id().to_string());
     tracing::info!(socket = %path.display(), "control socket listening");
@@ -208,13 +207,13 @@ pub async fn serve(engine: Engine, cancel: CancellationToken) -> Result<(), Engi
     Ok(())
 }
 
-async fn accept_loop(listener: UnixListener, engine: Engine, cancel: CancellationToken) {
+async fn accept_loop(listener: endpoint::Listener, engine: Engine, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            res = listener.accept() => match res {
-                Ok((stream, _)) => match peer_uid(&stream) {
-                    Ok(uid) if uid == paths::current_uid() => {
+            res = endpoint::accept(&listener) => match res {
+                Ok(stream) => match peer::of(&stream) {
+                    Ok(uid) if uid == peer::me() => {
                         tokio::spawn(client_loop(stream, engine.clone(), cancel.clone()));
                     }
                     other => {
@@ -234,20 +233,14 @@ async fn accept_loop(listener: UnixListener, engine: Engine, cancel: Cancellatio
     }
 }
 
-/// The user on the other end of a control connection (SO_PEERCRED on Linux, getpeereid on
-/// macOS and the BSDs).
-pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
-    stream.peer_cred().map(|c| c.uid())
-}
-
 /// Answers a connection from another user with one error line, then closes it.
-async fn refuse(stream: UnixStream, who: String) {
-    let (_, mut wr) = stream.into_split();
+async fn refuse(stream: endpoint::Stream, who: String) {
+    let (_, mut wr) = tokio::io::split(stream);
     let body = ErrorBody {
         code: "forbidden".into(),
         message: format!(
             "this Tether engine belongs to uid {}, and {who} may not use it; run tether as that user",
-            paths::current_uid()
+            peer::me()
         ),
         details: None,
     };
@@ -318,8 +311,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
     })
 }
 
-async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationToken) {
-    let (rd, mut wr) = stream.into_split();
+async fn client_loop(stream: endpoint::Stream, engine: Engine, cancel: CancellationToken) {
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::new(rd);
     // Request lines may carry a passphrase or a password: the buffer is wiped when it goes.
     let mut buf = Zeroizing::new(Vec::new());
@@ -431,7 +424,7 @@ async fn client_loop(stream: UnixStream, engine: Engine, cancel: CancellationTok
     }
 }
 
-async fn write_line<T: Serialize>(wr: &mut tokio::net::unix::OwnedWriteHalf, v: &T) -> std::io::Result<()> {
+async fn write_line<T: Serialize>(wr: &mut (impl AsyncWrite + Unpin), v: &T) -> std::io::Result<()> {
     let mut buf = serde_json::to_vec(v).map_err(std::io::Error::other)?;
     buf.push(b'\n');
     wr.write_all(&buf).await
@@ -537,8 +530,8 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
 
 /// A connection to a running engine.
 pub struct Client {
-    lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
-    wr: tokio::net::unix::OwnedWriteHalf,
+    lines: tokio::io::Lines<BufReader<ReadHalf<endpoint::Stream>>>,
+    wr: WriteHalf<endpoint::Stream>,
 }
 
 /// Why a call did not get an answer.
@@ -563,12 +556,12 @@ pub enum ClientError {
 
 impl Client {
     pub async fn connect(socket: &Path) -> Result<Self, ClientError> {
-        let stream = UnixStream::connect(socket)
+        let stream = endpoint::connect(socket)
             .await
             .map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;
         // Requests carry passphrases: check whose engine this is before sending any.
-        let uid = peer_uid(&stream)?;
-        let me = paths::current_uid();
+        let uid = peer::of(&stream)?;
+        let me = peer::me();
         if uid != me {
             return Err(ClientError::Foreign {
                 socket: socket.display().to_string(),
@@ -576,7 +569,7 @@ impl Client {
                 me,
             });
         }
-        let (rd, wr) = stream.into_split();
+        let (rd, wr) = tokio::io::split(stream);
         Ok(Client {
             lines: BufReader::new(rd).lines(),
             wr,
@@ -604,7 +597,8 @@ impl Client {
 
     /// After a `subscribe` call: the next event line.
     pub async fn next_event(&mut self) -> Result<Option<Value>, ClientError> {
-        match self.lines.next_line().await? {
+        let line: Option<String> = self.lines.next_line().await?;
+        match line {
             Some(l) => serde_json::from_str(&l)
                 .map(Some)
                 .map_err(|e| ClientError::Decode(e.to_string())),

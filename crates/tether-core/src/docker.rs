@@ -25,9 +25,7 @@ impl EngineInfo {
 /// A bollard client on a forwarded Docker socket, its API version agreed with the engine: what
 /// the monitor and the containers view both talk through, the same path the user's `docker` takes.
 pub async fn client(socket: &std::path::Path) -> Result<bollard::Docker, bollard::errors::Error> {
-    bollard::Docker::connect_with_unix(&socket.to_string_lossy(), 30, bollard::API_DEFAULT_VERSION)?
-        .negotiate_version()
-        .await
+    crate::endpoint::docker(socket)?.negotiate_version().await
 }
 
 /// `GET /version` through a fresh streamlocal channel; diagnoses failures on the VM.

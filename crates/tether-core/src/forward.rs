@@ -6,7 +6,6 @@
 //! [`LINK_WAIT`] — for the Docker socket with an HTTP error the docker CLI prints — never left
 //! hanging.
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +13,11 @@ use std::time::Duration;
 
 use russh::client::Handle;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::endpoint::{self, BindError};
 use crate::flow;
 use crate::paths::{self, PathError};
 use crate::pump;
@@ -72,44 +72,19 @@ pub type DownReason = watch::Receiver<Down>;
 /// several requests does not wait [`LINK_WAIT`] for each.
 const LATE_WAIT: Duration = Duration::from_millis(500);
 
-/// Binds the local Docker socket: 0600 inside a 0700 directory, replacing only a stale socket.
-pub fn bind_unix(path: &Path) -> Result<UnixListener, ForwardError> {
+/// Binds the local Docker socket: private to this user, inside a 0700 directory, replacing
+/// only a stale socket.
+pub fn bind_local(path: &Path) -> Result<endpoint::Listener, ForwardError> {
     paths::check_socket_path(path)?;
     if let Some(dir) = path.parent() {
         paths::ensure_private_dir(dir)?;
     }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(ForwardError::SocketInUse {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(_) => {
-                tracing::info!(path = %path.display(), "removing stale socket from an earlier run");
-                std::fs::remove_file(path).map_err(|source| ForwardError::Socket {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            }
-        },
-        Ok(_) => {
-            return Err(ForwardError::NotASocket {
-                path: path.to_path_buf(),
-            });
-        }
-        Err(_) => {}
-    }
-    let listener = UnixListener::bind(path).map_err(|source| ForwardError::Socket {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // The directory is 0700, so the moment between bind and chmod exposes nothing.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| ForwardError::Socket {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(listener)
+    let path_buf = path.to_path_buf();
+    endpoint::bind(path).map_err(|e| match e {
+        BindError::InUse => ForwardError::SocketInUse { path: path_buf },
+        BindError::NotASocket => ForwardError::NotASocket { path: path_buf },
+        BindError::Io(source) => ForwardError::Socket { path: path_buf, source },
+    })
 }
 
 /// Binds a tunnel's local port on 127.0.0.1, non-blocking.
@@ -235,13 +210,13 @@ pub struct ForwardCtx {
 pub type Diagnose =
     Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + Send + Sync>;
 
-/// Accept loop for a Unix listener.
-pub async fn serve_unix(listener: UnixListener, ctx: ForwardCtx) {
+/// Accept loop for the local Docker socket.
+pub async fn serve_local(listener: endpoint::Listener, ctx: ForwardCtx) {
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
-            res = listener.accept() => match res {
-                Ok((stream, _)) => { tokio::spawn(handle(stream, ctx.clone())); }
+            res = endpoint::accept(&listener) => match res {
+                Ok(stream) => { tokio::spawn(handle(stream, ctx.clone())); }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed on docker socket");
                     tokio::time::sleep(Duration::from_millis(50)).await;

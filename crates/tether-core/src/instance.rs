@@ -72,12 +72,12 @@ fn open(paths: &Paths) -> Result<File, InstanceError> {
     let path = paths.engine_lock();
     let mut opts = OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(&path).map_err(|source| InstanceError::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    crate::private::file_options(&mut opts)
+        .open(&path)
+        .map_err(|source| InstanceError::Io {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {

@@ -161,16 +161,11 @@ pub fn recorded_algorithms(host: &str, port: u16, files: &[PathBuf]) -> Vec<russ
 
 /// Appends `key` for `host:port` to `file` (created 0600 if missing).
 pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(file)?;
+    let mut f = crate::private::file_options(std::fs::OpenOptions::new().create(true).append(true)).open(file)?;
     // One write call per line so concurrent appenders cannot interleave within a line.
     f.write_all(format!("{} {}\n", host_entry_name(host, port), openssh).as_bytes())?;
     f.sync_all()

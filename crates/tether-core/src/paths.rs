@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Longest path a Unix socket address can hold (sun_path, minus the NUL).
@@ -153,7 +152,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
     }
     missing.reverse();
     for p in &missing {
-        match fs::DirBuilder::new().mode(0o700).create(p) {
+        match crate::private::create_dir(p) {
             Ok(()) => {}
             // Another process made it first: it is checked below like any other.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -169,7 +168,6 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
 
 /// `dir` is a real directory (not a link), owned by this user, and 0700 (tightened if wider).
 fn check_private(dir: &Path) -> Result<(), PathError> {
-    use std::os::unix::fs::MetadataExt;
     let meta = fs::symlink_metadata(dir).map_err(|source| PathError::Create {
         path: dir.to_path_buf(),
         source,
@@ -179,15 +177,15 @@ fn check_private(dir: &Path) -> Result<(), PathError> {
             path: dir.to_path_buf(),
         });
     }
-    let mode = meta.permissions().mode() & 0o777;
-    if !meta.is_dir() || meta.uid() != current_uid() {
+    let access = crate::private::access(&meta);
+    if !meta.is_dir() || !access.mine {
         return Err(PathError::NotPrivate {
             path: dir.to_path_buf(),
-            mode,
+            mode: access.mode,
         });
     }
-    if mode & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| PathError::Create {
+    if access.shared {
+        crate::private::restrict_dir(dir).map_err(|source| PathError::Create {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -199,7 +197,6 @@ fn check_private(dir: &Path) -> Result<(), PathError> {
 /// processes starting at once agree on one.
 pub fn install_id(paths: &Paths) -> io::Result<String> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
     let file = paths.install_id_file();
     let valid = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
     for _ in 0..2 {
@@ -216,12 +213,7 @@ pub fn install_id(paths: &Paths) -> io::Result<String> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(&paths.config_dir)?;
                 let id = format!("{:016x}", rand::random::<u64>());
-                match fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&file)
-                {
+                match crate::private::file_options(fs::OpenOptions::new().write(true).create_new(true)).open(&file) {
                     Ok(mut f) => {
                         f.write_all(id.as_bytes())?;
                         f.sync_all()?;
@@ -250,13 +242,12 @@ pub const LOG_ROTATE_BYTES: u64 = 8 << 20;
 /// Opens a log for appending (0600, created if missing), after moving it aside if it has grown
 /// past [`LOG_ROTATE_BYTES`].
 pub fn open_log(path: &Path) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
     if fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
         let mut old = path.as_os_str().to_owned();
         old.push(".1");
         fs::rename(path, old)?;
     }
-    fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+    crate::private::file_options(fs::OpenOptions::new().create(true).append(true)).open(path)
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never half
@@ -321,15 +312,6 @@ pub fn check_socket_path(path: &Path) -> Result<(), PathError> {
         });
     }
     Ok(())
-}
-
-/// The effective uid of this process: the owner every private file and peer must have.
-pub fn current_uid() -> u32 {
-    #[allow(unsafe_code)]
-    // SAFETY: geteuid() takes no arguments, cannot fail and touches no memory.
-    unsafe {
-        libc::geteuid()
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use std::time::Duration;
 use russh::ChannelOpenFailure;
 use russh::client::{self, AuthResult, DisconnectReason, Handle};
 use russh::keys::PublicKeyOrCertificate;
-use russh::keys::agent::client::AgentClient;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -514,7 +513,7 @@ pub async fn connect(
                     }
                 }
                 Credential::Agent { socket } => {
-                    let Ok(mut agent) = AgentClient::connect_uds(socket).await else {
+                    let Ok(mut agent) = crate::endpoint::ssh_agent(socket).await else {
                         continue;
                     };
                     let Ok(ids) = agent.request_identities().await else {

@@ -10,6 +10,9 @@ use std::path::Path;
 
 /// The layers, lowest first. A module may use its own layer and those before it.
 const LAYERS: &[(&str, &[&str])] = &[
+    // The operating system's seams: local endpoints, the peer's identity, private files. The only
+    // modules with Unix-only code (see `os_specific_code_lives_in_the_seams`).
+    ("os", &["endpoint", "peer", "private"]),
     // Data and rules: the wire types, the config, the state machine, time, window credit.
     (
         "model",
@@ -199,4 +202,49 @@ fn the_check_catches_an_upward_use_a_cycle_and_a_module_without_a_layer() {
     assert!(broken.contains("module `newthing` is in no layer"), "{broken}");
     // A comment naming a module is not a use.
     assert!(uses("// see crate::engine\nlet x = 1; // crate::session").is_empty());
+}
+
+/// What only the seams may say: Unix sockets, file modes, uids, raw libc.
+const OS_SPECIFIC: &[&str] = &[
+    "std::os::unix",
+    "tokio::net::Unix",
+    "tokio::net::unix",
+    "libc::",
+    "connect_with_unix",
+    "connect_uds",
+    "PermissionsExt",
+    "OpenOptionsExt",
+    "peer_cred",
+];
+
+/// Lines of `text` (comments left out) that say something only the seams may.
+fn os_specific(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .filter(|code| OS_SPECIFIC.iter().any(|s| code.contains(s)))
+        .map(|code| code.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn os_specific_code_lives_in_the_seams() {
+    let seams = LAYERS[0].1;
+    let mut broken = Vec::new();
+    for (module, text) in sources() {
+        if seams.contains(&module.as_str()) {
+            continue;
+        }
+        for line in os_specific(&text) {
+            broken.push(format!("`{module}`: {line}"));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "OS-specific code outside the seams ({}); move it behind one of them:\n  {}",
+        seams.join(", "),
+        broken.join("\n  ")
+    );
+    // And the check sees such code where it is.
+    assert!(!os_specific(&sources()["private"]).is_empty());
+    assert!(os_specific("// std::os::unix in a comment").is_empty());
 }

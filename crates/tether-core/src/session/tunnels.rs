@@ -101,7 +101,7 @@ impl Actor {
     /// recorded on that tunnel; the others still run).
     pub(super) fn bind_listeners(&mut self) -> Result<(), EngineError> {
         let path = self.paths.docker_socket(&self.name);
-        let listener = forward::bind_unix(&path)?;
+        let listener = forward::bind_local(&path)?;
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let ctx = self.forward_ctx(
@@ -110,7 +110,7 @@ impl Actor {
             counters.clone(),
             cancel.clone(),
         );
-        let task = tokio::spawn(forward::serve_unix(listener, ctx));
+        let task = tokio::spawn(forward::serve_local(listener, ctx));
         self.docker = Some(Listener {
             cancel,
             counters,

@@ -7,19 +7,19 @@ use std::os::unix::fs::PermissionsExt;
 async fn stale_socket_is_replaced_but_a_live_one_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vm/docker.sock");
-    let live = bind_unix(&path).unwrap();
+    let live = bind_local(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(
         std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
         0o700
     );
     // Someone is serving it: never unlinked.
-    assert!(matches!(bind_unix(&path), Err(ForwardError::SocketInUse { .. })));
+    assert!(matches!(bind_local(&path), Err(ForwardError::SocketInUse { .. })));
     assert!(path.exists());
     // The server went away without cleaning up (a crash): the stale file is replaced.
     drop(live);
     assert!(path.exists());
-    let _again = bind_unix(&path).unwrap();
+    let _again = bind_local(&path).unwrap();
 }
 
 #[tokio::test]
@@ -27,7 +27,7 @@ async fn a_regular_file_is_never_removed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("docker.sock");
     std::fs::write(&path, "mine").unwrap();
-    assert!(matches!(bind_unix(&path), Err(ForwardError::NotASocket { .. })));
+    assert!(matches!(bind_local(&path), Err(ForwardError::NotASocket { .. })));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine");
 }
 
