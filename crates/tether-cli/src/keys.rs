@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde_json::Value;
+use tether_core::api::{KeyView, RotateReport};
+use tether_core::config::KeyOrigin;
 use tether_core::control::{ClientError, Request};
 use tether_core::paths::Paths;
 
@@ -44,32 +45,29 @@ pub enum KeyCmd {
     Rotate { vm: String },
 }
 
-fn print_key(v: &Value) {
-    println!("{}", v["public"].as_str().unwrap_or_default());
+fn print_key(k: &KeyView) {
+    println!("{}", k.public);
 }
 
 pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     match cmd {
         KeyCmd::Gen { name } => {
-            let v = e.call(&Request::KeyGen { name: name.clone() }).await?;
-            eprintln!(
-                "generated key '{name}' in the OS keychain ({})",
-                v["fingerprint"].as_str().unwrap_or_default()
-            );
-            print_key(&v);
+            let k: KeyView = e.ask(&Request::KeyGen { name: name.clone() }).await?;
+            eprintln!("generated key '{name}' in the OS keychain ({})", k.fingerprint);
+            print_key(&k);
         }
         KeyCmd::Import { name, path } => {
             let path = std::path::absolute(&path).unwrap_or(path);
             let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok().map(Zeroizing::new);
-            let v = loop {
+            let k: KeyView = loop {
                 let req = Request::KeyImport {
                     name: name.clone(),
                     path: path.clone(),
                     passphrase: passphrase.clone(),
                 };
                 match e.call(&req).await {
-                    Ok(v) => break v,
+                    Ok(v) => break serde_json::from_value(v)?,
                     Err(ClientError::Remote(err))
                         if err.code == "passphrase_required"
                             && passphrase.is_none()
@@ -85,40 +83,37 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
             eprintln!(
                 "imported {} into the OS keychain as '{name}' ({}); the file was left as it is",
                 path.display(),
-                v["fingerprint"].as_str().unwrap_or_default()
+                k.fingerprint
             );
-            print_key(&v);
+            print_key(&k);
         }
         KeyCmd::Show { name, install_command } => {
-            let v = e.call(&Request::KeyShow { name }).await?;
+            let k: KeyView = e.ask(&Request::KeyShow { name }).await?;
             if install_command {
-                println!("{}", v["install_command"].as_str().unwrap_or_default());
+                println!("{}", k.install_command);
             } else {
-                print_key(&v);
+                print_key(&k);
             }
         }
         KeyCmd::List { json } => {
-            let v = e.call(&Request::KeyList).await?;
+            let keys: Vec<KeyView> = e.ask(&Request::KeyList).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                let keys = v.as_array().cloned().unwrap_or_default();
                 if keys.is_empty() {
                     println!("no keys yet; `tether key gen NAME` makes one");
                 }
                 for k in keys {
-                    let users: Vec<String> = serde_json::from_value(k["used_by"].clone()).unwrap_or_default();
-                    println!(
-                        "{:<16} {}  {}  used by: {}",
-                        k["name"].as_str().unwrap_or_default(),
-                        k["fingerprint"].as_str().unwrap_or_default(),
-                        k["origin"].as_str().unwrap_or_default(),
-                        if users.is_empty() {
-                            "-".to_string()
-                        } else {
-                            users.join(", ")
-                        }
-                    );
+                    let origin = match k.origin {
+                        KeyOrigin::Generated => "generated",
+                        KeyOrigin::Imported => "imported",
+                    };
+                    let users = if k.used_by.is_empty() {
+                        "-".to_string()
+                    } else {
+                        k.used_by.join(", ")
+                    };
+                    println!("{:<16} {}  {origin}  used by: {users}", k.name, k.fingerprint);
                 }
             }
         }
@@ -135,8 +130,8 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
                 }
                 Err(_) => anyhow::bail!("no terminal to ask the VM's password on; set TETHER_VM_PASSWORD"),
             });
-            let v = e
-                .call(&Request::KeyInstall {
+            let k: KeyView = e
+                .ask(&Request::KeyInstall {
                     vm: vm.clone(),
                     key: key.clone(),
                     password,
@@ -144,19 +139,17 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
                 .await?;
             println!(
                 "installed key '{key}' ({}) on '{vm}' and checked that it logs in; '{vm}' now uses it",
-                v["fingerprint"].as_str().unwrap_or_default()
+                k.fingerprint
             );
         }
         KeyCmd::Rotate { vm } => {
-            let v = e.call(&Request::KeyRotate { vm: vm.clone() }).await?;
+            let r: RotateReport = e.ask(&Request::KeyRotate { vm: vm.clone() }).await?;
             println!(
                 "rotated key '{}' on '{vm}': {} → {}",
-                v["key"].as_str().unwrap_or_default(),
-                v["old_fingerprint"].as_str().unwrap_or_default(),
-                v["new_fingerprint"].as_str().unwrap_or_default()
+                r.key, r.old_fingerprint, r.new_fingerprint
             );
             // The new key works, but the old one is still authorized: not a clean success.
-            if let Some(w) = v["warning"].as_str() {
+            if let Some(w) = r.warning.as_deref() {
                 anyhow::bail!("{}", crate::output::clean(w));
             }
         }

@@ -5,15 +5,18 @@ mod client;
 mod keys;
 mod output;
 
+use serde::de::DeserializeOwned;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tether_core::api::{ErrorDetails, HostKeyScan, HostKeyVerdict};
+use tether_core::api::{
+    Check, ConnectReport, ErrorDetails, Event, ForwardState, ForwardStatus, HostKeyScan, HostKeyVerdict, VmStatus,
+};
+use tether_core::state::State;
 use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use serde_json::Value;
 use tether_core::config::{Arch, PortMap, Profile, Store};
 use tether_core::control::{ClientError, Request};
 use tether_core::paths::Paths;
@@ -241,12 +244,11 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Key(k) => keys::run(&paths, k).await,
         Cmd::Vm(VmCmd::Check { name, json }) => {
             let mut e = Engine::ensure(&paths).await?;
-            let v = e.call(&Request::CheckVm { name: name.clone() }).await?;
+            let checks: Vec<Check> = e.ask(&Request::CheckVm { name: name.clone() }).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&checks)?);
             }
-            let checks = v.as_array().cloned().unwrap_or_default();
-            let failed = checks.iter().filter(|c| c["ok"] != true).count();
+            let failed = checks.iter().filter(|c| !c.ok).count();
             if !json {
                 output::checks(&checks);
             }
@@ -370,13 +372,12 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// One request whose answer is printed as JSON or through `render`.
-async fn show(paths: &Paths, req: &Request, json: bool, render: fn(&Value)) -> Result<()> {
+async fn show<T: DeserializeOwned>(paths: &Paths, req: &Request, json: bool, render: fn(&T)) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
-    let v = e.call(req).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&e.call(req).await?)?);
     } else {
-        render(&v);
+        render(&e.ask(req).await?);
     }
     Ok(())
 }
@@ -502,13 +503,12 @@ async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Resul
             Err(other) => return Err(other.into()),
         }
     };
-    output::connected(&report["status"]);
-    if report["status"]["engine"]["ok"] == Value::Bool(false) {
+    let report: ConnectReport = serde_json::from_value(report)?;
+    output::connected(&report.status);
+    if let Some(engine) = report.status.engine.as_ref().filter(|e| !e.ok) {
         anyhow::bail!(
             "{}\nThe SSH session stays up; the socket will work as soon as the engine answers",
-            report["status"]["engine"]["error"]
-                .as_str()
-                .unwrap_or("the Docker engine did not answer")
+            output::clean(engine.error.as_deref().unwrap_or("the Docker engine did not answer"))
         );
     }
     Ok(())
@@ -576,47 +576,66 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
         }
     }
     if t.list {
-        let all = e.call(&Request::Status).await?;
+        let all: Vec<VmStatus> = e.ask(&Request::Status).await?;
         let cfg = Store::new(paths.config_file()).load()?;
         let name = cfg.resolve(t.name.as_deref())?;
-        let vm = all
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|v| v["name"] == name.as_str())
-            .cloned()
-            .unwrap_or(Value::Null);
-        output::tunnels(&vm);
+        output::tunnels(all.iter().find(|v| v.name == name));
     }
     Ok(())
 }
 
 async fn status(paths: &Paths, json: bool) -> Result<()> {
-    let v = match Engine::running(paths).await? {
-        Some(mut e) => e.call(&Request::Status).await?,
+    let list: Vec<VmStatus> = match Engine::running(paths).await? {
+        Some(mut e) => e.ask(&Request::Status).await?,
         None => {
             // No engine: every VM is disconnected; say so rather than fail.
             let cfg = Store::new(paths.config_file()).load()?;
-            let list: Vec<Value> = cfg
-                .vms
+            cfg.vms
                 .iter()
                 .map(|(n, p)| {
-                    serde_json::json!({
-                        "name": n, "host": p.host, "arch": p.arch, "state": "disconnected",
-                        "active": cfg.active.as_deref() == Some(n.as_str()),
-                        "socket": paths.docker_socket(n).display().to_string(),
-                        "forwards": p.forwards.iter().map(|f| serde_json::json!({"local": f.local, "remote": f.remote, "state": "idle"})).collect::<Vec<_>>(),
-                        "last_error": "no Tether engine is running",
-                    })
+                    let socket = paths.docker_socket(n).display().to_string();
+                    VmStatus {
+                        name: n.clone(),
+                        host: p.host.clone(),
+                        arch: p.arch,
+                        state: State::Disconnected,
+                        since_ms: 0,
+                        rtt_ms: None,
+                        docker_host: format!("unix://{socket}"),
+                        socket,
+                        forwards: p
+                            .forwards
+                            .iter()
+                            .map(|f| ForwardStatus {
+                                local: f.local,
+                                remote: f.remote,
+                                state: ForwardState::Idle,
+                                error: None,
+                                active: 0,
+                                total: 0,
+                                refused: 0,
+                                auto: false,
+                                container: None,
+                            })
+                            .collect(),
+                        last_error: Some("no Tether engine is running".into()),
+                        error_code: Some("not_running".into()),
+                        error_details: None,
+                        engine: None,
+                        active: cfg.active.as_deref() == Some(n.as_str()),
+                        auto_connect: p.auto_connect,
+                        unforwarded: Vec::new(),
+                        arch_warning: None,
+                        auto_forward: p.auto_forward.unwrap_or(cfg.settings.auto_forward),
+                    }
                 })
-                .collect();
-            Value::Array(list)
+                .collect()
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        output::status(&v);
+        output::status(&list);
     }
     Ok(())
 }
@@ -628,7 +647,7 @@ async fn watch(paths: &Paths, json: bool) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     loop {
         e.call(&Request::Subscribe).await?;
-        let snapshot = Engine::ensure(paths).await?.call(&Request::Status).await?;
+        let snapshot: Vec<VmStatus> = Engine::ensure(paths).await?.ask(&Request::Status).await?;
         if json {
             println!("{}", serde_json::json!({ "event": "snapshot", "vms": snapshot }));
         } else {
@@ -638,7 +657,11 @@ async fn watch(paths: &Paths, json: bool) -> Result<()> {
             if json {
                 println!("{ev}");
             } else {
-                output::event(&ev);
+                match serde_json::from_value::<Event>(ev.clone()) {
+                    Ok(ev) => output::event(&ev),
+                    // An event this CLI does not know (a newer engine): shown as it came.
+                    Err(_) => println!("{}", output::clean(&ev.to_string())),
+                }
             }
         }
         // Still there: this watcher fell behind. Gone: the engine stopped, and so does this.

@@ -1,15 +1,11 @@
-//! Human-readable rendering of engine answers. JSON output bypasses this module.
+//! Human-readable rendering of engine answers, from their types. Every string that came from a
+//! VM or an engine goes through [`clean`] first. JSON output bypasses this module.
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use tether_core::api::{Check, ContainerView, EngineInfo, Event, ForwardState, ForwardStatus, HealthReport, VmStatus};
 use tether_core::config::Config;
-
-/// A string field of an answer, made safe for a terminal: text from a VM or an engine (errors,
-/// OS names, container names) may carry escape sequences.
-fn s(v: &Value) -> Cow<'_, str> {
-    clean(v.as_str().unwrap_or(""))
-}
+use tether_core::state::State;
 
 /// `text` without control characters (kept: newline and tab) and without the bidirectional
 /// overrides that can make a terminal show text in another order than it reads.
@@ -24,9 +20,11 @@ pub fn clean(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// "3m ago" style age of a unix-millisecond timestamp.
-fn ago(ms: &Value) -> String {
-    let Some(ms) = ms.as_u64() else { return "-".into() };
+/// "3m ago" style age of a unix-millisecond timestamp; "-" for none (0).
+fn ago(ms: u64) -> String {
+    if ms == 0 {
+        return "-".into();
+    }
     let now = tether_core::clock::unix_ms();
     let secs = now.saturating_sub(ms) / 1000;
     match secs {
@@ -37,14 +35,16 @@ fn ago(ms: &Value) -> String {
     }
 }
 
-fn engine_line(e: &Value) -> String {
-    if e.is_null() {
-        return "-".into();
-    }
-    if e["ok"] == Value::Bool(true) {
-        format!("Docker {} ({}/{})", s(&e["version"]), s(&e["os"]), s(&e["arch"]))
-    } else {
-        format!("engine unreachable: {}", s(&e["error"]))
+/// An optional string field, cleaned; empty when absent.
+fn opt(v: &Option<String>) -> Cow<'_, str> {
+    clean(v.as_deref().unwrap_or(""))
+}
+
+fn engine_line(e: Option<&EngineInfo>) -> String {
+    match e {
+        None => "-".into(),
+        Some(e) if e.ok => format!("Docker {} ({}/{})", opt(&e.version), opt(&e.os), opt(&e.arch)),
+        Some(e) => format!("engine unreachable: {}", opt(&e.error)),
     }
 }
 
@@ -57,46 +57,57 @@ pub fn export_docker_host(host: &str) -> String {
     format!("export DOCKER_HOST={quoted}")
 }
 
-pub fn connected(st: &Value) {
+pub fn connected(st: &VmStatus) {
     println!(
         "connected to '{}' ({}) — {}",
-        s(&st["name"]),
-        s(&st["host"]),
-        engine_line(&st["engine"])
+        clean(&st.name),
+        clean(&st.host),
+        engine_line(st.engine.as_ref())
     );
-    println!("socket: {}", s(&st["socket"]));
-    println!("{}", export_docker_host(&s(&st["docker_host"])));
-    for f in st["forwards"].as_array().into_iter().flatten() {
+    println!("socket: {}", clean(&st.socket));
+    println!("{}", export_docker_host(&clean(&st.docker_host)));
+    for f in &st.forwards {
         forward_line(f, "");
     }
 }
 
-fn forward_line(f: &Value, indent: &str) {
-    let err = f["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
-    let active = f["active"]
-        .as_u64()
+fn forward_state(s: ForwardState) -> &'static str {
+    match s {
+        ForwardState::Listening => "listening",
+        ForwardState::Failed => "failed",
+        ForwardState::Idle => "idle",
+    }
+}
+
+fn forward_line(f: &ForwardStatus, indent: &str) {
+    let err = f
+        .error
+        .as_deref()
+        .map(|e| format!(": {}", clean(e)))
+        .unwrap_or_default();
+    let active = Some(f.active)
         .filter(|n| *n > 0)
         .map(|n| format!(" ({n} open)"))
         .unwrap_or_default();
-    let auto = match (f["auto"] == true, f["container"].as_str()) {
-        (true, Some(c)) if f["local"] != f["remote"] => format!("  auto for {c} (port {} was taken)", f["remote"]),
-        (true, Some(c)) => format!("  auto for {c}"),
+    let auto = match (f.auto, f.container.as_deref()) {
+        (true, Some(c)) if f.local != f.remote => format!("  auto for {} (port {} was taken)", clean(c), f.remote),
+        (true, Some(c)) => format!("  auto for {}", clean(c)),
         _ => String::new(),
     };
     println!(
         "{indent}tunnel 127.0.0.1:{} → VM port {}  {}{active}{auto}{err}",
-        f["local"],
-        f["remote"],
-        s(&f["state"])
+        f.local,
+        f.remote,
+        forward_state(f.state)
     );
 }
 
-pub fn tunnels(vm: &Value) {
-    let list = vm["forwards"].as_array().cloned().unwrap_or_default();
+pub fn tunnels(vm: Option<&VmStatus>) {
+    let list = vm.map(|v| v.forwards.as_slice()).unwrap_or_default();
     if list.is_empty() {
         println!("no tunnels; add one with `tether tunnel -p 3000`");
     }
-    for f in &list {
+    for f in list {
         forward_line(f, "");
     }
 }
@@ -115,8 +126,15 @@ pub fn vm_list(cfg: &Config) {
     }
 }
 
-pub fn status(all: &Value) {
-    let list = all.as_array().cloned().unwrap_or_default();
+/// A state in words, with the attempt while reconnecting ("reconnecting #3").
+fn state_words(state: State) -> String {
+    match state {
+        State::Reconnecting { attempt } => format!("{} #{attempt}", state.label()),
+        other => other.label().to_string(),
+    }
+}
+
+pub fn status(list: &[VmStatus]) {
     if list.is_empty() {
         println!("no VMs yet; add one with `tether vm add NAME --host HOST`");
         return;
@@ -125,107 +143,104 @@ pub fn status(all: &Value) {
         "  {:<14} {:<14} {:<9} {:<9} {:<8} ENGINE",
         "NAME", "STATE", "SINCE", "RTT", "ARCH"
     );
-    for vm in &list {
-        let mark = if vm["active"] == Value::Bool(true) { "*" } else { " " };
-        let state = match vm["attempt"].as_u64() {
-            Some(n) => format!("{} #{n}", s(&vm["state"])),
-            None => s(&vm["state"]).to_string(),
-        };
-        let rtt = vm["rtt_ms"]
-            .as_f64()
-            .map(|r| format!("{r:.1} ms"))
-            .unwrap_or_else(|| "-".into());
-        let arch = vm["arch"].as_str().unwrap_or("-");
+    for vm in list {
+        let mark = if vm.active { "*" } else { " " };
+        let rtt = vm.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "-".into());
+        let arch = vm.arch.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
         println!(
             "{mark} {:<14} {:<14} {:<9} {:<9} {:<8} {}",
-            s(&vm["name"]),
-            state,
-            ago(&vm["since_ms"]),
+            clean(&vm.name),
+            state_words(vm.state),
+            ago(vm.since_ms),
             rtt,
             arch,
-            engine_line(&vm["engine"])
+            engine_line(vm.engine.as_ref())
         );
-        for f in vm["forwards"].as_array().into_iter().flatten() {
+        for f in &vm.forwards {
             forward_line(f, "    ");
         }
-        for u in vm["unforwarded"].as_array().into_iter().flatten() {
+        for u in &vm.unforwarded {
             println!(
                 "    {} port {} of {}: not forwarded ({})",
-                s(&u["proto"]).to_uppercase(),
-                u["port"],
-                s(&u["container"]),
-                s(&u["reason"])
+                clean(&u.proto).to_uppercase(),
+                u.port,
+                clean(&u.container),
+                clean(&u.reason)
             );
         }
-        if let Some(w) = vm["arch_warning"].as_str() {
-            println!("    warning: {w}");
+        if let Some(w) = &vm.arch_warning {
+            println!("    warning: {}", clean(w));
         }
-        if let Some(e) = vm["last_error"].as_str() {
-            println!("    last error: {e}");
+        if let Some(e) = &vm.last_error {
+            println!("    last error: {}", clean(e));
         }
     }
 }
 
 /// One engine event as a line of text, timestamped.
-pub fn event(ev: &Value) {
+pub fn event(ev: &Event) {
     let now = tether_core::clock::unix_ms() / 1000;
     let hms = format!("{:02}:{:02}:{:02}", (now / 3600) % 24, (now / 60) % 60, now % 60);
-    let vm = s(&ev["vm"]);
-    let text = match s(&ev["event"]).as_ref() {
-        "state" => {
-            let attempt = ev["attempt"]
-                .as_u64()
-                .map(|a| format!(" (attempt {a})"))
+    let text = match ev {
+        Event::State { vm, state, error, .. } => {
+            let err = error.as_deref().map(|e| format!(": {}", clean(e))).unwrap_or_default();
+            let attempt = match state {
+                State::Reconnecting { attempt } => format!(" (attempt {attempt})"),
+                _ => String::new(),
+            };
+            format!("{}: {}{attempt}{err}", clean(vm), state.label())
+        }
+        Event::Forward { vm, forward: f } => {
+            let err = f
+                .error
+                .as_deref()
+                .map(|e| format!(": {}", clean(e)))
                 .unwrap_or_default();
-            let err = ev["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
-            format!("{vm}: {}{attempt}{err}", s(&ev["state"]))
-        }
-        "forward" => {
-            let f = &ev["forward"];
-            let err = f["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
             format!(
-                "{vm}: tunnel 127.0.0.1:{} → {} {}{err}",
-                f["local"],
-                f["remote"],
-                s(&f["state"])
+                "{}: tunnel 127.0.0.1:{} → {} {}{err}",
+                clean(vm),
+                f.local,
+                f.remote,
+                forward_state(f.state)
             )
         }
-        "engine" => format!("{vm}: {}", engine_line(&ev["engine"])),
-        "rtt" => format!("{vm}: round trip {} ms", ev["rtt_ms"]),
-        "active" => format!("active VM is now {}", ev["vm"].as_str().unwrap_or("none")),
-        "vm_added" => format!("{vm}: added"),
-        "vm_removed" => format!("{vm}: removed"),
-        "containers" => format!("{vm}: containers changed"),
-        "health" => {
-            let h = &ev["health"];
+        Event::Engine { vm, engine } => format!("{}: {}", clean(vm), engine_line(Some(engine))),
+        Event::Rtt { vm, rtt_ms } => format!("{}: round trip {rtt_ms} ms", clean(vm)),
+        Event::Active { vm } => format!("active VM is now {}", clean(vm.as_deref().unwrap_or("none"))),
+        Event::VmAdded { vm } => format!("{}: added", clean(vm)),
+        Event::VmRemoved { vm } => format!("{}: removed", clean(vm)),
+        Event::Containers { vm } => format!("{}: containers changed", clean(vm)),
+        Event::Health { vm, health: h } => {
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
             format!(
-                "{vm}: health: rtt {} ms, engine {} ms, load {}",
-                h["rtt_ms"], h["engine"]["ping_ms"], h["vm"]["load"][0]
+                "{}: health: rtt {} ms, engine {} ms, load {}",
+                clean(vm),
+                ms(h.rtt_ms),
+                ms(h.engine.as_ref().map(|e| e.ping_ms)),
+                ms(h.vm.as_ref().map(|v| v.load[0]))
             )
         }
-        other => format!("{other}: {ev}"),
     };
     println!("{hms} {text}");
 }
 
 /// The onboarding checks, one line each, with the fix under a failed one.
-pub fn checks(checks: &[Value]) {
+pub fn checks(checks: &[Check]) {
     for c in checks {
-        let ok = c["ok"] == true;
         println!(
             "{} {:<36} {}",
-            if ok { "✓" } else { "✗" },
-            c["title"].as_str().unwrap_or(""),
-            c["detail"].as_str().unwrap_or("")
+            if c.ok { "✓" } else { "✗" },
+            clean(&c.title),
+            clean(&c.detail)
         );
-        if let Some(fix) = c["fix"].as_str().filter(|_| !ok) {
-            println!("  fix: {fix}");
+        if let Some(fix) = c.fix.as_deref().filter(|_| !c.ok) {
+            println!("  fix: {}", clean(fix));
         }
     }
 }
 
-fn bytes(v: &Value) -> String {
-    let b = v.as_f64().unwrap_or(0.0);
+fn bytes(b: u64) -> String {
+    let b = b as f64;
     if b >= 1e9 {
         format!("{:.1} GB", b / 1e9)
     } else {
@@ -234,97 +249,90 @@ fn bytes(v: &Value) -> String {
 }
 
 /// `tether health`.
-pub fn health(report: &Value) {
-    let h = &report["latest"];
-    if h.is_null() {
+pub fn health(report: &HealthReport) {
+    let Some(h) = &report.latest else {
         println!("no health reading yet; the VM must be connected (readings come every 30 s, every 2 s while watched)");
         return;
-    }
-    let rtt = h["rtt_ms"]
-        .as_f64()
-        .map(|r| format!("{r:.1} ms"))
-        .unwrap_or_else(|| "-".into());
+    };
+    let rtt = h.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "-".into());
     println!("ssh        round trip {rtt}");
-    let e = &h["engine"];
-    if !e.is_null() {
+    if let Some(e) = &h.engine {
         println!(
             "engine     Docker {} (API {}), {} {} on {}, ping {} ms",
-            s(&e["version"]),
-            s(&e["api_version"]),
-            s(&e["os"]),
-            s(&e["kernel"]),
-            s(&e["arch"]),
-            e["ping_ms"]
+            clean(&e.version),
+            clean(&e.api_version),
+            clean(&e.os),
+            clean(&e.kernel),
+            clean(&e.arch),
+            e.ping_ms
         );
         println!(
             "           containers {} running / {} total, {} images, data in {}",
-            e["containers_running"],
-            e["containers_total"],
-            e["images"],
-            s(&e["docker_root"])
+            e.containers_running,
+            e.containers_total,
+            e.images,
+            clean(&e.docker_root)
         );
     }
-    let v = &h["vm"];
-    if !v.is_null() {
+    if let Some(v) = &h.vm {
         println!(
             "vm         load {} {} {} on {} CPUs",
-            v["load"][0], v["load"][1], v["load"][2], v["cpus"]
+            v.load[0], v.load[1], v.load[2], v.cpus
         );
-        println!(
-            "           memory {} used of {}",
-            bytes(&v["mem_used"]),
-            bytes(&v["mem_total"])
-        );
+        println!("           memory {} used of {}", bytes(v.mem_used), bytes(v.mem_total));
         println!(
             "           disk / {} used of {}; Docker's {} used of {}",
-            bytes(&v["disk_root"]["used"]),
-            bytes(&v["disk_root"]["total"]),
-            bytes(&v["disk_docker"]["used"]),
-            bytes(&v["disk_docker"]["total"])
+            bytes(v.disk_root.used),
+            bytes(v.disk_root.total),
+            bytes(v.disk_docker.used),
+            bytes(v.disk_docker.total)
         );
     }
-    if let Some(w) = h["arch_warning"].as_str() {
-        println!("warning    {w}");
+    if let Some(w) = &h.arch_warning {
+        println!("warning    {}", clean(w));
     }
-    for p in h["problems"].as_array().into_iter().flatten() {
-        println!("problem    {}", s(p));
+    for p in &h.problems {
+        println!("problem    {}", clean(p));
     }
 }
 
 /// `tether containers`.
-pub fn containers(list: &Value) {
-    let list = list.as_array().cloned().unwrap_or_default();
+pub fn containers(list: &Vec<ContainerView>) {
     if list.is_empty() {
         println!("no containers on this VM");
     }
     for c in list {
-        let ports: Vec<String> = c["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| !p["public"].is_null())
-            .map(|p| match p["local"].as_u64() {
-                Some(l) => format!(
-                    "{}/{} → 127.0.0.1:{l}{}",
-                    p["public"],
-                    s(&p["proto"]),
-                    if p["auto"] == true { " (auto)" } else { "" }
-                ),
-                None if p["not_forwarded"].is_string() => format!("{}/{} (not forwarded)", p["public"], s(&p["proto"])),
-                None => format!("{}/{}", p["public"], s(&p["proto"])),
+        let ports: Vec<String> = c
+            .ports
+            .iter()
+            .filter_map(|p| {
+                let public = p.public?;
+                let proto = clean(&p.proto);
+                Some(match p.local {
+                    Some(l) => format!(
+                        "{public}/{proto} → 127.0.0.1:{l}{}",
+                        if p.auto { " (auto)" } else { "" }
+                    ),
+                    None if p.not_forwarded.is_some() => format!("{public}/{proto} (not forwarded)"),
+                    None => format!("{public}/{proto}"),
+                })
             })
             .collect();
-        let health = c["health"].as_str().map(|h| format!(" ({h})")).unwrap_or_default();
+        let health = c
+            .health
+            .as_deref()
+            .map(|h| format!(" ({})", clean(h)))
+            .unwrap_or_default();
         println!(
             "{:<24} {:<10} {:<28} {}",
-            s(&c["name"]),
-            format!("{}{health}", s(&c["state"])),
-            s(&c["image"]),
+            clean(&c.name),
+            format!("{}{health}", clean(&c.state)),
+            clean(&c.image),
             ports.join(", ")
         );
-        for p in c["ports"].as_array().into_iter().flatten() {
-            if let Some(why) = p["not_forwarded"].as_str() {
-                println!("    {}/{} not forwarded: {}", p["public"], s(&p["proto"]), clean(why));
+        for p in &c.ports {
+            if let (Some(public), Some(why)) = (p.public, &p.not_forwarded) {
+                println!("    {public}/{} not forwarded: {}", clean(&p.proto), clean(why));
             }
         }
     }
@@ -341,8 +349,9 @@ mod tests {
         assert_eq!(shown, "engine ]0;owned[2Jdown31m on lanretxe\nsecond\tline");
         // Plain text is passed through without a copy.
         assert!(matches!(clean("Docker 26.1 (linux/arm64)"), Cow::Borrowed(_)));
-        // Every string field of an answer goes through it.
-        assert_eq!(s(&serde_json::json!("a\u{1b}[31mb")), "a[31mb");
+        // Optional fields too.
+        assert_eq!(opt(&Some("a\u{1b}[31mb".into())), "a[31mb");
+        assert_eq!(opt(&None), "");
     }
 
     #[test]
