@@ -13,7 +13,7 @@ use tether_core::api::{
     Check, ConnectReport, ConnectionSettings, ContainerView, HealthReport, HostKeyScan, KeyView, SshHost, TimedEvent,
     VmStatus,
 };
-use tether_core::config::{Arch, Config, ConfigError, PortMap, Profile};
+use tether_core::config::{Arch, Config, ConfigError, PortMap};
 use tether_core::containers::Action;
 use tether_core::control::{Client, ClientError, ErrorBody, Request};
 use tether_core::error::EngineError;
@@ -98,19 +98,6 @@ impl NewVm {
             remote_socket: self.remote_socket.filter(|s| !s.trim().is_empty()),
         })
     }
-
-    fn into_profile(self) -> Result<Profile, IpcError> {
-        let c = self.into_connection()?;
-        let mut p = Profile::new(c.host);
-        p.port = c.port;
-        p.user = c.user;
-        p.arch = c.arch;
-        p.identity = c.identity;
-        if let Some(s) = c.remote_socket {
-            p.remote_socket = s;
-        }
-        Ok(p)
-    }
 }
 
 /// What the Settings view shows.
@@ -162,7 +149,7 @@ pub async fn add_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
         &ipc,
         Request::VmAdd {
             name,
-            profile: vm.into_profile()?,
+            profile: vm.into_connection()?.into_profile(),
         },
     )
     .await
@@ -483,7 +470,7 @@ mod tests {
             identity: None,
             remote_socket: None,
         };
-        let v = serde_json::to_value(vm.into_profile().unwrap_err()).unwrap();
+        let v = serde_json::to_value(vm.into_connection().unwrap_err()).unwrap();
         assert_eq!(v["code"], "config_invalid");
         assert!(v["message"].as_str().unwrap().contains("arm64 or x86_64"));
     }

@@ -10,14 +10,15 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tether_core::api::{
-    Check, ConnectReport, ErrorDetails, Event, ForwardState, ForwardStatus, HostKeyScan, HostKeyVerdict, VmStatus,
+    Check, ConnectReport, ConnectionSettings, ErrorDetails, Event, ForwardState, ForwardStatus, HostKeyScan,
+    HostKeyVerdict, VmStatus,
 };
 use tether_core::state::State;
 use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tether_core::config::{Arch, PortMap, Profile, Store};
+use tether_core::config::{Arch, PortMap, Store};
 use tether_core::control::{ClientError, Request};
 use tether_core::paths::Paths;
 
@@ -383,13 +384,16 @@ async fn show<T: DeserializeOwned>(paths: &Paths, req: &Request, json: bool, ren
 }
 
 async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
-    let mut profile = Profile::new(a.host);
-    profile.port = a.port;
-    profile.user = a.user;
-    profile.arch = a.arch.as_deref().map(str::parse::<Arch>).transpose()?;
-    profile.identity = a.identity.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let mut profile = ConnectionSettings {
+        host: a.host,
+        port: a.port,
+        user: a.user,
+        arch: a.arch.as_deref().map(str::parse::<Arch>).transpose()?,
+        identity: a.identity.map(|p| std::path::absolute(&p).unwrap_or(p)),
+        remote_socket: Some(a.remote_socket),
+    }
+    .into_profile();
     profile.key = a.key;
-    profile.remote_socket = a.remote_socket;
     profile.auto_connect = a.auto_connect;
     let mut e = Engine::ensure(paths).await?;
     e.call(&Request::VmAdd {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::config::{Arch, KeyOrigin};
+use crate::config::{Arch, KeyOrigin, Profile};
 use crate::state::State;
 
 /// What the engine said about itself, or why it could not be asked.
@@ -253,6 +253,30 @@ pub struct ConnectionSettings {
     pub remote_socket: Option<String>,
 }
 
+impl ConnectionSettings {
+    /// Sets these on `profile`, leaving its key, tunnels and options as they are. No identity
+    /// keeps the one set; no remote socket is Docker's default path.
+    pub fn apply_to(self, profile: &mut Profile) {
+        profile.host = self.host;
+        profile.port = self.port;
+        profile.user = self.user;
+        profile.arch = self.arch;
+        if self.identity.is_some() {
+            profile.identity = self.identity;
+        }
+        profile.remote_socket = self
+            .remote_socket
+            .unwrap_or_else(|| crate::config::DEFAULT_REMOTE_SOCKET.to_string());
+    }
+
+    /// A new VM's profile reached this way.
+    pub fn into_profile(self) -> Profile {
+        let mut profile = Profile::new(self.host.clone());
+        self.apply_to(&mut profile);
+        profile
+    }
+}
+
 /// Facts about a failure, typed by what failed, so that no client reads them out of the
 /// message: the fingerprint to confirm, the recorded keys, the port and who holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -304,6 +328,16 @@ pub struct ErrorBody {
     /// Boxed: most errors have none, and every `Result` carrying this stays small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Box<ErrorDetails>>,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: String, details: Option<ErrorDetails>) -> ErrorBody {
+        ErrorBody {
+            code: code.to_string(),
+            message,
+            details: details.map(Box::new),
+        }
+    }
 }
 
 /// One published port of a container.

@@ -647,19 +647,7 @@ impl Engine {
 
     /// Changes how `name` is reached (the app's edit form); its key, tunnels and options stay.
     pub async fn set_vm_connection(&self, name: &str, c: crate::api::ConnectionSettings) -> Result<(), EngineError> {
-        self.modify_vm(name, |p| {
-            p.host = c.host;
-            p.port = c.port;
-            p.user = c.user;
-            p.arch = c.arch;
-            if c.identity.is_some() {
-                p.identity = c.identity;
-            }
-            p.remote_socket = c
-                .remote_socket
-                .unwrap_or_else(|| crate::config::DEFAULT_REMOTE_SOCKET.to_string());
-        })
-        .await
+        self.modify_vm(name, |p| c.apply_to(p)).await
     }
 
     pub async fn status(&self) -> Vec<VmStatus> {

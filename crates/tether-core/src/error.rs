@@ -175,11 +175,7 @@ impl EngineError {
 impl EngineError {
     /// The error as the control API, events and status carry it.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code().to_string(),
-            message: self.to_string(),
-            details: self.details().map(Box::new),
-        }
+        ErrorBody::new(self.code(), self.to_string(), self.details())
     }
 
     /// The facts behind the message, for clients to act on without reading it.
@@ -243,11 +239,7 @@ impl SshError {
 
     /// The failure as status and events carry it.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code().to_string(),
-            message: self.to_string(),
-            details: self.details().map(Box::new),
-        }
+        ErrorBody::new(self.code(), self.to_string(), self.details())
     }
 
     /// The host key facts of a refused key; nothing for other failures.

@@ -212,32 +212,33 @@ pub type Diagnose =
 
 /// Accept loop for the local Docker socket.
 pub async fn serve_local(listener: endpoint::Listener, ctx: ForwardCtx) {
-    loop {
-        tokio::select! {
-            _ = ctx.cancel.cancelled() => break,
-            res = endpoint::accept(&listener) => match res {
-                Ok(stream) => { tokio::spawn(handle(stream, ctx.clone())); }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed on docker socket");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
+    serve(ctx, "docker socket", || endpoint::accept(&listener)).await
 }
 
 /// Accept loop for a TCP listener.
 pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
+    serve(ctx, "tunnel", || async {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true).ok();
+        Ok(stream)
+    })
+    .await
+}
+
+/// Hands each accepted connection to its own task until the forward is cancelled. A failed
+/// accept (out of file descriptors, say) is logged and retried after a pause, never a spin.
+async fn serve<S, F>(ctx: ForwardCtx, what: &str, mut accept: impl FnMut() -> F)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    F: std::future::Future<Output = std::io::Result<S>>,
+{
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
-            res = listener.accept() => match res {
-                Ok((stream, _)) => {
-                    stream.set_nodelay(true).ok();
-                    tokio::spawn(handle(stream, ctx.clone()));
-                }
+            res = accept() => match res {
+                Ok(stream) => { tokio::spawn(handle(stream, ctx.clone())); }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed on tunnel");
+                    tracing::warn!(error = %e, "accept failed on {what}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }

@@ -482,6 +482,10 @@ pub async fn connect(
         });
     }
     let mut tried = Vec::new();
+    let refused = |e: russh::Error| SshError::Handshake {
+        addr: addr.clone(),
+        message: e.to_string(),
+    };
     let auth = async {
         for cred in &creds {
             match cred {
@@ -491,10 +495,7 @@ pub async fn connect(
                     let res = handle
                         .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(key.clone(), hash))
                         .await
-                        .map_err(|e| SshError::Handshake {
-                            addr: addr.clone(),
-                            message: e.to_string(),
-                        })?;
+                        .map_err(refused)?;
                     if matches!(res, AuthResult::Success) {
                         return Ok(true);
                     }
@@ -504,10 +505,7 @@ pub async fn connect(
                     let res = handle
                         .authenticate_password(&target.user, password.as_str())
                         .await
-                        .map_err(|e| SshError::Handshake {
-                            addr: addr.clone(),
-                            message: e.to_string(),
-                        })?;
+                        .map_err(refused)?;
                     if matches!(res, AuthResult::Success) {
                         return Ok(true);
                     }

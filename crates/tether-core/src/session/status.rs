@@ -104,11 +104,7 @@ pub(super) fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
 
 /// A failure the session notices itself (no `EngineError` behind it).
 pub(super) fn problem(code: &str, message: &str) -> ErrorBody {
-    ErrorBody {
-        code: code.into(),
-        message: message.into(),
-        details: None,
-    }
+    ErrorBody::new(code, message.to_string(), None)
 }
 
 /// A new session's status: disconnected, nothing forwarded.
