@@ -1,6 +1,9 @@
 //! The engine's wire types: what the control API, events and status carry to the CLI and the
 //! app. Plain data with serde, no I/O; every other module may use them, and they use only the
 //! pure model (`state`, `config`).
+//!
+//! Longer than 400 lines on purpose: every wire type in one file, the one the UI's generated
+//! types (`ui/src/lib/engine.gen.ts`) mirror.
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;

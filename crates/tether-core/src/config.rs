@@ -3,6 +3,9 @@
 //! The file is the user's: a corrupt or newer file is reported with its line and column and never
 //! overwritten. Every write goes to a temp file in the same directory, is fsynced, then renamed
 //! over the old one, so a crash leaves either the old or the new file, never half of one.
+//!
+//! Longer than 400 lines on purpose: the schema, its validation and the `Store` that reads and
+//! writes it change together (a new field is all three).
 
 use std::collections::BTreeMap;
 use std::fmt;

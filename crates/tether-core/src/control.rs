@@ -1,6 +1,9 @@
-//! The control API: newline-delimited JSON over a 0600 Unix socket, one request and one
+//! The control API: newline-delimited JSON over a private local endpoint, one request and one
 //! response per line. The CLI (and anything else local) drives the engine through it; a
 //! `subscribe` request turns the connection into a stream of engine events.
+//!
+//! Longer than 400 lines on purpose: the requests, their dispatch onto the engine and the client
+//! are one protocol, read together whenever a request is added.
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! tuning that the rest of the engine relies on (nodelay, window and packet sizes).
 //!
 //! Every step has a timeout and every failure becomes an [`SshError`] that says what to do.
+//!
+//! Longer than 400 lines on purpose: connect, host-key check, login and tuning are one handshake,
+//! read in the order it happens; `SshError` beside it names each step's failure.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

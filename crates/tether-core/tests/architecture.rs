@@ -44,7 +44,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The actors: one session per VM and its Docker monitor.
     ("actors", &["monitor", "session"]),
     // The engine and its operations (the only `impl Engine` blocks).
-    ("engine", &["checks", "containers", "engine", "keys"]),
+    (
+        "engine",
+        &["checks", "containers", "engine", "hostkeys", "keys", "profiles"],
+    ),
     // The control API over the engine.
     ("control", &["control"]),
 ];

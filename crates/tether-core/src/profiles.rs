@@ -1,0 +1,332 @@
+//! The engine's config and its edits: VMs added, removed and changed, tunnels, the active VM and
+//! the settings. Each is one call that reads, changes and writes the config under the engine's
+//! edit lock, so two front ends never lose each other's changes, and a file changed by hand is
+//! adopted first, never written over.
+
+use std::collections::BTreeMap;
+
+use crate::api::Event;
+use crate::config::{Config, ConfigError, PortMap, Profile, validate_name};
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::session::SessionHandle;
+
+impl Engine {
+    pub async fn config(&self) -> Config {
+        self.inner.state.lock().await.0.clone()
+    }
+
+    /// Applies `change` to a copy of the config and saves it; memory changes only if the write
+    /// succeeded, so the file and the engine never disagree. A file changed outside the engine
+    /// since it last read or wrote it is adopted first, so the change lands on top of it; one
+    /// that no longer parses refuses the change and stays as it is.
+    pub(crate) async fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
+    ) -> Result<
+        (
+            T,
+            tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>,
+        ),
+        EngineError,
+    > {
+        let _edit = self.inner.edits.lock().await;
+        let mut guard = self.inner.state.lock().await;
+        self.adopt_outside_changes(&mut guard).await?;
+        let mut next = guard.0.clone();
+        let out = change(&mut next)?;
+        self.save(&next).await?;
+        guard.0 = next;
+        self.inner.shared.max_streams.store(
+            guard.0.settings.max_streams.max(1) as usize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.sync_contexts(&guard.0);
+        self.configure_monitors(&guard.0, &guard.1);
+        Ok((out, guard))
+    }
+
+    /// Writes the config file off the runtime's workers (it fsyncs).
+    pub(crate) async fn save(&self, config: &Config) -> Result<(), EngineError> {
+        let store = self.inner.store.clone();
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || store.save(&config))
+            .await
+            .map_err(|e| EngineError::Internal {
+                what: "config writer",
+                message: e.to_string(),
+            })??;
+        Ok(())
+    }
+
+    /// Reads the config file again if someone else changed it, and makes the sessions follow:
+    /// new VMs get a session, removed ones are disconnected, changed profiles are applied.
+    pub(crate) async fn adopt_outside_changes(
+        &self,
+        state: &mut (Config, BTreeMap<String, SessionHandle>),
+    ) -> Result<(), EngineError> {
+        let store = self.inner.store.clone();
+        let changed = tokio::task::spawn_blocking(move || store.changed_on_disk())
+            .await
+            .map_err(|e| EngineError::Internal {
+                what: "config reader",
+                message: e.to_string(),
+            })??;
+        let Some(disk) = changed else { return Ok(()) };
+        if disk == state.0 {
+            return Ok(());
+        }
+        tracing::info!(path = %self.inner.store.path().display(), "the config file was changed outside the engine; reloading it");
+        let old = std::mem::replace(&mut state.0, disk);
+        let (config, sessions) = state;
+        for (name, profile) in &config.vms {
+            match sessions.get(name) {
+                None => {
+                    sessions.insert(name.clone(), self.new_session(name, profile.clone()));
+                    let _ = self.inner.events.send(Event::VmAdded { vm: name.clone() });
+                }
+                // The actor applies it (and reconnects a live VM) on its own time: the engine lock
+                // is never held across an actor's work.
+                Some(s) if old.vms.get(name) != Some(profile) => {
+                    let (s, profile) = (s.clone(), profile.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = s.set_profile(profile).await {
+                            tracing::warn!(error = %e, "cannot apply the edited profile");
+                        }
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        let gone: Vec<String> = sessions
+            .keys()
+            .filter(|n| !config.vms.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(s) = sessions.remove(&name) {
+                self.inner.health.forget(&name);
+                tokio::spawn(async move { s.shutdown().await });
+                let _ = self.inner.events.send(Event::VmRemoved { vm: name });
+            }
+        }
+        self.sync_contexts(config);
+        self.configure_monitors(config, sessions);
+        Ok(())
+    }
+
+    /// Lets automatic forwards take ports below 1024 on the laptop (else they move up by 10000).
+    pub async fn set_privileged_ports(&self, on: bool) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                cfg.settings.privileged_ports = on;
+                Ok(())
+            })
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// Turns automatic port forwarding on or off for one VM, or sets the default for all.
+    pub async fn set_auto_forward(&self, name: Option<&str>, on: bool) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                match name {
+                    Some(n) => cfg.vm_mut(n)?.auto_forward = Some(on),
+                    None => cfg.settings.auto_forward = on,
+                }
+                Ok(())
+            })
+            .await?,
+        );
+        Ok(())
+    }
+
+    pub async fn add_vm(&self, name: &str, profile: Profile) -> Result<(), EngineError> {
+        validate_name(name)?;
+        let (_, mut guard) = self
+            .edit(|cfg| {
+                if cfg.vms.contains_key(name) {
+                    return Err(ConfigError::VmExists(name.to_string()).into());
+                }
+                cfg.vms.insert(name.to_string(), profile.clone());
+                // The first VM becomes the active one: the obvious default.
+                if cfg.active.is_none() {
+                    cfg.active = Some(name.to_string());
+                }
+                Ok(())
+            })
+            .await?;
+        guard.1.insert(name.to_string(), self.new_session(name, profile));
+        self.configure_monitors(&guard.0, &guard.1);
+        drop(guard);
+        let _ = self.inner.events.send(Event::VmAdded { vm: name.to_string() });
+        Ok(())
+    }
+
+    pub async fn remove_vm(&self, name: &str) -> Result<(), EngineError> {
+        let (_, mut guard) = self
+            .edit(|cfg| {
+                cfg.vm(name)?;
+                cfg.vms.remove(name);
+                if cfg.active.as_deref() == Some(name) {
+                    cfg.active = None;
+                }
+                Ok(())
+            })
+            .await?;
+        let s = guard.1.remove(name);
+        self.configure_monitors(&guard.0, &guard.1);
+        drop(guard);
+        self.inner.health.forget(name);
+        if let Some(s) = s {
+            s.shutdown().await;
+        }
+        let _ = self.inner.events.send(Event::VmRemoved { vm: name.to_string() });
+        Ok(())
+    }
+
+    pub async fn set_active(&self, name: &str) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                cfg.vm(name)?;
+                cfg.active = Some(name.to_string());
+                Ok(())
+            })
+            .await?,
+        );
+        let _ = self.inner.events.send(Event::Active {
+            vm: Some(name.to_string()),
+        });
+        Ok(())
+    }
+
+    /// Adds tunnels to a VM; they are bound at once if the VM is connected, and saved only if
+    /// every one of them could be bound.
+    pub async fn add_forwards(&self, name: Option<&str>, maps: &[PortMap]) -> Result<Vec<PortMap>, EngineError> {
+        self.change_forwards(name, |p| {
+            for m in maps {
+                p.add_forward(*m)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn remove_forwards(&self, name: Option<&str>, locals: &[u16]) -> Result<Vec<PortMap>, EngineError> {
+        self.change_forwards(name, |p| {
+            for l in locals {
+                if !p.forwards.iter().any(|f| f.local == *l) {
+                    return Err(ConfigError::Invalid(format!(
+                        "no tunnel on local port {l}; `tether tunnel --list` shows them"
+                    ))
+                    .into());
+                }
+                p.forwards.retain(|f| f.local != *l);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_forwards(
+        &self,
+        name: Option<&str>,
+        change: impl FnOnce(&mut Profile) -> Result<(), EngineError>,
+    ) -> Result<Vec<PortMap>, EngineError> {
+        // Config changes are serialised by `edits`; the state lock is held only between awaits on
+        // the session actor, never across one, so status requests never wait behind a bind.
+        let _edit = self.inner.edits.lock().await;
+        let (name, next, old, session) = {
+            let mut guard = self.inner.state.lock().await;
+            self.adopt_outside_changes(&mut guard).await?;
+            let name = guard.0.resolve(name)?;
+            let mut next = guard.0.clone();
+            change(next.vm_mut(&name)?)?;
+            next.validate()?;
+            let old = guard.0.vm(&name)?.clone();
+            let session = guard
+                .1
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
+            (name, next, old, session)
+        };
+        let profile = next.vm(&name)?.clone();
+        // Bind first (the session refuses if a port is taken), then persist.
+        session.set_profile(profile.clone()).await?;
+        if let Err(e) = self.save(&next).await {
+            let _ = session.set_profile(old).await;
+            return Err(e);
+        }
+        self.inner.state.lock().await.0 = next;
+        Ok(profile.forwards)
+    }
+
+    /// Replaces a VM's profile (connection settings); a connected VM reconnects with them.
+    pub async fn update_vm(&self, name: &str, profile: Profile) -> Result<(), EngineError> {
+        let (_, guard) = self
+            .edit(|cfg| {
+                *cfg.vm_mut(name)? = profile.clone();
+                Ok(())
+            })
+            .await?;
+        if let Some(s) = guard.1.get(name).cloned() {
+            drop(guard);
+            s.set_profile(profile).await?;
+        }
+        Ok(())
+    }
+
+    /// Changes one VM's profile in place under the config lock, so nothing changed between
+    /// reading and writing it is lost (a tunnel added meanwhile stays), and applies it.
+    pub async fn modify_vm(&self, name: &str, change: impl FnOnce(&mut Profile)) -> Result<(), EngineError> {
+        let (profile, guard) = self
+            .edit(|cfg| {
+                let p = cfg.vm_mut(name)?;
+                change(p);
+                Ok(p.clone())
+            })
+            .await?;
+        if let Some(s) = guard.1.get(name).cloned() {
+            drop(guard);
+            s.set_profile(profile).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes keychain key `key` the one `name` logs in with (its key file is forgotten).
+    pub async fn set_vm_key(&self, name: &str, key: &str) -> Result<(), EngineError> {
+        if !self.config().await.keys.contains_key(key) {
+            return Err(
+                crate::identity::IdentityError::Keychain(crate::keystore::KeyStoreError::NoKey(key.into())).into(),
+            );
+        }
+        self.modify_vm(name, |p| {
+            p.key = Some(key.to_string());
+            p.identity = None;
+        })
+        .await
+    }
+
+    /// Changes how `name` is reached (the app's edit form); its key, tunnels and options stay.
+    pub async fn set_vm_connection(&self, name: &str, c: crate::api::ConnectionSettings) -> Result<(), EngineError> {
+        self.modify_vm(name, |p| c.apply_to(p)).await
+    }
+
+    pub async fn set_notifications(&self, on: bool) -> Result<(), EngineError> {
+        drop(
+            self.edit(|cfg| {
+                cfg.settings.notifications = on;
+                Ok(())
+            })
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// Marks a VM to connect whenever the engine starts.
+    pub async fn set_auto_connect(&self, name: &str, on: bool) -> Result<(), EngineError> {
+        self.modify_vm(name, |p| p.auto_connect = on).await
+    }
+}
