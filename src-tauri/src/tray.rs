@@ -303,7 +303,7 @@ mod tests {
         a.unforwarded = vec![UnforwardedPort {
             container: "dns".into(),
             port: 53,
-            proto: "udp".into(),
+            proto: tether_core::api::Proto::Udp,
             reason: "Tether forwards TCP only, and this is udp".into(),
         }];
         a.arch_warning = Some("labelled arm64, but its Docker engine runs x86_64".into());

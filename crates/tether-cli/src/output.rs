@@ -162,7 +162,7 @@ pub fn status(list: &[VmStatus]) {
         for u in &vm.unforwarded {
             println!(
                 "    {} port {} of {}: not forwarded ({})",
-                clean(&u.proto).to_uppercase(),
+                u.proto.to_string().to_uppercase(),
                 u.port,
                 clean(&u.container),
                 clean(&u.reason)
@@ -307,7 +307,7 @@ pub fn containers(list: &Vec<ContainerView>) {
             .iter()
             .filter_map(|p| {
                 let public = p.public?;
-                let proto = clean(&p.proto);
+                let proto = p.proto;
                 Some(match p.local {
                     Some(l) => format!(
                         "{public}/{proto} → 127.0.0.1:{l}{}",
@@ -332,7 +332,7 @@ pub fn containers(list: &Vec<ContainerView>) {
         );
         for p in &c.ports {
             if let (Some(public), Some(why)) = (p.public, &p.not_forwarded) {
-                println!("    {public}/{} not forwarded: {}", clean(&p.proto), clean(why));
+                println!("    {public}/{} not forwarded: {}", p.proto, clean(why));
             }
         }
     }

@@ -59,12 +59,31 @@ pub struct ForwardStatus {
     pub container: Option<String>,
 }
 
+/// A published port's protocol. Tether forwards TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        })
+    }
+}
+
 /// A container's published port that Tether cannot forward (UDP), shown as such.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct UnforwardedPort {
     pub container: String,
     pub port: u16,
-    pub proto: String,
+    pub proto: Proto,
     /// Why, in words for the user.
     #[serde(default)]
     pub reason: String,
@@ -348,7 +367,7 @@ impl ErrorBody {
 pub struct PortView {
     pub private: u16,
     pub public: Option<u16>,
-    pub proto: String,
+    pub proto: Proto,
     /// The laptop port forwarded to it, if any.
     pub local: Option<u16>,
     /// Whether that forward was made automatically.

@@ -208,7 +208,7 @@ impl Engine {
                     .map(|n| n.trim_start_matches('/').to_string());
                 let mut ports: Vec<PortView> = Vec::new();
                 for p in c.ports.iter().flatten() {
-                    let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+                    let proto = crate::docker::proto(p.typ);
                     if ports
                         .iter()
                         .any(|q| q.private == p.private_port && q.public == p.public_port && q.proto == proto)
@@ -217,7 +217,7 @@ impl Engine {
                     }
                     let fwd = p
                         .public_port
-                        .filter(|_| proto == "tcp")
+                        .filter(|_| proto == crate::api::Proto::Tcp)
                         .and_then(|pp| forwards.iter().find(|f| f.remote == pp));
                     let not_forwarded = match (fwd, p.public_port) {
                         (None, Some(pp)) => unforwarded

@@ -159,3 +159,13 @@ pub async fn diagnose(handle: &Handle<ClientHandler>, socket: &str, user: &str) 
         }
     }
 }
+
+/// A published port's protocol as Docker reports it; none given is TCP, Docker's default.
+pub fn proto(reported: Option<bollard::models::PortSummaryTypeEnum>) -> crate::api::Proto {
+    use bollard::models::PortSummaryTypeEnum as T;
+    match reported {
+        Some(T::UDP) => crate::api::Proto::Udp,
+        Some(T::SCTP) => crate::api::Proto::Sctp,
+        Some(T::TCP | T::EMPTY) | None => crate::api::Proto::Tcp,
+    }
+}

@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{Disk, EngineHealth, Event, Health, HealthReport, Sample, UnforwardedPort, VmHealth};
+use crate::api::{Disk, EngineHealth, Event, Health, HealthReport, Proto, Sample, UnforwardedPort, VmHealth};
 use crate::clock::unix_ms as now_ms;
 use crate::config::Arch;
 use crate::ports::{AutoPolicy, AutoWant, auto_verdict};
@@ -209,7 +209,7 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
         }
     };
     let mut wants: BTreeMap<u16, AutoWant> = BTreeMap::new();
-    let mut unforwarded: BTreeMap<(u16, String), UnforwardedPort> = BTreeMap::new();
+    let mut unforwarded: BTreeMap<(u16, Proto), UnforwardedPort> = BTreeMap::new();
     for c in &list {
         let container = c
             .names
@@ -219,8 +219,8 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
             .unwrap_or_else(|| c.id.clone().unwrap_or_default().chars().take(12).collect());
         for p in c.ports.iter().flatten() {
             let Some(public) = p.public_port else { continue };
-            let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
-            let verdict = if proto == "tcp" {
+            let proto = crate::docker::proto(p.typ);
+            let verdict = if proto == Proto::Tcp {
                 auto_verdict(public, c.labels.as_ref(), &settings.deny)
             } else {
                 Err(format!("Tether forwards TCP only, and this is {proto}"))
@@ -233,10 +233,10 @@ async fn reconcile(docker: &Docker, session: &SessionHandle, settings: Settings)
                     });
                 }
                 // A kept-back TCP port matters only when ports are forwarded automatically.
-                Err(_) if proto == "tcp" && !settings.auto_forward => {}
+                Err(_) if proto == Proto::Tcp && !settings.auto_forward => {}
                 Err(reason) => {
                     unforwarded.insert(
-                        (public, proto.clone()),
+                        (public, proto),
                         UnforwardedPort {
                             container: container.clone(),
                             port: public,

@@ -32,6 +32,7 @@ fn generate() -> String {
         declare::<EngineInfo>(&cfg),
         declare::<ForwardState>(&cfg),
         declare::<ForwardStatus>(&cfg),
+        declare::<Proto>(&cfg),
         declare::<UnforwardedPort>(&cfg),
         declare::<VmStatus>(&cfg),
         declare::<Event>(&cfg),

@@ -39,9 +39,14 @@ auto?: boolean,
 container?: string | null, };
 
 /**
+ * A published port's protocol. Tether forwards TCP.
+ */
+export type Proto = "tcp" | "udp" | "sctp";
+
+/**
  * A container's published port that Tether cannot forward (UDP), shown as such.
  */
-export type UnforwardedPort = { container: string, port: number, proto: string, 
+export type UnforwardedPort = { container: string, port: number, proto: Proto, 
 /**
  * Why, in words for the user.
  */
@@ -244,7 +249,7 @@ warning: string | null, };
 /**
  * One published port of a container.
  */
-export type PortView = { private: number, public: number | null, proto: string, 
+export type PortView = { private: number, public: number | null, proto: Proto, 
 /**
  * The laptop port forwarded to it, if any.
  */
