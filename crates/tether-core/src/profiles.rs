@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::Event;
-use crate::config::{Config, ConfigError, PortMap, Profile, validate_name};
+use crate::config::{Config, ConfigError, PortMap, Profile, Settings, validate_name};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::session::SessionHandle;
@@ -115,16 +115,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Lets automatic forwards take ports below 1024 on the laptop (else they move up by 10000).
-    pub async fn set_privileged_ports(&self, on: bool) -> Result<(), EngineError> {
+    /// Changes the settings (they belong to no VM).
+    async fn change_settings(&self, change: impl FnOnce(&mut Settings)) -> Result<(), EngineError> {
         drop(
             self.edit(|cfg| {
-                cfg.settings.privileged_ports = on;
+                change(&mut cfg.settings);
                 Ok(())
             })
             .await?,
         );
         Ok(())
+    }
+
+    /// Lets automatic forwards take ports below 1024 on the laptop (else they move up by 10000).
+    pub async fn set_privileged_ports(&self, on: bool) -> Result<(), EngineError> {
+        self.change_settings(|s| s.privileged_ports = on).await
     }
 
     /// Turns automatic port forwarding on or off for one VM, or sets the default for all.
@@ -315,14 +320,7 @@ impl Engine {
     }
 
     pub async fn set_notifications(&self, on: bool) -> Result<(), EngineError> {
-        drop(
-            self.edit(|cfg| {
-                cfg.settings.notifications = on;
-                Ok(())
-            })
-            .await?,
-        );
-        Ok(())
+        self.change_settings(|s| s.notifications = on).await
     }
 
     /// Marks a VM to connect whenever the engine starts.
