@@ -38,6 +38,8 @@ pub struct Sample {
     pub rss_kib: u64,
     pub fds: usize,
     pub tasks: u64,
+    /// Forwarded streams open (the monitor's Docker event stream, when it is up).
+    pub streams: u64,
 }
 
 /// One request on the control socket, answered.
@@ -52,13 +54,12 @@ pub fn sample(t: &Tether) -> Sample {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0);
-    let tasks = control(t, &serde_json::json!({"op": "ping"}))["tasks"]
-        .as_u64()
-        .expect("tasks in ping");
+    let ping = control(t, &serde_json::json!({"op": "ping"}));
     Sample {
         rss_kib: t.engine_rss_kib(),
         fds,
-        tasks,
+        tasks: ping["tasks"].as_u64().expect("tasks in ping"),
+        streams: ping["streams"].as_u64().expect("streams in ping"),
     }
 }
 
@@ -208,18 +209,32 @@ pub fn run(size: Size, name: &str, idx: u8) -> Report {
 
 /// Waits until the engine is idle: the automatic forwards of removed containers gone, streams
 /// closed, and (given a baseline) files and tasks back to it or the deadline passed.
+///
+/// The baseline itself is the engine at rest after a link cut: connected again, the monitor's
+/// Docker event stream open again, and the task count the same over a second. Taken any earlier
+/// (the event stream still waiting for the link) it would count one stream's tasks short, and
+/// the end, at rest, would look like a leak.
 fn settle(t: &Tether, vm: &str, baseline: Option<Sample>) -> Sample {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last: Option<Sample> = None;
     loop {
         let s = sample(t);
         let st = t.status(vm);
         let idle = st["forwards"]
             .as_array()
             .is_none_or(|f| f.iter().all(|f| f["auto"] != true));
-        let back = baseline.is_none_or(|b| s.fds <= b.fds && s.tasks <= b.tasks);
-        if (idle && back) || Instant::now() > deadline {
+        let at_rest = match baseline {
+            Some(b) => s.fds <= b.fds && s.tasks <= b.tasks,
+            None => {
+                st["state"] == "connected"
+                    && s.streams >= 1
+                    && last.is_some_and(|l| l.tasks == s.tasks && l.streams == s.streams)
+            }
+        };
+        if (idle && at_rest) || Instant::now() > deadline {
             return s;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        last = Some(s);
+        std::thread::sleep(Duration::from_millis(if baseline.is_some() { 200 } else { 1000 }));
     }
 }
