@@ -44,8 +44,7 @@ impl Engine {
             .stderr(log);
         // The engine gets passphrases per request; it must not inherit one in its environment.
         cmd.env_remove("TETHER_KEY_PASSPHRASE").env_remove("TETHER_VM_PASSWORD");
-        // Its own process group, so a Ctrl-C in this terminal does not stop the engine.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        detach(&mut cmd);
         let logged_before = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
         let mut child = cmd.spawn().context("cannot start the Tether engine")?;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -118,14 +117,7 @@ pub async fn daemon(paths: Paths) -> Result<()> {
     let stop = cancel.clone();
     let eng = engine.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        stop_requested().await;
         tracing::info!("signal received; disconnecting every VM");
         eng.shutdown().await;
         stop.cancel();
@@ -133,6 +125,41 @@ pub async fn daemon(paths: Paths) -> Result<()> {
     control::serve(engine, cancel).await?;
     tracing::info!("engine stopped");
     Ok(())
+}
+
+/// Starts the engine apart from this terminal, so a Ctrl-C here does not stop it: its own
+/// process group on Unix, no console of its own on Windows.
+fn detach(cmd: &mut std::process::Command) {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    #[cfg(windows)]
+    {
+        // CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW
+        std::os::windows::process::CommandExt::creation_flags(cmd, 0x0000_0200 | 0x0800_0000);
+    }
+}
+
+/// Waits for Ctrl-C, or on Unix for SIGTERM (what `kill` and service managers send).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// "the Tether engine runs in the Tether app (pid 4121) since 09:14:03 (2 h 5 min)".

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tether_core::config::{Arch, PortMap, Store};
 use tether_core::control::{ClientError, Request};
+use tether_core::endpoint;
 use tether_core::paths::Paths;
 
 use crate::client::Engine;
@@ -337,7 +338,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("'{name}' is now the active VM");
             println!(
                 "{}",
-                output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display()))
+                output::export_docker_host(&endpoint::docker_host(&paths.docker_socket(&name)))
             );
             Ok(())
         }
@@ -365,7 +366,7 @@ async fn run(cli: Cli) -> Result<()> {
             let name = cfg.resolve(name.as_deref())?;
             println!(
                 "{}",
-                output::export_docker_host(&format!("unix://{}", paths.docker_socket(&name).display()))
+                output::export_docker_host(&endpoint::docker_host(&paths.docker_socket(&name)))
             );
             Ok(())
         }
@@ -597,7 +598,8 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
             cfg.vms
                 .iter()
                 .map(|(n, p)| {
-                    let socket = paths.docker_socket(n).display().to_string();
+                    let endpoint = paths.docker_socket(n);
+                    let socket = endpoint.display().to_string();
                     VmStatus {
                         name: n.clone(),
                         host: p.host.clone(),
@@ -605,7 +607,7 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
                         state: State::Disconnected,
                         since_ms: 0,
                         rtt_ms: None,
-                        docker_host: format!("unix://{socket}"),
+                        docker_host: endpoint::docker_host(&endpoint),
                         socket,
                         forwards: p
                             .forwards

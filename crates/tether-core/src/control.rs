@@ -548,7 +548,11 @@ pub enum ClientError {
         "the control socket {socket} is served by uid {uid}, not by you (uid {me}); Tether will not send it \
          anything. Check who created it, remove it, and start your own engine with `tether daemon`"
     )]
-    Foreign { socket: String, uid: u32, me: u32 },
+    Foreign {
+        socket: String,
+        uid: peer::Id,
+        me: peer::Id,
+    },
     #[error("lost the connection to the Tether engine: {0}")]
     Io(#[from] std::io::Error),
     #[error("the Tether engine sent an unreadable reply: {0}")]

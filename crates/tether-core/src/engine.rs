@@ -268,7 +268,7 @@ impl Engine {
     /// Problems are logged: a read-only ~/.docker must not stop a VM from being added.
     pub(crate) fn sync_contexts(&self, config: &Config) {
         let Some(store) = &self.inner.contexts else { return };
-        let socket = |name: &str| format!("unix://{}", self.inner.paths.docker_socket(name).display());
+        let socket = |name: &str| crate::endpoint::docker_host(&self.inner.paths.docker_socket(name));
         let mut wanted: Vec<Wanted> = config
             .vms
             .iter()

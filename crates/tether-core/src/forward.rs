@@ -76,7 +76,7 @@ const LATE_WAIT: Duration = Duration::from_millis(500);
 /// only a stale socket.
 pub fn bind_local(path: &Path) -> Result<endpoint::Listener, ForwardError> {
     paths::check_socket_path(path)?;
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|_| endpoint::IN_FILESYSTEM) {
         paths::ensure_private_dir(dir)?;
     }
     let path_buf = path.to_path_buf();

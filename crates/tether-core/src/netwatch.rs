@@ -30,6 +30,7 @@ pub fn spawn() -> NetChanges {
 }
 
 /// Changes often come in bursts (link, then address, then route); one wake-up is enough.
+#[cfg(target_os = "linux")]
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
 #[cfg(target_os = "linux")]

@@ -41,6 +41,9 @@ pub struct Paths {
     pub state_dir: PathBuf,
     pub runtime_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// Set for a home of its own (`TETHER_HOME`): endpoints outside the filesystem (Windows'
+    /// named pipes) carry it in their names, so two homes never meet.
+    pub scope: Option<String>,
 }
 
 impl Paths {
@@ -65,6 +68,7 @@ impl Paths {
             log_dir: state_dir.join("logs"),
             state_dir,
             runtime_dir,
+            scope: None,
         })
     }
 
@@ -75,6 +79,7 @@ impl Paths {
             state_dir: root.join("state"),
             runtime_dir: root.join("run"),
             log_dir: root.join("logs"),
+            scope: Some(scope_of(&root)),
         }
     }
 
@@ -104,8 +109,9 @@ impl Paths {
             .collect()
     }
 
+    /// The control API's endpoint ([`crate::endpoint::control_endpoint`]).
     pub fn control_socket(&self) -> PathBuf {
-        self.runtime_dir.join("control.sock")
+        crate::endpoint::control_endpoint(&self.runtime_dir, self.scope.as_deref())
     }
 
     pub fn pid_file(&self) -> PathBuf {
@@ -121,10 +127,17 @@ impl Paths {
         self.log_dir.join("engine.log")
     }
 
-    /// Local Docker socket of one VM: `<runtime>/vms/<name>/docker.sock`.
+    /// The local Docker endpoint of one VM ([`crate::endpoint::vm_endpoint`]).
     pub fn docker_socket(&self, vm: &str) -> PathBuf {
-        self.runtime_dir.join("vms").join(vm).join("docker.sock")
+        crate::endpoint::vm_endpoint(&self.runtime_dir, self.scope.as_deref(), vm)
     }
+}
+
+/// A home's scope: 16 hex digits of a hash of its path.
+fn scope_of(root: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Creates `dir` (and any missing parents, each 0700) and checks that it is private to this user.

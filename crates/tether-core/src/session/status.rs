@@ -118,7 +118,7 @@ pub(super) fn initial(name: &str, profile: &Profile, paths: &Paths) -> VmStatus 
         since_ms: unix_ms(SystemTime::now()),
         rtt_ms: None,
         socket: socket.display().to_string(),
-        docker_host: format!("unix://{}", socket.display()),
+        docker_host: crate::endpoint::docker_host(&socket),
         forwards: Vec::new(),
         last_error: None,
         error_code: None,

@@ -190,7 +190,7 @@ impl Actor {
             a.abort();
         }
         self.retry_at = None;
-        if self.docker.take().is_some() {
+        if self.docker.take().is_some() && crate::endpoint::IN_FILESYSTEM {
             let path = self.paths.docker_socket(&self.name);
             let _ = std::fs::remove_file(&path);
             if let Some(dir) = path.parent() {

@@ -1,0 +1,72 @@
+//! Unit tests of `endpoint`: each OS's endpoints, served and reached for real.
+
+use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A private place for endpoints: a temp directory (Unix) or a scope of its own (Windows).
+fn place() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let scope = format!("test{}", std::process::id());
+    (dir, scope)
+}
+
+#[tokio::test]
+async fn an_endpoint_serves_its_client_and_refuses_a_second_server() {
+    let (dir, scope) = place();
+    let path = vm_endpoint(dir.path(), Some(&scope), "vm1");
+    if let Some(parent) = path.parent().filter(|_| IN_FILESYSTEM) {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    let listener = bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        let mut s = accept(&listener).await.unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&buf.map(|b| b.to_ascii_uppercase())).await.unwrap();
+        // Both ends name the same user.
+        (crate::peer::of(&s).unwrap(), listener)
+    });
+    let mut c = connect(&path).await.unwrap();
+    c.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    c.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"PING");
+    assert_eq!(crate::peer::of(&c).unwrap(), crate::peer::me());
+    let (peer, _listener) = server.await.unwrap();
+    assert_eq!(peer, crate::peer::me());
+    // Another server on the same name is refused while this one lives (its probe may be
+    // accepted by the live one, which is why it comes after the exchange above).
+    assert!(matches!(bind(&path), Err(BindError::InUse)));
+}
+
+#[test]
+fn docker_host_names_the_endpoint_as_docker_does() {
+    let (dir, scope) = place();
+    let host = docker_host(&vm_endpoint(dir.path(), None, "arm"));
+    if cfg!(windows) {
+        assert_eq!(host, "npipe:////./pipe/tether-arm");
+        assert_eq!(
+            vm_endpoint(dir.path(), Some(&scope), "arm"),
+            PathBuf::from(format!(r"\\.\pipe\tether.{scope}.arm"))
+        );
+    } else {
+        assert_eq!(host, format!("unix://{}/vms/arm/docker.sock", dir.path().display()));
+    }
+    // No VM's endpoint is ever the control endpoint (VM names have no dots).
+    assert_ne!(
+        vm_endpoint(dir.path(), None, "control"),
+        control_endpoint(dir.path(), None)
+    );
+}
+
+#[cfg(windows)]
+#[test]
+fn a_pipe_admits_its_owner_alone() {
+    let me = crate::peer::me();
+    assert!(me.starts_with("S-1-"), "{me}");
+    // A protected DACL (nothing inherited) with a single entry: full access for this user.
+    let sddl = win::owner_only(&me);
+    assert_eq!(sddl, format!("D:P(A;;GA;;;{me})"));
+    assert_eq!(sddl.matches("(A;").count(), 1);
+    assert!(!sddl.contains(";;;WD)") && !sddl.contains(";;;BA)") && !sddl.contains(";;;SY)"));
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# tether-core's unit tests built for Windows (x86_64-pc-windows-gnu, Debian's mingw-w64), run
+# under Debian's Wine. Prints the test binary's own summary and exits with its status.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target=x86_64-pc-windows-gnu
+dir=target/$target
+mkdir -p "$dir"
+
+# Rust's std imports ProcessPrng, which Wine 8 lacks: a test-only stand-in goes beside the .exe.
+x86_64-w64-mingw32-gcc -shared -O2 -o "$dir/bcryptprimitives.dll" tests/wine/bcryptprimitives.c -ladvapi32 -Wl,--kill-at
+
+exe=$(cargo test --locked --target "$target" -p tether-core --lib --no-run 2>&1 |
+  sed -n 's/^ *Executable unittests src\/lib.rs (\(.*\))$/\1/p' | tail -1)
+if [ -z "$exe" ] || [ ! -f "$exe" ]; then
+  echo "tests/wine/run.sh: the Windows build of tether-core's unit tests did not produce an executable" >&2
+  exit 1
+fi
+cp "$dir/bcryptprimitives.dll" "$(dirname "$exe")/"
+
+# A Wine prefix of its own, made once, so nothing of the user's Wine is touched.
+export WINEPREFIX="$PWD/$dir/wine"
+export WINEDEBUG=-all
+if [ ! -d "$WINEPREFIX" ]; then
+  wineboot --init >/dev/null 2>&1 || true
+fi
+wine "$exe" "$@"
