@@ -6,7 +6,6 @@
 //! Linux uses a netlink route socket; elsewhere only wakes arrive and backoff covers the rest.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -31,7 +30,7 @@ pub fn spawn() -> NetChanges {
 
 /// Changes often come in bursts (link, then address, then route); one wake-up is enough.
 #[cfg(target_os = "linux")]
-const DEBOUNCE: Duration = Duration::from_millis(150);
+const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(150);
 
 #[cfg(target_os = "linux")]
 mod linux {
