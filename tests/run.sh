@@ -18,9 +18,11 @@ missing=()
 # Build tools, and the libraries the Tauri app links (WebKitGTK, tray, SVG, xdo, TLS).
 # The app tests add a virtual display, WebKit's WebDriver, a D-Bus session and its Python bindings,
 # and a real Secret Service (gnome-keyring) for the keychain tests.
+# The Windows build cross-compiles with mingw-w64 (aws-lc-sys also wants nasm) and its tests run
+# under Wine.
 for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
          librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi \
-         gnome-keyring; do
+         gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 # The UI builds with Node 18 or newer.
@@ -37,11 +39,13 @@ if ! command -v cargo >/dev/null; then
   # shellcheck disable=SC1091
   . "$HOME/.cargo/env"
 fi
-# Toolchains installed without them (rustup's minimal profile) get the two linters here.
+# Toolchains installed without them (rustup's minimal profile) get the two linters here, and
+# the Windows target's standard library.
 if command -v rustup >/dev/null; then
   for c in clippy rustfmt; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done
+  rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
 fi
 
 # tauri-driver bridges WebDriver to WebKitWebDriver for the app's window.
@@ -78,6 +82,13 @@ step "unit tests"
 cargo test --locked --workspace --exclude tether-e2e --exclude russh 2>&1 | tee -a "$results"
 # The patch carried in vendor/russh, tested in that crate.
 cargo test --locked -p russh --lib flow_test 2>&1 | tee -a "$results"
+
+step "windows"
+# The engine and the CLI built for Windows: core's unit tests run under Wine (named pipes for
+# real), and tether.exe starts there.
+tests/wine/run.sh 2>&1 | tee -a "$results"
+cargo build --locked --target x86_64-pc-windows-gnu -p tether-cli
+tests/wine/run.sh --exe target/x86_64-pc-windows-gnu/debug/tether.exe --version
 
 step "lab"
 trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT

@@ -1,6 +1,7 @@
 #!/bin/bash
 # tether-core's unit tests built for Windows (x86_64-pc-windows-gnu, Debian's mingw-w64), run
 # under Debian's Wine. Prints the test binary's own summary and exits with its status.
+# `--exe PATH ARGS…` runs another Windows executable in the same prefix instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=x86_64-pc-windows-gnu
@@ -10,10 +11,15 @@ mkdir -p "$dir"
 # Rust's std imports ProcessPrng, which Wine 8 lacks: a test-only stand-in goes beside the .exe.
 x86_64-w64-mingw32-gcc -shared -O2 -o "$dir/bcryptprimitives.dll" tests/wine/bcryptprimitives.c -ladvapi32 -Wl,--kill-at
 
-exe=$(cargo test --locked --target "$target" -p tether-core --lib --no-run 2>&1 |
-  sed -n 's/^ *Executable unittests src\/lib.rs (\(.*\))$/\1/p' | tail -1)
+if [ "${1:-}" = --exe ]; then
+  exe=$2
+  shift 2
+else
+  exe=$(cargo test --locked --target "$target" -p tether-core --lib --no-run 2>&1 |
+    sed -n 's/^ *Executable unittests src\/lib.rs (\(.*\))$/\1/p' | tail -1)
+fi
 if [ -z "$exe" ] || [ ! -f "$exe" ]; then
-  echo "tests/wine/run.sh: the Windows build of tether-core's unit tests did not produce an executable" >&2
+  echo "tests/wine/run.sh: no Windows executable to run (${exe:-the unit tests did not build})" >&2
   exit 1
 fi
 cp "$dir/bcryptprimitives.dll" "$(dirname "$exe")/"

@@ -31,8 +31,9 @@ pub enum ConfigError {
     )]
     Parse {
         path: PathBuf,
-        line: usize,
-        column: usize,
+        // u32: the error stays within 64 bytes where a path takes 32 (Windows).
+        line: u32,
+        column: u32,
         message: String,
     },
     #[error(
@@ -464,11 +465,12 @@ impl Config {
     }
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-    (line, column)
+    let fit = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    (fit(line), fit(column))
 }
 
 /// The config file on disk, and a digest of the text this process last read or wrote there, so a

@@ -30,7 +30,8 @@ pub enum ContextError {
     )]
     Write {
         name: String,
-        dir: PathBuf,
+        /// Shown only; a `String` keeps the error within 64 bytes where a path takes 32.
+        dir: String,
         source: std::io::Error,
     },
     #[error(
@@ -146,7 +147,7 @@ impl ContextStore {
             Err(source) => {
                 return Err(ContextError::Write {
                     name: name.into(),
-                    dir: self.config.clone(),
+                    dir: self.config.display().to_string(),
                     source,
                 });
             }
@@ -164,7 +165,7 @@ impl ContextStore {
     fn write_atomically(&self, dir: &Path, file: &str, doc: &Value, name: &str) -> Result<(), ContextError> {
         let err = |source| ContextError::Write {
             name: name.to_string(),
-            dir: dir.to_path_buf(),
+            dir: dir.display().to_string(),
             source,
         };
         let bytes = serde_json::to_vec_pretty(doc).map_err(|e| err(std::io::Error::other(e)))?;

@@ -156,6 +156,13 @@ mod imp {
     /// serving that name, whoever it belongs to, makes this fail: a pipe is never shared.
     pub fn bind(path: &Path) -> Result<Listener, BindError> {
         let name = path.as_os_str().to_owned();
+        // A pipe that answers, or whose every instance is busy, is served already. (The
+        // first-instance flag below refuses that too, but Wine ignores it.)
+        match ClientOptions::new().open(&name) {
+            Ok(_) => return Err(BindError::InUse),
+            Err(e) if e.raw_os_error() == Some(231) => return Err(BindError::InUse),
+            Err(_) => {}
+        }
         let first = win::create_pipe(&name, true).map_err(|e| match e.raw_os_error() {
             // ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY: the name is served already.
             Some(5 | 231) => BindError::InUse,

@@ -18,8 +18,9 @@ use crate::target::SshConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Boxed: a parse error's path, position and message would make every `Result` larger.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(Box<ConfigError>),
     /// Boxed: host-key errors carry several strings and would bloat every `Result`.
     #[error(transparent)]
     Ssh(Box<SshError>),
@@ -135,11 +136,13 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Shared(inner) => inner.code(),
-            EngineError::Config(ConfigError::NoSuchVm(_)) => "no_such_vm",
-            EngineError::Config(ConfigError::VmExists(_)) => "vm_exists",
-            EngineError::Config(ConfigError::NoActiveVm) => "no_active_vm",
-            EngineError::Config(ConfigError::Parse { .. } | ConfigError::Version { .. }) => "config_corrupt",
-            EngineError::Config(_) => "config_invalid",
+            EngineError::Config(c) => match c.as_ref() {
+                ConfigError::NoSuchVm(_) => "no_such_vm",
+                ConfigError::VmExists(_) => "vm_exists",
+                ConfigError::NoActiveVm => "no_active_vm",
+                ConfigError::Parse { .. } | ConfigError::Version { .. } => "config_corrupt",
+                _ => "config_invalid",
+            },
             EngineError::Ssh(e) => e.code(),
             EngineError::Identity(i) => identity_code(i),
             EngineError::Forward(ForwardError::PortInUse { .. }) => "port_in_use",
@@ -184,7 +187,10 @@ impl EngineError {
         match self {
             EngineError::Shared(inner) => inner.details(),
             EngineError::Ssh(e) => e.details(),
-            EngineError::Config(ConfigError::NoSuchVm(v)) => vm(v),
+            EngineError::Config(c) => match c.as_ref() {
+                ConfigError::NoSuchVm(v) => vm(v),
+                _ => None,
+            },
             EngineError::Forward(ForwardError::PortInUse {
                 port,
                 remote,
@@ -299,6 +305,12 @@ impl SshError {
             }),
             _ => None,
         }
+    }
+}
+
+impl From<ConfigError> for EngineError {
+    fn from(e: ConfigError) -> Self {
+        EngineError::Config(Box::new(e))
     }
 }
 

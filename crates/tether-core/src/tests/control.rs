@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn error_crosses_as_code_and_message() {
-    let e = EngineError::Config(crate::config::ConfigError::NoSuchVm("arm".into()));
+    let e = EngineError::from(crate::config::ConfigError::NoSuchVm("arm".into()));
     let resp = Response::from_result(Err(e));
     let v = serde_json::to_value(&resp).unwrap();
     assert_eq!(v["ok"], false);
@@ -60,10 +60,13 @@ async fn serving(
 async fn engine_round_trip_over_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let (_engine, _cancel, server, sock, mut client) = serving(dir.path()).await;
-    let mode = std::fs::metadata(&sock)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-        .unwrap();
-    assert_eq!(mode, 0o600);
+    #[cfg(unix)]
+    {
+        let mode = std::fs::metadata(&sock)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap();
+        assert_eq!(mode, 0o600);
+    }
     let mut events = Client::connect(&sock).await.unwrap();
     events.call(&Request::Subscribe).await.unwrap();
     client
@@ -185,8 +188,8 @@ async fn hostile_lines_get_coded_errors_and_the_connection_goes_on() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let (_engine, cancel, server, sock, _client) = serving(dir.path()).await;
-    let stream = tokio::net::UnixStream::connect(&sock).await.unwrap();
-    let (rd, mut wr) = stream.into_split();
+    let stream = crate::endpoint::connect(&sock).await.unwrap();
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut lines = tokio::io::BufReader::new(rd).lines();
     let huge = vec![b'x'; 2 * MAX_REQUEST];
     let mut hostile: Vec<Vec<u8>> = vec![huge, vec![0xff, 0xfe, b'{', 0x80], b"{\"op\":".to_vec(), b"[]".to_vec()];

@@ -36,7 +36,8 @@ async fn an_endpoint_serves_its_client_and_refuses_a_second_server() {
     assert_eq!(peer, crate::peer::me());
     // Another server on the same name is refused while this one lives (its probe may be
     // accepted by the live one, which is why it comes after the exchange above).
-    assert!(matches!(bind(&path), Err(BindError::InUse)));
+    let second = bind(&path);
+    assert!(matches!(second, Err(BindError::InUse)), "{:?}", second.err());
 }
 
 #[test]

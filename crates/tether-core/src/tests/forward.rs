@@ -1,10 +1,11 @@
 //! Unit tests of `forward` (kept apart so the module file holds only shipping code).
 
 use super::*;
-use std::os::unix::fs::PermissionsExt;
 
+#[cfg(unix)]
 #[tokio::test]
 async fn stale_socket_is_replaced_but_a_live_one_is_kept() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vm/docker.sock");
     let live = bind_local(&path).unwrap();
@@ -22,6 +23,7 @@ async fn stale_socket_is_replaced_but_a_live_one_is_kept() {
     let _again = bind_local(&path).unwrap();
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn a_regular_file_is_never_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,7 +39,11 @@ fn busy_port_names_the_holder_and_a_way_out() {
     let port = held.local_addr().unwrap().port();
     let err = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_err();
     let msg = classify_bind_error(port, 5432, err).to_string();
-    assert!(msg.contains(&format!("by pid {}", std::process::id())), "{msg}");
+    // Windows' holder comes from its TCP table, which Wine (where the Windows build's tests
+    // run) leaves without owners; the way out is named everywhere.
+    if cfg!(unix) {
+        assert!(msg.contains(&format!("by pid {}", std::process::id())), "{msg}");
+    }
     assert!(msg.contains(&format!("-p {}:5432", port + 1)), "{msg}");
 }
 

@@ -1,5 +1,8 @@
 //! The authorized_keys scripts, run by the real `sh` against a scratch HOME: they create
 //! ~/.ssh 0700 and the file 0600, add a key once, and remove exactly the lines of one key.
+//!
+//! The authorized_keys scripts run in sh: Unix only.
+#![cfg(unix)]
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,4 +1,7 @@
 //! Unit tests of `paths` (kept apart so the module file holds only shipping code).
+//!
+//! Modes, owners and symlinks: Unix only (Windows relies on the profile's ACL).
+#![cfg(unix)]
 
 use super::*;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
