@@ -58,5 +58,3 @@ fn errors_carry_typed_facts_so_no_client_reads_the_message() {
     let plain = serde_json::to_value(EngineError::ShuttingDown.body()).unwrap();
     assert!(plain.get("details").is_none(), "{plain}");
 }
-
-
