@@ -87,7 +87,7 @@ step "windows"
 # The engine and the CLI built for Windows: core's unit tests run under Wine (named pipes for
 # real), and tether.exe starts there.
 tests/wine/run.sh 2>&1 | tee -a "$results"
-cargo build --locked --target x86_64-pc-windows-gnu -p tether-cli
+cargo build --locked --target x86_64-pc-windows-gnu -p tether-cli -p tether-pipe-client
 tests/wine/run.sh --exe target/x86_64-pc-windows-gnu/debug/tether.exe --version
 
 step "lab"

@@ -20,6 +20,11 @@ pub enum BindError {
     Io(#[from] io::Error),
 }
 
+/// Whether a stream on an endpoint can be closed for writing alone, so a client reads to the end
+/// of an answer while it still sends. Sockets can; named pipes cannot, so there the end of an
+/// answer closes the stream.
+pub const HALF_CLOSE: bool = cfg!(unix);
+
 /// Whether endpoints live in the filesystem, in directories Tether must keep private (Unix
 /// sockets), or in a namespace of their own with their own access control (named pipes).
 pub const IN_FILESYSTEM: bool = cfg!(unix);

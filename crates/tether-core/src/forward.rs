@@ -212,12 +212,15 @@ pub type Diagnose =
 
 /// Accept loop for the local Docker socket.
 pub async fn serve_local(listener: endpoint::Listener, ctx: ForwardCtx) {
-    serve(ctx, "docker socket", || endpoint::accept(&listener)).await
+    serve(ctx, "docker socket", endpoint::HALF_CLOSE, || {
+        endpoint::accept(&listener)
+    })
+    .await
 }
 
 /// Accept loop for a TCP listener.
 pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
-    serve(ctx, "tunnel", || async {
+    serve(ctx, "tunnel", true, || async {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true).ok();
         Ok(stream)
@@ -227,7 +230,7 @@ pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
 
 /// Hands each accepted connection to its own task until the forward is cancelled. A failed
 /// accept (out of file descriptors, say) is logged and retried after a pause, never a spin.
-async fn serve<S, F>(ctx: ForwardCtx, what: &str, mut accept: impl FnMut() -> F)
+async fn serve<S, F>(ctx: ForwardCtx, what: &str, half_close: bool, mut accept: impl FnMut() -> F)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     F: std::future::Future<Output = std::io::Result<S>>,
@@ -236,7 +239,7 @@ where
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
             res = accept() => match res {
-                Ok(stream) => { tokio::spawn(handle(stream, ctx.clone())); }
+                Ok(stream) => { tokio::spawn(handle(stream, ctx.clone(), half_close)); }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed on {what}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -260,7 +263,7 @@ async fn wait_link(mut link: Link, down: &DownReason) -> Option<Arc<Handle<Clien
     }
 }
 
-async fn handle<S>(mut stream: S, ctx: ForwardCtx)
+async fn handle<S>(mut stream: S, ctx: ForwardCtx, half_close: bool)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -333,7 +336,7 @@ where
         }
     };
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
-    let stats = pump::bridge(stream, channel, ctx.shared.budget.clone()).await;
+    let stats = pump::bridge(stream, channel, ctx.shared.budget.clone(), half_close).await;
     ctx.counters.active.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(?stats, remote = %ctx.remote.describe(), "stream finished");
 }

@@ -50,7 +50,11 @@ impl Drop for Live {
 }
 
 /// Runs the stream until both directions are finished or either side fails.
-pub async fn bridge<S>(local: S, channel: Channel<Msg>, budget: Arc<Budget>) -> Stats
+///
+/// `half_close` says whether the local end can be closed for writing alone (a socket). A named
+/// pipe cannot: there, the VM's end of data closes the whole stream, or a client that reads to
+/// the end (an HTTP/1.0 answer) would wait forever.
+pub async fn bridge<S>(local: S, channel: Channel<Msg>, budget: Arc<Budget>, half_close: bool) -> Stats
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -85,10 +89,11 @@ where
                         break;
                     }
                 }
-                ChannelMsg::Eof => {
+                ChannelMsg::Eof if half_close => {
                     // Half-close: the VM finished sending; the local side may still be writing.
                     let _ = local_wr.shutdown().await;
                 }
+                ChannelMsg::Eof => break,
                 ChannelMsg::Close => break,
                 _ => {}
             }

@@ -71,3 +71,51 @@ fn a_pipe_admits_its_owner_alone() {
     assert_eq!(sddl.matches("(A;").count(), 1);
     assert!(!sddl.contains(";;;WD)") && !sddl.contains(";;;BA)") && !sddl.contains(";;;SY)"));
 }
+
+#[tokio::test]
+async fn an_endpoint_serves_clients_one_after_another_and_at_once() {
+    let (dir, scope) = place();
+    let path = vm_endpoint(dir.path(), Some(&scope), "vm2");
+    if let Some(parent) = path.parent().filter(|_| IN_FILESYSTEM) {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    let listener = bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok(mut s) = accept(&listener).await else { return };
+            tokio::spawn(async move {
+                let mut b = [0u8; 1];
+                while s.read_exact(&mut b).await.is_ok() {
+                    if s.write_all(&b).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let echo = |path: PathBuf, byte: u8| async move {
+        let mut c = connect(&path).await.unwrap();
+        c.write_all(&[byte]).await.unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).await.unwrap();
+        assert_eq!(b[0], byte);
+        c
+    };
+    // One after another (each closed before the next), then eight held open together.
+    for i in 0..3 {
+        drop(
+            tokio::time::timeout(std::time::Duration::from_secs(5), echo(path.clone(), i))
+                .await
+                .expect("served in time"),
+        );
+    }
+    let mut held = Vec::new();
+    for i in 0..8 {
+        held.push(
+            tokio::time::timeout(std::time::Duration::from_secs(5), echo(path.clone(), 10 + i))
+                .await
+                .expect("served in time"),
+        );
+    }
+    server.abort();
+}

@@ -1,0 +1,101 @@
+//! Talks to a Docker endpoint the way the docker CLI does on Windows, through a named pipe, and
+//! prints what it got: `ping OK`, `api VERSION`, and `sha256 HEX` of the first BYTES of an
+//! image's `docker save` stream. The Windows end-to-end test runs it under Wine and checks each
+//! line against the same requests made to the VM's engine directly.
+//!
+//! Usage: `tether-pipe-client PIPE IMAGE BYTES`. Overlapped I/O through tokio, as the docker
+//! CLI (go-winio) does; a pipe opened as a plain synchronous file never gets its answer under
+//! Wine 8.
+
+#[cfg(windows)]
+mod pipe {
+    use sha2::{Digest, Sha256};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeClient};
+
+    type Result<T> = std::result::Result<T, String>;
+
+    /// Sends one HTTP/1.0 request (so the body needs no chunk decoding and ends with the
+    /// connection) and returns the status line and a reader positioned at the body.
+    async fn request(pipe: &str, path: &str) -> Result<(String, BufReader<NamedPipeClient>)> {
+        let mut conn = ClientOptions::new()
+            .open(pipe)
+            .map_err(|e| format!("cannot open {pipe}: {e}"))?;
+        conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut rd = BufReader::new(conn);
+        let mut status = String::new();
+        rd.read_line(&mut status).await.map_err(|e| format!("read: {e}"))?;
+        loop {
+            let mut line = String::new();
+            rd.read_line(&mut line).await.map_err(|e| format!("read: {e}"))?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        Ok((status.trim_end().to_string(), rd))
+    }
+
+    async fn body(mut rd: BufReader<NamedPipeClient>) -> Result<String> {
+        let mut s = String::new();
+        rd.read_to_string(&mut s).await.map_err(|e| format!("read: {e}"))?;
+        Ok(s)
+    }
+
+    pub async fn run(pipe: &str, image: &str, bytes: u64) -> Result<()> {
+        let (status, rd) = request(pipe, "/_ping").await?;
+        println!("ping {} {}", status, body(rd).await?);
+
+        let (_, rd) = request(pipe, "/version").await?;
+        let version = body(rd).await?;
+        let api = version
+            .split("\"ApiVersion\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .ok_or_else(|| format!("no ApiVersion in {version}"))?;
+        println!("api {api}");
+
+        let (status, rd) = request(pipe, &format!("/images/{image}/get")).await?;
+        if !status.contains(" 200 ") {
+            return Err(format!("docker save answered {status}"));
+        }
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut left = bytes;
+        let mut rd = rd.take(bytes);
+        while left > 0 {
+            let n = rd.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err(format!("the stream ended {left} bytes early"));
+            }
+            hash.update(&buf[..n]);
+            left -= n as u64;
+        }
+        let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        println!("sha256 {hex}");
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(pipe), Some(image), Some(bytes)) = (args.get(1), args.get(2), args.get(3).and_then(|b| b.parse().ok()))
+    else {
+        eprintln!("usage: tether-pipe-client PIPE IMAGE BYTES");
+        std::process::exit(2);
+    };
+    if let Err(e) = pipe::run(pipe, image, bytes).await {
+        eprintln!("tether-pipe-client: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Elsewhere there are no named pipes to talk to; the workspace still builds.
+#[cfg(not(windows))]
+fn main() {
+    eprintln!("tether-pipe-client talks to Windows named pipes and runs on Windows only");
+    std::process::exit(2);
+}
