@@ -48,9 +48,14 @@ fn engine_line(e: Option<&EngineInfo>) -> String {
     }
 }
 
-/// `export DOCKER_HOST=…`, quoted for a POSIX shell where the path needs it (a space in
-/// "Application Support", a quote in a user name), so `eval "$(tether env)"` always works.
+/// How to set `DOCKER_HOST` in this platform's shells. On Unix: `export DOCKER_HOST=…`, quoted
+/// for a POSIX shell where the path needs it (a space in "Application Support", a quote in a
+/// user name), so `eval "$(tether env)"` always works. On Windows: PowerShell's line, then
+/// cmd's, each marked with its shell (a pipe name needs no quoting).
 pub fn export_docker_host(host: &str) -> String {
+    if cfg!(windows) {
+        return format!("$env:DOCKER_HOST = \"{host}\"   # PowerShell\nset DOCKER_HOST={host}   REM cmd");
+    }
     let quoted = shlex::try_quote(host)
         .map(|q| q.into_owned())
         .unwrap_or_else(|_| host.replace('\0', ""));
@@ -354,6 +359,7 @@ mod tests {
         assert_eq!(opt(&None), "");
     }
 
+    #[cfg(unix)]
     #[test]
     fn docker_host_is_quoted_for_the_shell() {
         assert_eq!(

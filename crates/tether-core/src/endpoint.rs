@@ -105,7 +105,7 @@ mod imp {
     /// A named pipe being served: the instance waiting for the next client.
     pub struct Listener {
         name: std::ffi::OsString,
-        next: tokio::sync::Mutex<NamedPipeServer>,
+        pub(super) next: tokio::sync::Mutex<NamedPipeServer>,
     }
 
     /// One connection on a named pipe, from either end.
@@ -346,6 +346,62 @@ pub(crate) mod win {
             let sid = String::from_utf16_lossy(std::slice::from_raw_parts(text, n));
             LocalFree(text.cast());
             Ok(sid)
+        }
+    }
+
+    /// The entries of the DACL on `handle`: each allowed SID (as text) with its access mask,
+    /// and whether the DACL is protected from inheritance. What the tests read back.
+    #[cfg(test)]
+    pub fn dacl(handle: RawHandle) -> io::Result<(Vec<(String, u32)>, bool)> {
+        use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
+        use windows_sys::Win32::Security::{
+            ACCESS_ALLOWED_ACE, ACL, DACL_SECURITY_INFORMATION, GetAce, GetSecurityDescriptorControl, SE_DACL_PROTECTED,
+        };
+        let mut acl: *mut ACL = std::ptr::null_mut();
+        let mut sd: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `handle` is open; the system allocates `sd` (freed below) and points `acl`
+        // into it; every ACE read is within the ACL's count, and each SID lies inside its ACE.
+        unsafe {
+            let err = GetSecurityInfo(
+                handle as HANDLE,
+                SE_KERNEL_OBJECT,
+                DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut acl,
+                std::ptr::null_mut(),
+                &mut sd,
+            );
+            if err != 0 {
+                return Err(io::Error::from_raw_os_error(err as i32));
+            }
+            let mut control = 0u16;
+            let mut revision = 0u32;
+            let protected =
+                GetSecurityDescriptorControl(sd, &mut control, &mut revision) != 0 && control & SE_DACL_PROTECTED != 0;
+            let mut entries = Vec::new();
+            let count = if acl.is_null() { 0 } else { (*acl).AceCount as u32 };
+            for i in 0..count {
+                let mut ace: *mut c_void = std::ptr::null_mut();
+                if GetAce(acl, i, &mut ace) == 0 {
+                    continue;
+                }
+                let ace = &*(ace as *const ACCESS_ALLOWED_ACE);
+                // Only allow entries (type 0) carry a SID at SidStart in this layout.
+                if ace.Header.AceType != 0 {
+                    entries.push((format!("(entry of type {})", ace.Header.AceType), ace.Mask));
+                    continue;
+                }
+                let sid = (&ace.SidStart as *const u32).cast_mut().cast::<c_void>();
+                let mut text: *mut u16 = std::ptr::null_mut();
+                if ConvertSidToStringSidW(sid, &mut text) != 0 {
+                    let n = (0..).take_while(|&i| *text.add(i) != 0).count();
+                    entries.push((String::from_utf16_lossy(std::slice::from_raw_parts(text, n)), ace.Mask));
+                    LocalFree(text.cast());
+                }
+            }
+            LocalFree(sd);
+            Ok((entries, protected))
         }
     }
 

@@ -166,6 +166,12 @@ fn the_windows_build_serves_docker_through_a_named_pipe_byte_exact() {
         connected.stdout
     );
 
+    // `tether env` speaks both Windows shells.
+    let env = wine.tether(&["env", "w"]).ok().stdout;
+    let host = format!("npipe://{}", pipe.replace('\\', "/"));
+    assert!(env.contains(&format!("$env:DOCKER_HOST = \"{host}\"")), "{env}");
+    assert!(env.contains(&format!("set DOCKER_HOST={host}")), "{env}");
+
     let client = wine.run(
         &windows_exe("tether-pipe-client.exe"),
         &[&pipe, &var("LAB_BIG_IMAGE"), &BYTES.to_string()],

@@ -61,15 +61,25 @@ fn docker_host_names_the_endpoint_as_docker_does() {
 }
 
 #[cfg(windows)]
-#[test]
-fn a_pipe_admits_its_owner_alone() {
+#[tokio::test]
+async fn a_pipe_admits_its_owner_alone() {
+    use std::os::windows::io::AsRawHandle;
     let me = crate::peer::me();
     assert!(me.starts_with("S-1-"), "{me}");
-    // A protected DACL (nothing inherited) with a single entry: full access for this user.
-    let sddl = win::owner_only(&me);
-    assert_eq!(sddl, format!("D:P(A;;GA;;;{me})"));
-    assert_eq!(sddl.matches("(A;").count(), 1);
-    assert!(!sddl.contains(";;;WD)") && !sddl.contains(";;;BA)") && !sddl.contains(";;;SY)"));
+    let (dir, scope) = place();
+    let path = vm_endpoint(dir.path(), Some(&scope), "acl");
+    let listener = bind(&path).unwrap();
+    let next = listener.next.lock().await;
+    // What the system holds for the pipe: one entry, full access for this user's SID
+    // (GENERIC_ALL, which Windows may store mapped to FILE_ALL_ACCESS), nothing for anyone else
+    // (not Everyone, not Administrators, not SYSTEM), and nothing inherited from the namespace.
+    let (entries, protected) = win::dacl(next.as_raw_handle()).unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, me, "{entries:?}");
+    assert!(matches!(entries[0].1, 0x1000_0000 | 0x001F_01FF), "{entries:?}");
+    assert!(protected, "the DACL is not protected from inheritance");
+    // And the descriptor it was made from says exactly that.
+    assert_eq!(win::owner_only(&me), format!("D:P(A;;GA;;;{me})"));
 }
 
 #[tokio::test]
