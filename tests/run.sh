@@ -90,6 +90,10 @@ tests/wine/run.sh 2>&1 | tee -a "$results"
 cargo build --locked --target x86_64-pc-windows-gnu -p tether-cli -p tether-pipe-client
 tests/wine/run.sh --exe target/x86_64-pc-windows-gnu/debug/tether.exe --version
 
+step "macos"
+# The engine and the CLI checked for both Macs, with zig from PyPI as the C compiler.
+tests/macos/check.sh
+
 step "lab"
 trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
 tests/lab/lab.sh up
