@@ -4,8 +4,7 @@
 //! line against the same requests made to the VM's engine directly.
 //!
 //! Usage: `tether-pipe-client PIPE IMAGE BYTES`. Overlapped I/O through tokio, as the docker
-//! CLI (go-winio) does; a pipe opened as a plain synchronous file never gets its answer under
-//! Wine 8.
+//! CLI (go-winio) does.
 
 #[cfg(windows)]
 mod pipe {
