@@ -16,14 +16,30 @@ SS = 4  # supersampling per axis
 
 
 def png(path, w, h, pixels):
+    with open(path, "wb") as f:
+        f.write(png_bytes(w, h, pixels))
+
+
+def png_bytes(w, h, pixels):
     raw = b"".join(b"\x00" + bytes(pixels[y * w * 4:(y + 1) * w * 4]) for y in range(h))
     def chunk(kind, data):
         c = struct.pack(">I", len(data)) + kind + data
         return c + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
-    data += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return data + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def ico(path, sizes):
+    """A Windows icon holding one PNG per size (PNG entries: Windows Vista and later)."""
+    images = [png_bytes(s, s, app_icon(s)) for s in sizes]
+    out = struct.pack("<HHH", 0, 1, len(images))
+    offset = 6 + 16 * len(images)
+    for s, data in zip(sizes, images):
+        # A size of 256 is written as 0.
+        out += struct.pack("<BBBBHHII", s % 256, s % 256, 0, 0, 1, 32, len(data), offset)
+        offset += len(data)
     with open(path, "wb") as f:
-        f.write(data)
+        f.write(out + b"".join(images))
 
 
 def seg_dist(px, py, ax, ay, bx, by):
@@ -125,6 +141,7 @@ def template_icon(size, state):
 def main():
     for size, name in ((32, "32x32.png"), (128, "128x128.png"), (512, "icon.png")):
         png(os.path.join(HERE, name), size, size, app_icon(size))
+    ico(os.path.join(HERE, "icon.ico"), (16, 24, 32, 48, 64, 256))
     for state in STATES:
         png(os.path.join(HERE, f"tray-{state}.png"), 44, 44, tray_icon(44, state))
         png(os.path.join(HERE, f"tray-{state}-template.png"), 44, 44, template_icon(44, state))

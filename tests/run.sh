@@ -19,10 +19,10 @@ missing=()
 # The app tests add a virtual display, WebKit's WebDriver, a D-Bus session and its Python bindings,
 # and a real Secret Service (gnome-keyring) for the keychain tests.
 # The Windows build cross-compiles with mingw-w64 (aws-lc-sys also wants nasm) and its tests run
-# under Wine.
+# under Wine. The package test lists the .rpm (rpm2cpio, cpio) and validates the desktop entry.
 for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
          librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi \
-         gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64; do
+         gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64 rpm2cpio cpio desktop-file-utils; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 # The UI builds with Node 18 or newer.
@@ -84,15 +84,20 @@ cargo test --locked --workspace --exclude tether-e2e --exclude russh 2>&1 | tee 
 cargo test --locked -p russh --lib flow_test 2>&1 | tee -a "$results"
 
 step "windows"
-# The engine and the CLI built for Windows: core's unit tests run under Wine (named pipes for
-# real), and tether.exe starts there.
+# Everything built for Windows: core's unit tests run under Wine (named pipes for real) and
+# tether.exe starts there; the end-to-end tests run tether.exe and tether-app.exe under Wine.
 tests/wine/run.sh 2>&1 | tee -a "$results"
-cargo build --locked --target x86_64-pc-windows-gnu -p tether-cli -p tether-pipe-client
+cargo build --locked --target x86_64-pc-windows-gnu -p tether-cli -p tether-app -p tether-pipe-client
 tests/wine/run.sh --exe target/x86_64-pc-windows-gnu/debug/tether.exe --version
 
 step "macos"
 # The engine and the CLI checked for both Macs, with zig from PyPI as the C compiler.
 tests/macos/check.sh
+
+step "installers"
+# The .deb and the .rpm from Tauri's bundler, in a release build; the end-to-end tests install the
+# .deb, check it and remove it (tests/e2e/tests/package.rs).
+installers/build.sh
 
 step "lab"
 trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT

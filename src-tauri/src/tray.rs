@@ -36,24 +36,24 @@ impl TrayState {
         }
     }
 
-    fn icon_bytes(self) -> &'static [u8] {
-        // macOS tints template images itself; elsewhere the coloured state icons are used.
-        #[cfg(target_os = "macos")]
-        return match self {
-            TrayState::AllConnected => include_bytes!("../../icons/tray-connected-template.png"),
-            TrayState::SomeDown => include_bytes!("../../icons/tray-degraded-template.png"),
-            TrayState::NoneConnected => include_bytes!("../../icons/tray-disconnected-template.png"),
-            TrayState::Error => include_bytes!("../../icons/tray-error-template.png"),
-        };
-        #[cfg(not(target_os = "macos"))]
-        match self {
-            TrayState::AllConnected => include_bytes!("../../icons/tray-connected.png"),
-            TrayState::SomeDown => include_bytes!("../../icons/tray-degraded.png"),
-            TrayState::NoneConnected => include_bytes!("../../icons/tray-disconnected.png"),
-            TrayState::Error => include_bytes!("../../icons/tray-error.png"),
+    /// This state's icon: a template image (black on transparent) when `template`, which macOS
+    /// tints to suit a light or dark menu bar; the coloured one elsewhere.
+    fn icon_bytes(self, template: bool) -> &'static [u8] {
+        match (self, template) {
+            (TrayState::AllConnected, true) => include_bytes!("../../icons/tray-connected-template.png"),
+            (TrayState::SomeDown, true) => include_bytes!("../../icons/tray-degraded-template.png"),
+            (TrayState::NoneConnected, true) => include_bytes!("../../icons/tray-disconnected-template.png"),
+            (TrayState::Error, true) => include_bytes!("../../icons/tray-error-template.png"),
+            (TrayState::AllConnected, false) => include_bytes!("../../icons/tray-connected.png"),
+            (TrayState::SomeDown, false) => include_bytes!("../../icons/tray-degraded.png"),
+            (TrayState::NoneConnected, false) => include_bytes!("../../icons/tray-disconnected.png"),
+            (TrayState::Error, false) => include_bytes!("../../icons/tray-error.png"),
         }
     }
 }
+
+/// The menu bar icon is a template image on macOS only.
+const TEMPLATE_ICON: bool = cfg!(target_os = "macos");
 
 /// One menu entry, independent of Tauri.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,10 +227,10 @@ fn menu(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Result<Men
 
 /// Creates the tray icon; menu clicks go to `on_menu`.
 pub fn create(app: &AppHandle, on_menu: impl Fn(&AppHandle, &str) + Send + Sync + 'static) -> tauri::Result<()> {
-    let icon = Image::from_bytes(TrayState::NoneConnected.icon_bytes())?;
+    let icon = Image::from_bytes(TrayState::NoneConnected.icon_bytes(TEMPLATE_ICON))?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon)
-        .icon_as_template(cfg!(target_os = "macos"))
+        .icon_as_template(TEMPLATE_ICON)
         .menu(&menu(app, &[], false)?)
         .show_menu_on_left_click(true)
         .tooltip("Tether")
@@ -245,7 +245,7 @@ pub fn refresh(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Res
         return Ok(());
     };
     let state = TrayState::of(vms);
-    tray.set_icon(Some(Image::from_bytes(state.icon_bytes())?))?;
+    tray.set_icon(Some(Image::from_bytes(state.icon_bytes(TEMPLATE_ICON))?))?;
     let up = vms.iter().filter(|v| v.state == State::Connected).count();
     tray.set_tooltip(Some(format!("Tether: {up} of {} VMs connected", vms.len())))?;
     tray.set_menu(Some(menu(app, vms, autostart)?))?;
@@ -391,5 +391,37 @@ mod tests {
         for want in ["open", "copy-docker-host", "autostart", "quit"] {
             assert!(ids.contains(&want.to_string()), "{want} missing from {ids:?}");
         }
+    }
+
+    /// macOS tints a template image by its alpha alone: each must be black on transparent, 22 pt
+    /// at 2x, and tell the states apart by shape, since the colour is gone.
+    #[test]
+    fn the_menu_bar_icons_are_template_images_on_macos() {
+        let states = [
+            TrayState::AllConnected,
+            TrayState::SomeDown,
+            TrayState::NoneConnected,
+            TrayState::Error,
+        ];
+        let mut shapes = Vec::new();
+        for state in states {
+            let icon = Image::from_bytes(state.icon_bytes(true)).unwrap();
+            assert_eq!((icon.width(), icon.height()), (44, 44), "{state:?}");
+            let px: Vec<&[u8]> = icon.rgba().chunks(4).collect();
+            assert!(px.iter().all(|p| p[..3] == [0, 0, 0]), "{state:?} template has colour");
+            assert!(
+                px.iter().filter(|p| p[3] == 255).count() > 100,
+                "{state:?} template is empty"
+            );
+            shapes.push(px.iter().map(|p| p[3]).collect::<Vec<u8>>());
+            // Elsewhere the state is a colour, which the template cannot carry.
+            let coloured = Image::from_bytes(state.icon_bytes(false)).unwrap();
+            assert!(
+                coloured.rgba().chunks(4).any(|p| p[3] == 255 && p[..3] != [0, 0, 0]),
+                "{state:?}"
+            );
+        }
+        // Connected and disconnected differ in shape (a filled dot, a ring).
+        assert_ne!(shapes[0], shapes[2]);
     }
 }

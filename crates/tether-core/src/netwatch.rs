@@ -3,7 +3,10 @@
 //! reconnect backoff tries again, and a connected one probes the VM with a short deadline instead
 //! of trusting a connection that may lead nowhere now.
 //!
-//! Linux uses a netlink route socket; elsewhere only wakes arrive and backoff covers the rest.
+//! Linux uses a netlink route socket (links, addresses and routes). macOS (the System
+//! Configuration framework's dynamic store) and Windows (IP Helper's interface notifications) see
+//! addresses come and go through `if-watch`; that covers joining or leaving a network, which is
+//! what strands a connection. Anywhere else only wakes arrive and backoff covers the rest.
 
 use std::sync::Arc;
 
@@ -23,13 +26,19 @@ pub fn spawn() -> NetChanges {
             tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
         }
     });
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(any(target_os = "macos", windows))]
+    tokio::spawn(async move {
+        if let Err(e) = addresses::run(&tx).await {
+            tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
+        }
+    });
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     drop(tx);
     rx
 }
 
 /// Changes often come in bursts (link, then address, then route); one wake-up is enough.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos", windows))]
 const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(150);
 
 #[cfg(target_os = "linux")]
@@ -52,6 +61,32 @@ mod linux {
             sock.recv_from_full().await?;
             // Swallow the rest of the burst, then announce once.
             while tokio::time::timeout(DEBOUNCE, sock.recv_from_full()).await.is_ok() {}
+            tx.send_modify(|n| *n += 1);
+            if tx.is_closed() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(any(target_os = "macos", windows))]
+mod addresses {
+    use futures_util::{FutureExt as _, StreamExt as _};
+
+    use super::DEBOUNCE;
+
+    pub async fn run(tx: &tokio::sync::watch::Sender<u64>) -> std::io::Result<()> {
+        let mut watcher = if_watch::tokio::IfWatcher::new()?;
+        // It first reports every address there is already: no change, so no nudge.
+        while let Some(Some(_)) = watcher.next().now_or_never() {}
+        loop {
+            match watcher.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+            // Swallow the rest of the burst (one address down, another up), then announce once.
+            while let Ok(Some(Ok(_))) = tokio::time::timeout(DEBOUNCE, watcher.next()).await {}
             tx.send_modify(|n| *n += 1);
             if tx.is_closed() {
                 return Ok(());

@@ -4,7 +4,10 @@
 //! Two sources, both bumping the same counter as network changes (see `netwatch`):
 //! - **Clock gaps**, on every OS: a 1 s tick that arrives more than [`GAP`] late on the monotonic
 //!   clock (the process was stopped) or that sees the wall clock run [`GAP`] ahead of the
-//!   monotonic one (Linux's monotonic clock stands still while the machine sleeps).
+//!   monotonic one. A sleep shows as one or the other on every OS: `Instant` stands still through
+//!   it on Linux (`CLOCK_MONOTONIC`) and macOS (`CLOCK_UPTIME_RAW`), so the wall clock runs
+//!   ahead, and where it keeps counting (Windows) the tick arrives late. On a Mac this is the
+//!   wake notification; `netwatch` adds the addresses that come back with the network.
 //! - **logind** on Linux: `PrepareForSleep(false)` on the system bus, the moment resume begins.
 //!   Any sender may emit it; the worst a forged one can do is an extra liveness probe.
 

@@ -3,7 +3,12 @@
 //! makes the docker CLI's requests through that pipe: `/_ping`, `/version`, and the first 64 MiB
 //! of a `docker save`, each checked against the same request made to the VM's engine directly.
 //!
-//! `tests/run.sh` builds both executables (its "windows" step) before this runs.
+//! And the tray app built for Windows: its service (tray icon, engine, control pipe; it never
+//! loads a web view) starts hidden under Wine as the login entry starts it, and the Windows CLI
+//! drives the app's engine through the control pipe to a connected VM.
+//!
+//! `tests/run.sh` builds the executables (its "windows" step) before this runs. The tests share
+//! one Wine prefix, whose processes each one ends with `wineserver -k`: they take turns.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,7 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tether_e2e::desktop::Desktop;
 use tether_e2e::*;
+
+/// One test at a time in the shared prefix.
+static PREFIX: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const BYTES: u64 = 64 << 20;
 
@@ -37,6 +46,13 @@ struct Wine {
 }
 
 impl Wine {
+    fn new() -> Self {
+        Wine {
+            prefix: repo().join("target/x86_64-pc-windows-gnu/wine"),
+            home: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
     /// `wine EXE`, given two minutes at most: a hung Windows program fails the test, not the run.
     fn command(&self, exe: &Path) -> Command {
         let mut c = Command::new("timeout");
@@ -116,10 +132,8 @@ fn direct(sock: &str, image: &str) -> (String, String) {
 
 #[test]
 fn the_windows_build_serves_docker_through_a_named_pipe_byte_exact() {
-    let wine = Wine {
-        prefix: repo().join("target/x86_64-pc-windows-gnu/wine"),
-        home: tempfile::tempdir().expect("tempdir"),
-    };
+    let _turn = PREFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let wine = Wine::new();
     let mut daemon = wine
         .command(&windows_exe("tether.exe"))
         .arg("daemon")
@@ -129,26 +143,14 @@ fn the_windows_build_serves_docker_through_a_named_pipe_byte_exact() {
         .spawn()
         .expect("start tether.exe daemon");
     wait_for("tether.exe daemon to answer", Duration::from_secs(60), || {
-        (wine.tether(&["engine", "status"]).code == 0).then_some(())
+        wine.tether(&["engine", "status"])
+            .stdout
+            .contains("engine runs in")
+            .then_some(())
     });
 
-    let key = wine_path(Path::new(&var("LAB_KEY")));
     let sock = var("LAB_A_SOCK");
-    wine.tether(&[
-        "vm",
-        "add",
-        "w",
-        "--host",
-        &var("LAB_A_IP"),
-        "--user",
-        &var("LAB_USER"),
-        "--identity",
-        &key,
-        "--remote-socket",
-        &sock,
-        "--accept-new",
-    ])
-    .ok();
+    add_lab_vm(&wine, "w");
     let connected = wine.tether(&["connect", "w"]).ok();
     // The endpoint is the VM's pipe, named as Docker Desktop names its own.
     let pipe = connected
@@ -186,4 +188,70 @@ fn the_windows_build_serves_docker_through_a_named_pipe_byte_exact() {
     drop(wine);
     let _ = daemon.kill();
     let _ = daemon.wait();
+}
+
+/// `tether.exe vm add NAME` for lab VM a, with the lab's key, its host key accepted.
+fn add_lab_vm(wine: &Wine, name: &str) {
+    wine.tether(&[
+        "vm",
+        "add",
+        name,
+        "--host",
+        &var("LAB_A_IP"),
+        "--user",
+        &var("LAB_USER"),
+        "--identity",
+        &wine_path(Path::new(&var("LAB_KEY"))),
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+    ])
+    .ok();
+}
+
+#[test]
+fn the_windows_app_starts_hidden_and_the_cli_drives_its_engine() {
+    let _turn = PREFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let wine = Wine::new();
+    // A display of its own for the tray icon (Wine draws it in its system tray window).
+    let desk = Desktop::plain(wine.home.path());
+    let mut app = wine
+        .command(&windows_exe("tether-app.exe"))
+        .arg("--hidden")
+        .env("DISPLAY", &desk.display)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tether-app.exe");
+    // `engine status` answers either way; it names the engine's owner once one runs.
+    let owner = wait_for("the app's engine to answer", Duration::from_secs(60), || {
+        let out = wine.tether(&["engine", "status"]).stdout;
+        out.contains("engine runs in").then_some(out)
+    });
+    assert!(owner.contains("runs in the Tether app"), "{owner}");
+    assert!(owner.contains(r"\\.\pipe\tether."), "{owner}");
+
+    add_lab_vm(&wine, "app");
+    let connected = wine.tether(&["connect", "app"]).ok();
+    let pipe = connected
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("socket: "))
+        .expect("connect names the endpoint")
+        .to_string();
+    let status = wine.tether(&["status"]).ok().stdout;
+    assert!(status.contains("app") && status.contains("connected"), "{status}");
+
+    // Docker through the app's pipe, as through the daemon's: a ping and the first MiB of a save.
+    let client = wine.run(
+        &windows_exe("tether-pipe-client.exe"),
+        &[&pipe, &var("LAB_BIG_IMAGE"), &(1u64 << 20).to_string()],
+    );
+    assert_eq!(client.code, 0, "pipe client failed: {}{}", client.stdout, client.stderr);
+    assert!(client.stdout.contains("ping HTTP/1.0 200 OK OK"), "{}", client.stdout);
+
+    drop(wine);
+    let _ = app.kill();
+    let _ = app.wait();
 }
