@@ -110,6 +110,14 @@ cargo test --locked --no-fail-fast -p tether-e2e -- --test-threads="${TETHER_E2E
 e2e=${PIPESTATUS[0]}
 set -e
 
+step "benchmark, short"
+# Proves the benchmark still runs end to end (tests/bench.sh is the real one); a debug build and
+# small counts, so its numbers mean nothing here.
+set +e
+target/debug/bench --quick
+bench=$?
+set -e
+
 # One closing line for the whole run, summed over every test binary.
 echo
 # Counts cargo's "test result:" lines and Vitest's "Tests  N passed | M failed" line.
@@ -117,4 +125,6 @@ sed 's/\x1b\[[0-9;]*m//g' "$results" |
 awk '/^test result:|^ *Tests +[0-9]/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }'
 rm -f "$results"
+[ "$bench" = 0 ] || echo "the short benchmark failed (exit $bench)"
+[ "$e2e" = 0 ] && exit "$bench"
 exit "$e2e"

@@ -20,6 +20,9 @@
 #   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
 #   lab.sh tarpit NAME PORT        on the VM's address: accept TCP and never say a word
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
+#   lab.sh source NAME PORT        on the VM's 127.0.0.1:PORT: send random bytes until the reader
+#                                  closes (the benchmark's raw stream)
+#   lab.sh image NAME IMAGE MIB    an image of MIB MiB of random bytes in VM NAME's engine
 #   lab.sh isolated NAME           a namespace with loopback only (for tests that must not resolve)
 #   lab.sh user NAME [SIZE]        a login user with password "lab-password", a home of its own
 #                                  (on a tmpfs of SIZE, e.g. 64k, if given)
@@ -357,6 +360,28 @@ case "$cmd" in
   dockerd-start) dockerd_start "$@" ;;
   dockerd-stop) dockerd_stop "$@" ;;
   images) make_images "$@" ;;
+  image) make_big_image "$@" ;;
+  source)
+    if ! ip netns exec "tl-$1" bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null; then
+      # One 1 MiB random block, sent over and over: nothing on the way can compress it.
+      ip netns exec "tl-$1" python3 -c '
+import os, socket, sys, threading
+block = os.urandom(1 << 20)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(128)
+def send(c):
+    try:
+        while True:
+            c.sendall(block)
+    except OSError:
+        c.close()
+while True:
+    threading.Thread(target=send, args=(s.accept()[0],), daemon=True).start()
+' "$2" </dev/null >/dev/null 2>&1 &
+      wait_for "source $1:$2" 10 "ip netns exec tl-$1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$2'"
+    fi ;;
   counter)
     printf '#!/bin/sh\nn=$(wc -c)\necho "got $n bytes"\n' > "$LAB/count.sh"; chmod 755 "$LAB/count.sh"
     if ! ip netns exec "tl-$1" bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null; then

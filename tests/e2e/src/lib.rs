@@ -16,6 +16,7 @@ pub use anyhow::Result;
 pub mod desktop;
 pub mod keyring;
 pub mod procs;
+pub mod relay;
 pub mod soak;
 pub mod webdriver;
 
