@@ -277,6 +277,7 @@ mod tests {
             unforwarded: vec![],
             arch_warning: None,
             auto_forward: false,
+            docker_pool: None,
         }
     }
 

@@ -633,6 +633,7 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
                         unforwarded: Vec::new(),
                         arch_warning: None,
                         auto_forward: p.auto_forward.unwrap_or(cfg.settings.auto_forward),
+                        docker_pool: None,
                     }
                 })
                 .collect()

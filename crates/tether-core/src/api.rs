@@ -11,6 +11,19 @@ use ts_rs::TS;
 use crate::config::{Arch, KeyOrigin, Profile};
 use crate::state::State;
 
+/// Counters of the channels a VM's Docker socket opens ahead of demand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct PoolView {
+    /// Open and waiting for a connection now.
+    pub ready: u64,
+    /// Connections that started on a pooled channel.
+    pub hits: u64,
+    /// Connections that opened their own channel.
+    pub misses: u64,
+    /// Pooled channels the VM had closed (a dockerd restart), dropped unused.
+    pub stale: u64,
+}
+
 /// What the engine said about itself, or why it could not be asked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct EngineInfo {
@@ -132,6 +145,10 @@ pub struct VmStatus {
     /// the default).
     #[serde(default)]
     pub auto_forward: bool,
+    /// The Docker socket's pre-opened channels (`settings.docker_pool`), as of this answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub docker_pool: Option<PoolView>,
 }
 
 /// Typed events on the engine's broadcast.

@@ -217,6 +217,11 @@ pub struct Settings {
     /// refused, so one local process cannot open channels without bound.
     #[serde(default = "default_max_streams")]
     pub max_streams: u32,
+    /// Most channels to the Docker socket kept open ahead of demand (0: none), so a new docker
+    /// connection starts one round trip sooner. Each is one idle connection on dockerd's socket,
+    /// and there are none after half a minute without a docker connection.
+    #[serde(default = "default_docker_pool")]
+    pub docker_pool: u32,
     /// Container ports never forwarded automatically: well-known services on the laptop
     /// (databases, caches, SSH, mail, DNS…) whose local clients would otherwise reach a
     /// container. A manual tunnel, or the label `dev.tether.forward.PORT=true`, still does.
@@ -262,6 +267,13 @@ fn default_max_streams() -> u32 {
     DEFAULT_MAX_STREAMS
 }
 
+/// Enough for the docker CLI's connections and a small compose project's burst.
+pub const DEFAULT_DOCKER_POOL: u32 = 8;
+
+fn default_docker_pool() -> u32 {
+    DEFAULT_DOCKER_POOL
+}
+
 fn yes() -> bool {
     true
 }
@@ -273,6 +285,7 @@ impl Default for Settings {
             auto_forward: false,
             privileged_ports: false,
             max_streams: DEFAULT_MAX_STREAMS,
+            docker_pool: DEFAULT_DOCKER_POOL,
             auto_forward_deny: default_auto_forward_deny(),
         }
     }

@@ -97,10 +97,7 @@ impl Engine {
         let (events, _) = broadcast::channel(1024);
         let net = netwatch::spawn();
         let shared = forward::Shared::default();
-        shared.max_streams.store(
-            config.settings.max_streams.max(1) as usize,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        shared.apply(&config.settings);
         let mut sessions = BTreeMap::new();
         for (name, profile) in &config.vms {
             sessions.insert(

@@ -168,6 +168,17 @@ pub struct Shared {
     pub budget: Arc<flow::Budget>,
     /// Most connections one forward carries at once (`settings.max_streams`).
     pub max_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Most pre-opened channels per Docker socket (`settings.docker_pool`).
+    pub docker_pool: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Shared {
+    /// Takes the limits from the settings; running forwards follow at once.
+    pub fn apply(&self, settings: &crate::config::Settings) {
+        self.max_streams
+            .store(settings.max_streams.max(1) as usize, Ordering::Relaxed);
+        self.docker_pool.store(settings.docker_pool as usize, Ordering::Relaxed);
+    }
 }
 
 impl Default for Shared {
@@ -176,6 +187,9 @@ impl Default for Shared {
             budget: Arc::default(),
             max_streams: Arc::new(std::sync::atomic::AtomicUsize::new(
                 crate::config::DEFAULT_MAX_STREAMS as usize,
+            )),
+            docker_pool: Arc::new(std::sync::atomic::AtomicUsize::new(
+                crate::config::DEFAULT_DOCKER_POOL as usize,
             )),
         }
     }
@@ -204,6 +218,8 @@ pub struct ForwardCtx {
     pub cancel: CancellationToken,
     /// Diagnoses a failed Docker socket open (runs on the VM), e.g. "engine not running".
     pub diagnose: Option<Diagnose>,
+    /// Channels opened ahead of demand (the Docker socket only).
+    pub pool: Option<Arc<crate::pool::Pool>>,
 }
 
 /// Explains, by asking the VM, why its Docker socket could not be opened.
@@ -297,7 +313,11 @@ where
         refuse(&mut stream, &ctx.remote, 503, &reason).await;
         return;
     };
+    let pooled = ctx.pool.as_ref().and_then(|p| p.take(&handle));
     let open = async {
+        if let Some(channel) = pooled {
+            return Ok(channel);
+        }
         match &ctx.remote {
             Remote::Socket(path) => handle.channel_open_direct_streamlocal(path.clone()).await,
             Remote::Tcp(port) => {

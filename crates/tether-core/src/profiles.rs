@@ -37,10 +37,7 @@ impl Engine {
         let out = change(&mut next)?;
         self.save(&next).await?;
         guard.0 = next;
-        self.inner.shared.max_streams.store(
-            guard.0.settings.max_streams.max(1) as usize,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.inner.shared.apply(&guard.0.settings);
         self.sync_contexts(&guard.0);
         self.configure_monitors(&guard.0, &guard.1);
         Ok((out, guard))

@@ -80,7 +80,11 @@ arch_warning?: string | null,
  * Whether published container ports are forwarded automatically (the VM's own choice, or
  * the default).
  */
-auto_forward: boolean, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" });
+auto_forward: boolean, 
+/**
+ * The Docker socket's pre-opened channels (`settings.docker_pool`), as of this answer.
+ */
+docker_pool?: PoolView, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" });
 
 /**
  * Typed events on the engine's broadcast.
@@ -211,6 +215,12 @@ privileged_ports: boolean,
  * refused, so one local process cannot open channels without bound.
  */
 max_streams: number, 
+/**
+ * Most channels to the Docker socket kept open ahead of demand (0: none), so a new docker
+ * connection starts one round trip sooner. Each is one idle connection on dockerd's socket,
+ * and there are none after half a minute without a docker connection.
+ */
+docker_pool: number, 
 /**
  * Container ports never forwarded automatically: well-known services on the laptop
  * (databases, caches, SSH, mail, DNS…) whose local clients would otherwise reach a

@@ -33,6 +33,7 @@ pub struct SessionHandle {
     pub(super) cmd: mpsc::Sender<Cmd>,
     pub(super) status: watch::Receiver<VmStatus>,
     pub(super) link: watch::Receiver<Option<Link>>,
+    pub(super) pool: std::sync::Arc<crate::pool::Pool>,
 }
 
 impl SessionHandle {
@@ -41,8 +42,11 @@ impl SessionHandle {
         self.link.borrow().clone()
     }
 
+    /// The last published status, with the Docker socket's pool counters as they are now.
     pub fn status(&self) -> VmStatus {
-        self.status.borrow().clone()
+        let mut status = self.status.borrow().clone();
+        status.docker_pool = Some(self.pool.view());
+        status
     }
 
     pub fn watch(&self) -> watch::Receiver<VmStatus> {

@@ -27,6 +27,7 @@ use crate::forward;
 use crate::keystore::Keys;
 use crate::netwatch::NetChanges;
 use crate::paths::Paths;
+use crate::pool::Pool;
 use crate::ssh::{ClientHandler, Connection, SshError};
 use crate::state::{self, Action, Input, State};
 use crate::{backoff, target};
@@ -86,6 +87,8 @@ struct Actor {
     shared: forward::Shared,
     unforwarded: Vec<UnforwardedPort>,
     arch_warning: Option<String>,
+    /// Channels to the Docker socket opened ahead of demand; filled while the VM is wanted.
+    pool: Arc<Pool>,
 }
 
 /// Starts the actor for one VM.
@@ -107,6 +110,7 @@ pub fn spawn(
         .map(|m| (m.local, Tunnel::new(*m, None)))
         .collect();
     let (link_tx, link_rx) = watch::channel(None);
+    let pool = Pool::new(profile.remote_socket.clone(), shared.docker_pool.clone());
     let actor = Actor {
         name,
         profile,
@@ -142,6 +146,7 @@ pub fn spawn(
         shared,
         unforwarded: Vec::new(),
         arch_warning: None,
+        pool: pool.clone(),
     };
     actor.publish();
     tokio::spawn(actor.run(cmd_rx, net));
@@ -149,6 +154,7 @@ pub fn spawn(
         cmd: cmd_tx,
         status: status_rx,
         link: link_rx,
+        pool,
     }
 }
 

@@ -129,5 +129,6 @@ pub(super) fn initial(name: &str, profile: &Profile, paths: &Paths) -> VmStatus 
         unforwarded: Vec::new(),
         arch_warning: None,
         auto_forward: false,
+        docker_pool: None,
     }
 }

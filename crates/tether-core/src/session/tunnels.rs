@@ -85,7 +85,9 @@ impl Actor {
         } else {
             None
         };
+        let pool = matches!(remote, Remote::Socket(_)).then(|| self.pool.clone());
         ForwardCtx {
+            pool,
             remote,
             link: self.link.subscribe(),
             down_reason: self.down_reason.subscribe(),
@@ -110,6 +112,9 @@ impl Actor {
             counters.clone(),
             cancel.clone(),
         );
+        self.pool.set_path(&self.profile.remote_socket);
+        // The pool is filled while the socket listens, and emptied when it stops.
+        tokio::spawn(self.pool.clone().run(self.link.subscribe(), cancel.clone()));
         let task = tokio::spawn(forward::serve_local(listener, ctx));
         self.docker = Some(Listener {
             cancel,
