@@ -30,6 +30,7 @@ fn generate() -> String {
         declare::<State>(&cfg),
         declare::<Arch>(&cfg),
         declare::<EngineInfo>(&cfg),
+        declare::<PoolView>(&cfg),
         declare::<ForwardState>(&cfg),
         declare::<ForwardStatus>(&cfg),
         declare::<Proto>(&cfg),

@@ -17,6 +17,27 @@ export type Arch = "arm64" | "x86_64";
 export type EngineInfo = { ok: boolean, version?: string | null, api_version?: string | null, os?: string | null, arch?: string | null, error?: string | null, };
 
 /**
+ * Counters of the channels a VM's Docker socket opens ahead of demand.
+ */
+export type PoolView = { 
+/**
+ * Open and waiting for a connection now.
+ */
+ready: number, 
+/**
+ * Connections that started on a pooled channel.
+ */
+hits: number, 
+/**
+ * Connections that opened their own channel.
+ */
+misses: number, 
+/**
+ * Pooled channels the VM had closed (a dockerd restart), dropped unused.
+ */
+stale: number, };
+
+/**
  * Whether a tunnel's local port is taking connections.
  */
 export type ForwardState = "listening" | "failed" | "idle";
