@@ -13,7 +13,10 @@
 //! Sizing: a stream starts at [`START`] (OpenSSH's own window for forwarded streams). It doubles,
 //! up to [`MAX`], when its sender had almost no window left while its reader kept up, which is what
 //! a long link's bandwidth × RTT needs; it halves back towards [`START`] when its reader is the
-//! bottleneck, since a window the reader cannot empty only holds memory.
+//! bottleneck, since a window the reader cannot empty only holds memory. A stream that carries
+//! nothing for [`IDLE`] goes back to [`START`], as TCP restarts its window after idle: a window
+//! sized for an earlier transfer would reserve budget other streams could use. What the VM was
+//! already granted stays its to send; the reservation above it comes back as it is consumed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +29,8 @@ pub const FLOOR: u32 = 128 * 1024;
 pub const START: u32 = 2 * 1024 * 1024;
 /// The largest window of one stream: 16 MiB fills 1 Gbit/s at 130 ms of RTT.
 pub const MAX: u32 = 16 * 1024 * 1024;
+/// A stream quiet for this long shrinks back to [`START`].
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The engine's budget for windows above [`FLOOR`], all streams together.
 pub const BUDGET: usize = 64 * 1024 * 1024;
 
@@ -136,6 +141,17 @@ impl Credit {
         }
         self.release_surplus();
         self.due()
+    }
+
+    /// Nothing arrived for [`IDLE`]: back to [`START`]. Returns whether it shrank (a stream
+    /// already at [`START`] or below needs no more idle checks).
+    pub fn idle(&mut self) -> bool {
+        if self.size <= u64::from(START) {
+            return false;
+        }
+        self.size = u64::from(START);
+        self.release_surplus();
+        true
     }
 
     /// The stream's current window.

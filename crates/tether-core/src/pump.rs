@@ -74,7 +74,22 @@ where
     let down = async move {
         let mut sent = 0u64;
         let mut peak = credit.size();
-        while opened && let Some(msg) = ch_rd.wait().await {
+        // Idle checks only while the window is above its start: a quiet stream at START (an
+        // events stream, `logs -f`) then costs no timer.
+        let mut watch_idle = true;
+        while opened {
+            let msg = if watch_idle {
+                match tokio::time::timeout(crate::flow::IDLE, ch_rd.wait()).await {
+                    Ok(msg) => msg,
+                    Err(_) => {
+                        watch_idle = credit.idle();
+                        continue;
+                    }
+                }
+            } else {
+                ch_rd.wait().await
+            };
+            let Some(msg) = msg else { break };
             match msg {
                 ChannelMsg::Data { data } => {
                     let n = data.len();
@@ -85,6 +100,7 @@ where
                     sent += n as u64;
                     let grant = credit.consumed(n);
                     peak = peak.max(credit.size());
+                    watch_idle = credit.size() > u64::from(crate::flow::START);
                     if grant > 0 && down_wr.grant_window(grant).await.is_err() {
                         break;
                     }

@@ -161,3 +161,30 @@ fn a_reader_that_falls_behind_shrinks_its_window_back() {
         "the surplus went back to the budget"
     );
 }
+
+#[test]
+fn an_idle_stream_goes_back_to_start_and_returns_its_budget_as_it_is_consumed() {
+    let budget = Budget::new(BUDGET);
+    let (mut c, mut peer) = started(&budget);
+    for _ in 0..64 {
+        peer.round(&mut c);
+    }
+    assert_eq!(c.size(), u64::from(MAX));
+    // Quiet: the VM still holds a full window it may use, so that much stays reserved.
+    assert!(c.idle());
+    assert_eq!(c.size(), u64::from(START));
+    assert_eq!(budget.in_use(), (MAX - FLOOR) as usize);
+    assert!(!c.idle(), "a stream at START has nothing to shrink");
+    // It sends that window after all; once consumed, the window restarts from START (here it
+    // doubles once, as the reader kept up) and the rest of the reservation is back.
+    let got = peer.spend(&mut c);
+    assert_eq!(got, u64::from(MAX));
+    peer.window += u64::from(c.consumed(got as usize));
+    assert_eq!(peer.window, 2 * u64::from(START));
+    assert_eq!(budget.in_use(), (2 * START - FLOOR) as usize);
+    // And a busy link grows it again.
+    for _ in 0..64 {
+        peer.round(&mut c);
+    }
+    assert_eq!(c.size(), u64::from(MAX));
+}
