@@ -74,10 +74,14 @@ where
     let down = async move {
         let mut sent = 0u64;
         let mut peak = credit.size();
+        if !opened {
+            let _ = local_wr.shutdown().await;
+            return (sent, peak);
+        }
         // Idle checks only while the window is above its start: a quiet stream at START (an
         // events stream, `logs -f`) then costs no timer.
-        let mut watch_idle = true;
-        while opened {
+        let mut watch_idle = credit.size() > u64::from(crate::flow::START);
+        loop {
             let msg = if watch_idle {
                 match tokio::time::timeout(crate::flow::IDLE, ch_rd.wait()).await {
                     Ok(msg) => msg,
