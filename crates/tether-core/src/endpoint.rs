@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use russh::keys::agent::client::{AgentClient, AgentStream};
 
-pub use imp::{Listener, Stream, accept, bind, connect, control_endpoint, docker, docker_host, ssh_agent, vm_endpoint};
+pub use imp::{
+    Listener, Stream, accept, bind, connect, control_endpoint, docker, docker_host, from_this_process, ssh_agent,
+    vm_endpoint,
+};
 
 /// Why a local endpoint could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,11 @@ mod imp {
     /// The next connection on `listener`.
     pub async fn accept(listener: &Listener) -> io::Result<Stream> {
         listener.accept().await.map(|(stream, _)| stream)
+    }
+
+    /// Whether the client is this very process (the engine's own Docker client).
+    pub fn from_this_process(stream: &Stream) -> bool {
+        stream.peer_cred().ok().and_then(|c| c.pid()) == i32::try_from(std::process::id()).ok()
     }
 
     /// Connects to the endpoint at `path`.
@@ -177,6 +185,11 @@ mod imp {
             name,
             next: tokio::sync::Mutex::new(first),
         })
+    }
+
+    /// Whether the client is this very process (the engine's own Docker client).
+    pub fn from_this_process(stream: &Stream) -> bool {
+        stream.peer_pid().ok() == Some(std::process::id())
     }
 
     /// The next connection: the waiting instance, once a client has connected to it, with a

@@ -228,8 +228,10 @@ pub type Diagnose =
 
 /// Accept loop for the local Docker socket.
 pub async fn serve_local(listener: endpoint::Listener, ctx: ForwardCtx) {
-    serve(ctx, "docker socket", endpoint::HALF_CLOSE, || {
-        endpoint::accept(&listener)
+    serve(ctx, "docker socket", endpoint::HALF_CLOSE, || async {
+        let stream = endpoint::accept(&listener).await?;
+        let own = endpoint::from_this_process(&stream);
+        Ok((stream, own))
     })
     .await
 }
@@ -239,7 +241,7 @@ pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
     serve(ctx, "tunnel", true, || async {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true).ok();
-        Ok(stream)
+        Ok((stream, false))
     })
     .await
 }
@@ -249,13 +251,13 @@ pub async fn serve_tcp(listener: TcpListener, ctx: ForwardCtx) {
 async fn serve<S, F>(ctx: ForwardCtx, what: &str, half_close: bool, mut accept: impl FnMut() -> F)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    F: std::future::Future<Output = std::io::Result<S>>,
+    F: std::future::Future<Output = std::io::Result<(S, bool)>>,
 {
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
             res = accept() => match res {
-                Ok(stream) => { tokio::spawn(handle(stream, ctx.clone(), half_close)); }
+                Ok((stream, own)) => { tokio::spawn(handle(stream, ctx.clone(), half_close, own)); }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed on {what}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -279,7 +281,9 @@ async fn wait_link(mut link: Link, down: &DownReason) -> Option<Arc<Handle<Clien
     }
 }
 
-async fn handle<S>(mut stream: S, ctx: ForwardCtx, half_close: bool)
+/// Serves one accepted connection; `own` marks the engine's own Docker client (health, events),
+/// which neither counts as demand for pre-opened channels nor takes one.
+async fn handle<S>(mut stream: S, ctx: ForwardCtx, half_close: bool, own: bool)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -313,7 +317,7 @@ where
         refuse(&mut stream, &ctx.remote, 503, &reason).await;
         return;
     };
-    let pooled = ctx.pool.as_ref().and_then(|p| p.take(&handle));
+    let pooled = ctx.pool.as_ref().filter(|_| !own).and_then(|p| p.take(&handle));
     let open = async {
         if let Some(channel) = pooled {
             return Ok(channel);
