@@ -22,6 +22,15 @@ pub struct PoolView {
     pub misses: u64,
     /// Pooled channels the VM had closed (a dockerd restart), dropped unused.
     pub stale: u64,
+    /// Pings answered on the laptop with the engine's own answer (`settings.docker_ping_cache`).
+    #[serde(default)]
+    pub pings_answered: u64,
+    /// Whether the engine's ping answer is known and current now.
+    #[serde(default)]
+    pub ping_learned: bool,
+    /// Times a known answer was dropped: the engine restarted, reloaded or went away.
+    #[serde(default)]
+    pub ping_forgotten: u64,
 }
 
 /// What the engine said about itself, or why it could not be asked.

@@ -222,6 +222,10 @@ pub struct Settings {
     /// and there are none after half a minute without a docker connection.
     #[serde(default = "default_docker_pool")]
     pub docker_pool: u32,
+    /// Answer the docker CLI's `/_ping` on the laptop with the engine's own answer, learned and
+    /// kept current by watching the engine (see `ping`): one round trip less per docker command.
+    #[serde(default = "yes")]
+    pub docker_ping_cache: bool,
     /// Container ports never forwarded automatically: well-known services on the laptop
     /// (databases, caches, SSH, mail, DNS…) whose local clients would otherwise reach a
     /// container. A manual tunnel, or the label `dev.tether.forward.PORT=true`, still does.
@@ -286,6 +290,7 @@ impl Default for Settings {
             privileged_ports: false,
             max_streams: DEFAULT_MAX_STREAMS,
             docker_pool: DEFAULT_DOCKER_POOL,
+            docker_ping_cache: true,
             auto_forward_deny: default_auto_forward_deny(),
         }
     }

@@ -10,10 +10,15 @@
 //! catches up). Every byte of `size` above [`FLOOR`] is reserved from the engine's [`Budget`], so
 //! the total held for all streams is at most `budget + streams × FLOOR`.
 //!
-//! Sizing: a stream starts at [`START`] (OpenSSH's own window for forwarded streams). It doubles,
-//! up to [`MAX`], when its sender had almost no window left while its reader kept up, which is what
-//! a long link's bandwidth × RTT needs; it halves back towards [`START`] when its reader is the
-//! bottleneck, since a window the reader cannot empty only holds memory. A stream that carries
+//! Sizing: a stream starts at [`START`] (OpenSSH's own window for forwarded streams) and grows, up
+//! to [`MAX`], to twice what its reader took in the last round trip, as Linux's receive-buffer
+//! autotuning does: a sender held back by the window delivers one window per RTT, so the window
+//! doubles each RTT until the link or the reader, not the window, sets the pace; a stream that took
+//! nearly its whole window in a round trip probes, as slow start does, with a step of four (its
+//! larger window shows in the rate only a round trip later). (On a link with no
+//! measurable RTT it also doubles when the sender had almost no window left while the reader kept
+//! up.) It halves back towards [`START`] when its reader is the bottleneck, since a window the
+//! reader cannot empty only holds memory. A stream that carries
 //! nothing for [`IDLE`] goes back to [`START`], as TCP restarts its window after idle: a window
 //! sized for an earlier transfer would reserve budget other streams could use. What the VM was
 //! already granted stays its to send; the reservation above it comes back as it is consumed.
@@ -27,8 +32,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const FLOOR: u32 = 128 * 1024;
 /// A stream's window once the pump takes over.
 pub const START: u32 = 2 * 1024 * 1024;
-/// The largest window of one stream: 16 MiB fills 1 Gbit/s at 130 ms of RTT.
-pub const MAX: u32 = 16 * 1024 * 1024;
+/// The largest window of one stream: 32 MiB fills 2.7 Gbit/s at 100 ms of RTT. Half the budget,
+/// so two long fat streams at full speed still leave every other stream its start.
+pub const MAX: u32 = 32 * 1024 * 1024;
 /// A stream quiet for this long shrinks back to [`START`].
 pub const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The engine's budget for windows above [`FLOOR`], all streams together.
@@ -95,6 +101,8 @@ pub struct Credit {
     granted: u64,
     received: u64,
     consumed: u64,
+    /// Since when, and how much, the reader has taken in the current round trip.
+    epoch: Option<(std::time::Instant, u64)>,
 }
 
 impl Credit {
@@ -108,6 +116,7 @@ impl Credit {
             granted: floor,
             received: 0,
             consumed: 0,
+            epoch: None,
         }
     }
 
@@ -120,6 +129,37 @@ impl Credit {
     /// `n` bytes arrived from the VM.
     pub fn received(&mut self, n: usize) {
         self.received += n as u64;
+    }
+
+    /// As [`Credit::consumed`], at `now`, on a link whose round trip is `rtt` (zero: unknown).
+    /// Once per round trip, the window grows to twice what the reader took in it, if the reader
+    /// keeps up: the bandwidth × RTT the link needs, measured.
+    pub fn consumed_at(&mut self, n: usize, now: std::time::Instant, rtt: std::time::Duration) -> u32 {
+        if !rtt.is_zero() {
+            let (start, taken) = self.epoch.get_or_insert((now, 0));
+            *taken += n as u64;
+            let elapsed = now.saturating_duration_since(*start);
+            if elapsed >= rtt {
+                let per_rtt =
+                    u64::try_from(u128::from(*taken) * rtt.as_nanos() / elapsed.as_nanos().max(1)).unwrap_or(u64::MAX);
+                self.epoch = Some((now, 0));
+                let backlog = self.received.saturating_sub(self.consumed + n as u64);
+                // A stream that took nearly its whole window in a round trip is held back by it,
+                // and its need is unknown: it probes as slow start does. A grown window shows in
+                // the reader's rate only a round trip after its grant, so one step of four is a
+                // doubling per round trip.
+                let probe = if per_rtt >= self.size * 7 / 10 {
+                    self.size * 4
+                } else {
+                    0
+                };
+                let want = per_rtt.saturating_mul(2).max(probe).min(u64::from(MAX));
+                if want > self.size && backlog <= self.size / 8 {
+                    self.grow_to(want);
+                }
+            }
+        }
+        self.consumed(n)
     }
 
     /// The local reader took `n` more bytes; returns the grant to send now (0: none yet).
@@ -150,6 +190,7 @@ impl Credit {
             return false;
         }
         self.size = u64::from(START);
+        self.epoch = None;
         self.release_surplus();
         true
     }

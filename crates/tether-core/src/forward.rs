@@ -170,6 +170,8 @@ pub struct Shared {
     pub max_streams: Arc<std::sync::atomic::AtomicUsize>,
     /// Most pre-opened channels per Docker socket (`settings.docker_pool`).
     pub docker_pool: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether pings are answered on the laptop (`settings.docker_ping_cache`).
+    pub ping_cache: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Shared {
@@ -178,6 +180,7 @@ impl Shared {
         self.max_streams
             .store(settings.max_streams.max(1) as usize, Ordering::Relaxed);
         self.docker_pool.store(settings.docker_pool as usize, Ordering::Relaxed);
+        self.ping_cache.store(settings.docker_ping_cache, Ordering::Relaxed);
     }
 }
 
@@ -191,6 +194,7 @@ impl Default for Shared {
             docker_pool: Arc::new(std::sync::atomic::AtomicUsize::new(
                 crate::config::DEFAULT_DOCKER_POOL as usize,
             )),
+            ping_cache: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 }
@@ -220,6 +224,8 @@ pub struct ForwardCtx {
     pub diagnose: Option<Diagnose>,
     /// Channels opened ahead of demand (the Docker socket only).
     pub pool: Option<Arc<crate::pool::Pool>>,
+    /// The link's round trip as last measured, in microseconds (0: unknown); sizes windows.
+    pub rtt: Arc<AtomicU64>,
 }
 
 /// Explains, by asking the VM, why its Docker socket could not be opened.
@@ -307,16 +313,37 @@ where
         let msg = format!(
             "{limit} connections are already open on this forward; close some, or raise settings.max_streams in Tether's config"
         );
-        refuse(&mut stream, &ctx.remote, 503, &msg).await;
+        refuse(&mut stream, &ctx.remote, 503, &msg, &[]).await;
         return;
     }
     let _held = Held(ctx.counters.clone());
-    let Some(handle) = wait_link(ctx.link.clone(), &ctx.down_reason).await else {
+    let Some(mut handle) = wait_link(ctx.link.clone(), &ctx.down_reason).await else {
         let reason = ctx.down_reason.borrow().reason.clone();
         ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
-        refuse(&mut stream, &ctx.remote, 503, &reason).await;
+        refuse(&mut stream, &ctx.remote, 503, &reason, &[]).await;
         return;
     };
+    // The docker CLI's pings are answered here while the engine's answer is known; the first
+    // other request, as the client sent it, goes to the VM ahead of the rest of the stream.
+    let mut first = Vec::new();
+    if let Some(pool) = ctx.pool.as_ref().filter(|_| !own) {
+        match pool.ping.serve(&mut stream, &handle, &ctx.cancel).await {
+            crate::ping::Served::Done => return,
+            crate::ping::Served::Rest(rest) => first = rest,
+        }
+        // A kept connection may have outlived the SSH connection it was accepted on.
+        if handle.is_closed() {
+            match wait_link(ctx.link.clone(), &ctx.down_reason).await {
+                Some(h) => handle = h,
+                None => {
+                    let reason = ctx.down_reason.borrow().reason.clone();
+                    ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    refuse(&mut stream, &ctx.remote, 503, &reason, &first).await;
+                    return;
+                }
+            }
+        }
+    }
     let pooled = ctx.pool.as_ref().filter(|_| !own).and_then(|p| p.take(&handle));
     let open = async {
         if let Some(channel) = pooled {
@@ -345,7 +372,7 @@ where
                 msg = diag(path.clone()).await;
             }
             tracing::warn!(remote = %ctx.remote.describe(), error = %msg, "channel open failed");
-            refuse(&mut stream, &ctx.remote, 502, &msg).await;
+            refuse(&mut stream, &ctx.remote, 502, &msg, &first).await;
             return;
         }
         Err(_) => {
@@ -355,24 +382,35 @@ where
                 ctx.remote.describe(),
                 OPEN_TIMEOUT.as_secs()
             );
-            refuse(&mut stream, &ctx.remote, 504, &msg).await;
+            refuse(&mut stream, &ctx.remote, 504, &msg, &first).await;
             return;
         }
     };
+    if !first.is_empty() && channel.data(&first[..]).await.is_err() {
+        ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.shutdown().await;
+        return;
+    }
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
-    let stats = pump::bridge(stream, channel, ctx.shared.budget.clone(), half_close).await;
+    let stats = pump::bridge(stream, channel, ctx.shared.budget.clone(), half_close, ctx.rtt.clone()).await;
     ctx.counters.active.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(?stats, remote = %ctx.remote.describe(), "stream finished");
 }
 
 /// Tells a local client why it cannot be served. Docker clients speak HTTP, so they get an HTTP
 /// error with a JSON message the docker CLI prints as "Error response from daemon: …"; a plain
-/// TCP client just sees the connection close.
-async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, remote: &Remote, status: u16, message: &str) {
+/// TCP client just sees the connection close. `read` is what was already read of the request.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    remote: &Remote,
+    status: u16,
+    message: &str,
+    read: &[u8],
+) {
     if let Remote::Socket(_) = remote {
         // Read the request head first: answering before the client finished writing would make
         // it see a reset instead of our message.
-        let mut head = Vec::with_capacity(1024);
+        let mut head = read.to_vec();
         let mut buf = [0u8; 1024];
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {

@@ -27,6 +27,7 @@ pub mod monitor;
 pub mod netwatch;
 pub mod paths;
 pub mod peer;
+pub mod ping;
 pub mod pool;
 pub mod ports;
 pub mod private;

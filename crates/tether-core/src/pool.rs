@@ -49,8 +49,6 @@ pub struct PoolStats {
     pub misses: AtomicU64,
     /// Pooled channels the VM had closed (dockerd restarted), found and dropped.
     pub stale: AtomicU64,
-    /// Channels ready now.
-    pub ready: AtomicUsize,
 }
 
 /// A channel ready for a connection, closed at the VM if it is dropped unused.
@@ -94,11 +92,13 @@ pub struct Pool {
     state: Mutex<State>,
     refill: Notify,
     pub stats: PoolStats,
+    /// The engine's ping answer, served on the laptop (same socket, same connection).
+    pub ping: Arc<crate::ping::PingCache>,
 }
 
 impl Pool {
     /// A pool of channels to the Unix socket `path` on the VM.
-    pub fn new(path: String, max: Arc<AtomicUsize>) -> Arc<Pool> {
+    pub fn new(path: String, max: Arc<AtomicUsize>, ping_on: Arc<std::sync::atomic::AtomicBool>) -> Arc<Pool> {
         Arc::new(Pool {
             path: Mutex::new(path),
             max,
@@ -114,6 +114,7 @@ impl Pool {
             }),
             refill: Notify::new(),
             stats: PoolStats::default(),
+            ping: Arc::new(crate::ping::PingCache::new(ping_on)),
         })
     }
 
@@ -136,10 +137,13 @@ impl Pool {
     /// The counters, as the status shows them.
     pub fn view(&self) -> PoolView {
         PoolView {
-            ready: self.stats.ready.load(Ordering::Relaxed) as u64,
+            ready: self.state.lock().map(|st| st.ready.len() as u64).unwrap_or(0),
             hits: self.stats.hits.load(Ordering::Relaxed),
             misses: self.stats.misses.load(Ordering::Relaxed),
             stale: self.stats.stale.load(Ordering::Relaxed),
+            pings_answered: self.ping.answered.load(Ordering::Relaxed),
+            ping_learned: self.ping.ready(),
+            ping_forgotten: self.ping.forgotten.load(Ordering::Relaxed),
         }
     }
 
@@ -176,7 +180,6 @@ impl Pool {
             found = Some(ch);
             break;
         }
-        self.stats.ready.store(st.ready.len(), Ordering::Relaxed);
         drop(st);
         let counter = if found.is_some() {
             &self.stats.hits
@@ -190,6 +193,7 @@ impl Pool {
 
     /// Keeps the pool filled for the connection `link` holds, until `cancel`.
     pub async fn run(self: Arc<Self>, mut link: Link, cancel: CancellationToken) {
+        tokio::spawn(self.ping.clone().run(self.path(), link.clone(), cancel.clone()));
         loop {
             // Ticks only while there is something to age or to let go of: an idle pool sleeps.
             let tick = if self.busy() { WINDOW } else { Duration::from_secs(3600) };
@@ -211,7 +215,6 @@ impl Pool {
             st.ready.clear();
             st.target = 0;
         }
-        self.stats.ready.store(0, Ordering::Relaxed);
     }
 
     fn busy(&self) -> bool {
@@ -244,7 +247,6 @@ impl Pool {
         while st.ready.len() > target {
             st.ready.pop_back();
         }
-        self.stats.ready.store(st.ready.len(), Ordering::Relaxed);
         if conn.is_none() {
             return 0;
         }
@@ -275,7 +277,6 @@ impl Pool {
             Ok(Err(e)) => tracing::debug!(%path, error = %e, "pooled channel open failed"),
             Err(_) => tracing::debug!(%path, "pooled channel open timed out"),
         }
-        self.stats.ready.store(st.ready.len(), Ordering::Relaxed);
     }
 }
 

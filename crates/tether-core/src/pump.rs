@@ -54,7 +54,16 @@ impl Drop for Live {
 /// `half_close` says whether the local end can be closed for writing alone (a socket). A named
 /// pipe cannot: there, the VM's end of data closes the whole stream, or a client that reads to
 /// the end (an HTTP/1.0 answer) would wait forever.
-pub async fn bridge<S>(local: S, channel: Channel<Msg>, budget: Arc<Budget>, half_close: bool) -> Stats
+///
+/// `rtt` is the link's round trip in microseconds as last measured (0: unknown), which sizes the
+/// download's window (see [`crate::flow`]).
+pub async fn bridge<S>(
+    local: S,
+    channel: Channel<Msg>,
+    budget: Arc<Budget>,
+    half_close: bool,
+    rtt: Arc<std::sync::atomic::AtomicU64>,
+) -> Stats
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -102,7 +111,8 @@ where
                         break; // the local client is gone
                     }
                     sent += n as u64;
-                    let grant = credit.consumed(n);
+                    let rtt = std::time::Duration::from_micros(rtt.load(std::sync::atomic::Ordering::Relaxed));
+                    let grant = credit.consumed_at(n, std::time::Instant::now(), rtt);
                     peak = peak.max(credit.size());
                     watch_idle = credit.size() > u64::from(crate::flow::START);
                     if grant > 0 && down_wr.grant_window(grant).await.is_err() {

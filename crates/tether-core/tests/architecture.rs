@@ -33,6 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "keystore",
             "known_hosts",
             "netwatch",
+            "ping",
             "pool",
             "pump",
             "remote",

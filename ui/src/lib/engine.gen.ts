@@ -35,7 +35,19 @@ misses: number,
 /**
  * Pooled channels the VM had closed (a dockerd restart), dropped unused.
  */
-stale: number, };
+stale: number, 
+/**
+ * Pings answered on the laptop with the engine's own answer (`settings.docker_ping_cache`).
+ */
+pings_answered: number, 
+/**
+ * Whether the engine's ping answer is known and current now.
+ */
+ping_learned: boolean, 
+/**
+ * Times a known answer was dropped: the engine restarted, reloaded or went away.
+ */
+ping_forgotten: number, };
 
 /**
  * Whether a tunnel's local port is taking connections.
@@ -242,6 +254,11 @@ max_streams: number,
  * and there are none after half a minute without a docker connection.
  */
 docker_pool: number, 
+/**
+ * Answer the docker CLI's `/_ping` on the laptop with the engine's own answer, learned and
+ * kept current by watching the engine (see `ping`): one round trip less per docker command.
+ */
+docker_ping_cache: boolean, 
 /**
  * Container ports never forwarded automatically: well-known services on the laptop
  * (databases, caches, SSH, mail, DNS…) whose local clients would otherwise reach a

@@ -35,6 +35,7 @@ impl Actor {
         self.misses = 0;
         // Without a link there is no round trip and no engine answer to report.
         self.rtt = None;
+        self.rtt_us.store(0, std::sync::atomic::Ordering::Relaxed);
         self.engine = None;
         let _ = self.link.send(None);
         if let Some((link, _)) = self.conn.take() {
@@ -183,6 +184,10 @@ impl Actor {
                     });
                 }
                 self.rtt = Some(rtt);
+                self.rtt_us.store(
+                    u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 self.input(Input::ProbeOk, None);
             }
             None => {

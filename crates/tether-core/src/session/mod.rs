@@ -70,6 +70,8 @@ struct Actor {
     engine_waiters: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
     passphrase: Option<Zeroizing<String>>,
     rtt: Option<Duration>,
+    /// `rtt` for the forwards' windows, in microseconds (0: unknown).
+    rtt_us: Arc<std::sync::atomic::AtomicU64>,
     probe: Option<JoinHandle<Option<Duration>>>,
     /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
     /// so `tunnel --rm 3000` then `tunnel -p 3000` never finds the port taken by Tether itself.
@@ -110,7 +112,11 @@ pub fn spawn(
         .map(|m| (m.local, Tunnel::new(*m, None)))
         .collect();
     let (link_tx, link_rx) = watch::channel(None);
-    let pool = Pool::new(profile.remote_socket.clone(), shared.docker_pool.clone());
+    let pool = Pool::new(
+        profile.remote_socket.clone(),
+        shared.docker_pool.clone(),
+        shared.ping_cache.clone(),
+    );
     let actor = Actor {
         name,
         profile,
@@ -134,6 +140,7 @@ pub fn spawn(
         engine_waiters: Vec::new(),
         passphrase: None,
         rtt: None,
+        rtt_us: Arc::default(),
         probe: None,
         closing: Closing::default(),
         recheck: false,

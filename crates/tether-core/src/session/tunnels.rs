@@ -88,6 +88,7 @@ impl Actor {
         let pool = matches!(remote, Remote::Socket(_)).then(|| self.pool.clone());
         ForwardCtx {
             pool,
+            rtt: self.rtt_us.clone(),
             remote,
             link: self.link.subscribe(),
             down_reason: self.down_reason.subscribe(),

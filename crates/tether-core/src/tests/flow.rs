@@ -188,3 +188,79 @@ fn an_idle_stream_goes_back_to_start_and_returns_its_budget_as_it_is_consumed() 
     }
     assert_eq!(c.size(), u64::from(MAX));
 }
+
+/// A long link simulated a millisecond at a time: data and grants each take `rtt / 2` to cross,
+/// the VM sends at most `per_ms` bytes a millisecond, the reader takes what arrives at once.
+/// Returns the stream and what arrived in the last second.
+fn long_link(rtt_ms: u64, per_ms: u64, millis: u64, measured: bool) -> (Credit, u64) {
+    use std::collections::VecDeque;
+    use std::time::{Duration, Instant};
+    let budget = Budget::new(BUDGET);
+    let (mut c, mut peer) = started(&budget);
+    let half = rtt_ms / 2;
+    let base = Instant::now();
+    let mut data: VecDeque<(u64, u64)> = VecDeque::new();
+    let mut grants: VecDeque<(u64, u64)> = VecDeque::new();
+    let mut last_second = 0;
+    for t in 0..millis {
+        while grants.front().is_some_and(|g| g.0 <= t) {
+            peer.window += grants.pop_front().map_or(0, |g| g.1);
+        }
+        let n = peer.window.min(per_ms);
+        if n > 0 {
+            peer.window -= n;
+            data.push_back((t + half, n));
+        }
+        while data.front().is_some_and(|d| d.0 <= t) {
+            let n = data.pop_front().map_or(0, |d| d.1);
+            c.received(n as usize);
+            let rtt = if measured {
+                Duration::from_millis(rtt_ms)
+            } else {
+                Duration::ZERO
+            };
+            let grant = c.consumed_at(n as usize, base + Duration::from_millis(t), rtt);
+            if grant > 0 {
+                grants.push_back((t + half, u64::from(grant)));
+            }
+            if t + 1000 >= millis {
+                last_second += n;
+            }
+        }
+    }
+    (c, last_second)
+}
+
+#[test]
+fn on_a_long_fat_link_the_window_grows_with_bandwidth_times_rtt() {
+    // 100 ms, a link that could carry 1 GB/s: the window doubles each round trip up to MAX, and
+    // the stream then carries most of MAX per round trip (grants go out a quarter window at a
+    // time, so the VM holds a little less than the whole window on average).
+    let (c, bytes) = long_link(100, 1_000_000, 3000, true);
+    assert_eq!(c.size(), u64::from(MAX));
+    let bound = u64::from(MAX) * 10;
+    assert!(
+        bytes >= bound * 3 / 4,
+        "{bytes} bytes in the last second, bound {bound}"
+    );
+
+    // Without a measured round trip, bytes on the way look like window the VM still holds: the
+    // stream would stay at START and carry a tenth as much.
+    let (c, bytes) = long_link(100, 1_000_000, 3000, false);
+    assert_eq!(c.size(), u64::from(START));
+    assert!(bytes <= u64::from(START) * 11);
+}
+
+#[test]
+fn a_window_grows_only_as_far_as_the_link_needs() {
+    // 5 MB/s at 100 ms: half a megabyte in flight fills the link; the start window already does.
+    let (c, bytes) = long_link(100, 5_000, 3000, true);
+    assert_eq!(c.size(), u64::from(START));
+    assert!(bytes >= 4_900_000, "{bytes} bytes in the last second");
+    // 20 MB/s at 100 ms: 2 MB in flight fills it. The start window is nearly all taken each
+    // round trip, so the stream probes one step (to four times START) and stops there, far
+    // below MAX.
+    let (c, bytes) = long_link(100, 20_000, 3000, true);
+    assert!(c.size() <= 4 * u64::from(START), "window {}", c.size());
+    assert!(bytes >= 19_000_000, "{bytes} bytes in the last second");
+}

@@ -5,6 +5,7 @@
 //!
 //! Run through `tests/bench.sh` (needs the lab, so root). `--quick` is the short version the test
 //! run uses to prove the benchmark still works: small counts, a small image, 0 and 20 ms.
+//! `--rtt MS`, repeatable, runs only those round-trip times.
 
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -277,32 +278,54 @@ fn request(r: &mut BufReader<UnixStream>, path: &str) {
     r.read_exact(&mut body).expect("body");
 }
 
-/// `/_ping` on a new connection each time: every latency.
-fn ping_new(sock: &Path, n: usize) -> Vec<Duration> {
+/// The ping the latency figures use: versioned, so that it always reaches the engine (Tether
+/// answers the unversioned `/_ping` on the laptop, see `ping` in tether-core). The version is the
+/// engine's own, read off its socket.
+fn ping_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let mut s = UnixStream::connect(var("LAB_A_SOCK")).expect("engine socket");
+        write!(s, "GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n").expect("write");
+        let mut head = String::new();
+        s.read_to_string(&mut head).expect("read");
+        let version = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("api-version:")
+                    .map(|v| v.trim().to_string())
+            })
+            .expect("Api-Version in the engine's ping");
+        format!("/v{version}/_ping")
+    })
+}
+
+/// `path` on a new connection each time: every latency.
+fn ping_new(sock: &Path, n: usize, path: &str) -> Vec<Duration> {
     (0..n)
         .map(|_| {
             let t0 = Instant::now();
             let mut r = BufReader::new(UnixStream::connect(sock).expect("connect"));
-            request(&mut r, "/_ping");
+            request(&mut r, path);
             t0.elapsed()
         })
         .collect()
 }
 
-/// `/_ping` again and again on one kept connection.
+/// The versioned ping again and again on one kept connection.
 fn ping_kept(sock: &Path, n: usize) -> Vec<Duration> {
     let mut r = BufReader::new(UnixStream::connect(sock).expect("connect"));
-    request(&mut r, "/_ping");
+    request(&mut r, ping_path());
     (0..n)
         .map(|_| {
             let t0 = Instant::now();
-            request(&mut r, "/_ping");
+            request(&mut r, ping_path());
             t0.elapsed()
         })
         .collect()
 }
 
-/// `n` new connections at once, each one `/_ping`: the time until the last answer.
+/// `n` new connections at once, each one versioned ping: the time until the last answer.
 fn parallel(sock: &Path, n: usize) -> Duration {
     let t0 = Instant::now();
     let threads: Vec<_> = (0..n)
@@ -310,7 +333,7 @@ fn parallel(sock: &Path, n: usize) -> Duration {
             let sock = sock.to_path_buf();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(UnixStream::connect(&sock).expect("connect"));
-                request(&mut r, "/_ping");
+                request(&mut r, ping_path());
             })
         })
         .collect();
@@ -386,11 +409,21 @@ fn machine() -> String {
 }
 
 fn main() {
-    let plan = if std::env::args().any(|a| a == "--quick") {
+    let args: Vec<String> = std::env::args().collect();
+    let mut plan = if args.iter().any(|a| a == "--quick") {
         Plan::quick()
     } else {
         Plan::full()
     };
+    // `--rtt MS` (repeatable): only these round-trip times.
+    let only: Vec<u64> = args
+        .windows(2)
+        .filter(|w| w[0] == "--rtt")
+        .map(|w| w[1].parse().expect("--rtt takes milliseconds"))
+        .collect();
+    if !only.is_empty() {
+        plan.rtts = only;
+    }
     println!("machine: {}", machine());
     lab_cmd(&["source", "a", &SOURCE_PORT.to_string()]);
     let image_mib = if plan.image.contains("bench512") { "512" } else { "" };
@@ -486,7 +519,15 @@ fn main() {
                 values,
             })
         };
-        let new_lat: Vec<Option<Vec<Duration>>> = setups.iter().map(|s| sock_of(s).map(|p| ping_new(&p, n))).collect();
+        let new_lat: Vec<Option<Vec<Duration>>> = setups
+            .iter()
+            .map(|s| sock_of(s).map(|p| ping_new(&p, n, ping_path())))
+            .collect();
+        // The docker CLI's own ping, unversioned: Tether answers it on the laptop.
+        let cli_lat: Vec<Option<Vec<Duration>>> = setups
+            .iter()
+            .map(|s| sock_of(s).map(|p| ping_new(&p, n, "/_ping")))
+            .collect();
         let kept_lat: Vec<Option<Vec<Duration>>> =
             setups.iter().map(|s| sock_of(s).map(|p| ping_kept(&p, n))).collect();
         let q = |lat: &[Option<Vec<Duration>>], at: f64| -> Vec<Option<f64>> {
@@ -496,6 +537,7 @@ fn main() {
         add("/_ping, new connection, p99", "ms", false, q(&new_lat, 0.99));
         add("/_ping, kept connection, p50", "ms", false, q(&kept_lat, 0.5));
         add("/_ping, kept connection, p99", "ms", false, q(&kept_lat, 0.99));
+        add("CLI's /_ping (unversioned), new, p50", "ms", false, q(&cli_lat, 0.5));
         for cmd in ["version", "ps"] {
             let values = setups
                 .iter()
