@@ -386,13 +386,16 @@ where
             return;
         }
     };
-    if !first.is_empty() && channel.data(&first[..]).await.is_err() {
-        ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
-        let _ = stream.shutdown().await;
-        return;
-    }
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
-    let stats = pump::bridge(stream, channel, ctx.shared.budget.clone(), half_close, ctx.rtt.clone()).await;
+    let stats = pump::bridge(
+        stream,
+        channel,
+        ctx.shared.budget.clone(),
+        half_close,
+        ctx.rtt.clone(),
+        first,
+    )
+    .await;
     ctx.counters.active.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(?stats, remote = %ctx.remote.describe(), "stream finished");
 }

@@ -288,24 +288,32 @@ impl PingCache {
     /// Learns and watches the answers of the Docker socket at `path`, while pings arrive.
     pub async fn run(self: Arc<Self>, path: String, mut link: Link, cancel: CancellationToken) {
         tracing::debug!(%path, "ping watcher up");
+        let mut failures = 0u32;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.demand.notified() => {}
             }
-            self.watch(&path, &mut link, &cancel).await;
+            self.watch(&path, &mut link, &cancel, &mut failures).await;
             self.forget();
             if cancel.is_cancelled() {
                 break;
             }
-            // A failing engine is not asked again at once by the next ping.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // An engine that cannot be learned (a proxy without events, say) is not asked again
+            // by every ping: half a second, doubling with each failure, up to a minute.
+            let pause = Duration::from_millis(500)
+                .saturating_mul(1 << failures.min(7))
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
         }
         self.forget();
     }
 
     /// One watch: learns, then holds the answers until something may have changed them.
-    async fn watch(&self, path: &str, link: &mut Link, cancel: &CancellationToken) {
+    async fn watch(&self, path: &str, link: &mut Link, cancel: &CancellationToken, failures: &mut u32) {
         loop {
             if !self.on.load(Ordering::Relaxed) {
                 return;
@@ -319,14 +327,17 @@ impl PingCache {
             let (mut events, answers) = match learned {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => {
+                    *failures += 1;
                     tracing::debug!(error = %e, "cannot learn the engine's ping answer");
                     return;
                 }
                 Err(_) => {
+                    *failures += 1;
                     tracing::debug!("learning the engine's ping answer timed out");
                     return;
                 }
             };
+            *failures = 0;
             let refresh = answers.refresh;
             if let Ok(mut st) = self.state.lock() {
                 st.conn = Some(conn.clone());

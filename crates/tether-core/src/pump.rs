@@ -56,13 +56,15 @@ impl Drop for Live {
 /// the end (an HTTP/1.0 answer) would wait forever.
 ///
 /// `rtt` is the link's round trip in microseconds as last measured (0: unknown), which sizes the
-/// download's window (see [`crate::flow`]).
+/// download's window (see [`crate::flow`]). What was already read from the local end
+/// (`already`: a request after pings answered on the laptop); it goes to the VM first.
 pub async fn bridge<S>(
     local: S,
     channel: Channel<Msg>,
     budget: Arc<Budget>,
     half_close: bool,
     rtt: Arc<std::sync::atomic::AtomicU64>,
+    already: Vec<u8>,
 ) -> Stats
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -135,7 +137,10 @@ where
     // Upload: local reads to the channel, waiting on the VM's window for this channel only.
     let up_wr = ch_wr.clone();
     let upload = async move {
-        let mut sent = 0u64;
+        let mut sent = already.len() as u64;
+        if !already.is_empty() && up_wr.data_bytes(Bytes::from(already)).await.is_err() {
+            return 0;
+        }
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match local_rd.read(&mut buf).await {

@@ -150,15 +150,8 @@ fn the_windows_build_serves_docker_through_a_named_pipe_byte_exact() {
     });
 
     let sock = var("LAB_A_SOCK");
-    add_lab_vm(&wine, "w");
-    let connected = wine.tether(&["connect", "w"]).ok();
+    let (connected, pipe) = connect_lab_vm(&wine, "w");
     // The endpoint is the VM's pipe, named as Docker Desktop names its own.
-    let pipe = connected
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("socket: "))
-        .expect("connect names the endpoint")
-        .to_string();
     assert!(pipe.starts_with(r"\\.\pipe\tether.") && pipe.ends_with(".w"), "{pipe}");
     assert!(
         connected
@@ -209,6 +202,19 @@ fn add_lab_vm(wine: &Wine, name: &str) {
     .ok();
 }
 
+/// Adds lab VM a as `name` and connects it: what `connect` printed, and the pipe it names.
+fn connect_lab_vm(wine: &Wine, name: &str) -> (Run, String) {
+    add_lab_vm(wine, name);
+    let connected = wine.tether(&["connect", name]).ok();
+    let pipe = connected
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("socket: "))
+        .expect("connect names the endpoint")
+        .to_string();
+    (connected, pipe)
+}
+
 #[test]
 fn the_windows_app_starts_hidden_and_the_cli_drives_its_engine() {
     let _turn = PREFIX.lock().unwrap_or_else(|p| p.into_inner());
@@ -232,14 +238,7 @@ fn the_windows_app_starts_hidden_and_the_cli_drives_its_engine() {
     assert!(owner.contains("runs in the Tether app"), "{owner}");
     assert!(owner.contains(r"\\.\pipe\tether."), "{owner}");
 
-    add_lab_vm(&wine, "app");
-    let connected = wine.tether(&["connect", "app"]).ok();
-    let pipe = connected
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("socket: "))
-        .expect("connect names the endpoint")
-        .to_string();
+    let (_, pipe) = connect_lab_vm(&wine, "app");
     let status = wine.tether(&["status"]).ok().stdout;
     assert!(status.contains("app") && status.contains("connected"), "{status}");
 
