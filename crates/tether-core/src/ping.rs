@@ -6,8 +6,9 @@
 //! API version, OS type, experimental, builder version, and (newer engines) the swarm state.
 //!
 //! Exactness: an answer is served only while it is known to be current. The watcher learns it
-//! on the VM after subscribing to the engine's `daemon` events, asking for every such event since
-//! the second the answer was made, so nothing between learning and watching is missed. A daemon
+//! on the VM, then subscribes to the engine's `daemon` events since the second the answer was
+//! made (the engine replays its recent events to a late subscriber), so nothing between learning
+//! and watching is missed. A daemon
 //! event (a configuration reload), the end of that stream (dockerd stopped or restarted), a new
 //! SSH connection, or turning the setting off forgets the answer at once; the next ping goes to
 //! the VM. Served bytes are the engine's own, byte for byte, but for the `Date` header, which
@@ -270,8 +271,9 @@ impl PingCache {
                 Request::Other => return Served::Rest(buf),
                 Request::Partial => {}
             }
-            // Between requests, the client may keep the connection for its next one; a new SSH
-            // connection ends it, as the end of its channel would have.
+            // Between requests the client may keep the connection for its next one. Nothing is
+            // open on the VM for it yet, so it outlives a reconnect; its next ping is checked
+            // against the new connection.
             let read = tokio::select! {
                 r = stream.read(&mut chunk) => r,
                 _ = cancel.cancelled() => return Served::Done,
