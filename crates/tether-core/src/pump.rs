@@ -56,8 +56,8 @@ impl Drop for Live {
 /// the end (an HTTP/1.0 answer) would wait forever.
 ///
 /// `rtt` is the link's round trip in microseconds as last measured (0: unknown), which sizes the
-/// download's window (see [`crate::flow`]). What was already read from the local end
-/// (`already`: a request after pings answered on the laptop); it goes to the VM first.
+/// download's window (see [`crate::flow`]). `already` is what was read from the local end
+/// before the channel opened (a request after pings answered on the laptop); it goes first.
 pub async fn bridge<S>(
     local: S,
     channel: Channel<Msg>,
