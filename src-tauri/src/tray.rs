@@ -268,6 +268,7 @@ mod tests {
             socket: String::new(),
             docker_host: String::new(),
             forwards: vec![],
+            reverse: vec![],
             last_error: None,
             error_code: None,
             error_details: None,

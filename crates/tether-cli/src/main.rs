@@ -11,14 +11,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tether_core::api::{
     Check, ConnectReport, ConnectionSettings, ErrorDetails, Event, ForwardState, ForwardStatus, HostKeyScan,
-    HostKeyVerdict, VmStatus,
+    HostKeyVerdict, ReverseStatus, VmStatus,
 };
 use tether_core::state::State;
 use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tether_core::config::{Arch, PortMap, Store};
+use tether_core::config::{Arch, PortMap, ReverseMap, Store};
 use tether_core::control::{ClientError, Request};
 use tether_core::endpoint;
 use tether_core::paths::Paths;
@@ -191,6 +191,14 @@ struct TunnelArgs {
     /// Remove the tunnel on this local port. Repeatable.
     #[arg(long = "rm", value_name = "PORT")]
     rm: Vec<u16>,
+    /// The VM's port REMOTE (on its 127.0.0.1) comes to this laptop's port LOCAL (default: the
+    /// same), e.g. 5432 or 15432:5432. A container on the VM reaches it with `--network host` at
+    /// 127.0.0.1:REMOTE. Repeatable.
+    #[arg(long = "reverse", short = 'R', value_name = "REMOTE[:LOCAL]")]
+    reverse: Vec<String>,
+    /// Remove the reverse tunnel on the VM's port PORT. Repeatable.
+    #[arg(long = "rm-reverse", value_name = "PORT")]
+    rm_reverse: Vec<u16>,
     /// List the tunnels.
     #[arg(long)]
     list: bool,
@@ -525,7 +533,10 @@ fn first_lines(s: &str, n: usize) -> String {
 
 async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
     let maps: Vec<PortMap> = t.ports.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
+    let reverse: Vec<ReverseMap> = t.reverse.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
     if maps.is_empty()
+        && reverse.is_empty()
+        && t.rm_reverse.is_empty()
         && t.rm.is_empty()
         && !t.list
         && t.auto.is_none()
@@ -533,7 +544,7 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
         && t.privileged_ports.is_none()
     {
         anyhow::bail!(
-            "nothing to do: give -p LOCAL[:REMOTE] to add a tunnel, --rm PORT to remove one, --list, or --auto on|off"
+            "nothing to do: give -p LOCAL[:REMOTE] to add a tunnel, --reverse REMOTE[:LOCAL] to let the VM reach this laptop, --rm PORT or --rm-reverse PORT to remove one, --list, or --auto on|off"
         );
     }
     let mut e = Engine::ensure(paths).await?;
@@ -580,6 +591,29 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
             println!("tunnel on local port {p} removed");
         }
     }
+    if !reverse.is_empty() {
+        e.call(&Request::ReverseAdd {
+            name: t.name.clone(),
+            maps: reverse.clone(),
+        })
+        .await?;
+        for m in &reverse {
+            println!(
+                "reverse tunnel VM 127.0.0.1:{} → this laptop's port {} added; a container reaches it with --network host",
+                m.remote, m.local
+            );
+        }
+    }
+    if !t.rm_reverse.is_empty() {
+        e.call(&Request::ReverseRemove {
+            name: t.name.clone(),
+            ports: t.rm_reverse.clone(),
+        })
+        .await?;
+        for p in &t.rm_reverse {
+            println!("reverse tunnel on the VM's port {p} removed");
+        }
+    }
     if t.list {
         let all: Vec<VmStatus> = e.ask(&Request::Status).await?;
         let cfg = Store::new(paths.config_file()).load()?;
@@ -622,6 +656,18 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
                                 refused: 0,
                                 auto: false,
                                 container: None,
+                            })
+                            .collect(),
+                        reverse: p
+                            .reverse
+                            .iter()
+                            .map(|r| ReverseStatus {
+                                remote: r.remote,
+                                local: r.local,
+                                state: ForwardState::Idle,
+                                error: None,
+                                active: 0,
+                                total: 0,
                             })
                             .collect(),
                         last_error: Some("no Tether engine is running".into()),

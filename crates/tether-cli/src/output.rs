@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use tether_core::api::{Check, ContainerView, EngineInfo, Event, ForwardState, ForwardStatus, HealthReport, VmStatus};
+use tether_core::api::{
+    Check, ContainerView, EngineInfo, Event, ForwardState, ForwardStatus, HealthReport, ReverseStatus, VmStatus,
+};
 use tether_core::config::Config;
 use tether_core::state::State;
 
@@ -74,6 +76,9 @@ pub fn connected(st: &VmStatus) {
     for f in &st.forwards {
         forward_line(f, "");
     }
+    for r in &st.reverse {
+        reverse_line(r, "");
+    }
 }
 
 fn forward_state(s: ForwardState) -> &'static str {
@@ -81,7 +86,26 @@ fn forward_state(s: ForwardState) -> &'static str {
         ForwardState::Listening => "listening",
         ForwardState::Failed => "failed",
         ForwardState::Idle => "idle",
+        ForwardState::Pending => "asking the VM",
     }
+}
+
+fn reverse_line(r: &ReverseStatus, indent: &str) {
+    let err = r
+        .error
+        .as_deref()
+        .map(|e| format!(": {}", clean(e)))
+        .unwrap_or_default();
+    let active = Some(r.active)
+        .filter(|n| *n > 0)
+        .map(|n| format!(" ({n} open)"))
+        .unwrap_or_default();
+    println!(
+        "{indent}reverse VM 127.0.0.1:{} → this laptop's port {}  {}{active}{err}",
+        r.remote,
+        r.local,
+        forward_state(r.state)
+    );
 }
 
 fn forward_line(f: &ForwardStatus, indent: &str) {
@@ -109,11 +133,17 @@ fn forward_line(f: &ForwardStatus, indent: &str) {
 
 pub fn tunnels(vm: Option<&VmStatus>) {
     let list = vm.map(|v| v.forwards.as_slice()).unwrap_or_default();
-    if list.is_empty() {
-        println!("no tunnels; add one with `tether tunnel -p 3000`");
+    let reverse = vm.map(|v| v.reverse.as_slice()).unwrap_or_default();
+    if list.is_empty() && reverse.is_empty() {
+        println!(
+            "no tunnels; add one with `tether tunnel -p 3000`, or let the VM reach this laptop with `tether tunnel --reverse 5432`"
+        );
     }
     for f in list {
         forward_line(f, "");
+    }
+    for r in reverse {
+        reverse_line(r, "");
     }
 }
 
@@ -163,6 +193,9 @@ pub fn status(list: &[VmStatus]) {
         );
         for f in &vm.forwards {
             forward_line(f, "    ");
+        }
+        for r in &vm.reverse {
+            reverse_line(r, "    ");
         }
         for u in &vm.unforwarded {
             println!(

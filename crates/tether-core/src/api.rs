@@ -58,6 +58,8 @@ pub enum ForwardState {
     Failed,
     /// The VM is not wanted, so nothing listens.
     Idle,
+    /// Asked of the VM, which has not answered yet (reverse tunnels).
+    Pending,
 }
 
 /// One tunnel's state for status output.
@@ -79,6 +81,20 @@ pub struct ForwardStatus {
     /// The container an automatic forward serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+}
+
+/// One reverse tunnel's state: the VM's port `remote` (on its loopback) carried to this laptop's
+/// port `local`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ReverseStatus {
+    pub remote: u16,
+    pub local: u16,
+    /// `listening` once the VM's sshd listens; `idle` while the VM is not connected.
+    pub state: ForwardState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub active: u64,
+    pub total: u64,
 }
 
 /// A published port's protocol. Tether forwards TCP.
@@ -131,6 +147,9 @@ pub struct VmStatus {
     pub socket: String,
     pub docker_host: String,
     pub forwards: Vec<ForwardStatus>,
+    /// Reverse tunnels: the VM's ports carried to this laptop.
+    #[serde(default)]
+    pub reverse: Vec<ReverseStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// The code and facts of `last_error`.

@@ -153,6 +153,7 @@ impl Engine {
                 std::sync::Arc::from(creds),
                 None,
                 ssh::Timeouts::default(),
+                None,
             )
             .await
         };

@@ -134,6 +134,51 @@ impl FromStr for PortMap {
     }
 }
 
+/// A port on the VM's loopback whose connections come to a port on this laptop (`ssh -R`): how a
+/// container on the VM reaches a database, a debugger or an API running here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReverseMap {
+    /// Where the VM listens (its 127.0.0.1).
+    pub remote: u16,
+    /// Where on this laptop (127.0.0.1) each connection goes.
+    pub local: u16,
+}
+
+impl fmt::Display for ReverseMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.local == self.remote {
+            write!(f, "{}", self.remote)
+        } else {
+            write!(f, "{}:{}", self.remote, self.local)
+        }
+    }
+}
+
+impl FromStr for ReverseMap {
+    type Err = ConfigError;
+    /// `REMOTE` or `REMOTE:LOCAL`: the VM's port first, as `ssh -R` users write it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let port = |p: &str| -> Result<u16, ConfigError> {
+            match p.trim().parse::<u16>() {
+                Ok(0) | Err(_) => Err(ConfigError::Invalid(format!(
+                    "'{s}' is not a reverse tunnel: use REMOTE or REMOTE:LOCAL with ports 1-65535, e.g. 5432 or 15432:5432 (the VM's port first)"
+                ))),
+                Ok(n) => Ok(n),
+            }
+        };
+        match s.split_once(':') {
+            None => {
+                let p = port(s)?;
+                Ok(ReverseMap { remote: p, local: p })
+            }
+            Some((r, l)) => Ok(ReverseMap {
+                remote: port(r)?,
+                local: port(l)?,
+            }),
+        }
+    }
+}
+
 /// A VM as the user described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +201,9 @@ pub struct Profile {
     pub remote_socket: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<PortMap>,
+    /// Reverse tunnels: ports on the VM's loopback carried to ports on this laptop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverse: Vec<ReverseMap>,
     #[serde(default)]
     pub auto_connect: bool,
     /// Forward containers' published ports automatically; unset follows the global default.
@@ -178,6 +226,7 @@ impl Profile {
             key: None,
             remote_socket: default_remote_socket(),
             forwards: Vec::new(),
+            reverse: Vec::new(),
             auto_connect: false,
             auto_forward: None,
         }
@@ -196,6 +245,22 @@ impl Profile {
         }
         self.forwards.push(map);
         self.forwards.sort();
+        Ok(true)
+    }
+
+    /// Adds the reverse tunnel for `map.remote`; returns false when it was already there.
+    pub fn add_reverse(&mut self, map: ReverseMap) -> Result<bool, ConfigError> {
+        if let Some(existing) = self.reverse.iter().find(|r| r.remote == map.remote) {
+            if *existing == map {
+                return Ok(false);
+            }
+            return Err(ConfigError::Invalid(format!(
+                "the VM's port {} already comes to local port {}; remove it first with `--rm-reverse {}`",
+                map.remote, existing.local, map.remote
+            )));
+        }
+        self.reverse.push(map);
+        self.reverse.sort();
         Ok(true)
     }
 }
@@ -404,6 +469,15 @@ impl Config {
                     return Err(ConfigError::Invalid(format!(
                         "local port {} is forwarded by both '{other}' and '{name}'; a port can serve one VM",
                         f.local
+                    )));
+                }
+            }
+            let mut remotes = std::collections::BTreeSet::new();
+            for r in &vm.reverse {
+                if !remotes.insert(r.remote) {
+                    return Err(ConfigError::Invalid(format!(
+                        "VM '{name}' has two reverse tunnels on its port {}; keep one",
+                        r.remote
                     )));
                 }
             }

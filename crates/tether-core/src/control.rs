@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWrite, AsyncWriteExt, B
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
-use crate::config::{PortMap, Profile};
+use crate::config::{PortMap, Profile, ReverseMap};
 use crate::engine::{Connect, Engine};
 use crate::error::EngineError;
 use crate::forward;
@@ -71,6 +71,16 @@ pub enum Request {
     },
     TunnelRemove {
         name: Option<String>,
+        ports: Vec<u16>,
+    },
+    /// Reverse tunnels: the VM's ports (`remote`) carried to this laptop's.
+    ReverseAdd {
+        name: Option<String>,
+        maps: Vec<ReverseMap>,
+    },
+    ReverseRemove {
+        name: Option<String>,
+        /// The VM's ports.
         ports: Vec<u16>,
     },
     Status,
@@ -483,6 +493,8 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::Use { name } => json(engine.set_active(&name).await?),
         Request::TunnelAdd { name, maps } => json(engine.add_forwards(name.as_deref(), &maps).await?),
         Request::TunnelRemove { name, ports } => json(engine.remove_forwards(name.as_deref(), &ports).await?),
+        Request::ReverseAdd { name, maps } => json(engine.add_reverse(name.as_deref(), &maps).await?),
+        Request::ReverseRemove { name, ports } => json(engine.remove_reverse(name.as_deref(), &ports).await?),
         Request::Status => json(engine.status().await),
         Request::RecentEvents { name } => json(engine.recent_events(&name)),
         Request::SetAutoConnect { name, on } => json(engine.set_auto_connect(&name, on).await?),

@@ -27,6 +27,8 @@ pub enum EngineError {
     #[error(transparent)]
     Forward(#[from] ForwardError),
     #[error(transparent)]
+    Reverse(#[from] crate::reverse::ReverseError),
+    #[error(transparent)]
     Path(#[from] PathError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -148,6 +150,8 @@ impl EngineError {
             EngineError::Forward(ForwardError::PortInUse { .. }) => "port_in_use",
             EngineError::Forward(ForwardError::Privileged { .. }) => "port_privileged",
             EngineError::Forward(_) | EngineError::Path(_) => "local_socket",
+            EngineError::Reverse(crate::reverse::ReverseError::Refused { .. }) => "reverse_refused",
+            EngineError::Reverse(_) => "reverse_failed",
             EngineError::SshConfig(_) => "ssh_config",
             EngineError::Context(_) | EngineError::NoDockerConfig => "docker_context",
             EngineError::Internal { .. } => "internal",

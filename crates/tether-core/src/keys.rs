@@ -211,6 +211,7 @@ impl Engine {
             std::sync::Arc::new(Fixed(vec![cred])),
             None,
             ssh::Timeouts::default(),
+            None,
         )
         .await?)
     }

@@ -34,6 +34,7 @@ pub mod private;
 pub mod profiles;
 pub mod pump;
 pub mod remote;
+pub mod reverse;
 pub mod session;
 pub mod ssh;
 pub mod state;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::Event;
-use crate::config::{Config, ConfigError, PortMap, Profile, Settings, validate_name};
+use crate::config::{Config, ConfigError, PortMap, Profile, ReverseMap, Settings, validate_name};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::session::SessionHandle;
@@ -213,6 +213,37 @@ impl Engine {
             Ok(())
         })
         .await
+        .map(|p| p.forwards)
+    }
+
+    /// Adds reverse tunnels to a VM; a connected VM is asked to listen at once, and they are
+    /// saved only if it agreed to every one.
+    pub async fn add_reverse(&self, name: Option<&str>, maps: &[ReverseMap]) -> Result<Vec<ReverseMap>, EngineError> {
+        self.change_forwards(name, |p| {
+            for m in maps {
+                p.add_reverse(*m)?;
+            }
+            Ok(())
+        })
+        .await
+        .map(|p| p.reverse)
+    }
+
+    pub async fn remove_reverse(&self, name: Option<&str>, remotes: &[u16]) -> Result<Vec<ReverseMap>, EngineError> {
+        self.change_forwards(name, |p| {
+            for r in remotes {
+                if !p.reverse.iter().any(|m| m.remote == *r) {
+                    return Err(ConfigError::Invalid(format!(
+                        "no reverse tunnel on the VM's port {r}; `tether tunnel --list` shows them"
+                    ))
+                    .into());
+                }
+                p.reverse.retain(|m| m.remote != *r);
+            }
+            Ok(())
+        })
+        .await
+        .map(|p| p.reverse)
     }
 
     pub async fn remove_forwards(&self, name: Option<&str>, locals: &[u16]) -> Result<Vec<PortMap>, EngineError> {
@@ -229,13 +260,14 @@ impl Engine {
             Ok(())
         })
         .await
+        .map(|p| p.forwards)
     }
 
     async fn change_forwards(
         &self,
         name: Option<&str>,
         change: impl FnOnce(&mut Profile) -> Result<(), EngineError>,
-    ) -> Result<Vec<PortMap>, EngineError> {
+    ) -> Result<Profile, EngineError> {
         // Config changes are serialised by `edits`; the state lock is held only between awaits on
         // the session actor, never across one, so status requests never wait behind a bind.
         let _edit = self.inner.edits.lock().await;
@@ -262,7 +294,7 @@ impl Engine {
             return Err(e);
         }
         self.inner.state.lock().await.0 = next;
-        Ok(profile.forwards)
+        Ok(profile)
     }
 
     /// Replaces a VM's profile (connection settings); a connected VM reconnects with them.

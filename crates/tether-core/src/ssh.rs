@@ -159,10 +159,36 @@ pub struct ClientHandler {
     policy: HostKeyPolicy,
     seen: Arc<Mutex<Seen>>,
     closed: Arc<Notify>,
+    /// The reverse tunnels asked of this VM; without it every `forwarded-tcpip` is refused.
+    reverse: Option<Arc<dyn Forwarded>>,
+}
+
+/// Takes the connections the VM opens on ports it listens on for us (`forwarded-tcpip`).
+pub trait Forwarded: Send + Sync {
+    /// A connection on the VM's `port`: accept or refuse it with `reply`, without waiting (the
+    /// SSH session's loop is the caller).
+    fn open(&self, port: u32, channel: russh::Channel<client::Msg>, reply: client::ChannelOpenHandle);
 }
 
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // Dropping `reply` refuses the channel.
+        if let Some(table) = &self.reverse {
+            table.open(connected_port, channel, reply);
+        }
+        Ok(())
+    }
 
     async fn check_server_key(&mut self, presented: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         // Host certificates are checked as their plain key: @cert-authority trust is not supported.
@@ -438,6 +464,7 @@ pub async fn connect(
     source: Arc<dyn Credentials>,
     passphrase: Option<&str>,
     t: Timeouts,
+    reverse: Option<Arc<dyn Forwarded>>,
 ) -> Result<Connection, SshError> {
     let stream = tcp_connect(target, t).await?;
     let addr = stream
@@ -452,6 +479,7 @@ pub async fn connect(
         policy: policy.clone(),
         seen: seen.clone(),
         closed: closed.clone(),
+        reverse,
     };
     let config = Arc::new(client_config(target, &policy));
     let refusal = |seen: &Arc<Mutex<Seen>>| seen.lock().ok().and_then(|mut s| s.refusal.take());
@@ -577,6 +605,7 @@ pub async fn fetch_host_key(target: &Target, files: Vec<PathBuf>, t: Timeouts) -
         policy: policy.clone(),
         seen: seen.clone(),
         closed: Arc::new(Notify::new()),
+        reverse: None,
     };
     let config = Arc::new(client_config(target, &policy));
     let _ = tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await;

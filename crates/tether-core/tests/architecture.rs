@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "pool",
             "pump",
             "remote",
+            "reverse",
             "ssh",
             "wake",
         ],

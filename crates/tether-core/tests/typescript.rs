@@ -33,6 +33,7 @@ fn generate() -> String {
         declare::<PoolView>(&cfg),
         declare::<ForwardState>(&cfg),
         declare::<ForwardStatus>(&cfg),
+        declare::<ReverseStatus>(&cfg),
         declare::<Proto>(&cfg),
         declare::<UnforwardedPort>(&cfg),
         declare::<VmStatus>(&cfg),

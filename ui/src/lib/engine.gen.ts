@@ -52,7 +52,7 @@ ping_forgotten: number, };
 /**
  * Whether a tunnel's local port is taking connections.
  */
-export type ForwardState = "listening" | "failed" | "idle";
+export type ForwardState = "listening" | "failed" | "idle" | "pending";
 
 /**
  * One tunnel's state for status output.
@@ -70,6 +70,16 @@ auto?: boolean,
  * The container an automatic forward serves.
  */
 container?: string | null, };
+
+/**
+ * One reverse tunnel's state: the VM's port `remote` (on its loopback) carried to this laptop's
+ * port `local`.
+ */
+export type ReverseStatus = { remote: number, local: number, 
+/**
+ * `listening` once the VM's sshd listens; `idle` while the VM is not connected.
+ */
+state: ForwardState, error?: string | null, active: number, total: number, };
 
 /**
  * A published port's protocol. Tether forwards TCP.
@@ -92,7 +102,11 @@ export type VmStatus = { name: string, host: string, arch?: Arch | null,
 /**
  * Unix time in milliseconds of the last state change.
  */
-since_ms: number, rtt_ms?: number | null, socket: string, docker_host: string, forwards: Array<ForwardStatus>, last_error?: string | null, 
+since_ms: number, rtt_ms?: number | null, socket: string, docker_host: string, forwards: Array<ForwardStatus>, 
+/**
+ * Reverse tunnels: the VM's ports carried to this laptop.
+ */
+reverse: Array<ReverseStatus>, last_error?: string | null, 
 /**
  * The code and facts of `last_error`.
  */

@@ -12,6 +12,7 @@ const base: VmStatus = {
   socket: "/run/t/arm/docker.sock",
   docker_host: "unix:///run/t/arm/docker.sock",
   forwards: [{ local: 3000, remote: 3000, state: "listening", active: 0, total: 0 }],
+  reverse: [],
   engine: { ok: true, version: "26.1", arch: "aarch64", os: "linux" },
   active: true,
   auto_connect: false,

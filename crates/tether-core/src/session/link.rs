@@ -37,6 +37,7 @@ impl Actor {
         self.rtt = None;
         self.rtt_us.store(0, std::sync::atomic::Ordering::Relaxed);
         self.engine = None;
+        self.reverse_link_down();
         let _ = self.link.send(None);
         if let Some((link, _)) = self.conn.take() {
             tokio::spawn(async move {
@@ -56,6 +57,7 @@ impl Actor {
         let (accept_new, confirmed) = self.policy.clone();
         let passphrase = self.passphrase.clone();
         let keys = self.keys.clone();
+        let reverse = self.reverse_table.clone();
         self.attempt = Some(tokio::spawn(async move {
             // ~/.ssh/config is file I/O: off the runtime's workers.
             let resolve = profile.clone();
@@ -77,7 +79,15 @@ impl Actor {
                 scan: false,
             };
             let pass = passphrase.as_ref().map(|p| p.as_str());
-            let conn = ssh::connect(&target, policy, Arc::from(creds), pass, ssh::Timeouts::default()).await?;
+            let conn = ssh::connect(
+                &target,
+                policy,
+                Arc::from(creds),
+                pass,
+                ssh::Timeouts::default(),
+                Some(reverse),
+            )
+            .await?;
             let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
             Ok((conn, info))
         }));
@@ -94,6 +104,7 @@ impl Actor {
                 let _ = self.link.send(Some(link));
                 self.last_error = None;
                 self.input(Input::Established, None);
+                self.request_all_reverse();
                 self.set_engine(info);
                 for w in std::mem::take(&mut self.waiting) {
                     let _ = w.send(self.report());

@@ -8,6 +8,7 @@
 
 mod handle;
 mod link;
+mod reverse;
 mod status;
 mod tunnels;
 
@@ -91,6 +92,12 @@ struct Actor {
     arch_warning: Option<String>,
     /// Channels to the Docker socket opened ahead of demand; filled while the VM is wanted.
     pool: Arc<Pool>,
+    /// Reverse tunnels by the VM's port, with the VM's last answer for each.
+    reverse: BTreeMap<u16, reverse::Reverse>,
+    /// Where the VM's connections on those ports go; shared with the SSH handler.
+    reverse_table: Arc<crate::reverse::Table>,
+    reverse_done: mpsc::UnboundedSender<reverse::ReverseDone>,
+    reverse_waiters: Vec<reverse::ReverseWaiter>,
 }
 
 /// Starts the actor for one VM.
@@ -112,6 +119,14 @@ pub fn spawn(
         .map(|m| (m.local, Tunnel::new(*m, None)))
         .collect();
     let (link_tx, link_rx) = watch::channel(None);
+    let reverse = profile
+        .reverse
+        .iter()
+        .map(|m| (m.remote, reverse::Reverse::new(*m)))
+        .collect();
+    let rtt_us: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+    let reverse_table = crate::reverse::Table::new(shared.budget.clone(), rtt_us.clone());
+    let (reverse_done, reverse_rx) = mpsc::unbounded_channel();
     let pool = Pool::new(
         profile.remote_socket.clone(),
         shared.docker_pool.clone(),
@@ -140,7 +155,7 @@ pub fn spawn(
         engine_waiters: Vec::new(),
         passphrase: None,
         rtt: None,
-        rtt_us: Arc::default(),
+        rtt_us,
         probe: None,
         closing: Closing::default(),
         recheck: false,
@@ -154,9 +169,13 @@ pub fn spawn(
         unforwarded: Vec::new(),
         arch_warning: None,
         pool: pool.clone(),
+        reverse,
+        reverse_table,
+        reverse_done,
+        reverse_waiters: Vec::new(),
     };
     actor.publish();
-    tokio::spawn(actor.run(cmd_rx, net));
+    tokio::spawn(actor.run(cmd_rx, net, reverse_rx));
     SessionHandle {
         cmd: cmd_tx,
         status: status_rx,
@@ -192,7 +211,12 @@ async fn closed(conn: &Option<(Link, Arc<Notify>)>) {
 }
 
 impl Actor {
-    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut net: NetChanges) {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<Cmd>,
+        mut net: NetChanges,
+        mut reverse_rx: mpsc::UnboundedReceiver<reverse::ReverseDone>,
+    ) {
         let mut probe_tick = tokio::time::interval(PROBE_EVERY);
         probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut engine_tick = tokio::time::interval(ENGINE_EVERY);
@@ -213,6 +237,7 @@ impl Actor {
                     Some(c) => self.command(c).await,
                 },
                 res = maybe(&mut self.attempt) => self.attempt_done(res),
+                Some(done) = reverse_rx.recv() => self.reverse_answered(done),
                 _ = closed(&self.conn) => {
                     tracing::warn!(vm = %self.name, "SSH connection lost");
                     self.last_error = Some(problem("link_lost", "the SSH connection dropped"));
@@ -279,7 +304,13 @@ impl Actor {
             Cmd::Profile(profile, reply) => {
                 let res = self.apply_profile(profile);
                 self.finish_closing().await;
-                let _ = reply.send(res);
+                match res {
+                    // Reverse tunnels asked of the VM: answered once it has answered.
+                    Ok(asked) if !asked.is_empty() => self.reverse_waiters.push((asked, reply)),
+                    res => {
+                        let _ = reply.send(res.map(|_| ()));
+                    }
+                }
             }
             Cmd::Arch(warning, reply) => {
                 if self.arch_warning != warning {

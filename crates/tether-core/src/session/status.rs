@@ -58,6 +58,7 @@ impl Actor {
             s.since_ms = unix_ms(self.since);
             s.rtt_ms = self.rtt.map(millis);
             s.forwards = forwards;
+            s.reverse = self.reverse_status();
             s.last_error = self.last_error.as_ref().map(|e| e.message.clone());
             s.error_code = self.last_error.as_ref().map(|e| e.code.clone());
             s.error_details = self.last_error.as_ref().and_then(|e| e.details.as_deref().cloned());
@@ -120,6 +121,7 @@ pub(super) fn initial(name: &str, profile: &Profile, paths: &Paths) -> VmStatus 
         socket: socket.display().to_string(),
         docker_host: crate::endpoint::docker_host(&socket),
         forwards: Vec::new(),
+        reverse: Vec::new(),
         last_error: None,
         error_code: None,
         error_details: None,

@@ -217,7 +217,8 @@ impl Actor {
         });
     }
 
-    pub(super) fn apply_profile(&mut self, profile: Profile) -> Result<(), EngineError> {
+    /// Applies a changed profile; returns the VM ports of reverse tunnels it asked the VM for.
+    pub(super) fn apply_profile(&mut self, profile: Profile) -> Result<Vec<u16>, EngineError> {
         let wanted = self.docker.is_some();
         let old: Vec<PortMap> = self
             .tunnels
@@ -255,6 +256,7 @@ impl Actor {
         for m in removed {
             self.tunnels.remove(&m.local);
         }
+        let asked = self.apply_reverse(&profile.reverse);
         let reconnect = profile.host != self.profile.host
             || profile.port != self.profile.port
             || profile.user != self.profile.user
@@ -266,7 +268,7 @@ impl Actor {
             self.input(Input::LinkLost, None);
         }
         self.publish();
-        Ok(())
+        Ok(asked)
     }
 
     /// Makes the automatic forwards match `wants`, as [`ports::plan_auto`] plans: each new one

@@ -25,6 +25,43 @@ fn port_map_parses_like_ssh_l() {
 }
 
 #[test]
+fn reverse_map_parses_like_ssh_r_and_prints_back() {
+    assert_eq!(
+        "5432".parse::<ReverseMap>().unwrap(),
+        ReverseMap {
+            remote: 5432,
+            local: 5432
+        }
+    );
+    let m: ReverseMap = "15432:5432".parse().unwrap();
+    assert_eq!((m.remote, m.local), (15432, 5432));
+    assert_eq!(m.to_string(), "15432:5432");
+    assert_eq!("8080".parse::<ReverseMap>().unwrap().to_string(), "8080");
+    for bad in ["0", "70000", "a", "1:", ":2", "1:2:3", "1:0"] {
+        let e = bad.parse::<ReverseMap>().unwrap_err().to_string();
+        assert!(e.contains("REMOTE:LOCAL"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_reverse_port_on_the_vm_comes_to_one_laptop_port() {
+    let mut vm = Profile::new("h");
+    assert!(vm.add_reverse("5432".parse().unwrap()).unwrap());
+    assert!(
+        !vm.add_reverse("5432".parse().unwrap()).unwrap(),
+        "the same one again is no change"
+    );
+    let e = vm.add_reverse("5432:6000".parse().unwrap()).unwrap_err().to_string();
+    assert!(e.contains("--rm-reverse 5432"), "{e}");
+    // Two reverse tunnels on one VM port, written by hand, are refused with the VM named.
+    vm.reverse.push("5432:7000".parse().unwrap());
+    let mut cfg = Config::default();
+    cfg.vms.insert("arm".into(), vm);
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("'arm'") && e.contains("5432"), "{e}");
+}
+
+#[test]
 fn round_trip_through_disk_is_lossless() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().join("c/config.toml"));
@@ -32,6 +69,7 @@ fn round_trip_through_disk_is_lossless() {
     let mut vm = Profile::new("10.0.0.2");
     vm.arch = Some(Arch::Arm64);
     vm.add_forward("5433:5432".parse().unwrap()).unwrap();
+    vm.add_reverse("15432:5432".parse().unwrap()).unwrap();
     cfg.vms.insert("arm".into(), vm);
     cfg.active = Some("arm".into());
     store.save(&cfg).unwrap();
@@ -124,6 +162,7 @@ fn sample_text() -> String {
     vm.port = Some(2222);
     vm.user = Some("dev".into());
     vm.add_forward("5433:5432".parse().unwrap()).unwrap();
+    vm.add_reverse("9229".parse().unwrap()).unwrap();
     vm.auto_forward = Some(true);
     cfg.vms.insert("arm".into(), vm);
     cfg.active = Some("arm".into());

@@ -658,6 +658,27 @@ fn main() {
                 "  tether's new connection / its kept connection, p50: {:.2}×",
                 fresh / kept
             );
+            // A command's one request beyond the CLI's ping must cross the link: no exact
+            // forwarder beats the CLI on the engine's own socket plus one kept round trip.
+            for r in rows.iter().filter(|r| r.name.starts_with("docker ")) {
+                let (Some(ours), Some(direct)) = (r.values[0], r.values[4]) else {
+                    continue;
+                };
+                let floor = direct + kept;
+                let mut line = format!(
+                    "  {}: floor (direct + one round trip) {floor:.2} ms, tether {:+.2} ms over it",
+                    r.name,
+                    ours - floor
+                );
+                if let Some(ssh) = r.values[3].filter(|v| *v > 0.0) {
+                    line += &format!(
+                        ", floor / docker -H ssh:// {:.3}×, tether's {:.3}×",
+                        floor / ssh,
+                        ours / ssh
+                    );
+                }
+                println!("{line}");
+            }
         }
     }
     println!();

@@ -1,0 +1,178 @@
+//! Reverse tunnels on the lab: a container on the VM fetches a page served on this laptop, through
+//! the VM's loopback, before and after the link is cut; a VM whose sshd forbids remote forwarding
+//! refuses with a message that names the setting, and nothing is saved.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use tether_e2e::*;
+
+/// A web server on this laptop's loopback that answers every request with `body`; its port.
+fn laptop_web(body: &str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = body.to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                // The request's head, to its blank line: answering earlier could reset it.
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = write!(
+                    r.get_mut(),
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+/// `wget` in a container on the VM's own network, from the VM's loopback port `port`.
+fn fetch_in_container(t: &Tether, vm: &str, port: u16) -> Run {
+    let url = format!("http://127.0.0.1:{port}/");
+    t.docker(
+        vm,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            &var("LAB_IMAGE"),
+            "busybox",
+            "wget",
+            "-qO-",
+            &url,
+        ],
+    )
+}
+
+/// The reverse tunnel on the VM's port `remote`, from `tether status`.
+fn reverse_of(t: &Tether, vm: &str, remote: u16) -> serde_json::Value {
+    let st = t.status(vm);
+    st["reverse"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["remote"] == remote).cloned())
+        .unwrap_or_else(|| panic!("no reverse tunnel on port {remote} in {st}"))
+}
+
+fn wait_listening(t: &Tether, vm: &str, remote: u16, within: Duration) {
+    wait_for(&format!("the VM to listen on its port {remote}"), within, || {
+        (reverse_of(t, vm, remote)["state"] == "listening").then_some(())
+    });
+}
+
+#[test]
+fn container_reaches_laptop_before_and_after_a_link_cut() {
+    let vm = TestVm::new("rev", 39, true);
+    let t = Tether::new();
+    t.add_vm(&vm.name, &vm.ip, 22, &vm.docker_sock()).ok();
+    t.run(&["connect", &vm.name]).ok();
+    let token = format!("laptop-service-{}", std::process::id());
+    let local = laptop_web(&token);
+    let remote = free_port();
+
+    let out = t
+        .run(&["tunnel", &vm.name, "--reverse", &format!("{remote}:{local}")])
+        .ok();
+    assert!(out.stdout.contains("--network host"), "{}", out.stdout);
+    // Saved in the profile: a restarted engine asks for it again.
+    let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(config.contains(&format!("remote = {remote}")), "{config}");
+    let r = reverse_of(&t, &vm.name, remote);
+    assert_eq!(r["state"], "listening", "{r}");
+    assert_eq!(r["local"], local, "{r}");
+
+    let got = fetch_in_container(&t, &vm.name, remote).ok();
+    assert_eq!(got.stdout.trim(), token);
+    assert!(reverse_of(&t, &vm.name, remote)["total"].as_u64() >= Some(1));
+    // The VM listens on its loopback only: its own address is not served.
+    let wide = t.docker(
+        &vm.name,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            &var("LAB_IMAGE"),
+            "busybox",
+            "wget",
+            "-qO-",
+            "-T",
+            "3",
+            &format!("http://{}:{remote}/", vm.ip),
+        ],
+    );
+    assert_ne!(wide.code, 0, "the VM's own address reached the laptop: {}", wide.stdout);
+
+    lab_cmd(&["link", &vm.name, "down"]);
+    t.wait_state(&vm.name, "reconnecting", Duration::from_secs(15));
+    assert_eq!(reverse_of(&t, &vm.name, remote)["state"], "idle");
+    lab_cmd(&["link", &vm.name, "up"]);
+    let healed = std::time::Instant::now();
+    t.wait_state(&vm.name, "connected", Duration::from_secs(40));
+    // The dead link's sshd may hold the port until it hears of the end; Tether asks again.
+    wait_listening(&t, &vm.name, remote, Duration::from_secs(90));
+    eprintln!("listening again {:?} after the link came back", healed.elapsed());
+    let again = fetch_in_container(&t, &vm.name, remote).ok();
+    assert_eq!(again.stdout.trim(), token);
+
+    // Removed: the VM no longer listens, and the profile no longer has it.
+    t.run(&["tunnel", &vm.name, "--rm-reverse", &remote.to_string()]).ok();
+    let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(!config.contains(&format!("remote = {remote}")), "{config}");
+    wait_for("the VM to stop listening", Duration::from_secs(10), || {
+        let r = t.docker(
+            &vm.name,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                &var("LAB_IMAGE"),
+                "busybox",
+                "wget",
+                "-qO-",
+                "-T",
+                "3",
+                &format!("http://127.0.0.1:{remote}/"),
+            ],
+        );
+        (r.code != 0).then_some(())
+    });
+}
+
+#[test]
+fn a_vm_that_forbids_remote_forwarding_is_named_and_nothing_is_saved() {
+    let vm = TestVm::new("revno", 40, false);
+    lab_cmd(&["sshd", &vm.name, "2222", "AllowTcpForwarding=local"]);
+    let t = Tether::new();
+    t.add_vm(&vm.name, &vm.ip, 2222, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", &vm.name]).ok();
+    let before = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    let out = t.run(&["tunnel", &vm.name, "--reverse", "15432:5432"]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(out.stderr.contains("AllowTcpForwarding"), "{}", out.stderr);
+    assert!(out.stderr.contains("PermitListen"), "{}", out.stderr);
+    assert!(out.stderr.contains("15432"), "{}", out.stderr);
+    let after = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert_eq!(before, after, "a refused reverse tunnel changed the config");
+    assert!(
+        t.status(&vm.name)["reverse"].as_array().is_none_or(|a| a.is_empty()),
+        "{}",
+        t.status(&vm.name)
+    );
+    // Bad input names the form.
+    let bad = t.run(&["tunnel", &vm.name, "--reverse", "0"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("REMOTE:LOCAL"), "{}", bad.stderr);
+}
