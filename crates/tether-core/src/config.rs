@@ -113,24 +113,21 @@ impl FromStr for PortMap {
     type Err = ConfigError;
     /// `LOCAL` or `LOCAL:REMOTE`, as `ssh -L` users write it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let port = |p: &str| -> Result<u16, ConfigError> {
-            match p.trim().parse::<u16>() {
-                Ok(0) | Err(_) => Err(ConfigError::Invalid(format!(
-                    "'{s}' is not a port mapping: use LOCAL or LOCAL:REMOTE with ports 1-65535, e.g. 3000 or 5433:5432"
-                ))),
-                Ok(n) => Ok(n),
-            }
-        };
-        match s.split_once(':') {
-            None => {
-                let p = port(s)?;
-                Ok(PortMap { local: p, remote: p })
-            }
-            Some((l, r)) => Ok(PortMap {
-                local: port(l)?,
-                remote: port(r)?,
-            }),
-        }
+        let (local, remote) = port_pair(s).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "'{s}' is not a port mapping: use LOCAL or LOCAL:REMOTE with ports 1-65535, e.g. 3000 or 5433:5432"
+            ))
+        })?;
+        Ok(PortMap { local, remote })
+    }
+}
+
+/// `A` or `A:B` with ports 1-65535, as `ssh -L` and `ssh -R` write them; `A` alone is `A:A`.
+fn port_pair(s: &str) -> Option<(u16, u16)> {
+    let port = |p: &str| p.trim().parse::<u16>().ok().filter(|n| *n != 0);
+    match s.split_once(':') {
+        None => port(s).map(|p| (p, p)),
+        Some((a, b)) => Some((port(a)?, port(b)?)),
     }
 }
 
@@ -158,24 +155,12 @@ impl FromStr for ReverseMap {
     type Err = ConfigError;
     /// `REMOTE` or `REMOTE:LOCAL`: the VM's port first, as `ssh -R` users write it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let port = |p: &str| -> Result<u16, ConfigError> {
-            match p.trim().parse::<u16>() {
-                Ok(0) | Err(_) => Err(ConfigError::Invalid(format!(
-                    "'{s}' is not a reverse tunnel: use REMOTE or REMOTE:LOCAL with ports 1-65535, e.g. 5432 or 15432:5432 (the VM's port first)"
-                ))),
-                Ok(n) => Ok(n),
-            }
-        };
-        match s.split_once(':') {
-            None => {
-                let p = port(s)?;
-                Ok(ReverseMap { remote: p, local: p })
-            }
-            Some((r, l)) => Ok(ReverseMap {
-                remote: port(r)?,
-                local: port(l)?,
-            }),
-        }
+        let (remote, local) = port_pair(s).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "'{s}' is not a reverse tunnel: use REMOTE or REMOTE:LOCAL with ports 1-65535, e.g. 5432 or 15432:5432 (the VM's port first)"
+            ))
+        })?;
+        Ok(ReverseMap { remote, local })
     }
 }
 
