@@ -13,7 +13,7 @@ use tether_core::api::{
     Check, ConnectReport, ConnectionSettings, ContainerView, HealthReport, HostKeyScan, KeyView, SshHost, TimedEvent,
     VmStatus,
 };
-use tether_core::config::{Arch, Config, ConfigError, PortMap};
+use tether_core::config::{Arch, Config, ConfigError, PortMap, ReverseMap};
 use tether_core::containers::Action;
 use tether_core::control::{Client, ClientError, ErrorBody, Request};
 use tether_core::error::EngineError;
@@ -192,6 +192,32 @@ pub async fn remove_forward(ipc: State<'_, Ipc>, name: String, local: u16) -> Re
         Request::TunnelRemove {
             name: Some(name),
             ports: vec![local],
+        },
+    )
+    .await
+}
+
+/// `spec` is `REMOTE[:LOCAL]`: the VM's port first, as `ssh -R` users write it.
+#[tauri::command]
+pub async fn add_reverse(ipc: State<'_, Ipc>, name: String, spec: String) -> Res<Vec<ReverseMap>> {
+    let map: ReverseMap = spec.parse()?;
+    call(
+        &ipc,
+        Request::ReverseAdd {
+            name: Some(name),
+            maps: vec![map],
+        },
+    )
+    .await
+}
+
+#[tauri::command]
+pub async fn remove_reverse(ipc: State<'_, Ipc>, name: String, remote: u16) -> Res<Vec<ReverseMap>> {
+    call(
+        &ipc,
+        Request::ReverseRemove {
+            name: Some(name),
+            ports: vec![remote],
         },
     )
     .await

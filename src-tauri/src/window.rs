@@ -79,6 +79,8 @@ pub fn run(attached: bool, paths: Paths) -> ExitCode {
             ipc::remove_vm,
             ipc::add_forward,
             ipc::remove_forward,
+            ipc::add_reverse,
+            ipc::remove_reverse,
             ipc::set_auto_connect,
             ipc::recent_events,
             ipc::settings,

@@ -242,6 +242,13 @@ pub fn event(ev: &Event) {
                 forward_state(f.state)
             )
         }
+        Event::Reverse { vm, reverse } => {
+            let each: Vec<String> = reverse
+                .iter()
+                .map(|r| format!("VM {} → {} {}", r.remote, r.local, forward_state(r.state)))
+                .collect();
+            format!("{}: reverse {}", clean(vm), each.join(", "))
+        }
         Event::Engine { vm, engine } => format!("{}: {}", clean(vm), engine_line(Some(engine))),
         Event::Rtt { vm, rtt_ms } => format!("{}: round trip {rtt_ms} ms", clean(vm)),
         Event::Active { vm } => format!("active VM is now {}", clean(vm.as_deref().unwrap_or("none"))),

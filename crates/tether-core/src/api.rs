@@ -199,6 +199,11 @@ pub enum Event {
         vm: String,
         forward: ForwardStatus,
     },
+    /// A VM's reverse tunnels, all of them, after any of them changed.
+    Reverse {
+        vm: String,
+        reverse: Vec<ReverseStatus>,
+    },
     Engine {
         vm: String,
         engine: EngineInfo,

@@ -403,7 +403,11 @@ async fn record_recent(mut rx: broadcast::Receiver<Event>, recent: Arc<Recent>) 
             Event::VmAdded { vm } | Event::VmRemoved { vm } => vm.clone(),
             Event::Active { vm: Some(vm) } => vm.clone(),
             // Frequent and already shown live elsewhere: not "recent events" material.
-            Event::Active { vm: None } | Event::Rtt { .. } | Event::Containers { .. } | Event::Health { .. } => {
+            Event::Active { vm: None }
+            | Event::Rtt { .. }
+            | Event::Containers { .. }
+            | Event::Health { .. }
+            | Event::Reverse { .. } => {
                 continue;
             }
         };

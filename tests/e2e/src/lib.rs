@@ -693,3 +693,31 @@ fn split_http(raw: &[u8]) -> std::io::Result<(String, Vec<u8>)> {
     let status = head.lines().next().unwrap_or("").to_string();
     Ok((status, raw[pos + 4..].to_vec()))
 }
+
+/// A web server on this laptop's loopback that answers every request with `body`; its port.
+pub fn laptop_web(body: &str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = body.to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                use std::io::{BufRead as _, Write as _};
+                let mut r = std::io::BufReader::new(conn);
+                let mut line = String::new();
+                // The request's head, to its blank line: answering earlier could reset it.
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = write!(
+                    r.get_mut(),
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}

@@ -28,6 +28,21 @@ fn shots() -> PathBuf {
     repo().join("target/screenshots")
 }
 
+/// A page from the VM's own loopback `port`, fetched inside the VM's network namespace.
+fn fetch_on_vm(vm: &TestVm, port: u16) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &format!("tl-{}", vm.name), "busybox", "wget", "-qO-"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("ip netns exec");
+    assert!(
+        out.status.success(),
+        "wget on the VM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Kills the app on every way out of a test.
 struct App(std::process::Child);
 
@@ -102,6 +117,24 @@ fn window_connects_forwards_and_survives_an_outage() {
     ui.wait_text("#port-msg", "1 to 65535", Duration::from_secs(5));
     ui.screenshot(&shots().join("machine.png"));
 
+    // A reverse tunnel added in the window: the VM's loopback reaches a service on this laptop.
+    let token = format!("laptop-service-{}", std::process::id());
+    let laptop = laptop_web(&token);
+    let remote = free_port();
+    ui.scroll_to("[data-testid=reverse-input]");
+    ui.type_into("[data-testid=reverse-input]", &format!("{remote}:{laptop}"));
+    ui.click("[data-testid=reverse-add]");
+    ui.wait_text(
+        &format!("[data-testid=reverse-{remote}]"),
+        "listening",
+        Duration::from_secs(15),
+    );
+    assert_eq!(fetch_on_vm(&vm, remote), token);
+    ui.type_into("[data-testid=reverse-input]", "1:2:3");
+    ui.wait_text("#reverse-msg", "REMOTE:LOCAL", Duration::from_secs(5));
+    ui.scroll_to("#ports-h");
+    ui.screenshot(&shots().join("reverse.png"));
+
     // Cut the link: the window shows the outage and one notification was raised.
     lab_cmd(&["link", &vm.name, "down"]);
     ui.wait_text("[data-testid=vm-ui-state]", "reconnecting", Duration::from_secs(15));
@@ -114,6 +147,13 @@ fn window_connects_forwards_and_survives_an_outage() {
     // Heal it: connected again, with a "back" notification and exactly one "disconnected".
     lab_cmd(&["link", &vm.name, "up"]);
     ui.wait_text("[data-testid=vm-ui-state]", "connected", Duration::from_secs(30));
+    // The reverse tunnel is asked for again on the new link, and the window follows.
+    ui.wait_text(
+        &format!("[data-testid=reverse-{remote}]"),
+        "listening",
+        Duration::from_secs(60),
+    );
+    assert_eq!(fetch_on_vm(&vm, remote), token);
     wait_for("the reconnect notification", Duration::from_secs(10), || {
         desk.notifications().into_iter().find(|(s, _)| s == "ui is back")
     });

@@ -4,38 +4,9 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
 use std::time::Duration;
 
 use tether_e2e::*;
-
-/// A web server on this laptop's loopback that answers every request with `body`; its port.
-fn laptop_web(body: &str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let body = body.to_string();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let body = body.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn);
-                let mut line = String::new();
-                // The request's head, to its blank line: answering earlier could reset it.
-                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                    line.clear();
-                }
-                let _ = write!(
-                    r.get_mut(),
-                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    port
-}
 
 /// `wget` in a container on the VM's own network, from `host`'s port `port`. (busybox's `wget
 /// -T` crashes, so there is no timeout: each port asked here either answers or refuses.)

@@ -140,7 +140,7 @@ export type Event = { "event": "state", vm: string, error?: string | null,
 /**
  * The code and facts of `error`, so a client never reads them out of its words.
  */
-code?: string | null, details?: ErrorDetails | null, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" }) | { "event": "forward", vm: string, forward: ForwardStatus, } | { "event": "engine", vm: string, engine: EngineInfo, } | { "event": "rtt", vm: string, rtt_ms: number, } | { "event": "active", vm: string | null, } | { "event": "vm_added", vm: string, } | { "event": "vm_removed", vm: string, } | { "event": "containers", vm: string, } | { "event": "health", vm: string, health: Health, };
+code?: string | null, details?: ErrorDetails | null, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" }) | { "event": "forward", vm: string, forward: ForwardStatus, } | { "event": "reverse", vm: string, reverse: Array<ReverseStatus>, } | { "event": "engine", vm: string, engine: EngineInfo, } | { "event": "rtt", vm: string, rtt_ms: number, } | { "event": "active", vm: string | null, } | { "event": "vm_added", vm: string, } | { "event": "vm_removed", vm: string, } | { "event": "containers", vm: string, } | { "event": "health", vm: string, health: Health, };
 
 /**
  * An event with the time it happened (unix milliseconds).

@@ -50,6 +50,15 @@ describe("applyEvent", () => {
     expect(again.vms[0].forwards[0].state).toBe("listening");
   });
 
+  it("takes a VM's reverse tunnels whole from their event", () => {
+    const r = { remote: 5432, local: 5432, state: "pending" as const, active: 0, total: 0 };
+    const { vms } = applyEvent([base, other], { event: "reverse", vm: "arm", reverse: [r] });
+    expect(vms[0].reverse).toEqual([r]);
+    expect(vms[1].reverse).toEqual([]);
+    const gone = applyEvent(vms, { event: "reverse", vm: "arm", reverse: [] });
+    expect(gone.vms[0].reverse).toEqual([]);
+  });
+
   it("follows the round trip", () => {
     const { vms } = applyEvent([base], { event: "rtt", vm: "arm", rtt_ms: 12.5 });
     expect(vms[0].rtt_ms).toBe(12.5);

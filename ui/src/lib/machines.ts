@@ -38,6 +38,8 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
           return { ...v, forwards: [...others, ev.forward].sort((a, b) => a.local - b.local) };
         }),
       };
+    case "reverse":
+      return { reload: false, vms: vms.map((v) => (v.name === ev.vm ? { ...v, reverse: ev.reverse } : v)) };
     case "engine":
       return { reload: false, vms: vms.map((v) => (v.name === ev.vm ? { ...v, engine: ev.engine } : v)) };
     case "rtt":

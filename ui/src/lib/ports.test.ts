@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { conflict, parsePortMap, privilegedHint } from "./ports";
+import { conflict, parsePortMap, parseReverseMap, privilegedHint } from "./ports";
 
 describe("parsePortMap", () => {
   it("accepts LOCAL and LOCAL:REMOTE", () => {
@@ -14,6 +14,21 @@ describe("parsePortMap", () => {
     }
     const r = parsePortMap("1:2:3");
     expect(r.ok ? "" : r.error).toContain("LOCAL:REMOTE");
+  });
+});
+
+describe("parseReverseMap", () => {
+  it("takes the VM's port first, as ssh -R does", () => {
+    expect(parseReverseMap("5432")).toEqual({ ok: true, map: { remote: 5432, local: 5432 } });
+    expect(parseReverseMap(" 15432:5432 ")).toEqual({ ok: true, map: { remote: 15432, local: 5432 } });
+  });
+
+  it("rejects what ssh -R would, naming the form", () => {
+    for (const bad of ["", "0", "70000", "a", "1:", ":2", "1:2:3", "1:0"]) {
+      expect(parseReverseMap(bad).ok, bad).toBe(false);
+    }
+    const r = parseReverseMap("1:2:3");
+    expect(r.ok ? "" : r.error).toContain("REMOTE:LOCAL");
   });
 });
 

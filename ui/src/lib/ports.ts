@@ -26,6 +26,26 @@ export function parsePortMap(spec: string): Parsed {
   return { ok: true, map: { local, remote } };
 }
 
+/** A reverse tunnel: the VM's port `remote` (on its 127.0.0.1) comes to this laptop's `local`. */
+export interface ReverseMap {
+  remote: number;
+  local: number;
+}
+
+export type ParsedReverse = { ok: true; map: ReverseMap } | { ok: false; error: string };
+
+/** `REMOTE` or `REMOTE:LOCAL`, the VM's port first, as `ssh -R` users write it. */
+export function parseReverseMap(spec: string): ParsedReverse {
+  const text = spec.trim();
+  if (!text) return { ok: false, error: "Enter the VM's port, e.g. 5432 or 15432:5432" };
+  const parts = text.split(":");
+  if (parts.length > 2) return { ok: false, error: "Use REMOTE or REMOTE:LOCAL, e.g. 15432:5432 (the VM's port first)" };
+  const remote = port(parts[0]);
+  const local = parts.length === 2 ? port(parts[1]) : remote;
+  if (local === null || remote === null) return { ok: false, error: "Ports are numbers from 1 to 65535" };
+  return { ok: true, map: { remote, local } };
+}
+
 /** Why `map` cannot be added next to the existing mappings (of every VM), if it cannot. */
 export function conflict(map: PortMap, taken: { vm: string; local: number }[], vm: string): string | null {
   const other = taken.find((t) => t.local === map.local);

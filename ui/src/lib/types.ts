@@ -19,6 +19,7 @@ export type {
   KeyView,
   PortView,
   RecordedKey,
+  ReverseStatus,
   Sample,
   SshHost,
   TimedEvent,

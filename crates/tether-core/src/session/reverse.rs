@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ForwardState, ReverseStatus};
+use crate::api::{Event, ForwardState, ReverseStatus};
 use crate::config::ReverseMap;
 use crate::error::EngineError;
 use crate::reverse::{self, ReverseError};
@@ -104,13 +104,25 @@ impl Actor {
     /// A new link: every reverse tunnel is asked for again.
     pub(super) fn request_all_reverse(&mut self) {
         let ports: Vec<u16> = self.reverse.keys().copied().collect();
-        for p in ports {
-            self.request_reverse(p, true);
+        for p in &ports {
+            self.request_reverse(*p, true);
         }
+        if !ports.is_empty() {
+            self.announce_reverse();
+        }
+    }
+
+    /// Tells the front ends, which follow events rather than poll.
+    pub(super) fn announce_reverse(&self) {
+        let _ = self.events.send(Event::Reverse {
+            vm: self.name.clone(),
+            reverse: self.reverse_status(),
+        });
     }
 
     /// The link is gone, and the VM's listeners with it.
     pub(super) fn reverse_link_down(&mut self) {
+        let any = !self.reverse.is_empty();
         for r in self.reverse.values_mut() {
             r.asking.cancel();
             r.state = ForwardState::Idle;
@@ -119,6 +131,9 @@ impl Actor {
         // Saved all the same: each is asked for again on the next link.
         for (_, reply) in self.reverse_waiters.drain(..) {
             let _ = reply.send(Ok(()));
+        }
+        if any {
+            self.announce_reverse();
         }
     }
 
@@ -147,6 +162,7 @@ impl Actor {
             }
         }
         self.settle_reverse_waiters();
+        self.announce_reverse();
         self.publish();
     }
 
@@ -188,6 +204,7 @@ impl Actor {
     /// Makes the reverse tunnels match `wanted`; returns the VM's ports asked for anew, whose
     /// answers the profile change waits for.
     pub(super) fn apply_reverse(&mut self, wanted: &[ReverseMap]) -> Vec<u16> {
+        let before = self.reverse_status();
         let gone: Vec<u16> = self
             .reverse
             .keys()
@@ -220,6 +237,9 @@ impl Actor {
                     }
                 }
             }
+        }
+        if self.reverse_status() != before {
+            self.announce_reverse();
         }
         asked
     }
