@@ -356,6 +356,20 @@ pub async fn container_action(ipc: State<'_, Ipc>, name: String, id: String, act
     .map(drop)
 }
 
+/// Starts, stops or restarts a whole Compose project, in dependency order.
+#[tauri::command]
+pub async fn project_action(ipc: State<'_, Ipc>, name: String, project: String, action: Action) -> Res<Vec<String>> {
+    call(
+        &ipc,
+        Request::ProjectAction {
+            name: Some(name),
+            project,
+            action,
+        },
+    )
+    .await
+}
+
 #[tauri::command]
 pub async fn container_logs(ipc: State<'_, Ipc>, name: String, id: String, tail: usize) -> Res<Vec<String>> {
     call(

@@ -100,6 +100,7 @@ pub fn run(attached: bool, paths: Paths) -> ExitCode {
             ipc::health,
             ipc::containers,
             ipc::container_action,
+            ipc::project_action,
             ipc::container_logs,
             ipc::follow_logs,
             ipc::unfollow_logs,

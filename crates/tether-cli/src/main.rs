@@ -90,6 +90,11 @@ enum Cmd {
         /// Print JSON, for scripts
         #[arg(long)]
         json: bool,
+        /// A Compose project to start, stop or restart whole (with --start, --stop or --restart)
+        #[arg(long, value_name = "PROJECT", requires = "project_action")]
+        project: Option<String>,
+        #[command(flatten)]
+        project_action: ProjectActionArgs,
     },
     /// Print `export DOCKER_HOST=…` for a VM, for `eval "$(tether env)"`.
     Env {
@@ -179,6 +184,21 @@ struct VmAdd {
     /// Connect this VM whenever the engine starts.
     #[arg(long)]
     auto_connect: bool,
+}
+
+/// What to do with a whole Compose project: exactly one.
+#[derive(Args)]
+#[group(id = "project_action", multiple = false, requires = "project")]
+struct ProjectActionArgs {
+    /// Start the project's containers, each after the services it depends on
+    #[arg(long)]
+    start: bool,
+    /// Stop them, each before the services it depends on
+    #[arg(long)]
+    stop: bool,
+    /// Restart them, in start order
+    #[arg(long)]
+    restart: bool,
 }
 
 #[derive(Args)]
@@ -366,7 +386,47 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Health { name, json } => show(&paths, &Request::Health { name }, json, output::health).await,
-        Cmd::Containers { name, json } => show(&paths, &Request::Containers { name }, json, output::containers).await,
+        Cmd::Containers {
+            name,
+            json,
+            project: Some(project),
+            project_action: a,
+        } => {
+            use tether_core::containers::Action;
+            let action = if a.start {
+                Action::Start
+            } else if a.stop {
+                Action::Stop
+            } else {
+                Action::Restart
+            };
+            let mut e = Engine::ensure(&paths).await?;
+            let done: Vec<String> = e
+                .ask(&Request::ProjectAction {
+                    name,
+                    project: project.clone(),
+                    action,
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                let verb = match action {
+                    Action::Start => "started",
+                    Action::Stop => "stopped",
+                    Action::Restart => "restarted",
+                };
+                println!(
+                    "{verb} project {}: {}",
+                    output::clean(&project),
+                    output::clean(&done.join(", "))
+                );
+            }
+            Ok(())
+        }
+        Cmd::Containers { name, json, .. } => {
+            show(&paths, &Request::Containers { name }, json, output::containers).await
+        }
         Cmd::Status { json, watch: true } => watch(&paths, json).await,
         Cmd::Status { json, watch: false } => status(&paths, json).await,
         Cmd::Env { name } => {

@@ -346,39 +346,65 @@ pub fn containers(list: &Vec<ContainerView>) {
     if list.is_empty() {
         println!("no containers on this VM");
     }
+    // Compose projects together, each under its name; containers of no project first.
+    let mut projects: std::collections::BTreeMap<&str, Vec<&ContainerView>> = Default::default();
     for c in list {
-        let ports: Vec<String> = c
-            .ports
-            .iter()
-            .filter_map(|p| {
-                let public = p.public?;
-                let proto = p.proto;
-                Some(match p.local {
-                    Some(l) => format!(
-                        "{public}/{proto} → 127.0.0.1:{l}{}",
-                        if p.auto { " (auto)" } else { "" }
-                    ),
-                    None if p.not_forwarded.is_some() => format!("{public}/{proto} (not forwarded)"),
-                    None => format!("{public}/{proto}"),
-                })
-            })
-            .collect();
-        let health = c
-            .health
-            .as_deref()
-            .map(|h| format!(" ({})", clean(h)))
-            .unwrap_or_default();
+        match c.project.as_deref() {
+            Some(p) => projects.entry(p).or_default().push(c),
+            None => container_line(c, ""),
+        }
+    }
+    for (project, members) in projects {
+        let running = members.iter().filter(|c| c.state == "running").count();
         println!(
-            "{:<24} {:<10} {:<28} {}",
-            clean(&c.name),
-            format!("{}{health}", clean(&c.state)),
-            clean(&c.image),
-            ports.join(", ")
+            "project {} ({} containers, {running} running; `tether containers --project {} --restart`)",
+            clean(project),
+            members.len(),
+            clean(project)
         );
-        for p in &c.ports {
-            if let (Some(public), Some(why)) = (p.public, &p.not_forwarded) {
-                println!("    {public}/{} not forwarded: {}", p.proto, clean(why));
-            }
+        for c in members {
+            container_line(c, "  ");
+        }
+    }
+}
+
+fn container_line(c: &ContainerView, indent: &str) {
+    let ports: Vec<String> = c
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let public = p.public?;
+            let proto = p.proto;
+            Some(match p.local {
+                Some(l) => format!(
+                    "{public}/{proto} → 127.0.0.1:{l}{}",
+                    if p.auto { " (auto)" } else { "" }
+                ),
+                None if p.not_forwarded.is_some() => format!("{public}/{proto} (not forwarded)"),
+                None => format!("{public}/{proto}"),
+            })
+        })
+        .collect();
+    let health = c
+        .health
+        .as_deref()
+        .map(|h| format!(" ({})", clean(h)))
+        .unwrap_or_default();
+    let service = c
+        .service
+        .as_deref()
+        .map(|s| format!(" [{}]", clean(s)))
+        .unwrap_or_default();
+    println!(
+        "{indent}{:<24} {:<10} {:<28} {}",
+        format!("{}{service}", clean(&c.name)),
+        format!("{}{health}", clean(&c.state)),
+        clean(&c.image),
+        ports.join(", ")
+    );
+    for p in &c.ports {
+        if let (Some(public), Some(why)) = (p.public, &p.not_forwarded) {
+            println!("{indent}    {public}/{} not forwarded: {}", p.proto, clean(why));
         }
     }
 }

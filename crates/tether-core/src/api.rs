@@ -441,6 +441,14 @@ pub struct ContainerView {
     pub cpu_percent: Option<f64>,
     pub mem_bytes: Option<u64>,
     pub mem_limit: Option<u64>,
+    /// The Compose project it belongs to (`com.docker.compose.project`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub project: Option<String>,
+    /// Its Compose service (`com.docker.compose.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub service: Option<String>,
 }
 
 /// One check's verdict.

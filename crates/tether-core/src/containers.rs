@@ -1,6 +1,7 @@
 //! A VM's containers for the front ends: the list (name, image, state, health, published ports
-//! with the laptop port that reaches each, one-shot CPU and memory), start/stop/restart, and a
-//! bounded log tail. All of it through bollard on Tether's forwarded socket.
+//! with the laptop port that reaches each, one-shot CPU and memory, Compose project and service),
+//! start/stop/restart of one container or of a whole Compose project, and a bounded log tail. All
+//! of it through bollard on Tether's forwarded socket.
 
 use futures_util::StreamExt as _;
 use futures_util::future::join_all;
@@ -18,6 +19,12 @@ use crate::error::EngineError;
 use crate::state::State;
 
 pub use crate::api::{ContainerView, PortView};
+
+/// The labels `docker compose` puts on every container it makes.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// `db:service_started:false,cache:service_healthy:true`: the services this one depends on.
+const DEPENDS_LABEL: &str = "com.docker.compose.depends_on";
 
 /// Most log lines one tail returns.
 pub const MAX_LOG_LINES: usize = 1000;
@@ -206,6 +213,8 @@ impl Engine {
                     .as_ref()
                     .and_then(|n| n.first())
                     .map(|n| n.trim_start_matches('/').to_string());
+                let label = |key: &str| c.labels.as_ref().and_then(|l| l.get(key)).cloned();
+                let (project, service) = (label(PROJECT_LABEL), label(SERVICE_LABEL));
                 let mut ports: Vec<PortView> = Vec::new();
                 for p in c.ports.iter().flatten() {
                     let proto = crate::docker::proto(p.typ);
@@ -251,6 +260,8 @@ impl Engine {
                     mem_bytes: mem,
                     mem_limit: limit,
                     id,
+                    project,
+                    service,
                 }
             }
         });
@@ -268,6 +279,68 @@ impl Engine {
             Action::Restart => docker.restart_container(id, None::<RestartContainerOptions>).await,
         };
         res.map_err(|e| engine_err(vm, e))
+    }
+
+    /// Starts, stops or restarts every container of Compose project `project`, in the order
+    /// Compose would: a service after the services it depends on, and stopped before them.
+    /// Returns the containers' names in the order they were acted on.
+    pub async fn project_action(&self, vm: &str, project: &str, action: Action) -> Result<Vec<String>, EngineError> {
+        let docker = self.docker(vm).await?;
+        let filter = std::collections::HashMap::from([("label", vec![format!("{PROJECT_LABEL}={project}")])]);
+        let list = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| engine_err(vm, e))?;
+        if list.is_empty() {
+            return Err(EngineError::DockerApi {
+                vm: vm.into(),
+                message: format!(
+                    "no container belongs to a Compose project '{project}'; `tether containers {vm}` lists them"
+                ),
+            });
+        }
+        let members: Vec<Member> = list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                Member {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    service: labels.get(SERVICE_LABEL).cloned().unwrap_or_default(),
+                    depends_on: depends_on(labels.get(DEPENDS_LABEL).map(String::as_str).unwrap_or_default()),
+                }
+            })
+            .collect();
+        let mut order = start_order(&members);
+        if action == Action::Stop {
+            order.reverse();
+        }
+        let mut done = Vec::new();
+        for i in order {
+            let m = &members[i];
+            self.container_action(vm, &m.id, action)
+                .await
+                .map_err(|e| EngineError::DockerApi {
+                    vm: vm.into(),
+                    message: format!(
+                        "{e}; stopped at {} of project '{project}' after {} of {} containers",
+                        m.name,
+                        done.len(),
+                        members.len()
+                    ),
+                })?;
+            done.push(m.name.clone());
+        }
+        Ok(done)
     }
 
     /// The last `tail` lines of a container's output, then every new line as it is written,
@@ -317,4 +390,50 @@ impl Engine {
         let skip = lines.len().saturating_sub(tail);
         Ok(lines.split_off(skip))
     }
+}
+
+/// One container of a Compose project, for ordering.
+pub(crate) struct Member {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) service: String,
+    pub(crate) depends_on: Vec<String>,
+}
+
+/// The services named in a `com.docker.compose.depends_on` label.
+pub(crate) fn depends_on(label: &str) -> Vec<String> {
+    label
+        .split(',')
+        .filter_map(|d| d.split(':').next())
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Indices of `members` with every service after the services it depends on (by name, then
+/// container name, where the graph leaves a choice). A dependency that is not in the project, or
+/// a cycle, does not hold anything back: each member is still listed once.
+pub(crate) fn start_order(members: &[Member]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..members.len()).collect();
+    idx.sort_by(|&a, &b| (&members[a].service, &members[a].name).cmp(&(&members[b].service, &members[b].name)));
+    let mut placed = vec![false; members.len()];
+    let mut order = Vec::with_capacity(members.len());
+    while order.len() < members.len() {
+        let ready = idx.iter().copied().find(|&i| {
+            !placed[i]
+                && members[i].depends_on.iter().all(|dep| {
+                    members
+                        .iter()
+                        .enumerate()
+                        .all(|(j, m)| m.service != *dep || placed[j] || j == i)
+                })
+        });
+        // A cycle: take the first one left, as Compose would refuse; better than nothing.
+        let next = ready.or_else(|| idx.iter().copied().find(|&i| !placed[i]));
+        let Some(next) = next else { break };
+        placed[next] = true;
+        order.push(next);
+    }
+    order
 }

@@ -132,6 +132,12 @@ pub enum Request {
         id: String,
         action: crate::containers::Action,
     },
+    /// Every container of one Compose project, in dependency order.
+    ProjectAction {
+        name: Option<String>,
+        project: String,
+        action: crate::containers::Action,
+    },
     ContainerLogs {
         name: Option<String>,
         id: String,
@@ -522,6 +528,10 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::ContainerAction { name, id, action } => {
             let name = engine.config().await.resolve(name.as_deref())?;
             json(engine.container_action(&name, &id, action).await?)
+        }
+        Request::ProjectAction { name, project, action } => {
+            let name = engine.config().await.resolve(name.as_deref())?;
+            json(engine.project_action(&name, &project, action).await?)
         }
         Request::ContainerLogs { name, id, tail } => {
             let name = engine.config().await.resolve(name.as_deref())?;

@@ -571,7 +571,7 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
 fn containers_and_health_live_in_the_window() {
     let vm = TestVm::new("uic", 29, true);
     let sock = format!("unix://{}", vm.docker_sock());
-    docker_at(&sock, &["rm", "-f", "web", "once", "ticker"]);
+    docker_at(&sock, &["rm", "-f", "web", "once", "ticker", "shop-db-1", "shop-web-1"]);
     let p = free_port();
     docker_at(
         &sock,
@@ -612,6 +612,29 @@ fn containers_and_health_live_in_the_window() {
         &["run", "--name", "once", &var("LAB_IMAGE"), "sh", "-c", "exit 0"],
     )
     .ok();
+    // A Compose project of two services, labelled as `docker compose up` labels them.
+    for (service, depends) in [("db", ""), ("web", "db:service_started:false")] {
+        docker_at(
+            &sock,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &format!("shop-{service}-1"),
+                "--label",
+                "com.docker.compose.project=shop",
+                "--label",
+                &format!("com.docker.compose.service={service}"),
+                "--label",
+                &format!("com.docker.compose.depends_on={depends}"),
+                &var("LAB_IMAGE"),
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; sleep 100000 & wait",
+            ],
+        )
+        .ok();
+    }
 
     let t = Tether::without_daemon(&[]);
     // The browser, as the window's "Open" starts it: a stand-in that records the address.
@@ -705,7 +728,7 @@ fn containers_and_health_live_in_the_window() {
     // Health: the charts have readings (quick while the window watches) and the counts are right.
     ui.wait_text(
         "[data-testid=health-counts]",
-        "2 running / 3 containers",
+        "4 running / 5 containers",
         Duration::from_secs(20),
     );
     wait_for("a few readings", Duration::from_secs(15), || {
@@ -723,6 +746,17 @@ fn containers_and_health_live_in_the_window() {
     ui.screenshot(&shots().join("health.png"));
     ui.scroll_to("[data-testid=containers]");
     ui.wait_text("[data-testid=container-web]", "running", Duration::from_secs(10));
+    // The Compose project is one group, its containers under it with their services.
+    ui.wait_text(
+        "[data-testid=project-shop]",
+        "2 containers, 2 running",
+        Duration::from_secs(10),
+    );
+    ui.wait_text(
+        "[data-testid=container-shop-web-1]",
+        "service web",
+        Duration::from_secs(10),
+    );
     ui.screenshot(&shots().join("containers.png"));
 
     // Stop from the window: the list follows Docker's events, and the forward goes with it.
@@ -739,4 +773,27 @@ fn containers_and_health_live_in_the_window() {
     wait_for("the forward back", Duration::from_secs(10), || {
         http_tcp(p, "/index.html").ok().filter(|(s, _)| s.contains("200"))
     });
+
+    // The whole project stopped and started from its group; the rest keep running.
+    ui.click("[data-testid=project-stop-shop]");
+    ui.wait_text(
+        "[data-testid=project-shop]",
+        "2 containers, 0 running",
+        Duration::from_secs(30),
+    );
+    ui.wait_text("[data-testid=container-shop-db-1]", "exited", Duration::from_secs(10));
+    ui.wait_text("[data-testid=container-ticker]", "running", Duration::from_secs(10));
+    ui.click("[data-testid=project-start-shop]");
+    ui.wait_text(
+        "[data-testid=project-shop]",
+        "2 containers, 2 running",
+        Duration::from_secs(30),
+    );
+    let running = docker_at(
+        &sock,
+        &["ps", "--filter", "label=com.docker.compose.project=shop", "-q"],
+    )
+    .ok()
+    .stdout;
+    assert_eq!(running.lines().count(), 2, "{running}");
 }

@@ -58,6 +58,7 @@ export const api = {
   health: (name: string) => call<HealthReport>("health", { name }),
   containers: (name: string) => call<ContainerView[]>("containers", { name }),
   containerAction: (name: string, id: string, action: "start" | "stop" | "restart") => call<void>("container_action", { name, id, action }),
+  projectAction: (name: string, project: string, action: "start" | "stop" | "restart") => call<string[]>("project_action", { name, project, action }),
   containerLogs: (name: string, id: string, tail = 200) => call<string[]>("container_logs", { name, id, tail }),
   /** Streams a container's output (the last 200 lines, then live) to `online`. */
   followLogs: (name: string, id: string, online: (line: string) => void) => {

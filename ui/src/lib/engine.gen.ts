@@ -332,7 +332,15 @@ export type ContainerView = { id: string, name: string, image: string, state: st
 /**
  * The health check's verdict, when the image has one.
  */
-health: string | null, ports: Array<PortView>, cpu_percent: number | null, mem_bytes: number | null, mem_limit: number | null, };
+health: string | null, ports: Array<PortView>, cpu_percent: number | null, mem_bytes: number | null, mem_limit: number | null, 
+/**
+ * The Compose project it belongs to (`com.docker.compose.project`), if any.
+ */
+project?: string, 
+/**
+ * Its Compose service (`com.docker.compose.service`).
+ */
+service?: string, };
 
 /**
  * One check's verdict.

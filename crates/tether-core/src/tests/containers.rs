@@ -78,3 +78,61 @@ fn what_a_follow_holds_stays_under_one_line_however_long_the_output() {
         assert!(s.ready.is_empty());
     }
 }
+
+fn member(service: &str, name: &str, deps: &str) -> Member {
+    Member {
+        id: format!("id-{name}"),
+        name: name.into(),
+        service: service.into(),
+        depends_on: depends_on(deps),
+    }
+}
+
+fn names(members: &[Member], order: &[usize]) -> Vec<String> {
+    order.iter().map(|&i| members[i].name.clone()).collect()
+}
+
+#[test]
+fn compose_depends_on_names_the_services() {
+    assert_eq!(
+        depends_on("db:service_started:false,cache:service_healthy:true"),
+        vec!["db", "cache"]
+    );
+    assert!(depends_on("").is_empty());
+}
+
+#[test]
+fn a_project_starts_each_service_after_what_it_depends_on() {
+    let members = vec![
+        member("web", "p-web-1", "api:service_started:false"),
+        member("api", "p-api-1", "db:service_healthy:false,cache:service_started:false"),
+        member("db", "p-db-1", ""),
+        member("cache", "p-cache-1", ""),
+        member("api", "p-api-2", "db:service_healthy:false"),
+    ];
+    let order = names(&members, &start_order(&members));
+    let at = |n: &str| order.iter().position(|x| x == n).unwrap();
+    assert_eq!(order.len(), 5, "{order:?}");
+    assert!(
+        at("p-db-1") < at("p-api-1") && at("p-cache-1") < at("p-api-1"),
+        "{order:?}"
+    );
+    assert!(at("p-db-1") < at("p-api-2"), "{order:?}");
+    assert!(
+        at("p-api-1") < at("p-web-1") && at("p-api-2") < at("p-web-1"),
+        "{order:?}"
+    );
+}
+
+#[test]
+fn a_missing_dependency_or_a_cycle_still_lists_every_container_once() {
+    let members = vec![
+        member("a", "a-1", "b:service_started:false"),
+        member("b", "b-1", "a:service_started:false"),
+        member("c", "c-1", "gone:service_started:false"),
+    ];
+    let mut order = start_order(&members);
+    assert_eq!(order.len(), 3);
+    order.sort();
+    assert_eq!(order, vec![0, 1, 2]);
+}
