@@ -1,11 +1,12 @@
 //! The tray icon and its menu. Linux trays give no click events and no tooltip, so everything is
-//! reachable from the menu. The menu is a pure model ([`model`]) rebuilt from engine status on
-//! every event, then turned into Tauri menu items.
+//! reachable from the menu. The menu is a pure model ([`model`]) computed from engine status on
+//! every event, and handed to the tray only when it changed: replacing a menu closes it under the
+//! user's pointer, and gives its entries new ids a click in flight no longer finds.
 
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Wry};
+use tauri::{AppHandle, Manager, Wry};
 use tether_core::api::VmStatus;
 use tether_core::state::State;
 
@@ -236,19 +237,51 @@ pub fn create(app: &AppHandle, on_menu: impl Fn(&AppHandle, &str) + Send + Sync 
         .tooltip("Tether")
         .on_menu_event(move |app, event| on_menu(app, event.id().as_ref()))
         .build(app)?;
+    app.manage(TrayShown::default());
     Ok(())
 }
 
-/// Redraws icon, tooltip and menu from the current status.
+/// What the tray shows now: icon, tooltip and menu model.
+struct Shown {
+    state: TrayState,
+    tooltip: String,
+    entries: Vec<Entry>,
+}
+
+/// The app's record of what its tray shows (managed state, like the rest of the service's).
+#[derive(Default)]
+struct TrayShown(std::sync::Mutex<Option<Shown>>);
+
+/// Redraws whichever of icon, tooltip and menu the current status changes.
 pub fn refresh(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Result<()> {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return Ok(());
     };
     let state = TrayState::of(vms);
-    tray.set_icon(Some(Image::from_bytes(state.icon_bytes(TEMPLATE_ICON))?))?;
     let up = vms.iter().filter(|v| v.state == State::Connected).count();
-    tray.set_tooltip(Some(format!("Tether: {up} of {} VMs connected", vms.len())))?;
-    tray.set_menu(Some(menu(app, vms, autostart)?))?;
+    let tooltip = format!("Tether: {up} of {} VMs connected", vms.len());
+    let entries = model(vms, autostart);
+    let Some(record) = app.try_state::<TrayShown>() else {
+        return Ok(());
+    };
+    let mut shown = record.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let old = shown.as_ref();
+    if old.is_none_or(|o| o.state != state) {
+        tray.set_icon(Some(Image::from_bytes(state.icon_bytes(TEMPLATE_ICON))?))?;
+    }
+    if old.is_none_or(|o| o.tooltip != tooltip) {
+        tray.set_tooltip(Some(tooltip.clone()))?;
+    }
+    if old.is_none_or(|o| o.entries != entries) {
+        let items = build(app, &entries)?;
+        let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|b| b.as_ref()).collect();
+        tray.set_menu(Some(Menu::with_items(app, &refs)?))?;
+    }
+    *shown = Some(Shown {
+        state,
+        tooltip,
+        entries,
+    });
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! A desktop for app tests: Xvfb, a private D-Bus session with the stand-in notification
-//! service (tests/lab/notifyd.py), and optionally tauri-driver in front of WebKitWebDriver. It
+//! service (tests/lab/notifyd.py) and system tray (tests/lab/traywatch.py, through which a test
+//! reads and clicks the tray menu), and optionally tauri-driver in front of WebKitWebDriver. It
 //! also launches apps on that desktop and finds or closes their windows over X11 the way a window
 //! manager would. Everything is stopped on drop.
 
@@ -16,6 +17,34 @@ pub struct Desktop {
     pub dbus: String,
     pub driver_port: u16,
     pub notes: PathBuf,
+    /// Tray items that registered with the stand-in tray, one JSON line each.
+    pub tray: PathBuf,
+}
+
+/// One entry of a tray menu as the desktop's tray reads it over `com.canonical.dbusmenu`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TrayEntry {
+    pub id: i32,
+    pub label: String,
+    pub enabled: bool,
+    pub visible: bool,
+    pub separator: bool,
+    /// 1 checked, 0 unchecked, for check items.
+    pub toggle: Option<i64>,
+    pub children: Vec<TrayEntry>,
+}
+
+impl TrayEntry {
+    /// The first entry, at any depth, whose label contains `needle`.
+    pub fn find<'a>(entries: &'a [TrayEntry], needle: &str) -> Option<&'a TrayEntry> {
+        entries.iter().find_map(|e| {
+            if e.label.contains(needle) {
+                Some(e)
+            } else {
+                TrayEntry::find(&e.children, needle)
+            }
+        })
+    }
 }
 
 impl Desktop {
@@ -65,12 +94,29 @@ impl Desktop {
             .expect("notifyd ready");
         assert_eq!(ready.trim(), "notifyd ready");
         children.push(notifyd);
+
+        let tray = dir.join("tray.jsonl");
+        let mut watcher = Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/lab/traywatch.py"))
+            .arg("serve")
+            .arg(&tray)
+            .env("DBUS_SESSION_BUS_ADDRESS", &dbus)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("traywatch");
+        let mut ready = String::new();
+        BufReader::new(watcher.stdout.take().expect("traywatch stdout"))
+            .read_line(&mut ready)
+            .expect("traywatch ready");
+        assert_eq!(ready.trim(), "traywatch ready");
+        children.push(watcher);
         Desktop {
             children,
             display,
             dbus,
             driver_port: 0,
             notes,
+            tray,
         }
     }
 
@@ -138,6 +184,63 @@ impl Desktop {
     /// (a WM_DELETE_WINDOW client message).
     pub fn close_window(&self, window: u32) {
         x11::close(&self.display, window).unwrap_or_else(|e| panic!("X11 on {}: {e}", self.display));
+    }
+
+    /// `traywatch.py CMD FILE ARGS…` on this desktop's bus: its output, or why it failed.
+    fn traywatch(&self, cmd: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/lab/traywatch.py"))
+            .arg(cmd)
+            .arg(&self.tray)
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.dbus)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The tray menu as the desktop's tray reads it, once an item has registered.
+    pub fn tray_menu(&self) -> Result<Vec<TrayEntry>, String> {
+        let text = self.traywatch("menu", &[])?;
+        serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
+    }
+
+    /// Clicks tray menu entry `id`, as the tray does when the user picks it. An error when the
+    /// menu was replaced since it was read (its ids are new).
+    pub fn tray_click(&self, id: i32) -> Result<(), String> {
+        self.traywatch("click", &[&id.to_string()]).map(drop)
+    }
+
+    /// Opens the tray menu afresh and clicks the entry `pick` finds in it, as a user would; a
+    /// menu replaced between the reading and the click is read again.
+    pub fn tray_pick(&self, what: &str, pick: impl Fn(&[TrayEntry]) -> Option<i32>) {
+        wait_for(
+            &format!("a click on {what} in the tray menu"),
+            Duration::from_secs(20),
+            || {
+                let menu = self.tray_menu().ok()?;
+                self.tray_click(pick(&menu)?).ok()
+            },
+        );
+    }
+
+    /// The tray icon: (icon name, theme path), as the tray would draw it.
+    pub fn tray_icon(&self) -> Result<(String, String), String> {
+        let text = self.traywatch("icon", &[])?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+        Ok((
+            v["name"].as_str().unwrap_or("").to_string(),
+            v["theme_path"].as_str().unwrap_or("").to_string(),
+        ))
+    }
+
+    /// What a paste on this desktop would get (the CLIPBOARD selection), if anything.
+    pub fn clipboard(&self) -> Option<String> {
+        x11::clipboard(&self.display).unwrap_or_else(|e| panic!("X11 on {}: {e}", self.display))
     }
 
     /// Notifications shown so far, as (summary, body).
@@ -235,5 +338,50 @@ mod x11 {
         // A round trip: the server has handled the event before this connection closes.
         conn.get_input_focus()?.reply()?;
         Ok(())
+    }
+
+    /// The CLIPBOARD selection as text, as a paste would get it; `None` when nobody owns it.
+    pub fn clipboard(display: &str) -> Res<Option<String>> {
+        use x11rb::protocol::Event;
+        use x11rb::protocol::xproto::{CreateWindowAux, WindowClass};
+        let (conn, screen) = x11rb::connect(Some(display))?;
+        let root = conn.setup().roots[screen].root;
+        let win = conn.generate_id()?;
+        conn.create_window(
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            win,
+            root,
+            0,
+            0,
+            1,
+            1,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            0,
+            &CreateWindowAux::new(),
+        )?;
+        let clipboard = atom(&conn, "CLIPBOARD")?;
+        let utf8 = atom(&conn, "UTF8_STRING")?;
+        let prop = atom(&conn, "TETHER_TEST_PASTE")?;
+        conn.convert_selection(win, clipboard, utf8, prop, x11rb::CURRENT_TIME)?;
+        conn.flush()?;
+        // The server answers at once when nobody owns the selection; an owner answers through it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match conn.poll_for_event()? {
+                Some(Event::SelectionNotify(e)) if e.property == x11rb::NONE => return Ok(None),
+                Some(Event::SelectionNotify(_)) => {
+                    let reply = conn
+                        .get_property(false, win, prop, AtomEnum::ANY, 0, 1 << 16)?
+                        .reply()?;
+                    return Ok(Some(String::from_utf8_lossy(&reply.value).into_owned()));
+                }
+                Some(_) => {}
+                None if std::time::Instant::now() > deadline => {
+                    return Err("the clipboard's owner did not answer within 5 s".into());
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
     }
 }

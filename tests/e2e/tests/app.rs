@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use std::process::Command;
 
-use tether_e2e::desktop::Desktop;
+use tether_e2e::desktop::{Desktop, TrayEntry};
 use tether_e2e::keyring::SecretService;
 use tether_e2e::procs;
 use tether_e2e::webdriver::Session;
@@ -796,4 +796,117 @@ fn containers_and_health_live_in_the_window() {
     .ok()
     .stdout;
     assert_eq!(running.lines().count(), 2, "{running}");
+}
+
+/// The tray menu as a desktop's tray shows it, once `ready` holds for it.
+fn tray_until(desk: &Desktop, what: &str, ready: impl Fn(&[TrayEntry]) -> bool) -> Vec<TrayEntry> {
+    wait_for(what, Duration::from_secs(20), || {
+        desk.tray_menu().ok().filter(|m| ready(m))
+    })
+}
+
+/// The entry of `vm`'s submenu that contains `needle`.
+fn vm_entry(menu: &[TrayEntry], vm: &str, needle: &str) -> Option<TrayEntry> {
+    let sub = menu.iter().find(|e| e.label.split_whitespace().nth(1) == Some(vm))?;
+    TrayEntry::find(&sub.children, needle).cloned()
+}
+
+#[test]
+fn the_tray_menu_is_read_and_clicked_over_dbus() {
+    let vm = TestVm::new("tray", 42, false);
+    let t = Tether::without_daemon(&[]);
+    let env = t.app_env();
+    let desk = Desktop::plain(t.dir.path());
+    let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    wait_for("the app's engine", Duration::from_secs(20), || {
+        t.home().join("run/control.sock").exists().then_some(())
+    });
+    for name in ["tray", "tray2"] {
+        t.run(&[
+            "vm",
+            "add",
+            name,
+            "--host",
+            &vm.ip,
+            "--user",
+            &var("LAB_USER"),
+            "--arch",
+            "x86_64",
+            "--identity",
+            &var("LAB_KEY"),
+            "--remote-socket",
+            &var("LAB_A_SOCK"),
+            "--accept-new",
+        ])
+        .ok();
+    }
+
+    // The menu the tray shows: each VM's submenu with its state, and the app's own entries.
+    let menu = tray_until(&desk, "the tray menu to list both VMs", |m| {
+        vm_entry(m, "tray", "Connect").is_some() && vm_entry(m, "tray2", "Connect").is_some()
+    });
+    assert!(menu.iter().any(|e| e.label == "○ tray  x86_64"), "{menu:#?}");
+    let state = vm_entry(&menu, "tray", "disconnected").expect("the state line");
+    assert!(!state.enabled, "the state line is not an action: {state:?}");
+    for label in ["Open Tether…", "Copy DOCKER_HOST", "Start at login", "Quit Tether"] {
+        assert!(TrayEntry::find(&menu, label).is_some(), "no {label}: {menu:#?}");
+    }
+    let disconnected_icon = desk.tray_icon().expect("the tray icon");
+
+    // Connect, clicked in the menu.
+    desk.tray_pick("Connect", |m| vm_entry(m, "tray", "Connect").map(|e| e.id));
+    t.wait_state("tray", "connected", Duration::from_secs(20));
+    tray_until(&desk, "the menu to show the VM connected", |m| {
+        m.iter().any(|e| e.label == "● tray  x86_64") && vm_entry(m, "tray", "Disconnect").is_some()
+    });
+    let connected_icon = wait_for("the connected icon", Duration::from_secs(10), || {
+        desk.tray_icon().ok().filter(|i| *i != disconnected_icon)
+    });
+
+    // Copy DOCKER_HOST: the active VM's, on the clipboard.
+    desk.tray_pick("Copy DOCKER_HOST", |m| {
+        TrayEntry::find(m, "Copy DOCKER_HOST").map(|e| e.id)
+    });
+    let socket = t.status("tray")["docker_host"].as_str().unwrap().to_string();
+    wait_for("DOCKER_HOST on the clipboard", Duration::from_secs(10), || {
+        (desk.clipboard().as_deref() == Some(socket.as_str())).then_some(())
+    });
+
+    // Use: the other VM becomes the active one, and the menu's check follows.
+    let use_of = |m: &[TrayEntry], vm: &str| {
+        TrayEntry::find(m, "Use").and_then(|u| u.children.iter().find(|e| e.label == vm).cloned())
+    };
+    let use_tray2 = use_of(&desk.tray_menu().unwrap(), "tray2").expect("Use > tray2");
+    assert_eq!(use_tray2.toggle, Some(0), "{use_tray2:?}");
+    desk.tray_pick("Use > tray2", |m| use_of(m, "tray2").map(|e| e.id));
+    wait_for("tray2 to be active", Duration::from_secs(10), || {
+        (t.status("tray2")["active"] == true).then_some(())
+    });
+    tray_until(&desk, "the Use check to move", |m| {
+        let used = TrayEntry::find(m, "Use")
+            .map(|u| u.children.clone())
+            .unwrap_or_default();
+        used.iter().any(|e| e.label == "tray2" && e.toggle == Some(1))
+            && used.iter().any(|e| e.label == "tray" && e.toggle == Some(0))
+    });
+
+    // A link cut shows in the icon and the menu; healed, both come back.
+    lab_cmd(&["link", &vm.name, "down"]);
+    t.wait_state("tray", "reconnecting", Duration::from_secs(15));
+    tray_until(&desk, "the menu to show the outage", |m| {
+        m.iter().any(|e| e.label == "◐ tray  x86_64")
+    });
+    let outage_icon = wait_for("the outage icon", Duration::from_secs(10), || {
+        desk.tray_icon().ok().filter(|i| *i != connected_icon)
+    });
+    assert_ne!(outage_icon, disconnected_icon);
+    lab_cmd(&["link", &vm.name, "up"]);
+    t.wait_state("tray", "connected", Duration::from_secs(40));
+    tray_until(&desk, "the menu to show the VM back", |m| {
+        m.iter().any(|e| e.label == "● tray  x86_64")
+    });
+
+    // Disconnect, clicked in the menu.
+    desk.tray_pick("Disconnect", |m| vm_entry(m, "tray", "Disconnect").map(|e| e.id));
+    t.wait_state("tray", "disconnected", Duration::from_secs(10));
 }
