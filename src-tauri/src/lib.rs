@@ -41,10 +41,18 @@ pub fn run() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
     // Logs go to stderr: the window's stdout is a line protocol to the service.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // The engine's recent lines are kept too, for the window's log view and reports.
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(tether_core::logring::layer().with_filter(tether_core::logring::filter()))
         .try_init();
     let paths = match tether_core::paths::Paths::from_env() {
         Ok(p) => p,

@@ -268,8 +268,12 @@ fn process_alive(pid: u32) -> bool {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // The engine's recent lines are kept too, for `tether logs`, the window and reports.
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_target(false).with_filter(filter))
+        .with(tether_core::logring::layer().with_filter(tether_core::logring::filter()))
         .try_init();
 }

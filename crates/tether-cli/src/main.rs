@@ -83,6 +83,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The engine's recent log lines (INFO and above), all or about one VM.
+    Logs {
+        /// Only the lines about this VM
+        name: Option<String>,
+        /// How many lines (the engine keeps the last 2000)
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: usize,
+    },
+    /// Check everything Tether depends on, here and on each VM, with the fix for each failure.
+    Doctor {
+        /// Only this VM (default: every VM)
+        name: Option<String>,
+        /// Print JSON, for scripts
+        #[arg(long)]
+        json: bool,
+        /// Also write a report bundle (tar.gz: versions, checks, status and health, config, the
+        /// engine log's last lines; no keys or passwords) for a bug report.
+        #[arg(long, value_name = "FILE")]
+        report: Option<std::path::PathBuf>,
+    },
     /// A VM's containers, with the laptop port that reaches each published port.
     Containers {
         /// The VM (default: the active one)
@@ -386,6 +406,15 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Health { name, json } => show(&paths, &Request::Health { name }, json, output::health).await,
+        Cmd::Doctor { name, json, report } => doctor(&paths, name, json, report).await,
+        Cmd::Logs { name, lines } => {
+            let mut e = Engine::ensure(&paths).await?;
+            let list: Vec<tether_core::logring::LogLine> = e.ask(&Request::Logs { name, lines }).await?;
+            for l in &list {
+                println!("{}", output::clean(&tether_core::doctor::line_text(l)));
+            }
+            Ok(())
+        }
         Cmd::Containers {
             name,
             json,
@@ -442,6 +471,44 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// One request whose answer is printed as JSON or through `render`.
+async fn doctor(paths: &Paths, name: Option<String>, json: bool, report: Option<std::path::PathBuf>) -> Result<()> {
+    let facts = tether_core::doctor::ClientFacts {
+        path: std::env::var("PATH").ok(),
+        docker_host: std::env::var("DOCKER_HOST").ok(),
+    };
+    let mut e = Engine::ensure(paths).await?;
+    let found: tether_core::doctor::Doctor = e
+        .ask(&Request::Doctor {
+            name,
+            facts: facts.clone(),
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        println!("This laptop");
+        output::checks(&found.local);
+        for vm in &found.vms {
+            println!("\nVM '{}'", output::clean(&vm.name));
+            output::checks(&vm.checks);
+        }
+    }
+    if let Some(file) = report {
+        let file = std::path::absolute(&file)?;
+        let names: Vec<String> = e
+            .ask(&Request::DoctorReport {
+                file: file.clone(),
+                facts,
+            })
+            .await?;
+        eprintln!("report written to {} ({} files)", file.display(), names.len());
+    }
+    if !found.ok() {
+        anyhow::bail!("some checks failed; each says how to fix it");
+    }
+    Ok(())
+}
+
 async fn show<T: DeserializeOwned>(paths: &Paths, req: &Request, json: bool, render: fn(&T)) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     if json {

@@ -24,7 +24,7 @@ fn check(id: &str, title: &str, ok: bool, detail: String, fix: Option<String>) -
     }
 }
 
-const TITLES: [(&str, &str); 5] = [
+pub(crate) const TITLES: [(&str, &str); 5] = [
     ("ssh", "SSH login works"),
     ("socket", "The Docker socket is on the VM"),
     ("access", "The user may use Docker"),
@@ -33,7 +33,11 @@ const TITLES: [(&str, &str); 5] = [
 ];
 
 /// The checks that need a login, over `handle`.
-async fn over(handle: &russh::client::Handle<ClientHandler>, profile: &Profile, target: &Target) -> Vec<Check> {
+pub(crate) async fn over(
+    handle: &russh::client::Handle<ClientHandler>,
+    profile: &Profile,
+    target: &Target,
+) -> Vec<Check> {
     let sock = &profile.remote_socket;
     let user = &target.user;
     let script = format!(

@@ -132,6 +132,23 @@ pub enum Request {
         id: String,
         action: crate::containers::Action,
     },
+    /// Every check Tether depends on (`tether doctor`), for every VM or one.
+    Doctor {
+        name: Option<String>,
+        #[serde(default)]
+        facts: crate::doctor::ClientFacts,
+    },
+    /// The engine's last log lines, all or about one VM.
+    Logs {
+        name: Option<String>,
+        lines: usize,
+    },
+    /// The doctor's report bundle (tar.gz) written to `file`, an absolute path.
+    DoctorReport {
+        file: std::path::PathBuf,
+        #[serde(default)]
+        facts: crate::doctor::ClientFacts,
+    },
     /// Every container of one Compose project, in dependency order.
     ProjectAction {
         name: Option<String>,
@@ -528,6 +545,18 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::ContainerAction { name, id, action } => {
             let name = engine.config().await.resolve(name.as_deref())?;
             json(engine.container_action(&name, &id, action).await?)
+        }
+        Request::Logs { name, lines } => json(engine.logs(name.as_deref(), lines).await?),
+        Request::Doctor { name, facts } => json(engine.doctor(&facts, name.as_deref()).await?),
+        Request::DoctorReport { file, facts } => {
+            if !file.is_absolute() {
+                return Err(crate::config::ConfigError::Invalid(format!(
+                    "the report's path must be absolute, not {}",
+                    file.display()
+                ))
+                .into());
+            }
+            json(engine.doctor_report(&facts, &file).await?)
         }
         Request::ProjectAction { name, project, action } => {
             let name = engine.config().await.resolve(name.as_deref())?;

@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "model",
         &[
-            "api", "backoff", "clock", "config", "flow", "paths", "ports", "state", "target",
+            "api", "backoff", "clock", "config", "flow", "logring", "paths", "ports", "state", "target",
         ],
     ),
     // One outside party each: the SSH link, the keychain, known_hosts, the Docker socket, the
@@ -49,7 +49,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The engine and its operations (the only `impl Engine` blocks).
     (
         "engine",
-        &["checks", "containers", "engine", "hostkeys", "keys", "profiles"],
+        &[
+            "checks",
+            "containers",
+            "doctor",
+            "engine",
+            "hostkeys",
+            "keys",
+            "profiles",
+        ],
     ),
     // The control API over the engine.
     ("control", &["control"]),

@@ -82,6 +82,30 @@ export type ReverseStatus = { remote: number, local: number,
 state: ForwardState, error?: string | null, active: number, total: number, };
 
 /**
+ * The doctor's verdicts.
+ */
+export type Doctor = { local: Array<Check>, vms: Array<VmChecks>, };
+
+export type VmChecks = { name: string, checks: Array<Check>, };
+
+/**
+ * One log line.
+ */
+export type LogLine = { at_ms: number, 
+/**
+ * `error`, `warn` or `info`.
+ */
+level: string, 
+/**
+ * The VM the line is about, if it names one.
+ */
+vm?: string, 
+/**
+ * The message, then its other fields as `key=value`.
+ */
+text: string, };
+
+/**
  * A published port's protocol. Tether forwards TCP.
  */
 export type Proto = "tcp" | "udp" | "sctp";
