@@ -327,6 +327,22 @@ pub async fn check_vm(ipc: State<'_, Ipc>, name: String) -> Res<Vec<Check>> {
     call(&ipc, Request::CheckVm { name }).await
 }
 
+/// Every check Tether depends on; the app's own PATH and DOCKER_HOST stand for the user's.
+#[tauri::command]
+pub async fn doctor(ipc: State<'_, Ipc>) -> Res<tether_core::doctor::Doctor> {
+    let facts = tether_core::doctor::ClientFacts {
+        path: std::env::var("PATH").ok(),
+        docker_host: std::env::var("DOCKER_HOST").ok(),
+    };
+    call(&ipc, Request::Doctor { name: None, facts }).await
+}
+
+/// The engine's recent log lines, all or about one VM.
+#[tauri::command]
+pub async fn logs(ipc: State<'_, Ipc>, name: Option<String>, lines: usize) -> Res<Vec<tether_core::logring::LogLine>> {
+    call(&ipc, Request::Logs { name, lines }).await
+}
+
 #[tauri::command]
 pub async fn use_docker_context(ipc: State<'_, Ipc>, vm: Option<String>) -> Res<String> {
     call(&ipc, Request::UseDockerContext { vm }).await

@@ -101,6 +101,8 @@ pub fn run(attached: bool, paths: Paths) -> ExitCode {
             ipc::containers,
             ipc::container_action,
             ipc::project_action,
+            ipc::doctor,
+            ipc::logs,
             ipc::container_logs,
             ipc::follow_logs,
             ipc::unfollow_logs,

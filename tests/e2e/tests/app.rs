@@ -164,6 +164,23 @@ fn window_connects_forwards_and_survives_an_outage() {
         .count();
     assert_eq!(drops, 1, "{:?}", desk.notifications());
 
+    // Diagnostics: the doctor runs from the window, over the live connection, and the engine's
+    // log shows this VM's lines.
+    ui.click("[data-testid=nav-diagnostics]");
+    ui.click("[data-testid=doctor-run]");
+    ui.wait_text("[data-testid=check-ui-ssh]", "live connection", Duration::from_secs(30));
+    ui.wait_text("[data-testid=check-ui-clock]", "this laptop", Duration::from_secs(10));
+    ui.wait_text("[data-testid=check-local-engine]", "✓", Duration::from_secs(10));
+    ui.click("[data-testid=log-filter] option[value=ui]");
+    ui.wait_text("[data-testid=log-lines]", "[ui] connected", Duration::from_secs(10));
+    let shown = ui.wait_text("[data-testid=log-lines]", "[ui]", Duration::from_secs(5));
+    assert!(
+        shown.lines().all(|l| l.contains("[ui]")),
+        "the filter let other lines through: {shown}"
+    );
+    ui.screenshot(&shots().join("doctor.png"));
+    ui.click(&format!("[data-testid=vm-{}]", "ui"));
+
     // A disconnect the user asks for is silent.
     let before = desk.notifications().len();
     ui.click("[data-testid=toggle-ui]");

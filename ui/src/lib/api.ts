@@ -1,7 +1,7 @@
 // The app's IPC: one typed function per Tauri command, and the engine's event stream.
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { Check, ContainerView, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, Settings, SshHost, TimedEvent, VmStatus } from "./types";
+import type { Check, ContainerView, Doctor, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, LogLine, Settings, SshHost, TimedEvent, VmStatus } from "./types";
 
 export interface NewVm {
   host: string;
@@ -36,6 +36,8 @@ export const api = {
   removeVm: (name: string) => call<void>("remove_vm", { name }),
   addForward: (name: string, spec: string) => call<unknown>("add_forward", { name, spec }),
   removeForward: (name: string, local: number) => call<unknown>("remove_forward", { name, local }),
+  doctor: () => call<Doctor>("doctor"),
+  logs: (name: string | null, lines: number) => call<LogLine[]>("logs", { name, lines }),
   addReverse: (name: string, spec: string) => call<unknown>("add_reverse", { name, spec }),
   removeReverse: (name: string, remote: number) => call<unknown>("remove_reverse", { name, remote }),
   setAutoConnect: (name: string, on: boolean) => call<void>("set_auto_connect", { name, on }),

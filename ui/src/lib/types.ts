@@ -7,6 +7,7 @@ export type {
   Check,
   ContainerView,
   Disk,
+  Doctor,
   EngineHealth,
   EngineInfo,
   ErrorDetails,
@@ -17,6 +18,7 @@ export type {
   HostKeyScan,
   HostKeyVerdict,
   KeyView,
+  LogLine,
   PortView,
   RecordedKey,
   ReverseStatus,
@@ -24,6 +26,7 @@ export type {
   SshHost,
   TimedEvent,
   UnforwardedPort,
+  VmChecks,
   VmHealth,
   VmStatus,
 } from "./engine.gen";
