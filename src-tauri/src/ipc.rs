@@ -80,6 +80,9 @@ pub struct NewVm {
     pub arch: Option<String>,
     pub identity: Option<String>,
     pub remote_socket: Option<String>,
+    /// Jump hosts, `[user@]host[:port]` separated by commas.
+    #[serde(default)]
+    pub jump: Option<String>,
 }
 
 impl NewVm {
@@ -96,6 +99,7 @@ impl NewVm {
                 .transpose()?,
             identity: self.identity.filter(|i| !i.trim().is_empty()).map(Into::into),
             remote_socket: self.remote_socket.filter(|s| !s.trim().is_empty()),
+            jump: self.jump.map(|j| j.trim().to_string()).filter(|j| !j.is_empty()),
         })
     }
 }
@@ -525,6 +529,7 @@ mod tests {
             arch: Some("sparc".into()),
             identity: None,
             remote_socket: None,
+            jump: Some("  ".into()),
         };
         let v = serde_json::to_value(vm.into_connection().unwrap_err()).unwrap();
         assert_eq!(v["code"], "config_invalid");

@@ -10,6 +10,9 @@
 #   lab.sh env                     print the lab's variables (for tests)
 #   lab.sh vm-up NAME IDX [docker] start one more VM at 10.77.IDX.2 (docker: with its own engine)
 #   lab.sh vm-down NAME            stop and remove one VM
+#   lab.sh hidden NAME IDX BASTION [docker]
+#                                  a VM at 10.78.IDX.2 wired only to VM BASTION (at 10.78.IDX.1
+#                                  there); this machine has no route to it, only through BASTION
 #   lab.sh sshd NAME PORT [OPT=VAL ...]  start another sshd in VM NAME on PORT with extra options
 #   lab.sh sshd-stop NAME PORT     stop that sshd
 #   lab.sh dockerd-start NAME | dockerd-stop NAME
@@ -188,7 +191,11 @@ dockerd_stop() { # NAME
 
 # While a VM's link is cut its /24 route is gone; without this, packets for it would follow the
 # default route off the machine. An unreachable route keeps every lab address local.
-guard_route() { ip route replace unreachable 10.77.0.0/16 metric 4000; }
+# Hidden VMs (10.78/16) sit behind a bastion and must never be reachable from here, nor leak.
+guard_route() {
+  ip route replace unreachable 10.77.0.0/16 metric 4000
+  ip route replace unreachable 10.78.0.0/16 metric 4000
+}
 
 vm_up() { # NAME IDX [docker]
   need_root
@@ -209,6 +216,29 @@ vm_up() { # NAME IDX [docker]
   sshd_start "$name" 22
   if [ "$with_docker" = docker ]; then dockerd_start "$name"; fi
   log "VM $name up at 10.77.$idx.2"
+}
+
+vm_hidden() { # NAME IDX BASTION [docker]
+  need_root
+  guard_route
+  local name=$1 idx=$2 bastion=$3 with_docker=${4:-}
+  [ -d "$(vm_dir "$bastion")" ] || die "no VM '$bastion' to hide '$name' behind: start it with vm-up first"
+  local dir; dir=$(vm_dir "$name")
+  mkdir -p "$dir"; chmod 755 "$LAB" "$LAB/vms" "$dir"
+  local ns="tl-$name" jump_if="tlj-$name" vm_if="tlv-$name"
+  ip netns add "$ns"
+  ip link add "$jump_if" type veth peer name "$vm_if"
+  ip link set "$jump_if" netns "tl-$bastion"
+  ip link set "$vm_if" netns "$ns"
+  ip -n "tl-$bastion" addr add "10.78.$idx.1/24" dev "$jump_if"
+  ip -n "tl-$bastion" link set "$jump_if" up
+  ip -n "$ns" addr add "10.78.$idx.2/24" dev "$vm_if"
+  ip -n "$ns" link set "$vm_if" up
+  ip -n "$ns" link set lo up
+  echo "10.78.$idx.2" > "$dir/ip"
+  sshd_start "$name" 22
+  if [ "$with_docker" = docker ]; then dockerd_start "$name"; fi
+  log "VM $name up at 10.78.$idx.2, reachable only through $bastion"
 }
 
 tarpit() { # NAME PORT
@@ -319,6 +349,7 @@ down() {
   need_root
   down_quiet
   ip route del unreachable 10.77.0.0/16 metric 4000 2>/dev/null || true
+  ip route del unreachable 10.78.0.0/16 metric 4000 2>/dev/null || true
   unmount_under "$LAB"
   unmount_under "$DATA"
   rm -rf "$LAB" "$DATA"
@@ -353,6 +384,7 @@ case "$cmd" in
   env) env_vars ;;
   vm-up) vm_up "$@" ;;
   vm-down) vm_down "$@" ;;
+  hidden) vm_hidden "$@" ;;
   move) vm_move "$@" ;;
   tarpit) tarpit "$@" ;;
   sshd) sshd_start "$@" ;;

@@ -198,6 +198,11 @@ struct VmAdd {
     /// Docker socket path on the VM.
     #[arg(long, default_value = tether_core::config::DEFAULT_REMOTE_SOCKET)]
     remote_socket: String,
+    /// Reach the VM through jump hosts: [user@]host[:port], several separated by commas, as
+    /// OpenSSH's ProxyJump (which ~/.ssh/config may also give; "none" ignores that). Each hop's
+    /// host key is checked as the VM's is.
+    #[arg(long, short = 'J', value_name = "HOPS")]
+    jump: Option<String>,
     /// Accept and record the VM's host key without asking (for scripts).
     #[arg(long)]
     accept_new: bool,
@@ -527,6 +532,7 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
         arch: a.arch.as_deref().map(str::parse::<Arch>).transpose()?,
         identity: a.identity.map(|p| std::path::absolute(&p).unwrap_or(p)),
         remote_socket: Some(a.remote_socket),
+        jump: a.jump,
     }
     .into_profile();
     profile.key = a.key;
@@ -539,34 +545,49 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
     .await?;
     println!("added VM '{}'", a.name);
     // Verify the host key now, while the user is here to confirm it.
-    match e.call(&Request::ScanHostKey { name: a.name.clone() }).await {
-        Ok(v) => {
-            let scan: HostKeyScan = serde_json::from_value(v)?;
-            host_key_after_scan(&mut e, &a.name, &scan, a.accept_new).await
+    // Behind jump hosts each hop's key comes first, one scan each, until the VM's own.
+    for _ in 0..=MAX_HOPS {
+        let scan: HostKeyScan = match e.call(&Request::ScanHostKey { name: a.name.clone() }).await {
+            Ok(v) => serde_json::from_value(v)?,
+            Err(ClientError::Remote(err)) => {
+                eprintln!(
+                    "note: could not check the host key now ({}); you will be asked on first connect",
+                    err.message
+                );
+                return Ok(());
+            }
+            Err(other) => return Err(other.into()),
+        };
+        if !host_key_after_scan(&mut e, &a.name, &scan, a.accept_new).await? || !scan.jump {
+            return Ok(());
         }
-        Err(ClientError::Remote(err)) => {
-            eprintln!(
-                "note: could not check the host key now ({}); you will be asked on first connect",
-                err.message
-            );
-            Ok(())
-        }
-        Err(other) => Err(other.into()),
     }
+    Ok(())
 }
 
-async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, accept_new: bool) -> Result<()> {
+/// Jump hosts walked before giving up on reaching the VM's own key.
+const MAX_HOPS: usize = 8;
+
+/// Says what the scan found and records an unknown key the user accepts; true when the key is
+/// trusted now.
+async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, accept_new: bool) -> Result<bool> {
     let (key_type, fp) = (&scan.key_type, &scan.fingerprint);
     let detail = scan.detail.as_deref().unwrap_or("");
+    // Whose key: the VM's, or a jump host's on the way to it.
+    let whose = if scan.jump {
+        format!("the jump host {} (on the way to '{name}')", scan.host)
+    } else {
+        format!("'{name}'")
+    };
     match scan.status {
         HostKeyVerdict::Known => {
-            println!("host key verified: {key_type} {fp}");
-            Ok(())
+            println!("host key of {whose} verified: {key_type} {fp}");
+            Ok(true)
         }
         HostKeyVerdict::Unknown => {
             if accept_new
                 || confirm(&format!(
-                    "The host key of '{name}' is not known yet.\n  {key_type} key fingerprint is {fp}\nAccept it?"
+                    "The host key of {whose} is not known yet.\n  {key_type} key fingerprint is {fp}\nAccept it?"
                 ))?
             {
                 e.call(&Request::TrustHostKey {
@@ -574,19 +595,20 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
                     fingerprint: fp.clone(),
                 })
                 .await?;
-                println!("host key recorded: {key_type} {fp}");
+                println!("host key of {whose} recorded: {key_type} {fp}");
+                Ok(true)
             } else {
                 println!("host key not accepted; you will be asked again on connect");
+                Ok(false)
             }
-            Ok(())
         }
         HostKeyVerdict::OtherType => anyhow::bail!(
-            "REFUSED: '{name}' presents {key_type} {fp}, but {detail}; a key of another type is not a first \
+            "REFUSED: {whose} presents {key_type} {fp}, but {detail}; a key of another type is not a first \
              connection. The VM profile was saved but will not connect until this is resolved \
              (`tether vm host-key {name}`)"
         ),
         HostKeyVerdict::Changed | HostKeyVerdict::Revoked => anyhow::bail!(
-            "REFUSED: the host key of '{name}' ({key_type} {fp}) does not match the recorded one ({detail}). \
+            "REFUSED: the host key of {whose} ({key_type} {fp}) does not match the recorded one ({detail}). \
              The VM profile was saved but will not connect until this is resolved"
         ),
     }
@@ -616,9 +638,13 @@ async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Resul
         };
         match e.call(&req).await {
             Ok(v) => break v,
-            Err(ClientError::Remote(err)) if err.code == "host_key_unknown" && fingerprint.is_none() => {
+            // Behind jump hosts each hop's unknown key is asked about in turn; the same key asked
+            // twice means the confirmation did not take, and is not asked again.
+            Err(ClientError::Remote(err)) if err.code == "host_key_unknown" => {
                 let fp = match err.details.as_deref() {
-                    Some(ErrorDetails::HostKey { fingerprint, .. }) => Some(fingerprint.clone()),
+                    Some(ErrorDetails::HostKey { fingerprint: fp, .. }) if fingerprint.as_ref() != Some(fp) => {
+                        Some(fp.clone())
+                    }
                     _ => None,
                 };
                 match fp {

@@ -323,6 +323,9 @@ pub struct ConnectionSettings {
     /// `None` is Docker's default path.
     #[serde(default)]
     pub remote_socket: Option<String>,
+    /// Jump hosts, `[user@]host[:port]` separated by commas; `None` follows ~/.ssh/config.
+    #[serde(default)]
+    pub jump: Option<String>,
 }
 
 impl ConnectionSettings {
@@ -339,6 +342,7 @@ impl ConnectionSettings {
         profile.remote_socket = self
             .remote_socket
             .unwrap_or_else(|| crate::config::DEFAULT_REMOTE_SOCKET.to_string());
+        profile.jump = self.jump.filter(|j| !j.trim().is_empty());
     }
 
     /// A new VM's profile reached this way.
@@ -522,6 +526,11 @@ pub enum HostKeyVerdict {
 /// A VM's host key, fetched without logging in, and what the known_hosts files say of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct HostKeyScan {
+    /// Whose key: the VM's host as known_hosts names it, or a jump host's on the way to it.
+    pub host: String,
+    /// The key is a jump host's, not the VM's: trust it, then scan again for the next.
+    #[serde(default)]
+    pub jump: bool,
     pub status: HostKeyVerdict,
     pub key_type: String,
     pub fingerprint: String,

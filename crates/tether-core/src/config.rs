@@ -182,6 +182,10 @@ pub struct Profile {
     /// A key in the OS keychain, by its name under `[keys]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Jump hosts, in ProxyJump syntax (`[user@]host[:port]`, several separated by commas);
+    /// "none" ignores a ProxyJump in ~/.ssh/config. Unset follows ~/.ssh/config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<String>,
     #[serde(default = "default_remote_socket")]
     pub remote_socket: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -209,6 +213,7 @@ impl Profile {
             arch: None,
             identity: None,
             key: None,
+            jump: None,
             remote_socket: default_remote_socket(),
             forwards: Vec::new(),
             reverse: Vec::new(),
@@ -430,6 +435,9 @@ impl Config {
             validate_name(name)?;
             if vm.host.trim().is_empty() {
                 return Err(ConfigError::Invalid(format!("VM '{name}' has an empty host")));
+            }
+            for hop in vm.jump.as_deref().map(crate::target::split_jumps).unwrap_or_default() {
+                crate::target::hop(&hop, None).map_err(|e| ConfigError::Invalid(format!("VM '{name}': {e}")))?;
             }
             if !vm.remote_socket.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(

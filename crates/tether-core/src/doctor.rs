@@ -273,12 +273,14 @@ impl Engine {
         let profile = self.config().await.vm(name)?.clone();
         let target = crate::target::resolve(&profile)?;
         let mut out = Vec::new();
-        let where_ = format!("{}:{}", target.host, target.port);
-        let addrs = tokio::time::timeout(
-            STEP_TIMEOUT,
-            tokio::net::lookup_host((target.host.as_str(), target.port)),
-        )
-        .await;
+        // Behind jump hosts, this laptop reaches only the first one: DNS and TCP are its.
+        let (first, what) = match target.jumps.first() {
+            Some(hop) => (hop, " (the first jump host)"),
+            None => (&target, ""),
+        };
+        let where_ = format!("{}:{}", first.host, first.port);
+        let addrs =
+            tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host((first.host.as_str(), first.port))).await;
         let addrs: Vec<std::net::SocketAddr> = match addrs {
             Ok(Ok(a)) => a.collect(),
             Ok(Err(e)) => {
@@ -286,7 +288,7 @@ impl Engine {
                     "dns",
                     "Name lookup",
                     false,
-                    format!("{}: {e}", target.host),
+                    format!("{}{what}: {e}", first.host),
                     Some("check the host name, your DNS or VPN, or use the VM's address".into()),
                 ));
                 return Ok(out);
@@ -296,7 +298,7 @@ impl Engine {
                     "dns",
                     "Name lookup",
                     false,
-                    format!("{}: no answer within {} s", target.host, STEP_TIMEOUT.as_secs()),
+                    format!("{}{what}: no answer within {} s", first.host, STEP_TIMEOUT.as_secs()),
                     Some("check your DNS or VPN".into()),
                 ));
                 return Ok(out);
@@ -307,7 +309,7 @@ impl Engine {
             "dns",
             "Name lookup",
             !addrs.is_empty(),
-            format!("{} is {}", target.host, shown.join(", ")),
+            format!("{}{what} is {}", first.host, shown.join(", ")),
             Some("the name has no address; check it".into()),
         ));
         let mut tcp_ok = None;
@@ -328,7 +330,7 @@ impl Engine {
                 "tcp",
                 "TCP to sshd",
                 true,
-                format!("{a} answers ({:.1} ms)", took.as_secs_f64() * 1e3),
+                format!("{a}{what} answers ({:.1} ms)", took.as_secs_f64() * 1e3),
                 None,
             )),
             None => {

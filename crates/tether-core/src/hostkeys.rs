@@ -9,13 +9,22 @@ use crate::error::{EngineError, Refusal};
 use crate::known_hosts::{self, HostKeyStatus};
 
 impl Engine {
-    /// The VM's address and the host key it presents now, fetched without logging in.
+    /// The VM's address and the host key it presents now, fetched without logging in. Behind
+    /// jump hosts it is the first hop whose key is not known yet, if any: each is confirmed in
+    /// turn, and the address returned says whose key it is.
     async fn presented_host_key(&self, name: &str) -> Result<(crate::target::Target, PublicKey), EngineError> {
         let profile = self.inner.state.lock().await.0.vm(name)?.clone();
         let target = crate::target::resolve(&profile)?;
-        let key =
-            crate::ssh::fetch_host_key(&target, self.known_hosts_files(), crate::ssh::Timeouts::default()).await?;
-        Ok((target, key))
+        let creds: std::sync::Arc<dyn crate::identity::Credentials> = if target.jumps.is_empty() {
+            // Nothing is logged in to: no key is needed (nor asked for from the keychain).
+            std::sync::Arc::new(crate::identity::Fixed(Vec::new()))
+        } else {
+            crate::identity::credentials_for(&profile, &target, &self.inner.keys)
+                .await?
+                .into()
+        };
+        let files = self.known_hosts_files();
+        Ok(crate::ssh::fetch_host_key(&target, files, creds, crate::ssh::Timeouts::default()).await?)
     }
 
     /// As [`Self::presented_host_key`], but only if it is the key the user confirmed by
@@ -41,6 +50,9 @@ impl Engine {
     /// Fetches a VM's host key without logging in and says whether it is known.
     pub async fn scan_host_key(&self, name: &str) -> Result<HostKeyScan, EngineError> {
         let (target, key) = self.presented_host_key(name).await?;
+        let jumped = crate::target::resolve(self.config().await.vm(name)?)
+            .map(|t| !t.jumps.is_empty())
+            .unwrap_or(false);
         let status =
             known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
         let fingerprint = known_hosts::fingerprint(&key);
@@ -89,6 +101,9 @@ impl Engine {
             ),
         };
         Ok(HostKeyScan {
+            host: known_hosts::host_entry_name(&target.host, target.port),
+            // A hop's target has no hops; the VM's has them all.
+            jump: jumped && target.jumps.is_empty(),
             status,
             key_type,
             fingerprint,

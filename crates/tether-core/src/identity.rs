@@ -169,6 +169,32 @@ pub async fn credentials_for(
     })
 }
 
+/// What a jump host is logged in with: its own IdentityFile entries first, then what the VM
+/// uses (a bastion usually takes the same key as the VMs behind it).
+pub fn for_hop(hop: &Target, vm: Arc<dyn Credentials>) -> Arc<dyn Credentials> {
+    if hop.identity_files.is_empty() {
+        return vm;
+    }
+    Arc::new(Chain(
+        FileAndAgent {
+            explicit: hop.identity_files.clone(),
+            defaults: false,
+        },
+        vm,
+    ))
+}
+
+/// One source, then another.
+struct Chain(FileAndAgent, Arc<dyn Credentials>);
+
+impl Credentials for Chain {
+    fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
+        let mut out = self.0.credentials(passphrase)?;
+        out.extend(self.1.credentials(passphrase)?);
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 #[path = "tests/identity.rs"]
 mod tests;

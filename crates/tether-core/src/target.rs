@@ -2,6 +2,9 @@
 //!
 //! A profile's host may be a `Host` alias; its HostName, User, Port and IdentityFile apply unless
 //! the profile sets them itself (the profile is the more specific statement of intent).
+//!
+//! Jump hosts come from the profile's `jump` (ProxyJump syntax) or else the alias's `ProxyJump`;
+//! each hop is itself resolved against ~/.ssh/config for its HostName, User, Port and IdentityFile.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -29,6 +32,9 @@ pub struct Target {
     pub user: String,
     /// Key files to try, most specific first.
     pub identity_files: Vec<PathBuf>,
+    /// Jump hosts to pass through, in order: the first is reached over TCP, each next one (and
+    /// then this target) through a `direct-tcpip` channel of the one before.
+    pub jumps: Vec<Target>,
 }
 
 impl Target {
@@ -51,10 +57,35 @@ fn local_user() -> String {
 /// Resolves `profile` against `~/.ssh/config` (if present).
 pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
     let cfg_path = home().map(|h| h.join(".ssh").join("config"));
-    let params = match cfg_path.as_deref().filter(|p| p.exists()) {
-        Some(p) => Some(parse(p)?.query(&profile.host)),
-        None => None,
+    let (cfg, cfg_file) = match cfg_path.as_deref().filter(|p| p.exists()) {
+        Some(p) => (Some(parse(p)?), p.to_path_buf()),
+        None => (None, PathBuf::new()),
     };
+    let params = cfg.as_ref().map(|c| c.query(&profile.host));
+    // The profile's own jump wins; "none" turns off a ProxyJump the config would add.
+    let spec: Vec<String> = match &profile.jump {
+        Some(j) => split_jumps(j),
+        None => params
+            .as_ref()
+            .and_then(|p| p.proxy_jump.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|h| !h.eq_ignore_ascii_case("none"))
+            .collect(),
+    };
+    let jumps = spec
+        .iter()
+        .map(|h| {
+            hop(h, cfg.as_ref()).map_err(|message| SshConfigError {
+                path: if profile.jump.is_some() {
+                    PathBuf::from("the VM's jump host setting")
+                } else {
+                    cfg_file.clone()
+                },
+                message,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let host = params
         .as_ref()
         .and_then(|p| p.host_name.clone())
@@ -78,6 +109,66 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
         port,
         user,
         identity_files,
+        jumps,
+    })
+}
+
+/// A ProxyJump list: hops separated by commas; "none" (or nothing) means no hop.
+pub fn split_jumps(spec: &str) -> Vec<String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && !h.eq_ignore_ascii_case("none"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One hop, `[user@]host[:port]` (an IPv6 address in brackets), or an `ssh://` URL. A host that
+/// is a `Host` alias takes its HostName, User, Port and IdentityFile from the config, under what
+/// the hop itself says; the hop's own ProxyJump is not followed (the list is the whole path).
+pub fn hop(spec: &str, cfg: Option<&SshConfig>) -> Result<Target, String> {
+    let bad = || format!("'{spec}' is not a jump host: write it as [user@]host[:port], several separated by commas");
+    let rest = spec.strip_prefix("ssh://").unwrap_or(spec);
+    let (user, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
+        Some(_) => return Err(bad()),
+        None => (None, rest),
+    };
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
+            None if tail.is_empty() => None,
+            None => return Err(bad()),
+        };
+        (h.to_string(), port)
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (hostport.to_string(), None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', ' ', ',']) || port == Some(0) {
+        return Err(bad());
+    }
+    let params = cfg.map(|c| c.query(&host));
+    Ok(Target {
+        alias: host.clone(),
+        host: params
+            .as_ref()
+            .and_then(|p| p.host_name.clone())
+            .unwrap_or_else(|| host.clone()),
+        port: port.or(params.as_ref().and_then(|p| p.port)).unwrap_or(22),
+        user: user
+            .or_else(|| params.as_ref().and_then(|p| p.user.clone()))
+            .unwrap_or_else(local_user),
+        identity_files: params
+            .as_ref()
+            .and_then(|p| p.identity_file.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|f| expand_tilde(f))
+            .collect(),
+        jumps: Vec::new(),
     })
 }
 

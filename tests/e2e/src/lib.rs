@@ -562,6 +562,24 @@ impl TestVm {
         }
     }
 
+    /// A VM this machine cannot reach: wired only to `bastion`, at 10.78.`idx`.2.
+    pub fn hidden(name: &str, idx: u8, bastion: &TestVm, docker: bool) -> Self {
+        let idx_s = idx.to_string();
+        let _ = Command::new(lab_script()).args(["vm-down", name]).status();
+        let mut args = vec!["hidden", name, &idx_s, &bastion.name];
+        if docker {
+            args.push("docker");
+        }
+        lab_cmd(&args);
+        if docker {
+            lab_cmd(&["images", name]);
+        }
+        TestVm {
+            name: name.into(),
+            ip: format!("10.78.{idx}.2"),
+        }
+    }
+
     pub fn docker_sock(&self) -> String {
         format!("{}/vms/{}/docker.sock", var("TETHER_LAB_DIR"), self.name)
     }

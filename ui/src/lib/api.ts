@@ -10,6 +10,7 @@ export interface NewVm {
   arch?: string;
   identity?: string;
   remote_socket?: string;
+  jump?: string;
 }
 
 /** Errors from commands arrive as {code, message}; anything else is wrapped in that shape. */

@@ -222,7 +222,11 @@ identity: string | null,
 /**
  * `None` is Docker's default path.
  */
-remote_socket: string | null, };
+remote_socket: string | null, 
+/**
+ * Jump hosts, `[user@]host[:port]` separated by commas; `None` follows ~/.ssh/config.
+ */
+jump: string | null, };
 
 /**
  * Facts about a failure, typed by what failed, so that no client reads them out of the
@@ -392,7 +396,15 @@ export type HostKeyVerdict = "known" | "unknown" | "changed" | "revoked" | "othe
 /**
  * A VM's host key, fetched without logging in, and what the known_hosts files say of it.
  */
-export type HostKeyScan = { status: HostKeyVerdict, key_type: string, fingerprint: string, 
+export type HostKeyScan = { 
+/**
+ * Whose key: the VM's host as known_hosts names it, or a jump host's on the way to it.
+ */
+host: string, 
+/**
+ * The key is a jump host's, not the VM's: trust it, then scan again for the next.
+ */
+jump: boolean, status: HostKeyVerdict, key_type: string, fingerprint: string, 
 /**
  * The recorded keys behind a refusal, in words.
  */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { back, next, steps, suggestName, vmProblems } from "./wizard";
+import { back, jumpsOk, next, steps, suggestName, vmProblems } from "./wizard";
 
 describe("wizard flow", () => {
   it("verifies the host key before any password is sent", () => {
@@ -20,15 +20,15 @@ describe("wizard flow", () => {
 });
 
 describe("vm form", () => {
-  const good = { name: "arm", host: "10.0.0.5", user: "", port: "", arch: "arm64", socket: "" };
+  const good = { name: "arm", host: "10.0.0.5", user: "", port: "", arch: "arm64", socket: "", jump: "" };
 
   it("accepts a complete form", () => {
     expect(vmProblems(good, [])).toEqual({});
   });
 
   it("names each problem by field", () => {
-    const p = vmProblems({ name: "-x", host: "a b", user: "", port: "70000", arch: "", socket: "relative" }, []);
-    expect(Object.keys(p).sort()).toEqual(["arch", "host", "name", "port", "socket"]);
+    const p = vmProblems({ name: "-x", host: "a b", user: "", port: "70000", arch: "", socket: "relative", jump: "a b" }, []);
+    expect(Object.keys(p).sort()).toEqual(["arch", "host", "jump", "name", "port", "socket"]);
     expect(vmProblems(good, ["arm"]).name).toContain("already");
   });
 
@@ -37,4 +37,12 @@ describe("vm form", () => {
     expect(suggestName("10.0.0.5")).toBe("vm-10");
     expect(suggestName("my vm")).toBe("my-vm");
   });
+});
+
+it("reads jump hosts as ProxyJump lists", () => {
+  const good = { name: "arm", host: "10.0.0.5", user: "", port: "", arch: "arm64", socket: "", jump: "" };
+  for (const jump of ["bastion", "ops@bastion.example:2222", "a, b@c:22", "[fd00::1]:22", "ssh://me@gate"])
+    expect(vmProblems({ ...good, jump }, []).jump, jump).toBeUndefined();
+  for (const jump of ["a b", "@gate", "gate:x", ","]) expect(vmProblems({ ...good, jump }, []).jump, jump).toBeDefined();
+  expect(jumpsOk("")).toBe(false);
 });

@@ -44,6 +44,8 @@ export interface VmForm {
   port: string;
   arch: string;
   socket: string;
+  /** Jump hosts: [user@]host[:port], several separated by commas. */
+  jump: string;
 }
 
 /** Problems with the VM form, by field; empty when it can be submitted. */
@@ -56,7 +58,14 @@ export function vmProblems(f: VmForm, taken: string[]): Partial<Record<keyof VmF
   if (f.port !== "" && !(/^\d+$/.test(f.port) && +f.port >= 1 && +f.port <= 65535)) out.port = "1 to 65535";
   if (!f.arch) out.arch = "Pick the VM's architecture, so Tether can warn when images do not match";
   if (f.socket.trim() && !f.socket.trim().startsWith("/")) out.socket = "An absolute path, such as /var/run/docker.sock";
+  if (f.jump.trim() && !jumpsOk(f.jump)) out.jump = "Jump hosts as [user@]host[:port], several separated by commas";
   return out;
+}
+
+/** Whether a ProxyJump list reads as one (the engine checks it again when it is saved). */
+export function jumpsOk(spec: string): boolean {
+  const hops = spec.split(",").map((h) => h.trim()).filter((h) => h !== "");
+  return hops.length > 0 && hops.every((h) => /^(ssh:\/\/)?([^@\s,/]+@)?(\[[0-9A-Fa-f:.]+\]|[^@\s,/:[\]]+)(:\d{1,5})?$/.test(h));
 }
 
 /** A VM name suggested from a host: its first label, cleaned up. */

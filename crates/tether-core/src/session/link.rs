@@ -39,11 +39,18 @@ impl Actor {
         self.engine = None;
         self.reverse_link_down();
         let _ = self.link.send(None);
+        let hops = std::mem::take(&mut self.hops);
         if let Some((link, _)) = self.conn.take() {
             tokio::spawn(async move {
                 let _ = link
                     .disconnect(russh::Disconnect::ByApplication, "tether disconnect", "en")
                     .await;
+                // Innermost first, so each session says goodbye through the hops still open.
+                for hop in hops.into_iter().rev() {
+                    let _ = hop
+                        .disconnect(russh::Disconnect::ByApplication, "tether disconnect", "en")
+                        .await;
+                }
             });
         }
     }
@@ -99,6 +106,7 @@ impl Actor {
         self.policy = (false, None);
         match res {
             Ok((conn, info)) => {
+                self.hops = conn.hops;
                 let link: Link = Arc::new(conn.handle);
                 self.conn = Some((link.clone(), conn.closed));
                 let _ = self.link.send(Some(link));

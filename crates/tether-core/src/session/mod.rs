@@ -64,6 +64,8 @@ struct Actor {
     docker: Option<Listener>,
     tunnels: BTreeMap<u16, Tunnel>,
     conn: Option<(Link, Arc<Notify>)>,
+    /// The jump hosts' sessions `conn` runs through, outermost first; closed after it.
+    hops: Vec<russh::client::Handle<crate::ssh::ClientHandler>>,
     attempt: Option<Attempt>,
     retry_at: Option<Instant>,
     waiting: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
@@ -149,6 +151,7 @@ pub fn spawn(
         docker: None,
         tunnels,
         conn: None,
+        hops: Vec::new(),
         attempt: None,
         retry_at: None,
         waiting: Vec::new(),

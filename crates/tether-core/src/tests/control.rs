@@ -242,6 +242,7 @@ async fn editing_a_vm_in_place_keeps_what_changed_meanwhile() {
                 arch: None,
                 identity: None,
                 remote_socket: None,
+                jump: None,
             },
         })
         .await

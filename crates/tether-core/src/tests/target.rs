@@ -17,3 +17,52 @@ fn parse_honours_hostname_user_port_identity() {
     assert_eq!(q.port, Some(2202));
     assert_eq!(q.identity_file.unwrap(), vec![PathBuf::from("/k/id_ed25519")]);
 }
+
+#[test]
+fn hops_parse_user_host_port_and_brackets() {
+    let h = hop("ops@bastion.example:2200", None).unwrap();
+    assert_eq!(
+        (h.user.as_str(), h.host.as_str(), h.port),
+        ("ops", "bastion.example", 2200)
+    );
+    let h = hop("[fd00::1]:2222", None).unwrap();
+    assert_eq!((h.host.as_str(), h.port), ("fd00::1", 2222));
+    let h = hop("ssh://me@10.0.0.1", None).unwrap();
+    assert_eq!((h.user.as_str(), h.host.as_str(), h.port), ("me", "10.0.0.1", 22));
+    for bad in [
+        "",
+        "@host",
+        "host:",
+        "host:0",
+        "host:99999",
+        "[fd00::1",
+        "a b",
+        "host:22x",
+    ] {
+        let e = hop(bad, None).unwrap_err();
+        assert!(e.contains("[user@]host[:port]"), "{bad}: {e}");
+    }
+    assert_eq!(split_jumps(" a , b@c:2 ,"), vec!["a", "b@c:2"]);
+    assert!(split_jumps("none").is_empty());
+}
+
+#[test]
+fn proxy_jump_hops_resolve_through_the_config_and_the_profile_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config");
+    std::fs::write(
+        &p,
+        "Host inner\n  HostName 10.78.1.2\n  ProxyJump gate,ops@10.0.0.9:2201\n\
+         Host gate\n  HostName 10.77.1.2\n  User jumper\n  Port 2222\n  IdentityFile /k/gate\n",
+    )
+    .unwrap();
+    let cfg = parse(&p).unwrap();
+    let q = cfg.query("inner");
+    let spec = q.proxy_jump.unwrap();
+    let hops: Vec<Target> = spec.iter().map(|h| hop(h, Some(&cfg)).unwrap()).collect();
+    assert_eq!(hops[0].display(), "jumper@10.77.1.2:2222");
+    assert_eq!(hops[0].identity_files, vec![PathBuf::from("/k/gate")]);
+    assert_eq!(hops[1].display(), "ops@10.0.0.9:2201");
+    // What the hop itself says wins over its Host entry.
+    assert_eq!(hop("root@gate:22", Some(&cfg)).unwrap().display(), "root@10.77.1.2:22");
+}

@@ -1,0 +1,205 @@
+//! Jump hosts on the lab: a VM that only a bastion can reach (this machine has no route to it) is
+//! connected through the bastion with no `ssh` binary involved; Docker and a tunnel work through
+//! it, and when the bastion's link is cut the VM is reported down and both come back together.
+//! ProxyJump from ~/.ssh/config, over two hops, has each hop's host key checked: unknown keys are
+//! named with their fingerprints, and a changed one is refused.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tether_e2e::*;
+
+/// Tether's own known_hosts in this home.
+fn known_hosts(t: &Tether) -> String {
+    std::fs::read_to_string(t.home().join("config/known_hosts")).unwrap_or_default()
+}
+
+/// Whether this machine itself can open a TCP connection to `ip:22`.
+fn reachable_from_here(ip: &str) -> bool {
+    let addr: std::net::SocketAddr = format!("{ip}:22").parse().unwrap();
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+}
+
+#[test]
+fn a_vm_behind_a_bastion_runs_docker_and_a_tunnel_and_recovers_with_it() {
+    let bastion = TestVm::new("bast", 44, false);
+    let deep = TestVm::hidden("deep", 45, &bastion, true);
+    assert!(
+        !reachable_from_here(&deep.ip),
+        "{} must be reachable only through the bastion",
+        deep.ip
+    );
+
+    let t = Tether::new();
+    let user = var("LAB_USER");
+    let jump = format!("{user}@{}:22", bastion.ip);
+    let out = t
+        .run(&[
+            "vm",
+            "add",
+            "deep",
+            "--host",
+            &deep.ip,
+            "--user",
+            &user,
+            "--identity",
+            &var("LAB_KEY"),
+            "--remote-socket",
+            &deep.docker_sock(),
+            "--jump",
+            &jump,
+            "--accept-new",
+        ])
+        .ok();
+    // Both keys were shown and recorded, the bastion's first.
+    let bastion_fp = host_key_fingerprint(&bastion.name);
+    let deep_fp = host_key_fingerprint(&deep.name);
+    assert!(
+        out.stdout.contains(&format!("jump host {}", bastion.ip)) && out.stdout.contains(&bastion_fp),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(&deep_fp), "{}", out.stdout);
+    let kh = known_hosts(&t);
+    assert!(kh.contains(&bastion.ip) && kh.contains(&deep.ip), "{kh}");
+    let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(config.contains(&format!("jump = \"{jump}\"")), "{config}");
+
+    t.run(&["connect", "deep"]).ok();
+    let os = t.docker("deep", &["version", "--format", "{{.Server.Os}}"]).ok();
+    assert_eq!(os.stdout.trim(), "linux");
+    // The VM's sshd saw the connection come from the bastion's side of their private link.
+    let sshd_log = std::fs::read_to_string(format!("{}/vms/deep/sshd_22.log", var("TETHER_LAB_DIR"))).unwrap();
+    assert!(sshd_log.contains("from 10.78.45.1"), "{sshd_log}");
+
+    // The doctor checks DNS and TCP of the first jump host (the only one this laptop reaches),
+    // and the rest over the link through it.
+    let doc = t.run(&["doctor", "deep", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&doc.stdout).unwrap();
+    let checks = doc["vms"][0]["checks"].as_array().cloned().unwrap_or_default();
+    for id in ["dns", "tcp", "ssh", "socket", "access", "forwarding"] {
+        let c = checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} check in {doc}"));
+        assert_eq!(c["ok"], true, "{c}");
+    }
+    let tcp = checks.iter().find(|c| c["id"] == "tcp").unwrap();
+    assert!(
+        tcp["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{}:22 (the first jump host)", bastion.ip)),
+        "{tcp}"
+    );
+
+    let web = free_port();
+    lab_cmd(&["web", "deep", &web.to_string()]);
+    let local = free_port();
+    t.run(&["tunnel", "deep", "-p", &format!("{local}:{web}")]).ok();
+    let (status, body) = http_tcp(local, "/").unwrap();
+    assert!(status.contains("200"), "{status}");
+    assert!(String::from_utf8_lossy(&body).contains("hello from the tether lab"));
+
+    // The bastion drops: the VM behind it is down too.
+    let cut = std::time::Instant::now();
+    lab_cmd(&["link", "bast", "down"]);
+    let down = t.wait_state("deep", "reconnecting", Duration::from_secs(45));
+    assert!(down["last_error"].is_string(), "{down}");
+    eprintln!(
+        "reported down {:.1} s after the bastion's link was cut",
+        cut.elapsed().as_secs_f64()
+    );
+
+    // Healed, both come back together, with no command from the user.
+    let healed = std::time::Instant::now();
+    lab_cmd(&["link", "bast", "up"]);
+    t.wait_state("deep", "connected", Duration::from_secs(60));
+    eprintln!(
+        "connected again {:.1} s after the link came back",
+        healed.elapsed().as_secs_f64()
+    );
+    let ps = t.docker("deep", &["ps", "--format", "{{.ID}}"]).ok();
+    assert_eq!(ps.code, 0);
+    let (status, body) = http_tcp(local, "/").unwrap();
+    assert!(status.contains("200"), "{status}");
+    assert!(String::from_utf8_lossy(&body).contains("hello from the tether lab"));
+    t.run(&["disconnect", "deep"]).ok();
+}
+
+#[test]
+fn proxy_jump_from_ssh_config_checks_every_hop_and_refuses_a_changed_key() {
+    let bastion = TestVm::new("bast2", 46, false);
+    let deep = TestVm::hidden("deep2", 47, &bastion, true);
+    let t = Tether::new();
+    let user = var("LAB_USER");
+    // Two hops: the bastion, then the bastion again from itself, then the VM.
+    let key = var("LAB_KEY");
+    std::fs::write(
+        t.dir.path().join(".ssh/config"),
+        format!(
+            "Host gate\n  HostName {}\n  User {user}\n  IdentityFile {key}\n\n\
+             Host deepvm\n  HostName {}\n  User {user}\n  IdentityFile {key}\n  ProxyJump gate,gate\n",
+            bastion.ip, deep.ip,
+        ),
+    )
+    .unwrap();
+    // A jump host that does not parse is refused before anything is saved.
+    t.run(&["vm", "add", "bad", "--host", "deepvm", "--jump", "gate,ops@:22"])
+        .fails_with(&["'ops@:22' is not a jump host", "[user@]host[:port]"]);
+    assert!(!t.run(&["status", "--json"]).ok().stdout.contains("\"bad\""));
+    // No terminal and no --accept-new: the unknown key is shown, not accepted.
+    let out = t
+        .run(&[
+            "vm",
+            "add",
+            "deepvm",
+            "--host",
+            "deepvm",
+            "--remote-socket",
+            &deep.docker_sock(),
+        ])
+        .ok();
+    let bastion_fp = host_key_fingerprint(&bastion.name);
+    assert!(out.stdout.contains("not accepted"), "{}", out.stdout);
+    assert!(!known_hosts(&t).contains(&bastion.ip), "{}", known_hosts(&t));
+
+    // Connecting names the first hop and its fingerprint, and records nothing.
+    let refused = t
+        .run(&["connect", "deepvm"])
+        .fails_with(&[&bastion.ip, &bastion_fp, "not known"]);
+    assert!(!refused.stderr.contains(&deep.ip), "{}", refused.stderr);
+    assert!(known_hosts(&t).is_empty(), "{}", known_hosts(&t));
+
+    t.run(&["connect", "deepvm", "--accept-new"]).ok();
+    let kh = known_hosts(&t);
+    assert!(kh.contains(&bastion.ip) && kh.contains(&deep.ip), "{kh}");
+    let os = t.docker("deepvm", &["version", "--format", "{{.Server.Arch}}"]).ok();
+    assert!(!os.stdout.trim().is_empty());
+    // Two hops: the VM sees the bastion's private address, the bastion sees itself once.
+    let bastion_log = std::fs::read_to_string(format!("{}/vms/bast2/sshd_22.log", var("TETHER_LAB_DIR"))).unwrap();
+    assert!(
+        bastion_log.contains(&format!("from {} ", bastion.ip)),
+        "the second hop did not come from the bastion itself: {bastion_log}"
+    );
+    t.run(&["disconnect", "deepvm"]).ok();
+
+    // The bastion's recorded key replaced by another: a changed key on a hop is refused.
+    let stranger = std::fs::read_to_string(format!("{}.pub", var("LAB_KEY_STRANGER"))).unwrap();
+    let stranger_key: Vec<&str> = stranger.split_whitespace().take(2).collect();
+    let tampered: String = kh
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{} ", bastion.ip)) {
+                format!("{} {}\n", bastion.ip, stranger_key.join(" "))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(t.home().join("config/known_hosts"), tampered).unwrap();
+    t.run(&["connect", "deepvm", "--accept-new"])
+        .fails_with(&["REFUSED", &bastion.ip, "CHANGED", &bastion_fp]);
+    assert_ne!(t.status("deepvm")["state"], "connected");
+}
