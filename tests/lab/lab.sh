@@ -21,6 +21,9 @@
 #                                  and the laptop's end of the link gets a new address too, as when
 #                                  a laptop joins another network
 #   lab.sh web NAME PORT           serve the lab's hello page on the VM's 127.0.0.1:PORT
+#   lab.sh kube NAME PORT          a stand-in Kubernetes API server on the VM's 127.0.0.1:PORT (TLS,
+#                                  client certificates; its certificate names api.lab.internal
+#                                  only) and a kubeconfig for it at $LAB/vms/NAME/kube/kubeconfig
 #   lab.sh tarpit NAME PORT        on the VM's address: accept TCP and never say a word
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
 #   lab.sh source NAME PORT        on the VM's 127.0.0.1:PORT: send random bytes until the reader
@@ -49,13 +52,20 @@ need_root() { [ "$(id -u)" = 0 ] || die "the lab needs root (network namespaces,
 
 install() {
   need_root
-  local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps)
+  local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps openssl)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # kubectl for the Kubernetes test: Debian's, unless one is installed already (another
+  # package's kubectl would conflict with it).
+  if ! command -v kubectl >/dev/null 2>&1; then
+    log "installing kubernetes-client (kubectl)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
   fi
   # Debian starts services on install where it can; the lab runs its own instances only.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
@@ -256,6 +266,47 @@ while True:
   wait_for "tarpit $1:$2" 10 "ip netns exec tl-$1 bash -c 'exec 3<>/dev/tcp/$ip/$2' 2>/dev/null"
 }
 
+kube_api() { # NAME PORT
+  local name=$1 port=$2 dir; dir="$(vm_dir "$1")/kube"
+  mkdir -p "$dir"; chmod 755 "$dir"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 7 -subj /CN=tether-lab-ca 2>/dev/null
+  openssl req "${ec[@]}" -keyout "$dir/server.key" -out "$dir/server.csr" -subj /CN=kube-apiserver 2>/dev/null
+  printf 'subjectAltName=DNS:api.lab.internal\nextendedKeyUsage=serverAuth\n' > "$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -out "$dir/server.crt" -days 7 -extfile "$dir/server.ext" 2>/dev/null
+  openssl req "${ec[@]}" -keyout "$dir/client.key" -out "$dir/client.csr" -subj "/O=system:masters/CN=tether-lab-admin" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' > "$dir/client.ext"
+  openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -out "$dir/client.crt" -days 7 -extfile "$dir/client.ext" 2>/dev/null
+  b64() { base64 -w0 < "$1"; }
+  cat > "$dir/kubeconfig" <<EOK
+apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster:
+    server: https://api.lab.internal:$port
+    certificate-authority-data: $(b64 "$dir/ca.crt")
+users:
+- name: lab-admin
+  user:
+    client-certificate-data: $(b64 "$dir/client.crt")
+    client-key-data: $(b64 "$dir/client.key")
+contexts:
+- name: lab
+  context:
+    cluster: lab
+    user: lab-admin
+current-context: lab
+EOK
+  # The VM's login user reads it, as kubectl on the VM would.
+  chmod 644 "$dir/kubeconfig"
+  : > "$dir/requests.log"; chmod 644 "$dir/requests.log"
+  ip netns exec "tl-$name" python3 "$(dirname "$0")/kubeapi.py" "$dir" "$port" </dev/null >"$dir/server.log" 2>&1 &
+  wait_for "kube api $name:$port" 10 "ip netns exec tl-$name bash -c 'exec 3<>/dev/tcp/127.0.0.1/$port'"
+}
+
 vm_move() { # NAME
   local name=$1 dir; dir=$(vm_dir "$1")
   local ns="tl-$name" old new idx
@@ -385,6 +436,7 @@ case "$cmd" in
   vm-up) vm_up "$@" ;;
   vm-down) vm_down "$@" ;;
   hidden) vm_hidden "$@" ;;
+  kube) kube_api "$@" ;;
   move) vm_move "$@" ;;
   tarpit) tarpit "$@" ;;
   sshd) sshd_start "$@" ;;

@@ -83,6 +83,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Reach the VM's Kubernetes API server (k3s, kind, kubeadm) from this laptop: tunnel it
+    /// and add the context tether-NAME to your kubeconfig ($KUBECONFIG, else ~/.kube/config).
+    /// Only Tether's own entries are touched; no credential is written (kubectl asks Tether,
+    /// which reads it from the VM). Then: kubectl --context tether-NAME get nodes
+    Kube {
+        /// The VM (default: the active one)
+        name: Option<String>,
+        /// The VM's kubeconfig (default: ~/.kube/config, then /etc/rancher/k3s/k3s.yaml)
+        #[arg(long, value_name = "PATH")]
+        config: Option<String>,
+        /// The laptop's port (default: the API server's own if free)
+        #[arg(long)]
+        local: Option<u16>,
+        /// Remove the tunnel and the tether-NAME entries
+        #[arg(long, conflicts_with_all = ["config", "local"])]
+        off: bool,
+    },
+    /// kubectl's credential plugin for a tether-NAME context (run by kubectl, not by hand).
+    #[command(hide = true)]
+    KubeCredential { name: String },
     /// The engine's recent log lines (INFO and above), all or about one VM.
     Logs {
         /// Only the lines about this VM
@@ -412,6 +432,24 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Health { name, json } => show(&paths, &Request::Health { name }, json, output::health).await,
         Cmd::Doctor { name, json, report } => doctor(&paths, name, json, report).await,
+        Cmd::Kube { name, off: true, .. } => {
+            let mut e = Engine::ensure(&paths).await?;
+            e.call(&Request::KubeDisable { name: name.clone() }).await?;
+            println!("Kubernetes tunnel and kubeconfig entries removed");
+            Ok(())
+        }
+        Cmd::Kube {
+            name, config, local, ..
+        } => kube(&paths, name, config, local).await,
+        Cmd::KubeCredential { name } => {
+            // kubectl reads stdout as JSON and shows stderr: no engine is started for it.
+            let Some(mut e) = Engine::running(&paths).await? else {
+                anyhow::bail!("Tether is not running, so '{name}' is not connected: run `tether connect {name}`");
+            };
+            let cred = e.call(&Request::KubeCredential { name }).await?;
+            println!("{cred}");
+            Ok(())
+        }
         Cmd::Logs { name, lines } => {
             let mut e = Engine::ensure(&paths).await?;
             let list: Vec<tether_core::logring::LogLine> = e.ask(&Request::Logs { name, lines }).await?;
@@ -612,6 +650,45 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
              The VM profile was saved but will not connect until this is resolved"
         ),
     }
+}
+
+async fn kube(paths: &Paths, name: Option<String>, config: Option<String>, local: Option<u16>) -> Result<()> {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let kubeconfig = std::path::absolute(tether_core::kube::local_path(
+        std::env::var("KUBECONFIG").ok().as_deref(),
+        &home,
+    ))?;
+    let me = std::env::current_exe().context("finding this program for kubectl to run")?;
+    let mut e = Engine::ensure(paths).await?;
+    let view: tether_core::k8s::KubeView = e
+        .ask(&Request::KubeEnable {
+            name: name.clone(),
+            setup: tether_core::k8s::KubeSetup {
+                config,
+                local,
+                kubeconfig,
+                exec: vec![
+                    me.display().to_string(),
+                    "kube-credential".into(),
+                    name.unwrap_or_default(),
+                ],
+            },
+        })
+        .await?;
+    println!(
+        "Kubernetes API of '{}' on 127.0.0.1:{} (the VM's port {}, certificate checked for {}), from {} on the VM
+         context {} added to {}
+  kubectl --context {} get nodes",
+        view.vm,
+        view.local,
+        view.remote,
+        view.server_name,
+        view.config,
+        view.context,
+        view.kubeconfig.display(),
+        view.context
+    );
+    Ok(())
 }
 
 /// Asks yes/no on the terminal; without a terminal the answer is no.

@@ -131,6 +131,59 @@ fn port_pair(s: &str) -> Option<(u16, u16)> {
     }
 }
 
+/// A ProxyJump list: hops separated by commas; "none" (or nothing) means no hop.
+pub fn split_jumps(spec: &str) -> Vec<String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && !h.eq_ignore_ascii_case("none"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One hop of a ProxyJump list: `[user@]host[:port]` (an IPv6 address in brackets), or an
+/// `ssh://` URL; answers its user, host and port as written.
+pub fn parse_hop(spec: &str) -> Result<(Option<String>, String, Option<u16>), String> {
+    let bad = || format!("'{spec}' is not a jump host: write it as [user@]host[:port], several separated by commas");
+    let rest = spec.strip_prefix("ssh://").unwrap_or(spec);
+    let (user, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
+        Some(_) => return Err(bad()),
+        None => (None, rest),
+    };
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
+            None if tail.is_empty() => None,
+            None => return Err(bad()),
+        };
+        (h.to_string(), port)
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (hostport.to_string(), None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', ' ', ',']) || port == Some(0) {
+        return Err(bad());
+    }
+    Ok((user, host, port))
+}
+
+/// A VM's Kubernetes API server reached from the laptop: its tunnel is one of the profile's
+/// `forwards` (local → remote), and the kubeconfig written names it `tether-NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeLink {
+    /// The VM's kubeconfig, as given to `cat` on the VM (`~/` is the login's home).
+    pub config: String,
+    /// The laptop's end of the API server's tunnel.
+    pub local: u16,
+    /// The API server's port on the VM.
+    pub remote: u16,
+    /// The user's kubeconfig the entries were written to.
+    pub kubeconfig: PathBuf,
+}
+
 /// A port on the VM's loopback whose connections come to a port on this laptop (`ssh -R`): how a
 /// container on the VM reaches a database, a debugger or an API running here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -193,6 +246,9 @@ pub struct Profile {
     /// Reverse tunnels: ports on the VM's loopback carried to ports on this laptop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverse: Vec<ReverseMap>,
+    /// The VM's Kubernetes API server, tunnelled and named in the user's kubeconfig.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeLink>,
     #[serde(default)]
     pub auto_connect: bool,
     /// Forward containers' published ports automatically; unset follows the global default.
@@ -217,6 +273,7 @@ impl Profile {
             remote_socket: default_remote_socket(),
             forwards: Vec::new(),
             reverse: Vec::new(),
+            kube: None,
             auto_connect: false,
             auto_forward: None,
         }
@@ -436,8 +493,8 @@ impl Config {
             if vm.host.trim().is_empty() {
                 return Err(ConfigError::Invalid(format!("VM '{name}' has an empty host")));
             }
-            for hop in vm.jump.as_deref().map(crate::target::split_jumps).unwrap_or_default() {
-                crate::target::hop(&hop, None).map_err(|e| ConfigError::Invalid(format!("VM '{name}': {e}")))?;
+            for hop in vm.jump.as_deref().map(split_jumps).unwrap_or_default() {
+                parse_hop(&hop).map_err(|e| ConfigError::Invalid(format!("VM '{name}': {e}")))?;
             }
             if !vm.remote_socket.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(

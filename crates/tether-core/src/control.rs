@@ -83,6 +83,18 @@ pub enum Request {
         /// The VM's ports.
         ports: Vec<u16>,
     },
+    /// The VM's Kubernetes API tunnelled and named `tether-NAME` in the user's kubeconfig.
+    KubeEnable {
+        name: Option<String>,
+        setup: crate::k8s::KubeSetup,
+    },
+    KubeDisable {
+        name: Option<String>,
+    },
+    /// kubectl's exec plugin: the VM's credentials, read from the VM now.
+    KubeCredential {
+        name: String,
+    },
     Status,
     RecentEvents {
         name: String,
@@ -518,6 +530,9 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         Request::TunnelRemove { name, ports } => json(engine.remove_forwards(name.as_deref(), &ports).await?),
         Request::ReverseAdd { name, maps } => json(engine.add_reverse(name.as_deref(), &maps).await?),
         Request::ReverseRemove { name, ports } => json(engine.remove_reverse(name.as_deref(), &ports).await?),
+        Request::KubeEnable { name, setup } => json(engine.kube_enable(name.as_deref(), setup).await?),
+        Request::KubeDisable { name } => json(engine.kube_disable(name.as_deref()).await?),
+        Request::KubeCredential { name } => json(engine.kube_credential(&name).await?),
         Request::Status => json(engine.status().await),
         Request::RecentEvents { name } => json(engine.recent_events(&name)),
         Request::SetAutoConnect { name, on } => json(engine.set_auto_connect(&name, on).await?),

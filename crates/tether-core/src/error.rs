@@ -29,6 +29,8 @@ pub enum EngineError {
     #[error(transparent)]
     Reverse(#[from] crate::reverse::ReverseError),
     #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
+    #[error(transparent)]
     Path(#[from] PathError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -152,6 +154,7 @@ impl EngineError {
             EngineError::Forward(_) | EngineError::Path(_) => "local_socket",
             EngineError::Reverse(crate::reverse::ReverseError::Refused { .. }) => "reverse_refused",
             EngineError::Reverse(_) => "reverse_failed",
+            EngineError::Kube(_) => "kube_failed",
             EngineError::SshConfig(_) => "ssh_config",
             EngineError::Context(_) | EngineError::NoDockerConfig => "docker_context",
             EngineError::Internal { .. } => "internal",

@@ -167,6 +167,7 @@ impl Engine {
     }
 
     pub async fn remove_vm(&self, name: &str) -> Result<(), EngineError> {
+        let kube = self.config().await.vm(name).ok().and_then(|p| p.kube.clone());
         let (_, mut guard) = self
             .edit(|cfg| {
                 cfg.vm(name)?;
@@ -183,6 +184,12 @@ impl Engine {
         self.inner.health.forget(name);
         if let Some(s) = s {
             s.shutdown().await;
+        }
+        // Its kubeconfig entries name a tunnel that is gone now.
+        if let Some(link) = kube
+            && let Err(e) = crate::k8s::forget_kubeconfig(&link, name)
+        {
+            tracing::warn!(vm = %name, error = %e, "could not remove the VM's kubeconfig entries");
         }
         let _ = self.inner.events.send(Event::VmRemoved { vm: name.to_string() });
         Ok(())
@@ -263,7 +270,7 @@ impl Engine {
         .map(|p| p.forwards)
     }
 
-    async fn change_forwards(
+    pub(crate) async fn change_forwards(
         &self,
         name: Option<&str>,
         change: impl FnOnce(&mut Profile) -> Result<(), EngineError>,

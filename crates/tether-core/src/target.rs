@@ -113,43 +113,13 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
     })
 }
 
-/// A ProxyJump list: hops separated by commas; "none" (or nothing) means no hop.
-pub fn split_jumps(spec: &str) -> Vec<String> {
-    spec.split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty() && !h.eq_ignore_ascii_case("none"))
-        .map(str::to_string)
-        .collect()
-}
+pub use crate::config::split_jumps;
 
-/// One hop, `[user@]host[:port]` (an IPv6 address in brackets), or an `ssh://` URL. A host that
-/// is a `Host` alias takes its HostName, User, Port and IdentityFile from the config, under what
-/// the hop itself says; the hop's own ProxyJump is not followed (the list is the whole path).
+/// One hop (see [`crate::config::parse_hop`]). A host that is a `Host` alias takes its HostName,
+/// User, Port and IdentityFile from the config, under what the hop itself says; the hop's own
+/// ProxyJump is not followed (the list is the whole path).
 pub fn hop(spec: &str, cfg: Option<&SshConfig>) -> Result<Target, String> {
-    let bad = || format!("'{spec}' is not a jump host: write it as [user@]host[:port], several separated by commas");
-    let rest = spec.strip_prefix("ssh://").unwrap_or(spec);
-    let (user, hostport) = match rest.rsplit_once('@') {
-        Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
-        Some(_) => return Err(bad()),
-        None => (None, rest),
-    };
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, tail) = v6.split_once(']').ok_or_else(bad)?;
-        let port = match tail.strip_prefix(':') {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
-            None if tail.is_empty() => None,
-            None => return Err(bad()),
-        };
-        (h.to_string(), port)
-    } else {
-        match hostport.split_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| bad())?)),
-            None => (hostport.to_string(), None),
-        }
-    };
-    if host.is_empty() || host.contains(['/', ' ', ',']) || port == Some(0) {
-        return Err(bad());
-    }
+    let (user, host, port) = crate::config::parse_hop(spec)?;
     let params = cfg.map(|c| c.query(&host));
     Ok(Target {
         alias: host.clone(),
