@@ -258,8 +258,11 @@ struct TunnelArgs {
     rm: Vec<u16>,
     /// The VM's port REMOTE (on its 127.0.0.1) comes to this laptop's port LOCAL (default: the
     /// same), e.g. 5432 or 15432:5432. A container on the VM reaches it with `--network host` at
-    /// 127.0.0.1:REMOTE. Repeatable.
-    #[arg(long = "reverse", short = 'R', value_name = "REMOTE[:LOCAL]")]
+    /// 127.0.0.1:REMOTE. With BIND `docker` (docker:5432) the VM listens on its Docker bridge's
+    /// gateway instead, which containers on the default bridge network reach (172.17.0.1 as a
+    /// rule); that needs `GatewayPorts clientspecified` in the VM's sshd_config. BIND may also be
+    /// one address of the VM, never all of them. Repeatable.
+    #[arg(long = "reverse", short = 'R', value_name = "[BIND:]REMOTE[:LOCAL]")]
     reverse: Vec<String>,
     /// Remove the reverse tunnel on the VM's port PORT. Repeatable.
     #[arg(long = "rm-reverse", value_name = "PORT")]
@@ -827,11 +830,25 @@ async fn tunnel(paths: &Paths, t: TunnelArgs) -> Result<()> {
             maps: reverse.clone(),
         })
         .await?;
+        let listening: Vec<VmStatus> = e.ask(&Request::Status).await?;
         for m in &reverse {
-            println!(
-                "reverse tunnel VM 127.0.0.1:{} → this laptop's port {} added; a container reaches it with --network host",
-                m.remote, m.local
-            );
+            let address = listening
+                .iter()
+                .filter(|v| t.name.as_deref().map_or(v.active, |n| v.name == n))
+                .flat_map(|v| v.reverse.iter())
+                .find(|r| r.remote == m.remote)
+                .and_then(|r| r.address.clone());
+            match (m.bind, address) {
+                (Some(_), Some(addr)) => println!(
+                    "reverse tunnel VM {addr}:{} → this laptop's port {} added; a container on the VM's bridge network \
+                     reaches it at {addr}:{}",
+                    m.remote, m.local, m.remote
+                ),
+                _ => println!(
+                    "reverse tunnel VM 127.0.0.1:{} → this laptop's port {} added; a container reaches it with --network host",
+                    m.remote, m.local
+                ),
+            }
         }
     }
     if !t.rm_reverse.is_empty() {
@@ -895,6 +912,8 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
                                 remote: r.remote,
                                 local: r.local,
                                 state: ForwardState::Idle,
+                                bind: r.bind.map(|b| b.to_string()),
+                                address: None,
                                 error: None,
                                 active: 0,
                                 total: 0,

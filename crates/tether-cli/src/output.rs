@@ -100,8 +100,14 @@ fn reverse_line(r: &ReverseStatus, indent: &str) {
         .filter(|n| *n > 0)
         .map(|n| format!(" ({n} open)"))
         .unwrap_or_default();
+    // Where the VM listens: the address in use, else what was asked (`docker` until resolved).
+    let at = r
+        .address
+        .clone()
+        .or_else(|| r.bind.clone())
+        .unwrap_or_else(|| "127.0.0.1".into());
     println!(
-        "{indent}reverse VM 127.0.0.1:{} → this laptop's port {}  {}{active}{err}",
+        "{indent}reverse VM {at}:{} → this laptop's port {}  {}{active}{err}",
         r.remote,
         r.local,
         forward_state(r.state)

@@ -91,6 +91,12 @@ pub struct ReverseStatus {
     pub local: u16,
     /// `listening` once the VM's sshd listens; `idle` while the VM is not connected.
     pub state: ForwardState,
+    /// The address the user asked for instead of the VM's loopback: `docker` or an IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// Where the VM listens now (its loopback, or the bind resolved), while listening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub active: u64,

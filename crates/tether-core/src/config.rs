@@ -184,18 +184,83 @@ pub struct KubeLink {
     pub kubeconfig: PathBuf,
 }
 
-/// A port on the VM's loopback whose connections come to a port on this laptop (`ssh -R`): how a
-/// container on the VM reaches a database, a debugger or an API running here.
+/// A port on the VM whose connections come to a port on this laptop (`ssh -R`): how a container
+/// on the VM reaches a database, a debugger or an API running here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ReverseMap {
-    /// Where the VM listens (its 127.0.0.1).
+    /// Where the VM listens: its port, on its 127.0.0.1 unless `bind` says otherwise.
     pub remote: u16,
     /// Where on this laptop (127.0.0.1) each connection goes.
     pub local: u16,
+    /// One other address of the VM to listen on instead of its loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<ReverseBind>,
+}
+
+/// The one address a reverse tunnel listens on when not the VM's loopback. Never a wildcard:
+/// a tunnel open on every address of the VM would expose this laptop's service to every network
+/// the VM is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ReverseBind {
+    /// The gateway of the VM's default Docker bridge (172.17.0.1 as a rule), looked up on each
+    /// link: what a container on the bridge network reaches.
+    Docker,
+    Addr(std::net::IpAddr),
+}
+
+impl fmt::Display for ReverseBind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReverseBind::Docker => f.write_str("docker"),
+            ReverseBind::Addr(std::net::IpAddr::V6(a)) => write!(f, "[{a}]"),
+            ReverseBind::Addr(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl From<ReverseBind> for String {
+    fn from(b: ReverseBind) -> String {
+        b.to_string()
+    }
+}
+
+impl TryFrom<String> for ReverseBind {
+    type Error = ConfigError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl FromStr for ReverseBind {
+    type Err = ConfigError;
+    /// `docker`, or one address of the VM (IPv6 in brackets); the loopback is the default and
+    /// not a bind, and a wildcard is refused.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("docker") {
+            return Ok(ReverseBind::Docker);
+        }
+        let ip: std::net::IpAddr = s.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "'{s}' is not an address to listen on: use docker (the VM's Docker bridge gateway, for containers \
+                     on the bridge network) or one IP address of the VM"
+            ))
+        })?;
+        if ip.is_unspecified() {
+            return Err(ConfigError::Invalid(format!(
+                "Tether does not open a reverse tunnel on every address of the VM ({s}): that would expose this \
+                 laptop's service to every network the VM is on; use docker (the Docker bridge gateway) or one address"
+            )));
+        }
+        Ok(ReverseBind::Addr(ip))
+    }
 }
 
 impl fmt::Display for ReverseMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(b) = &self.bind {
+            write!(f, "{b}:")?;
+        }
         if self.local == self.remote {
             write!(f, "{}", self.remote)
         } else {
@@ -206,14 +271,33 @@ impl fmt::Display for ReverseMap {
 
 impl FromStr for ReverseMap {
     type Err = ConfigError;
-    /// `REMOTE` or `REMOTE:LOCAL`: the VM's port first, as `ssh -R` users write it.
+    /// `[BIND:]REMOTE[:LOCAL]`: the VM's side first, as `ssh -R` users write it. BIND is
+    /// `docker` or one address of the VM; without it the VM's loopback.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (remote, local) = port_pair(s).ok_or_else(|| {
+        let bad = || {
             ConfigError::Invalid(format!(
-                "'{s}' is not a reverse tunnel: use REMOTE or REMOTE:LOCAL with ports 1-65535, e.g. 5432 or 15432:5432 (the VM's port first)"
+                "'{s}' is not a reverse tunnel: use [BIND:]REMOTE[:LOCAL] with ports 1-65535, e.g. 5432, 15432:5432 \
+                 (the VM's port first) or docker:5432 (on the VM's Docker bridge gateway)"
             ))
-        })?;
-        Ok(ReverseMap { remote, local })
+        };
+        // A bind is whatever comes before the ports: an address (IPv6 in brackets) or a name.
+        let (bind, ports) = match s.strip_prefix('[') {
+            Some(v6) => {
+                let (addr, rest) = v6.split_once("]:").ok_or_else(bad)?;
+                (Some(format!("[{addr}]")), rest)
+            }
+            None => match s.split_once(':') {
+                Some((first, rest)) if !first.is_empty() && first.trim().parse::<u16>().is_err() => {
+                    (Some(first.to_string()), rest)
+                }
+                _ => (None, s),
+            },
+        };
+        let (remote, local) = port_pair(ports).ok_or_else(bad)?;
+        let bind = bind.map(|b| b.parse::<ReverseBind>()).transpose()?;
+        // The loopback is where a reverse tunnel listens anyway.
+        let bind = bind.filter(|b| !matches!(b, ReverseBind::Addr(ip) if ip.is_loopback()));
+        Ok(ReverseMap { remote, local, bind })
     }
 }
 

@@ -54,7 +54,8 @@ enum ProbeError {
     Http(String),
 }
 
-async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineInfo, ProbeError> {
+/// `GET path` of the engine's API through a fresh streamlocal channel: the body of a 200 answer.
+async fn get(handle: &Handle<ClientHandler>, socket: &str, path: &str) -> Result<String, ProbeError> {
     let ch = handle
         .channel_open_direct_streamlocal(socket)
         .await
@@ -62,7 +63,7 @@ async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineI
     let mut stream = ch.into_stream();
     let io = |e: std::io::Error| ProbeError::Http(format!("reading the engine's answer failed: {e}"));
     stream
-        .write_all(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes())
         .await
         .map_err(io)?;
     let mut raw = Vec::new();
@@ -72,9 +73,47 @@ async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineI
     let status = head.lines().next().unwrap_or("");
     if !status.contains(" 200") {
         return Err(ProbeError::Http(format!(
-            "the Docker engine answered `{status}` to GET /version"
+            "the Docker engine answered `{status}` to GET {path}"
         )));
     }
+    Ok(body.trim().to_string())
+}
+
+/// The gateway address of the engine's default `bridge` network: where a container on it reaches
+/// the VM itself. `Err` is a sentence for the user.
+pub async fn bridge_gateway(handle: &Handle<ClientHandler>, socket: &str) -> Result<std::net::IpAddr, String> {
+    let body = match tokio::time::timeout(PROBE_TIMEOUT, get(handle, socket, "/networks/bridge")).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(ProbeError::Open(e))) => {
+            return Err(ssh::describe_open_failure(&e, &format!("the Docker socket {socket}")));
+        }
+        Ok(Err(ProbeError::Http(m))) => return Err(m),
+        Err(_) => return Err("the Docker engine on the VM did not answer in time".into()),
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("the Docker engine sent an unreadable network: {e}"))?;
+    v["IPAM"]["Config"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| match c["Gateway"].as_str() {
+            Some(g) => g.parse::<std::net::IpAddr>().ok(),
+            // Unset, the engine gives the bridge the subnet's first address (and older engines
+            // leave it out of the answer).
+            None => {
+                let (net, _) = c["Subnet"].as_str()?.split_once('/')?;
+                let net: std::net::Ipv4Addr = net.parse().ok()?;
+                Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                    u32::from(net).checked_add(1)?,
+                )))
+            }
+        })
+        .min_by_key(|ip| ip.is_ipv6())
+        .ok_or_else(|| "the VM's Docker engine has no default bridge network with a gateway".to_string())
+}
+
+async fn version(handle: &Handle<ClientHandler>, socket: &str) -> Result<EngineInfo, ProbeError> {
+    let body = get(handle, socket, "/version").await?;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct V {

@@ -152,7 +152,11 @@ impl EngineError {
             EngineError::Forward(ForwardError::PortInUse { .. }) => "port_in_use",
             EngineError::Forward(ForwardError::Privileged { .. }) => "port_privileged",
             EngineError::Forward(_) | EngineError::Path(_) => "local_socket",
-            EngineError::Reverse(crate::reverse::ReverseError::Refused { .. }) => "reverse_refused",
+            EngineError::Reverse(
+                crate::reverse::ReverseError::Refused { .. }
+                | crate::reverse::ReverseError::LoopbackOnly { .. }
+                | crate::reverse::ReverseError::TooWide { .. },
+            ) => "reverse_refused",
             EngineError::Reverse(_) => "reverse_failed",
             EngineError::Kube(_) => "kube_failed",
             EngineError::SshConfig(_) => "ssh_config",

@@ -1,11 +1,17 @@
-//! Reverse tunnels: ports the VM listens on (sshd's `tcpip-forward`, on the VM's loopback only)
-//! whose connections come back over the VM's one SSH connection to ports on this laptop.
+//! Reverse tunnels: ports the VM listens on (sshd's `tcpip-forward`, on the VM's loopback unless
+//! the user named one other address) whose connections come back over the VM's one SSH
+//! connection to ports on this laptop.
+//!
+//! sshd decides the address itself (`GatewayPorts`): `no` binds the loopback whatever was
+//! asked, `yes` every address. So a tunnel asked on another address is checked against the
+//! VM's own list of listening sockets, and taken back if sshd opened it anywhere else.
 //!
 //! The [`Table`] says which of the VM's ports Tether asked for and where each one goes. sshd opens
 //! a `forwarded-tcpip` channel per connection; a channel for a port not in the table is refused,
 //! so the VM can reach only the laptop ports the user named, whatever it asks for.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +19,7 @@ use std::time::Duration;
 use russh::client::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelOpenFailure};
 
+use crate::config::ReverseBind;
 use crate::flow::Budget;
 use crate::forward::Counters;
 use crate::ssh::{ClientHandler, Forwarded};
@@ -20,9 +27,6 @@ use crate::ssh::{ClientHandler, Forwarded};
 /// How long the VM has to answer a `tcpip-forward` request, and the laptop's port to accept.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The VM's loopback: the only address Tether asks sshd to listen on.
-pub const VM_LOOPBACK: &str = "127.0.0.1";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReverseError {
@@ -32,6 +36,20 @@ pub enum ReverseError {
          check `sudo sshd -T | grep -Ei 'allowtcpforwarding|permitlisten'` and `ss -ltn` on the VM, or pick another port"
     )]
     Refused { port: u16 },
+    #[error(
+        "the VM's sshd listened on its loopback instead of {addr}:{port}, so containers cannot reach it: its \
+         GatewayPorts is `no`; set `GatewayPorts clientspecified` in /etc/ssh/sshd_config on the VM and reload sshd \
+         (Tether took the tunnel back)"
+    )]
+    LoopbackOnly { addr: std::net::IpAddr, port: u16 },
+    #[error(
+        "the VM's sshd listened on every address instead of {addr}:{port} (its GatewayPorts is `yes`), which would \
+         open this laptop's service to every network the VM is on; Tether took the tunnel back. Set \
+         `GatewayPorts clientspecified` in /etc/ssh/sshd_config on the VM and reload sshd"
+    )]
+    TooWide { addr: std::net::IpAddr, port: u16 },
+    #[error("cannot find the VM's Docker bridge gateway for the tunnel on its port {port}: {message}")]
+    NoBridge { port: u16, message: String },
     #[error("the VM did not answer the request to listen on its port {port} within {} s", ANSWER_TIMEOUT.as_secs())]
     Timeout { port: u16 },
     #[error("the SSH connection closed before the VM answered the request to listen on its port {port}")]
@@ -157,18 +175,114 @@ async fn connect_local(port: u16) -> std::io::Result<tokio::net::TcpStream> {
     }
 }
 
-/// Asks the VM to listen on its loopback's `port`.
-pub async fn request(link: &Handle<ClientHandler>, port: u16) -> Result<(), ReverseError> {
-    match tokio::time::timeout(ANSWER_TIMEOUT, link.tcpip_forward(VM_LOOPBACK, u32::from(port))).await {
-        Err(_) => Err(ReverseError::Timeout { port }),
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(russh::Error::RequestDenied)) => Err(ReverseError::Refused { port }),
-        Ok(Err(_)) => Err(ReverseError::Closed { port }),
+/// Where the VM is asked to listen for a tunnel on `port`: its loopback, the one address the
+/// user named, or its Docker bridge's gateway, looked up now through `socket`.
+pub async fn address(
+    link: &Handle<ClientHandler>,
+    bind: Option<ReverseBind>,
+    socket: &str,
+    port: u16,
+) -> Result<IpAddr, ReverseError> {
+    match bind {
+        None => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Some(ReverseBind::Addr(ip)) => Ok(ip),
+        Some(ReverseBind::Docker) => crate::docker::bridge_gateway(link, socket)
+            .await
+            .map_err(|message| ReverseError::NoBridge { port, message }),
     }
 }
 
-/// Tells the VM to stop listening on `port`. Best effort: a link that is gone took the listener
-/// with it.
-pub async fn cancel(link: &Handle<ClientHandler>, port: u16) {
-    let _ = tokio::time::timeout(ANSWER_TIMEOUT, link.cancel_tcpip_forward(VM_LOOPBACK, u32::from(port))).await;
+/// Asks the VM to listen on `addr`'s `port`. An address other than the loopback is checked
+/// against the VM's listening sockets: sshd may have bound another one (see the module's note).
+pub async fn request(link: &Handle<ClientHandler>, addr: IpAddr, port: u16) -> Result<(), ReverseError> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, link.tcpip_forward(addr.to_string(), u32::from(port))).await {
+        Err(_) => return Err(ReverseError::Timeout { port }),
+        Ok(Ok(_)) => {}
+        Ok(Err(russh::Error::RequestDenied)) => return Err(ReverseError::Refused { port }),
+        Ok(Err(_)) => return Err(ReverseError::Closed { port }),
+    }
+    if addr.is_loopback() {
+        return Ok(());
+    }
+    let out = crate::remote::run(
+        link,
+        "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
+        None,
+        ANSWER_TIMEOUT,
+    )
+    .await;
+    let found = match out {
+        Ok(o) if !o.stdout.is_empty() => listeners(&o.stdout, port),
+        // Not Linux, or no /proc: sshd's word is all there is.
+        _ => {
+            tracing::warn!(%addr, port, "cannot list the VM's listening sockets; trusting sshd's bind");
+            return Ok(());
+        }
+    };
+    let problem = if found.iter().any(|ip| ip.is_unspecified()) {
+        Some(ReverseError::TooWide { addr, port })
+    } else if !found.contains(&addr) && found.iter().any(IpAddr::is_loopback) {
+        Some(ReverseError::LoopbackOnly { addr, port })
+    } else {
+        None
+    };
+    match problem {
+        Some(e) => {
+            cancel(link, addr, port).await;
+            Err(e)
+        }
+        None => Ok(()),
+    }
 }
+
+/// The addresses with a TCP socket listening on `port` in the text of /proc/net/tcp and tcp6.
+pub fn listeners(proc_net_tcp: &str, port: u16) -> Vec<IpAddr> {
+    const LISTEN: &str = "0A";
+    let mut out = Vec::new();
+    for line in proc_net_tcp.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+            continue;
+        };
+        let Some((hex_addr, hex_port)) = local.split_once(':') else {
+            continue;
+        };
+        if *state != LISTEN || u16::from_str_radix(hex_port, 16).ok() != Some(port) {
+            continue;
+        }
+        // The kernel prints each 32-bit word of the address in host order (little-endian here).
+        let words: Option<Vec<u32>> = (0..hex_addr.len() / 8)
+            .map(|i| {
+                hex_addr
+                    .get(i * 8..i * 8 + 8)
+                    .and_then(|w| u32::from_str_radix(w, 16).ok())
+            })
+            .collect();
+        let bytes: Vec<u8> = words.unwrap_or_default().iter().flat_map(|w| w.to_le_bytes()).collect();
+        let ip = match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(|b| IpAddr::from(b)),
+            16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(|b| {
+                let v6 = std::net::Ipv6Addr::from(b);
+                // An IPv4 socket seen through tcp6 (::ffff:a.b.c.d) is that IPv4 address.
+                v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+            }),
+            _ => None,
+        };
+        out.extend(ip);
+    }
+    out
+}
+
+/// Tells the VM to stop listening on `addr`'s `port`. Best effort: a link that is gone took the
+/// listener with it.
+pub async fn cancel(link: &Handle<ClientHandler>, addr: IpAddr, port: u16) {
+    let _ = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        link.cancel_tcpip_forward(addr.to_string(), u32::from(port)),
+    )
+    .await;
+}
+
+#[cfg(test)]
+#[path = "tests/reverse.rs"]
+mod tests;

@@ -125,5 +125,96 @@ fn a_vm_that_forbids_remote_forwarding_is_named_and_nothing_is_saved() {
     // Bad input names the form.
     let bad = t.run(&["tunnel", &vm.name, "--reverse", "0"]);
     assert_ne!(bad.code, 0);
-    assert!(bad.stderr.contains("REMOTE:LOCAL"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("[BIND:]REMOTE[:LOCAL]"), "{}", bad.stderr);
+}
+
+/// `wget` in a container on the VM's default bridge network (not the host's), from `host:port`.
+fn fetch_on_bridge(t: &Tether, vm: &str, host: &str, port: u16) -> Run {
+    let url = format!("http://{host}:{port}/");
+    let image = var("LAB_IMAGE");
+    t.docker(vm, &["run", "--rm", &image, "busybox", "wget", "-qO-", &url])
+}
+
+#[test]
+fn a_container_on_the_bridge_reaches_the_laptop_through_the_docker_gateway_only() {
+    let vm = TestVm::new("rgw", 49, true);
+    lab_cmd(&["sshd", &vm.name, "2222", "GatewayPorts=clientspecified"]);
+    lab_cmd(&["sshd", &vm.name, "2223", "GatewayPorts=yes"]);
+    let t = Tether::new();
+    let sock = vm.docker_sock();
+    t.add_vm("gw", &vm.ip, 2222, &sock).ok();
+    t.add_vm("plain", &vm.ip, 22, &sock).ok();
+    t.add_vm("wide", &vm.ip, 2223, &sock).ok();
+    for name in ["gw", "plain", "wide"] {
+        t.run(&["connect", name]).ok();
+    }
+    let token = format!("bridge-service-{}", std::process::id());
+    let local = laptop_web(&token);
+    let remote = free_port();
+
+    let out = t
+        .run(&["tunnel", "gw", "--reverse", &format!("docker:{remote}:{local}")])
+        .ok();
+    // The gateway as the VM's engine reports it, looked up through the link.
+    let r = reverse_of(&t, "gw", remote);
+    let gateway = r["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address in {r}"))
+        .to_string();
+    assert_eq!(gateway, "172.17.0.1", "{r}");
+    assert_eq!(
+        (r["bind"].as_str(), r["state"].as_str()),
+        (Some("docker"), Some("listening")),
+        "{r}"
+    );
+    assert!(out.stdout.contains(&format!("{gateway}:{remote}")), "{}", out.stdout);
+    let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(config.contains("bind = \"docker\""), "{config}");
+
+    let got = fetch_on_bridge(&t, "gw", &gateway, remote).ok();
+    assert_eq!(got.stdout.trim(), token);
+    // Only the gateway: neither the VM's loopback nor its own address serves it.
+    for host in ["127.0.0.1", vm.ip.as_str()] {
+        let other = fetch_in_container_from(&t, "gw", host, remote);
+        assert!(
+            other.code != 0 && other.stderr.contains("Connection refused"),
+            "{host} was not refused: {} {}",
+            other.stdout,
+            other.stderr
+        );
+    }
+
+    // sshd with GatewayPorts no binds the loopback whatever is asked: found, taken back, named.
+    let before = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    let remote2 = free_port();
+    t.run(&["tunnel", "plain", "--reverse", &format!("docker:{remote2}:{local}")])
+        .fails_with(&["GatewayPorts clientspecified", "loopback", &remote2.to_string()]);
+    // With GatewayPorts yes it would be open on every address: taken back too.
+    let remote3 = free_port();
+    t.run(&["tunnel", "wide", "--reverse", &format!("docker:{remote3}:{local}")])
+        .fails_with(&["every address", "GatewayPorts clientspecified"]);
+    assert_eq!(
+        std::fs::read_to_string(t.home().join("config/config.toml")).unwrap(),
+        before
+    );
+    for (port, host) in [(remote2, "127.0.0.1"), (remote3, vm.ip.as_str())] {
+        let r = fetch_in_container_from(&t, "gw", host, port);
+        assert!(
+            r.code != 0 && r.stderr.contains("Connection refused"),
+            "{host}:{port} still listens: {}",
+            r.stdout
+        );
+    }
+    // Every address is refused before the VM is asked.
+    t.run(&["tunnel", "gw", "--reverse", "0.0.0.0:5999"])
+        .fails_with(&["every address"]);
+
+    // After a link cut it is asked for on the gateway again.
+    lab_cmd(&["link", &vm.name, "down"]);
+    t.wait_state("gw", "reconnecting", Duration::from_secs(15));
+    lab_cmd(&["link", &vm.name, "up"]);
+    t.wait_state("gw", "connected", Duration::from_secs(40));
+    wait_listening(&t, "gw", remote, Duration::from_secs(90));
+    let again = fetch_on_bridge(&t, "gw", &gateway, remote).ok();
+    assert_eq!(again.stdout.trim(), token);
 }

@@ -79,7 +79,15 @@ export type ReverseStatus = { remote: number, local: number,
 /**
  * `listening` once the VM's sshd listens; `idle` while the VM is not connected.
  */
-state: ForwardState, error?: string | null, active: number, total: number, };
+state: ForwardState, 
+/**
+ * The address the user asked for instead of the VM's loopback: `docker` or an IP.
+ */
+bind?: string | null, 
+/**
+ * Where the VM listens now (its loopback, or the bind resolved), while listening.
+ */
+address?: string | null, error?: string | null, active: number, total: number, };
 
 /**
  * The doctor's verdicts.

@@ -1,6 +1,7 @@
 //! The session's reverse tunnels: asked of the VM whenever a link comes up, cancelled when the
 //! user removes them, and reported with what the VM last answered.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -18,6 +19,9 @@ pub(super) struct Reverse {
     pub(super) map: ReverseMap,
     pub(super) state: ForwardState,
     pub(super) error: Option<ReverseError>,
+    /// Where the VM was last asked to listen (its loopback, or the address `map.bind` named);
+    /// a cancel goes to the same address.
+    address: Option<IpAddr>,
     /// Stops the request (and its retries) under way for this tunnel.
     asking: CancellationToken,
 }
@@ -28,6 +32,7 @@ impl Reverse {
             map,
             state: ForwardState::Idle,
             error: None,
+            address: None,
             asking: CancellationToken::new(),
         }
     }
@@ -49,6 +54,8 @@ const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(32);
 pub(super) struct ReverseDone {
     link: Link,
     remote: u16,
+    /// Where it was asked, once known.
+    address: Option<IpAddr>,
     result: Result<(), ReverseError>,
 }
 
@@ -72,18 +79,31 @@ impl Actor {
         let stop = r.asking.clone();
         let link = link.clone();
         let done = self.reverse_done.clone();
+        let (bind, socket) = (r.map.bind, self.profile.remote_socket.clone());
         tokio::spawn(async move {
             let mut pause = RETRY_FIRST;
             loop {
-                let result = tokio::select! {
-                    r = reverse::request(&link, remote) => r,
+                let ask = async {
+                    // The bridge's gateway is looked up on every link: the engine may have moved it.
+                    match reverse::address(&link, bind, &socket, remote).await {
+                        Ok(addr) => (Some(addr), reverse::request(&link, addr, remote).await),
+                        Err(e) => (None, Err(e)),
+                    }
+                };
+                let (address, result) = tokio::select! {
+                    r = ask => r,
                     () = stop.cancelled() => return,
                 };
-                let again = retry && matches!(result, Err(ReverseError::Refused { .. }));
+                let again = retry
+                    && matches!(
+                        result,
+                        Err(ReverseError::Refused { .. } | ReverseError::NoBridge { .. })
+                    );
                 if done
                     .send(ReverseDone {
                         link: link.clone(),
                         remote,
+                        address,
                         result,
                     })
                     .is_err()
@@ -147,6 +167,7 @@ impl Actor {
         if !current || r.state == ForwardState::Listening || r.asking.is_cancelled() {
             return;
         }
+        r.address = done.address;
         match done.result {
             Ok(()) => {
                 tracing::info!(vm = %self.name, remote = done.remote, local = r.map.local, "reverse tunnel listening on the VM");
@@ -187,14 +208,10 @@ impl Actor {
                 continue;
             };
             for p in &ports {
-                self.reverse.remove(p);
+                let gone = self.reverse.remove(p);
                 self.reverse_table.remove(*p);
                 self.profile.reverse.retain(|m| m.remote != *p);
-                if let Some((link, _)) = &self.conn {
-                    let link = link.clone();
-                    let p = *p;
-                    tokio::spawn(async move { reverse::cancel(&link, p).await });
-                }
+                self.cancel_reverse(*p, gone.and_then(|r| r.address));
             }
             let _ = reply.send(Err(error.into()));
         }
@@ -212,15 +229,19 @@ impl Actor {
             .filter(|p| !wanted.iter().any(|m| m.remote == *p))
             .collect();
         for p in gone {
-            self.reverse.remove(&p);
+            let r = self.reverse.remove(&p);
             self.reverse_table.remove(p);
-            if let Some((link, _)) = &self.conn {
-                let link = link.clone();
-                tokio::spawn(async move { reverse::cancel(&link, p).await });
-            }
+            self.cancel_reverse(p, r.and_then(|r| r.address));
         }
         let mut asked = Vec::new();
         for m in wanted {
+            // Another address on the VM: the old listener goes, the new one is asked for.
+            if let Some(r) = self.reverse.get(&m.remote).filter(|r| r.map.bind != m.bind) {
+                let address = r.address;
+                self.reverse.remove(&m.remote);
+                self.reverse_table.remove(m.remote);
+                self.cancel_reverse(m.remote, address);
+            }
             match self.reverse.get_mut(&m.remote) {
                 Some(r) if r.map == *m => {}
                 Some(r) => {
@@ -244,6 +265,14 @@ impl Actor {
         asked
     }
 
+    /// Stops the VM listening on `port` at `address` (if it was ever asked), on the live link.
+    fn cancel_reverse(&self, port: u16, address: Option<IpAddr>) {
+        if let (Some((link, _)), Some(addr)) = (&self.conn, address) {
+            let link = link.clone();
+            tokio::spawn(async move { reverse::cancel(&link, addr, port).await });
+        }
+    }
+
     pub(super) fn reverse_status(&self) -> Vec<ReverseStatus> {
         self.reverse
             .values()
@@ -253,6 +282,11 @@ impl Actor {
                     remote: r.map.remote,
                     local: r.map.local,
                     state: r.state,
+                    bind: r.map.bind.map(|b| b.to_string()),
+                    address: (r.state == ForwardState::Listening)
+                        .then_some(r.address)
+                        .flatten()
+                        .map(|a| a.to_string()),
                     error: r.error.as_ref().map(ToString::to_string),
                     active,
                     total,

@@ -30,17 +30,40 @@ fn reverse_map_parses_like_ssh_r_and_prints_back() {
         "5432".parse::<ReverseMap>().unwrap(),
         ReverseMap {
             remote: 5432,
-            local: 5432
+            local: 5432,
+            bind: None,
         }
     );
     let m: ReverseMap = "15432:5432".parse().unwrap();
     assert_eq!((m.remote, m.local), (15432, 5432));
     assert_eq!(m.to_string(), "15432:5432");
     assert_eq!("8080".parse::<ReverseMap>().unwrap().to_string(), "8080");
-    for bad in ["0", "70000", "a", "1:", ":2", "1:2:3", "1:0"] {
+    for bad in ["0", "70000", "1:", ":2", "1:2:3", "1:0", "docker:", "docker:1:2:3"] {
         let e = bad.parse::<ReverseMap>().unwrap_err().to_string();
-        assert!(e.contains("REMOTE:LOCAL"), "{bad}: {e}");
+        assert!(e.contains("[BIND:]REMOTE[:LOCAL]"), "{bad}: {e}");
     }
+    // A bind: the Docker bridge gateway, or one address; the loopback is no bind.
+    let m: ReverseMap = "docker:5432".parse().unwrap();
+    assert_eq!((m.bind, m.remote, m.local), (Some(ReverseBind::Docker), 5432, 5432));
+    assert_eq!(m.to_string(), "docker:5432");
+    let m: ReverseMap = "172.17.0.1:15432:5432".parse().unwrap();
+    assert_eq!(m.bind, Some(ReverseBind::Addr("172.17.0.1".parse().unwrap())));
+    assert_eq!(m.to_string(), "172.17.0.1:15432:5432");
+    let m: ReverseMap = "[fd00::1]:80".parse().unwrap();
+    assert_eq!(m.to_string(), "[fd00::1]:80");
+    assert_eq!("127.0.0.1:80".parse::<ReverseMap>().unwrap().bind, None);
+    // Never every address, and never a name that is not one.
+    for wide in ["0.0.0.0:5432", "[::]:5432"] {
+        let e = wide.parse::<ReverseMap>().unwrap_err().to_string();
+        assert!(e.contains("every address"), "{wide}: {e}");
+    }
+    let e = "a:5432".parse::<ReverseMap>().unwrap_err().to_string();
+    assert!(e.contains("docker") && e.contains("one IP address"), "{e}");
+    // Saved as a string, read back the same.
+    let toml = toml::to_string(&m).unwrap();
+    assert_eq!(toml::from_str::<ReverseMap>(&toml).unwrap(), m);
+    let d: ReverseMap = toml::from_str("remote = 1\nlocal = 2\nbind = \"docker\"\n").unwrap();
+    assert_eq!(d.bind, Some(ReverseBind::Docker));
 }
 
 #[test]
