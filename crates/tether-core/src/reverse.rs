@@ -260,7 +260,7 @@ pub fn listeners(proc_net_tcp: &str, port: u16) -> Vec<IpAddr> {
             .collect();
         let bytes: Vec<u8> = words.unwrap_or_default().iter().flat_map(|w| w.to_le_bytes()).collect();
         let ip = match bytes.len() {
-            4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(|b| IpAddr::from(b)),
+            4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
             16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(|b| {
                 let v6 = std::net::Ipv6Addr::from(b);
                 // An IPv4 socket seen through tcp6 (::ffff:a.b.c.d) is that IPv4 address.
