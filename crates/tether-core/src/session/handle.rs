@@ -21,7 +21,8 @@ pub struct ConnectOpts {
 pub(super) enum Cmd {
     Connect(ConnectOpts, oneshot::Sender<Result<ConnectReport, EngineError>>),
     Disconnect(oneshot::Sender<()>),
-    Profile(Profile, oneshot::Sender<Result<(), EngineError>>),
+    /// Boxed: a profile is several times larger than any other command.
+    Profile(Box<Profile>, oneshot::Sender<Result<(), EngineError>>),
     Auto(Vec<AutoWant>, Vec<UnforwardedPort>, AutoPolicy, oneshot::Sender<()>),
     Arch(Option<String>, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
@@ -70,7 +71,7 @@ impl SessionHandle {
     /// Applies a changed profile; new tunnels are bound at once if the VM is wanted, and a
     /// tunnel that cannot be bound is an error (the caller then keeps the old profile).
     pub async fn set_profile(&self, profile: Profile) -> Result<(), EngineError> {
-        self.ask(|tx| Cmd::Profile(profile, tx)).await?
+        self.ask(|tx| Cmd::Profile(Box::new(profile), tx)).await?
     }
 
     /// Replaces the automatic forwards with those `wants` (manual tunnels always win).

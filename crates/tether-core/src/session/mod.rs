@@ -305,7 +305,7 @@ impl Actor {
                 let _ = reply.send(());
             }
             Cmd::Profile(profile, reply) => {
-                let res = self.apply_profile(profile);
+                let res = self.apply_profile(*profile);
                 self.finish_closing().await;
                 match res {
                     // Reverse tunnels asked of the VM: answered once it has answered.
