@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
 use tether_core::api::{
-    Check, ConnectReport, ConnectionSettings, ContainerView, HealthReport, HostKeyScan, KeyView, SshHost, TimedEvent,
-    VmStatus,
+    Check, ConnectReport, ConnectionSettings, ContainerView, HealthReport, HostKeyScan, KeyView, KubeView, SshHost,
+    TimedEvent, VmStatus,
 };
 use tether_core::config::{Arch, Config, ConfigError, PortMap, ReverseMap};
 use tether_core::containers::Action;
@@ -201,7 +201,44 @@ pub async fn remove_forward(ipc: State<'_, Ipc>, name: String, local: u16) -> Re
     .await
 }
 
-/// `spec` is `REMOTE[:LOCAL]`: the VM's port first, as `ssh -R` users write it.
+/// Tunnels the VM's Kubernetes API and adds `tether-NAME` to the user's kubeconfig. kubectl
+/// asks the `tether` CLI installed beside the app for credentials (from the VM, on demand).
+#[tauri::command]
+pub async fn kube_enable(ipc: State<'_, Ipc>, name: String, config: Option<String>) -> Res<KubeView> {
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let kubeconfig = tether_core::kube::local_path(std::env::var("KUBECONFIG").ok().as_deref(), &home);
+    // The packages put `tether` beside the app; elsewhere it is found on PATH.
+    let cli = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(if cfg!(windows) { "tether.exe" } else { "tether" })))
+        .filter(|p| p.is_file())
+        .map_or_else(|| "tether".to_string(), |p| p.display().to_string());
+    call(
+        &ipc,
+        Request::KubeEnable {
+            name: Some(name.clone()),
+            setup: tether_core::k8s::KubeSetup {
+                config: config.map(|c| c.trim().to_string()).filter(|c| !c.is_empty()),
+                local: None,
+                kubeconfig,
+                exec: vec![cli, "kube-credential".into(), name],
+            },
+        },
+    )
+    .await
+}
+
+#[tauri::command]
+pub async fn kube_disable(ipc: State<'_, Ipc>, name: String) -> Res<()> {
+    call::<serde_json::Value>(&ipc, Request::KubeDisable { name: Some(name) })
+        .await
+        .map(drop)
+}
+
+/// `spec` is `[BIND:]REMOTE[:LOCAL]`: the VM's side first, as `ssh -R` users write it.
 #[tauri::command]
 pub async fn add_reverse(ipc: State<'_, Ipc>, name: String, spec: String) -> Res<Vec<ReverseMap>> {
     let map: ReverseMap = spec.parse()?;

@@ -294,6 +294,8 @@ mod tests {
         VmStatus {
             name: name.into(),
             host: format!("{name}.lan"),
+            via: Vec::new(),
+            kube: None,
             arch: Some(Arch::Arm64),
             state,
             since_ms: 0,

@@ -81,6 +81,8 @@ pub fn run(attached: bool, paths: Paths) -> ExitCode {
             ipc::remove_forward,
             ipc::add_reverse,
             ipc::remove_reverse,
+            ipc::kube_enable,
+            ipc::kube_disable,
             ipc::set_auto_connect,
             ipc::recent_events,
             ipc::settings,

@@ -663,7 +663,7 @@ async fn kube(paths: &Paths, name: Option<String>, config: Option<String>, local
     ))?;
     let me = std::env::current_exe().context("finding this program for kubectl to run")?;
     let mut e = Engine::ensure(paths).await?;
-    let view: tether_core::k8s::KubeView = e
+    let view: tether_core::api::KubeView = e
         .ask(&Request::KubeEnable {
             name: name.clone(),
             setup: tether_core::k8s::KubeSetup {
@@ -682,14 +682,7 @@ async fn kube(paths: &Paths, name: Option<String>, config: Option<String>, local
         "Kubernetes API of '{}' on 127.0.0.1:{} (the VM's port {}, certificate checked for {}), from {} on the VM
          context {} added to {}
   kubectl --context {} get nodes",
-        view.vm,
-        view.local,
-        view.remote,
-        view.server_name,
-        view.config,
-        view.context,
-        view.kubeconfig.display(),
-        view.context
+        view.vm, view.local, view.remote, view.server_name, view.config, view.context, view.kubeconfig, view.context
     );
     Ok(())
 }
@@ -884,6 +877,8 @@ async fn status(paths: &Paths, json: bool) -> Result<()> {
                     VmStatus {
                         name: n.clone(),
                         host: p.host.clone(),
+                        via: Vec::new(),
+                        kube: p.kube.as_ref().map(|k| tether_core::api::KubeView::of(n, k)),
                         arch: p.arch,
                         state: State::Disconnected,
                         since_ms: 0,

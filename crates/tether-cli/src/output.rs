@@ -64,11 +64,20 @@ pub fn export_docker_host(host: &str) -> String {
     format!("export DOCKER_HOST={quoted}")
 }
 
+/// " via a, b" for a VM reached through jump hosts.
+fn via(st: &VmStatus) -> String {
+    if st.via.is_empty() {
+        return String::new();
+    }
+    format!(" via {}", clean(&st.via.join(", ")))
+}
+
 pub fn connected(st: &VmStatus) {
     println!(
-        "connected to '{}' ({}) — {}",
+        "connected to '{}' ({}{}) — {}",
         clean(&st.name),
         clean(&st.host),
+        via(st),
         engine_line(st.engine.as_ref())
     );
     println!("socket: {}", clean(&st.socket));
@@ -197,6 +206,10 @@ pub fn status(list: &[VmStatus]) {
             arch,
             engine_line(vm.engine.as_ref())
         );
+        if !vm.via.is_empty() {
+            let s = if vm.via.len() > 1 { "s" } else { "" };
+            println!("    through the jump host{s} {}", clean(&vm.via.join(", ")));
+        }
         for f in &vm.forwards {
             forward_line(f, "    ");
         }

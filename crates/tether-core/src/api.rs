@@ -142,6 +142,13 @@ fn is_zero(n: &u64) -> bool {
 pub struct VmStatus {
     pub name: String,
     pub host: String,
+    /// The jump hosts of the last connection (`user@host:port`, outermost first); empty when
+    /// the VM is reached directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
+    /// Its Kubernetes API, when tunnelled for kubectl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<Arch>,
     #[serde(flatten)]
@@ -310,6 +317,38 @@ pub struct Sample {
 pub struct HealthReport {
     pub latest: Option<Health>,
     pub history: Vec<Sample>,
+}
+
+/// A VM's Kubernetes API as kubectl reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct KubeView {
+    pub vm: String,
+    /// The kubeconfig context: `tether-NAME`.
+    pub context: String,
+    /// The laptop's end of the tunnel.
+    pub local: u16,
+    /// The API server's port on the VM.
+    pub remote: u16,
+    /// The name the API server's certificate is checked against.
+    pub server_name: String,
+    /// The user's kubeconfig that names it.
+    pub kubeconfig: String,
+    /// The VM's kubeconfig it came from.
+    pub config: String,
+}
+
+impl KubeView {
+    pub fn of(vm: &str, link: &crate::config::KubeLink) -> Self {
+        KubeView {
+            vm: vm.to_string(),
+            context: format!("tether-{vm}"),
+            local: link.local,
+            remote: link.remote,
+            server_name: link.server_name.clone(),
+            kubeconfig: link.kubeconfig.display().to_string(),
+            config: link.config.clone(),
+        }
+    }
 }
 
 /// How a VM is reached, as the app's edit form gives it: everything else of its profile (key,

@@ -180,6 +180,8 @@ pub struct KubeLink {
     pub local: u16,
     /// The API server's port on the VM.
     pub remote: u16,
+    /// The host its certificate names (the VM kubeconfig's server host).
+    pub server_name: String,
     /// The user's kubeconfig the entries were written to.
     pub kubeconfig: PathBuf,
 }

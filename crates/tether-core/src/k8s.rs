@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ts_rs::TS;
 
+use crate::api::KubeView;
 use crate::config::{ConfigError, KubeLink, PortMap};
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -31,22 +31,6 @@ pub struct KubeSetup {
     pub kubeconfig: PathBuf,
     /// What kubectl runs for credentials: the client's own `tether` and its arguments.
     pub exec: Vec<String>,
-}
-
-/// A VM's Kubernetes API as kubectl reaches it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct KubeView {
-    pub vm: String,
-    /// The kubeconfig context: `tether-NAME`.
-    pub context: String,
-    pub local: u16,
-    pub remote: u16,
-    /// The name the API server's certificate is checked against.
-    pub server_name: String,
-    #[ts(type = "string")]
-    pub kubeconfig: PathBuf,
-    /// The VM's kubeconfig it came from.
-    pub config: String,
 }
 
 /// `cat` of `path` on the VM, `~/` being the login's home.
@@ -124,6 +108,7 @@ impl Engine {
             config: config.clone(),
             local,
             remote: remote.port,
+            server_name: remote.host.clone(),
             kubeconfig: setup.kubeconfig.clone(),
         };
         let saved = link.clone();
@@ -165,15 +150,7 @@ impl Engine {
             return Err(e.into());
         }
         tracing::info!(vm = %name, local, remote = remote.port, kubeconfig = %path.display(), "Kubernetes API tunnelled");
-        Ok(KubeView {
-            context: kube::entry_name(&name),
-            vm: name,
-            local,
-            remote: remote.port,
-            server_name: remote.host,
-            kubeconfig: path,
-            config,
-        })
+        Ok(KubeView::of(&name, &link))
     }
 
     /// Removes the VM's Kubernetes tunnel and its `tether-NAME` entries from the kubeconfig.

@@ -282,6 +282,8 @@ pub struct Connection {
     pub server_key: Option<PublicKey>,
     /// The jump hosts' sessions this one runs through, outermost first: kept open as long as it.
     pub hops: Vec<Handle<ClientHandler>>,
+    /// Those jump hosts, `user@host:port`.
+    pub via: Vec<String>,
 }
 
 /// Timeouts for one connection attempt.
@@ -483,6 +485,7 @@ pub async fn connect(
     let stream = open(target, hops.last(), t).await?;
     let mut conn = login(stream, target, policy, source, passphrase, t, Role::Vm(reverse)).await?;
     conn.hops = hops;
+    conn.via = target.jumps.iter().map(Target::display).collect();
     Ok(conn)
 }
 
@@ -684,6 +687,7 @@ async fn login(
         closed,
         server_key,
         hops: Vec::new(),
+        via: Vec::new(),
     })
 }
 

@@ -34,6 +34,7 @@ fn generate() -> String {
         declare::<ForwardState>(&cfg),
         declare::<ForwardStatus>(&cfg),
         declare::<ReverseStatus>(&cfg),
+        declare::<KubeView>(&cfg),
         declare::<tether_core::doctor::Doctor>(&cfg),
         declare::<tether_core::doctor::VmChecks>(&cfg),
         declare::<tether_core::logring::LogLine>(&cfg),

@@ -133,6 +133,12 @@ impl Session {
         self.post(&format!("/element/{el}/value"), json!({ "text": text }));
     }
 
+    /// Empties the input matching `css`.
+    pub fn clear(&self, css: &str) {
+        let el = self.wait(css, Duration::from_secs(10));
+        self.post(&format!("/element/{el}/clear"), json!({}));
+    }
+
     /// Scrolls the element matching `css` to the top of the window (for screenshots of it).
     pub fn scroll_to(&self, css: &str) {
         self.wait(css, Duration::from_secs(10));

@@ -135,6 +135,45 @@ fn window_connects_forwards_and_survives_an_outage() {
     ui.scroll_to("#ports-h");
     ui.screenshot(&shots().join("reverse.png"));
 
+    // Kubernetes: the window sets up kubectl for the VM's API server (the lab's stand-in), and
+    // the real kubectl reaches it through the tunnel with the app's `tether` as its credential
+    // plugin.
+    let api_port = free_port();
+    lab_cmd(&["kube", &vm.name, &api_port.to_string()]);
+    ui.scroll_to("#kube-h");
+    ui.type_into(
+        "[data-testid=kube-config]",
+        &format!("{}/vms/{}/kube/kubeconfig", var("TETHER_LAB_DIR"), vm.name),
+    );
+    ui.click("[data-testid=kube-on]");
+    ui.wait_text("[data-testid=kube-context]", "tether-ui", Duration::from_secs(20));
+    ui.wait_text("[data-testid=kube-info]", "api.lab.internal", Duration::from_secs(5));
+    ui.wait_text(
+        "[data-testid=kube-command]",
+        "kubectl --context tether-ui",
+        Duration::from_secs(5),
+    );
+    let kubectl = std::process::Command::new("kubectl")
+        .envs(t.app_env())
+        .args([
+            "--context",
+            "tether-ui",
+            "version",
+            "-o",
+            "json",
+            "--request-timeout",
+            "20s",
+        ])
+        .output()
+        .expect("kubectl");
+    let out = String::from_utf8_lossy(&kubectl.stdout);
+    assert!(
+        out.contains("v1.31.0-tether-lab"),
+        "{out}{}",
+        String::from_utf8_lossy(&kubectl.stderr)
+    );
+    ui.screenshot(&shots().join("kube.png"));
+
     // Cut the link: the window shows the outage and one notification was raised.
     lab_cmd(&["link", &vm.name, "down"]);
     ui.wait_text("[data-testid=vm-ui-state]", "reconnecting", Duration::from_secs(15));
@@ -926,4 +965,91 @@ fn the_tray_menu_is_read_and_clicked_over_dbus() {
     // Disconnect, clicked in the menu.
     desk.tray_pick("Disconnect", |m| vm_entry(m, "tray", "Disconnect").map(|e| e.id));
     t.wait_state("tray", "disconnected", Duration::from_secs(10));
+}
+
+#[test]
+fn the_wizard_reaches_a_vm_behind_a_jump_host_confirming_each_key() {
+    let bastion = TestVm::new("wjb", 50, false);
+    let deep = TestVm::hidden("wjd", 51, &bastion, true);
+    let t = Tether::without_daemon(&[]);
+    // The user's own key in ~/.ssh: the wizard's "ssh-agent or my ~/.ssh keys".
+    let own = t.dir.path().join(".ssh/id_ed25519");
+    std::fs::copy(var("LAB_KEY"), &own).unwrap();
+    std::fs::set_permissions(&own, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let env = t.app_env();
+    let desk = Desktop::start(t.dir.path(), &env);
+    let _service = App(desk.launch(&app_bin(), &["--hidden"], &env, &t.log_path()));
+    wait_for("the app's engine", Duration::from_secs(20), || {
+        t.home().join("run/control.sock").exists().then_some(())
+    });
+    let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
+
+    ui.click("[data-testid=wiz-start]");
+    ui.type_into("[data-testid=wiz-name]", "deep");
+    ui.type_into("[data-testid=wiz-host]", &deep.ip);
+    ui.type_into("[data-testid=wiz-user]", &var("LAB_USER"));
+    ui.click("[data-testid=wiz-arch] option[value=x86_64]");
+    ui.click("[data-testid=wizard] details summary");
+    ui.type_into("[data-testid=wiz-socket]", &deep.docker_sock());
+    // A jump host that does not read as one is named before anything is saved.
+    ui.type_into("[data-testid=wiz-jump]", "ops@");
+    ui.click("[data-testid=wiz-next]");
+    ui.wait_text(
+        "[data-testid=wiz-problems]",
+        "[user@]host[:port]",
+        Duration::from_secs(5),
+    );
+    let jump = format!("{}@{}", var("LAB_USER"), bastion.ip);
+    ui.clear("[data-testid=wiz-jump]");
+    ui.type_into("[data-testid=wiz-jump]", &jump);
+    ui.click("[data-testid=wiz-next]");
+    ui.click("[data-testid=wiz-key-agent]");
+    ui.click("[data-testid=wiz-next]");
+
+    // Each host key in turn, the jump host's first, each as OpenSSH prints it.
+    let bastion_fp = host_key_fingerprint(&bastion.name);
+    let deep_fp = host_key_fingerprint(&deep.name);
+    ui.wait_text(
+        "#wiz-h",
+        &format!("the jump host {}", bastion.ip),
+        Duration::from_secs(20),
+    );
+    ui.wait_text("[data-testid=wiz-hk-fp]", &bastion_fp, Duration::from_secs(5));
+    ui.screenshot(&shots().join("wizard-jump-hostkey.png"));
+    ui.click("[data-testid=wiz-hk-trust]");
+    ui.wait_text("#wiz-h", "Is this really deep?", Duration::from_secs(20));
+    ui.wait_text("[data-testid=wiz-hk-fp]", &deep_fp, Duration::from_secs(5));
+    ui.click("[data-testid=wiz-hk-trust]");
+    ui.wait("[data-testid=wiz-hk-known]", Duration::from_secs(10));
+    let known = std::fs::read_to_string(t.home().join("config/known_hosts")).unwrap();
+    assert!(known.contains(&bastion.ip) && known.contains(&deep.ip), "{known}");
+    ui.click("[data-testid=wiz-next]");
+
+    // The checks run through the jump host.
+    for id in ["ssh", "socket", "access", "forwarding", "arch"] {
+        let text = ui.wait_text(&format!("[data-testid=wiz-check-{id}]"), "", Duration::from_secs(40));
+        assert!(text.starts_with('✓'), "check {id}: {text}");
+    }
+    ui.click("[data-testid=wiz-next]");
+    ui.wait("[data-testid=wiz-connect]", Duration::from_secs(10));
+    ui.click("[data-testid=wiz-connect]");
+    ui.wait_text("[data-testid=vm-deep-state]", "connected", Duration::from_secs(30));
+    ui.wait_text(
+        "[data-testid=detail-via]",
+        &format!("via {jump}:22"),
+        Duration::from_secs(10),
+    );
+    let ps = Command::new("docker")
+        .args(["ps"])
+        .env("DOCKER_CONFIG", t.dir.path().join(".docker"))
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    assert!(
+        ps.status.success(),
+        "docker ps: {}",
+        String::from_utf8_lossy(&ps.stderr)
+    );
+    let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(config.contains(&format!("jump = \"{jump}\"")), "{config}");
 }

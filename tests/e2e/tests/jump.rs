@@ -66,7 +66,13 @@ fn a_vm_behind_a_bastion_runs_docker_and_a_tunnel_and_recovers_with_it() {
     let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
     assert!(config.contains(&format!("jump = \"{jump}\"")), "{config}");
 
-    t.run(&["connect", "deep"]).ok();
+    let connected = t.run(&["connect", "deep"]).ok();
+    assert!(
+        connected.stdout.contains(&format!(" via {jump}")),
+        "{}",
+        connected.stdout
+    );
+    assert_eq!(t.status("deep")["via"], serde_json::json!([jump]));
     let os = t.docker("deep", &["version", "--format", "{{.Server.Os}}"]).ok();
     assert_eq!(os.stdout.trim(), "linux");
     // The VM's sshd saw the connection come from the bastion's side of their private link.
@@ -173,6 +179,8 @@ fn proxy_jump_from_ssh_config_checks_every_hop_and_refuses_a_changed_key() {
     assert!(known_hosts(&t).is_empty(), "{}", known_hosts(&t));
 
     t.run(&["connect", "deepvm", "--accept-new"]).ok();
+    let hop = format!("{user}@{}:22", bastion.ip);
+    assert_eq!(t.status("deepvm")["via"], serde_json::json!([hop, hop]));
     let kh = known_hosts(&t);
     assert!(kh.contains(&bastion.ip) && kh.contains(&deep.ip), "{kh}");
     let os = t.docker("deepvm", &["version", "--format", "{{.Server.Arch}}"]).ok();

@@ -1,7 +1,7 @@
 // The app's IPC: one typed function per Tauri command, and the engine's event stream.
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { Check, ContainerView, Doctor, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, LogLine, Settings, SshHost, TimedEvent, VmStatus } from "./types";
+import type { Check, ContainerView, Doctor, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, KubeView, LogLine, Settings, SshHost, TimedEvent, VmStatus } from "./types";
 
 export interface NewVm {
   host: string;
@@ -40,6 +40,8 @@ export const api = {
   doctor: () => call<Doctor>("doctor"),
   logs: (name: string | null, lines: number) => call<LogLine[]>("logs", { name, lines }),
   addReverse: (name: string, spec: string) => call<unknown>("add_reverse", { name, spec }),
+  kubeEnable: (name: string, config?: string) => call<KubeView>("kube_enable", { name, config: config ?? null }),
+  kubeDisable: (name: string) => call<void>("kube_disable", { name }),
   removeReverse: (name: string, remote: number) => call<unknown>("remove_reverse", { name, remote }),
   setAutoConnect: (name: string, on: boolean) => call<void>("set_auto_connect", { name, on }),
   recentEvents: (name: string) => call<TimedEvent[]>("recent_events", { name }),

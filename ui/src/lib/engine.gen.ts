@@ -90,6 +90,35 @@ bind?: string | null,
 address?: string | null, error?: string | null, active: number, total: number, };
 
 /**
+ * A VM's Kubernetes API as kubectl reaches it.
+ */
+export type KubeView = { vm: string, 
+/**
+ * The kubeconfig context: `tether-NAME`.
+ */
+context: string, 
+/**
+ * The laptop's end of the tunnel.
+ */
+local: number, 
+/**
+ * The API server's port on the VM.
+ */
+remote: number, 
+/**
+ * The name the API server's certificate is checked against.
+ */
+server_name: string, 
+/**
+ * The user's kubeconfig that names it.
+ */
+kubeconfig: string, 
+/**
+ * The VM's kubeconfig it came from.
+ */
+config: string, };
+
+/**
  * The doctor's verdicts.
  */
 export type Doctor = { local: Array<Check>, vms: Array<VmChecks>, };
@@ -130,7 +159,16 @@ reason: string, };
 /**
  * Everything `tether status` shows about one VM.
  */
-export type VmStatus = { name: string, host: string, arch?: Arch | null, 
+export type VmStatus = { name: string, host: string, 
+/**
+ * The jump hosts of the last connection (`user@host:port`, outermost first); empty when
+ * the VM is reached directly.
+ */
+via?: Array<string>, 
+/**
+ * Its Kubernetes API, when tunnelled for kubectl.
+ */
+kube?: KubeView | null, arch?: Arch | null, 
 /**
  * Unix time in milliseconds of the last state change.
  */

@@ -18,6 +18,7 @@ export type {
   HostKeyScan,
   HostKeyVerdict,
   KeyView,
+  KubeView,
   LogLine,
   PortView,
   RecordedKey,

@@ -107,6 +107,7 @@ impl Actor {
         match res {
             Ok((conn, info)) => {
                 self.hops = conn.hops;
+                self.via = conn.via;
                 let link: Link = Arc::new(conn.handle);
                 self.conn = Some((link.clone(), conn.closed));
                 let _ = self.link.send(Some(link));

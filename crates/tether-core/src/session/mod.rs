@@ -66,6 +66,8 @@ struct Actor {
     conn: Option<(Link, Arc<Notify>)>,
     /// The jump hosts' sessions `conn` runs through, outermost first; closed after it.
     hops: Vec<russh::client::Handle<crate::ssh::ClientHandler>>,
+    /// Those jump hosts as `user@host:port`, for the status.
+    via: Vec<String>,
     attempt: Option<Attempt>,
     retry_at: Option<Instant>,
     waiting: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
@@ -152,6 +154,7 @@ pub fn spawn(
         tunnels,
         conn: None,
         hops: Vec::new(),
+        via: Vec::new(),
         attempt: None,
         retry_at: None,
         waiting: Vec::new(),

@@ -53,6 +53,12 @@ impl Actor {
         let forwards = self.tunnels.values().map(|t| forward_status(t, wanted)).collect();
         self.status.send_modify(|s| {
             s.host = self.profile.host.clone();
+            s.via = self.via.clone();
+            s.kube = self
+                .profile
+                .kube
+                .as_ref()
+                .map(|k| crate::api::KubeView::of(&self.name, k));
             s.arch = self.profile.arch;
             s.state = self.state;
             s.since_ms = unix_ms(self.since);
@@ -114,6 +120,8 @@ pub(super) fn initial(name: &str, profile: &Profile, paths: &Paths) -> VmStatus 
     VmStatus {
         name: name.to_string(),
         host: profile.host.clone(),
+        via: Vec::new(),
+        kube: profile.kube.as_ref().map(|k| crate::api::KubeView::of(name, k)),
         arch: profile.arch,
         state: State::Disconnected,
         since_ms: unix_ms(SystemTime::now()),
