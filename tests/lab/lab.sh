@@ -24,6 +24,8 @@
 #   lab.sh kube NAME PORT          a stand-in Kubernetes API server on the VM's 127.0.0.1:PORT (TLS,
 #                                  client certificates; its certificate names api.lab.internal
 #                                  only) and a kubeconfig for it at $LAB/vms/NAME/kube/kubeconfig
+#   lab.sh blackhole NAME on|off   the VM silently drops every TCP packet it receives (a hung VM, a
+#                                  firewall that drops): no FIN, no RST, no ICMP
 #   lab.sh tarpit NAME PORT        on the VM's address: accept TCP and never say a word
 #   lab.sh counter NAME PORT       on the VM's PORT: read to EOF, then answer "got N bytes"
 #   lab.sh source NAME PORT        on the VM's 127.0.0.1:PORT: send random bytes until the reader
@@ -437,6 +439,12 @@ case "$cmd" in
   vm-down) vm_down "$@" ;;
   hidden) vm_hidden "$@" ;;
   kube) kube_api "$@" ;;
+  blackhole)
+    case "${2:-}" in
+      on) ip netns exec "tl-$1" iptables -I INPUT -p tcp -j DROP ;;
+      off) ip netns exec "tl-$1" iptables -D INPUT -p tcp -j DROP ;;
+      *) die "usage: lab.sh blackhole NAME on|off" ;;
+    esac ;;
   move) vm_move "$@" ;;
   tarpit) tarpit "$@" ;;
   sshd) sshd_start "$@" ;;

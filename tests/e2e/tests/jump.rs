@@ -211,3 +211,50 @@ fn proxy_jump_from_ssh_config_checks_every_hop_and_refuses_a_changed_key() {
         .fails_with(&["REFUSED", &bastion.ip, "CHANGED", &bastion_fp]);
     assert_ne!(t.status("deepvm")["state"], "connected");
 }
+
+#[test]
+fn a_vm_going_silent_behind_a_live_bastion_is_caught_by_the_probe_and_healed() {
+    let bastion = TestVm::new("bast3", 52, false);
+    let deep = TestVm::hidden("deep3", 53, &bastion, true);
+    let t = Tether::new();
+    let user = var("LAB_USER");
+    t.run(&[
+        "vm",
+        "add",
+        "deep3",
+        "--host",
+        &deep.ip,
+        "--user",
+        &user,
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &deep.docker_sock(),
+        "--jump",
+        &format!("{user}@{}", bastion.ip),
+        "--accept-new",
+    ])
+    .ok();
+    t.run(&["connect", "deep3"]).ok();
+    t.docker("deep3", &["ps"]).ok();
+
+    // The bastion stays up and keeps its session; only the VM behind it goes silent. Nothing
+    // closes: only the liveness probe, through the bastion, can tell.
+    let cut = std::time::Instant::now();
+    lab_cmd(&["blackhole", "deep3", "on"]);
+    t.wait_state("deep3", "reconnecting", Duration::from_secs(20));
+    eprintln!("reported down {:.1} s after the VM went silent", cut.elapsed().as_secs_f64());
+    // Attempts go on through the bastion and say where they stop.
+    let why = wait_for("an attempt through the bastion to fail", Duration::from_secs(40), || {
+        let s = t.status("deep3");
+        let e = s["last_error"].as_str().unwrap_or_default().to_string();
+        e.contains("through the jump host").then_some(e)
+    });
+    assert!(why.contains(&deep.ip), "{why}");
+
+    let healed = std::time::Instant::now();
+    lab_cmd(&["blackhole", "deep3", "off"]);
+    t.wait_state("deep3", "connected", Duration::from_secs(60));
+    eprintln!("connected again {:.1} s after the VM answered again", healed.elapsed().as_secs_f64());
+    t.docker("deep3", &["ps"]).ok();
+}
