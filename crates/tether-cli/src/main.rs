@@ -290,6 +290,7 @@ fn on_off(s: &str) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -310,6 +311,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tether status | head -1`: once the reader is gone, end quietly with the status a shell gives
+/// a program stopped by SIGPIPE (141), as other command-line tools do, instead of a panic about a
+/// broken pipe. (Rust ignores SIGPIPE, so `println!` fails; restoring the signal would need
+/// unsafe code and would also reach the engine's own sockets.)
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 async fn run(cli: Cli) -> Result<()> {

@@ -513,6 +513,19 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
+impl Check {
+    /// A check's verdict; the fix is kept only for a failure.
+    pub fn new(id: &str, title: &str, ok: bool, detail: String, fix: Option<String>) -> Check {
+        Check {
+            id: id.into(),
+            title: title.into(),
+            ok,
+            detail,
+            fix: if ok { None } else { fix },
+        }
+    }
+}
+
 /// A key as the front ends show it.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 pub struct KeyView {

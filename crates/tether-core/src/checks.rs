@@ -14,16 +14,6 @@ use crate::target::Target;
 
 pub use crate::api::Check;
 
-fn check(id: &str, title: &str, ok: bool, detail: String, fix: Option<String>) -> Check {
-    Check {
-        id: id.into(),
-        title: title.into(),
-        ok,
-        detail,
-        fix: if ok { None } else { fix },
-    }
-}
-
 pub(crate) const TITLES: [(&str, &str); 5] = [
     ("ssh", "SSH login works"),
     ("socket", "The Docker socket is on the VM"),
@@ -59,7 +49,7 @@ pub(crate) async fn over(
     let flag = |i: usize| flags.as_bytes().get(i) == Some(&b'1');
     let mut out = Vec::new();
     let present = flag(0) && flag(1);
-    out.push(check(
+    out.push(Check::new(
         "socket",
         TITLES[1].1,
         present,
@@ -77,7 +67,7 @@ pub(crate) async fn over(
         ),
     ));
     let access = flag(2);
-    out.push(check(
+    out.push(Check::new(
         "access",
         TITLES[2].1,
         access,
@@ -102,7 +92,7 @@ pub(crate) async fn over(
         // OpenSSH answers "connect failed" when its policy forbids it, too: look on the VM.
         Err(_) => docker::socket_problem(handle, sock).await != docker::SocketProblem::Forbidden,
     };
-    out.push(check(
+    out.push(Check::new(
         "forwarding",
         TITLES[3].1,
         forwarding,
@@ -140,7 +130,7 @@ pub(crate) async fn over(
             String::new(),
         ),
     };
-    out.push(check("arch", TITLES[4].1, ok, detail, Some(fix)));
+    out.push(Check::new("arch", TITLES[4].1, ok, detail, Some(fix)));
     out
 }
 
@@ -164,17 +154,23 @@ impl Engine {
         let conn = match login.await {
             Ok(c) => c,
             Err(e) => {
-                let mut out = vec![check("ssh", TITLES[0].1, false, e.to_string(), Some(e.to_string()))];
+                let mut out = vec![Check::new(
+                    "ssh",
+                    TITLES[0].1,
+                    false,
+                    e.to_string(),
+                    Some(e.to_string()),
+                )];
                 out[0].fix = Some("fix the login first: the message above says how".into());
                 out.extend(
                     TITLES[1..]
                         .iter()
-                        .map(|(id, title)| check(id, title, false, "not checked: needs SSH".into(), None)),
+                        .map(|(id, title)| Check::new(id, title, false, "not checked: needs SSH".into(), None)),
                 );
                 return Ok(out);
             }
         };
-        let mut out = vec![check(
+        let mut out = vec![Check::new(
             "ssh",
             TITLES[0].1,
             true,

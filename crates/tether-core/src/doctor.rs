@@ -60,16 +60,6 @@ impl Doctor {
     }
 }
 
-fn check(id: &str, title: &str, ok: bool, detail: String, fix: Option<String>) -> Check {
-    Check {
-        id: id.into(),
-        title: title.into(),
-        ok,
-        detail,
-        fix: if ok { None } else { fix },
-    }
-}
-
 /// `docker` in `path` (a `PATH` value), if there is one.
 pub fn find_in_path(path: &str, program: &str) -> Option<PathBuf> {
     let names: Vec<String> = if cfg!(windows) {
@@ -153,7 +143,7 @@ pub fn redact(text: &str) -> String {
 impl Engine {
     /// The local side's checks.
     async fn doctor_local(&self, facts: &ClientFacts) -> Vec<Check> {
-        let mut out = vec![check(
+        let mut out = vec![Check::new(
             "engine",
             "Tether's engine",
             true,
@@ -166,7 +156,7 @@ impl Engine {
         )];
         let runtime = &self.paths().runtime_dir;
         let res = private_dir(runtime);
-        out.push(check(
+        out.push(Check::new(
             "runtime_dir",
             "Runtime directory",
             res.is_ok(),
@@ -196,7 +186,7 @@ impl Engine {
             Err(e) if !needed => Ok(format!("not needed (no VM logs in with a keychain key): {e}")),
             other => other,
         };
-        out.push(check(
+        out.push(Check::new(
             "keychain",
             "Keychain",
             keychain.is_ok(),
@@ -204,7 +194,7 @@ impl Engine {
             Some("unlock the desktop's keychain (GNOME Keyring, KWallet), or log in with ssh-agent or a key file instead".into()),
         ));
         let docker = facts.path.as_deref().and_then(|p| find_in_path(p, "docker"));
-        out.push(check(
+        out.push(Check::new(
             "docker_cli",
             "docker CLI",
             docker.is_some(),
@@ -223,7 +213,7 @@ impl Engine {
                     .map(|n| format!("tether-{n}"))
                     .filter(|c| !have.contains_key(c))
                     .collect();
-                out.push(check(
+                out.push(Check::new(
                     "contexts",
                     "docker contexts",
                     missing.is_empty(),
@@ -235,7 +225,7 @@ impl Engine {
                     Some("another program owns a context of that name; remove it with `docker context rm NAME`, then run `tether doctor` again".into()),
                 ));
             }
-            None => out.push(check(
+            None => out.push(Check::new(
                 "contexts",
                 "docker contexts",
                 false,
@@ -256,7 +246,7 @@ impl Engine {
                 ),
                 None => format!("DOCKER_HOST={host} is not a Tether socket, and overrides the docker context"),
             };
-            out.push(check(
+            out.push(Check::new(
                 "docker_host",
                 "DOCKER_HOST",
                 ok,
@@ -284,7 +274,7 @@ impl Engine {
         let addrs: Vec<std::net::SocketAddr> = match addrs {
             Ok(Ok(a)) => a.collect(),
             Ok(Err(e)) => {
-                out.push(check(
+                out.push(Check::new(
                     "dns",
                     "Name lookup",
                     false,
@@ -294,7 +284,7 @@ impl Engine {
                 return Ok(out);
             }
             Err(_) => {
-                out.push(check(
+                out.push(Check::new(
                     "dns",
                     "Name lookup",
                     false,
@@ -305,7 +295,7 @@ impl Engine {
             }
         };
         let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-        out.push(check(
+        out.push(Check::new(
             "dns",
             "Name lookup",
             !addrs.is_empty(),
@@ -326,7 +316,7 @@ impl Engine {
             }
         }
         match tcp_ok {
-            Some((a, took)) => out.push(check(
+            Some((a, took)) => out.push(Check::new(
                 "tcp",
                 "TCP to sshd",
                 true,
@@ -334,7 +324,7 @@ impl Engine {
                 None,
             )),
             None => {
-                out.push(check("tcp", "TCP to sshd", false, last_err, Some(format!("nothing answers at {where_}: is the VM up and sshd running, and the port right? A firewall or security group may drop it"))));
+                out.push(Check::new("tcp", "TCP to sshd", false, last_err, Some(format!("nothing answers at {where_}: is the VM up and sshd running, and the port right? A firewall or security group may drop it"))));
                 return Ok(out);
             }
         }
@@ -343,7 +333,7 @@ impl Engine {
         let link = self.session(Some(name)).await.ok().and_then(|(_, s)| s.link());
         match &link {
             Some(link) => {
-                out.push(check(
+                out.push(Check::new(
                     "ssh",
                     crate::checks::TITLES[0].1,
                     true,
@@ -363,7 +353,7 @@ impl Engine {
                 match res.ok().and_then(|o| o.stdout.trim().parse::<i64>().ok()) {
                     Some(vm_s) => {
                         let skew = vm_s - mid;
-                        out.push(check(
+                        out.push(Check::new(
                             "clock",
                             "VM clock",
                             skew.abs() <= MAX_SKEW_S,
@@ -378,7 +368,7 @@ impl Engine {
                             ),
                         ));
                     }
-                    None => out.push(check(
+                    None => out.push(Check::new(
                         "clock",
                         "VM clock",
                         false,
@@ -387,7 +377,7 @@ impl Engine {
                     )),
                 }
             }
-            None => out.push(check(
+            None => out.push(Check::new(
                 "clock",
                 "VM clock",
                 true,
@@ -419,7 +409,7 @@ impl Engine {
         let runs = names.iter().map(|n| async move {
             let checks = match self.doctor_vm(n).await {
                 Ok(c) => c,
-                Err(e) => vec![check(
+                Err(e) => vec![Check::new(
                     "config",
                     "Profile",
                     false,

@@ -112,7 +112,7 @@ impl Engine {
             kubeconfig: setup.kubeconfig.clone(),
         };
         let saved = link.clone();
-        self.change_forwards(Some(&name), move |p| {
+        self.change_tunnels(Some(&name), move |p| {
             if let Some(o) = &p.kube {
                 p.forwards.retain(|f| f.local != o.local);
             }
@@ -141,7 +141,7 @@ impl Engine {
         if let Err(e) = written {
             // Nothing half done: the tunnel goes with the kubeconfig that would have named it.
             let _ = self
-                .change_forwards(Some(&name), |p| {
+                .change_tunnels(Some(&name), |p| {
                     p.forwards.retain(|f| f.local != local);
                     p.kube = old;
                     Ok(())
@@ -162,7 +162,7 @@ impl Engine {
             ))
             .into());
         };
-        self.change_forwards(Some(&name), |p| {
+        self.change_tunnels(Some(&name), |p| {
             p.forwards.retain(|f| f.local != link.local);
             p.kube = None;
             Ok(())

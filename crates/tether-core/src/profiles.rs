@@ -213,7 +213,7 @@ impl Engine {
     /// Adds tunnels to a VM; they are bound at once if the VM is connected, and saved only if
     /// every one of them could be bound.
     pub async fn add_forwards(&self, name: Option<&str>, maps: &[PortMap]) -> Result<Vec<PortMap>, EngineError> {
-        self.change_forwards(name, |p| {
+        self.change_tunnels(name, |p| {
             for m in maps {
                 p.add_forward(*m)?;
             }
@@ -226,7 +226,7 @@ impl Engine {
     /// Adds reverse tunnels to a VM; a connected VM is asked to listen at once, and they are
     /// saved only if it agreed to every one.
     pub async fn add_reverse(&self, name: Option<&str>, maps: &[ReverseMap]) -> Result<Vec<ReverseMap>, EngineError> {
-        self.change_forwards(name, |p| {
+        self.change_tunnels(name, |p| {
             for m in maps {
                 p.add_reverse(*m)?;
             }
@@ -237,7 +237,7 @@ impl Engine {
     }
 
     pub async fn remove_reverse(&self, name: Option<&str>, remotes: &[u16]) -> Result<Vec<ReverseMap>, EngineError> {
-        self.change_forwards(name, |p| {
+        self.change_tunnels(name, |p| {
             for r in remotes {
                 if !p.reverse.iter().any(|m| m.remote == *r) {
                     return Err(ConfigError::Invalid(format!(
@@ -254,7 +254,7 @@ impl Engine {
     }
 
     pub async fn remove_forwards(&self, name: Option<&str>, locals: &[u16]) -> Result<Vec<PortMap>, EngineError> {
-        self.change_forwards(name, |p| {
+        self.change_tunnels(name, |p| {
             for l in locals {
                 if !p.forwards.iter().any(|f| f.local == *l) {
                     return Err(ConfigError::Invalid(format!(
@@ -270,7 +270,9 @@ impl Engine {
         .map(|p| p.forwards)
     }
 
-    pub(crate) async fn change_forwards(
+    /// Changes a VM's tunnels (local, reverse, the Kubernetes one): bound, or asked of the VM,
+    /// before the config is written, and the old profile restored if either fails.
+    pub(crate) async fn change_tunnels(
         &self,
         name: Option<&str>,
         change: impl FnOnce(&mut Profile) -> Result<(), EngineError>,

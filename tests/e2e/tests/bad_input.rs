@@ -306,3 +306,24 @@ fn prompts_on_a_terminal() {
     assert!(t.home().join("config/known_hosts").exists());
     t.docker("enc", &["version"]).ok();
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_cli_quietly() {
+    let t = Tether::new();
+    for i in 0..3 {
+        // Never connected: an address nothing answers at (the lab's guard route).
+        add(&t, &format!("vm{i}"), &["--host", "10.77.251.2"]);
+    }
+    // As `tether vm list | head -0`: the pipe's reading end is closed before anything is written.
+    let mut child = t
+        .command(&["vm", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

@@ -243,18 +243,28 @@ fn a_vm_going_silent_behind_a_live_bastion_is_caught_by_the_probe_and_healed() {
     let cut = std::time::Instant::now();
     lab_cmd(&["blackhole", "deep3", "on"]);
     t.wait_state("deep3", "reconnecting", Duration::from_secs(20));
-    eprintln!("reported down {:.1} s after the VM went silent", cut.elapsed().as_secs_f64());
+    eprintln!(
+        "reported down {:.1} s after the VM went silent",
+        cut.elapsed().as_secs_f64()
+    );
     // Attempts go on through the bastion and say where they stop.
-    let why = wait_for("an attempt through the bastion to fail", Duration::from_secs(40), || {
-        let s = t.status("deep3");
-        let e = s["last_error"].as_str().unwrap_or_default().to_string();
-        e.contains("through the jump host").then_some(e)
-    });
+    let why = wait_for(
+        "an attempt through the bastion to fail",
+        Duration::from_secs(40),
+        || {
+            let s = t.status("deep3");
+            let e = s["last_error"].as_str().unwrap_or_default().to_string();
+            e.contains("through the jump host").then_some(e)
+        },
+    );
     assert!(why.contains(&deep.ip), "{why}");
 
     let healed = std::time::Instant::now();
     lab_cmd(&["blackhole", "deep3", "off"]);
     t.wait_state("deep3", "connected", Duration::from_secs(60));
-    eprintln!("connected again {:.1} s after the VM answered again", healed.elapsed().as_secs_f64());
+    eprintln!(
+        "connected again {:.1} s after the VM answered again",
+        healed.elapsed().as_secs_f64()
+    );
     t.docker("deep3", &["ps"]).ok();
 }
