@@ -406,22 +406,38 @@ impl Tether {
 
     /// Adds a lab VM with the lab key, accepting its host key.
     pub fn add_vm(&self, name: &str, ip: &str, port: u16, socket: &str) -> Run {
-        self.vm_add(name, ip, port, &var("LAB_USER"), Some(&var("LAB_KEY")), socket)
+        self.add_vm_with(name, ip, port, socket, &[])
+    }
+
+    /// [`Tether::add_vm`] with more `vm add` options (`--arch x86_64`, `--auto-connect`, …).
+    pub fn add_vm_with(&self, name: &str, ip: &str, port: u16, socket: &str, extra: &[&str]) -> Run {
+        self.vm_add(name, ip, port, &var("LAB_USER"), Some(&var("LAB_KEY")), socket, extra)
     }
 
     /// `tether vm add` for a VM that logs in as `user` (by a keychain key or a password, not the
     /// lab's key file), its host key accepted.
     pub fn add_vm_as(&self, name: &str, ip: &str, port: u16, user: &str) -> Run {
-        self.vm_add(name, ip, port, user, None, &var("LAB_A_SOCK"))
+        self.vm_add(name, ip, port, user, None, &var("LAB_A_SOCK"), &[])
     }
 
-    fn vm_add(&self, name: &str, ip: &str, port: u16, user: &str, identity: Option<&str>, socket: &str) -> Run {
+    #[allow(clippy::too_many_arguments)]
+    fn vm_add(
+        &self,
+        name: &str,
+        ip: &str,
+        port: u16,
+        user: &str,
+        identity: Option<&str>,
+        socket: &str,
+        extra: &[&str],
+    ) -> Run {
         let port = port.to_string();
         let mut args = vec!["vm", "add", name, "--host", ip, "--port", &port, "--user", user];
         if let Some(key) = identity {
             args.extend(["--identity", key]);
         }
         args.extend(["--remote-socket", socket, "--accept-new"]);
+        args.extend(extra);
         self.run(&args)
     }
 
@@ -662,6 +678,19 @@ impl Drop for LabUser {
     fn drop(&mut self) {
         let _ = Command::new(lab_script()).args(["user-rm", &self.0]).status();
     }
+}
+
+/// Another sshd on `vm`'s `port` as a cloud image ships it: password logins on, keys read from
+/// `~/.ssh/authorized_keys` with strict modes.
+pub fn cloud_sshd(vm: &str, port: &str) {
+    lab_cmd(&[
+        "sshd",
+        vm,
+        port,
+        "PasswordAuthentication=yes",
+        "AuthorizedKeysFile=.ssh/authorized_keys",
+        "StrictModes=yes",
+    ]);
 }
 
 /// The SHA256 fingerprint of a lab VM's host key, as `ssh-keygen -l` prints it.

@@ -75,23 +75,8 @@ fn window_connects_forwards_and_survives_an_outage() {
     ui.screenshot(&shots().join("empty.png"));
 
     // The CLI adds a VM through the app's engine; the window shows it without a reload.
-    t.run(&[
-        "vm",
-        "add",
-        "ui",
-        "--host",
-        &vm.ip,
-        "--user",
-        &var("LAB_USER"),
-        "--arch",
-        "x86_64",
-        "--identity",
-        &var("LAB_KEY"),
-        "--remote-socket",
-        &var("LAB_A_SOCK"),
-        "--accept-new",
-    ])
-    .ok();
+    t.add_vm_with("ui", &vm.ip, 22, &var("LAB_A_SOCK"), &["--arch", "x86_64"])
+        .ok();
     ui.wait("[data-testid=vm-ui]", Duration::from_secs(10));
     ui.click("[data-testid=vm-ui]");
 
@@ -274,22 +259,8 @@ fn hidden_start_auto_connects_and_the_window_comes_and_goes() {
     let vm = TestVm::new("life", 22, false);
     // Set up with the CLI's own engine, then hand the home over to the app.
     let mut t = Tether::new();
-    t.run(&[
-        "vm",
-        "add",
-        "life",
-        "--host",
-        &vm.ip,
-        "--user",
-        &var("LAB_USER"),
-        "--identity",
-        &var("LAB_KEY"),
-        "--remote-socket",
-        &var("LAB_A_SOCK"),
-        "--accept-new",
-        "--auto-connect",
-    ])
-    .ok();
+    t.add_vm_with("life", &vm.ip, 22, &var("LAB_A_SOCK"), &["--auto-connect"])
+        .ok();
     assert_eq!(t.status("life")["state"], "disconnected");
     t.stop_daemon();
 
@@ -457,23 +428,13 @@ fn an_app_started_beside_a_daemon_mirrors_its_engine() {
     assert!(!t.socket("a").exists(), "the Docker socket outlived the app's engine");
 }
 
-/// The wizard's VM: sshd as a cloud image ships it (password logins on, strict modes).
-const WIZ_SSHD: [&str; 6] = [
-    "sshd",
-    "wiz",
-    "2222",
-    "PasswordAuthentication=yes",
-    "AuthorizedKeysFile=.ssh/authorized_keys",
-    "StrictModes=yes",
-];
-
 /// "Reinstalls" the wizard's VM: a new host key and sshd restarted. Returns the new fingerprint.
 fn reinstall_wiz() -> String {
     lab_cmd(&["sshd-stop", "wiz", "2222"]);
     for f in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"] {
         std::fs::remove_file(format!("{}/vms/wiz/{f}", var("TETHER_LAB_DIR"))).unwrap();
     }
-    lab_cmd(&WIZ_SSHD);
+    cloud_sshd("wiz", "2222");
     host_key_fingerprint("wiz")
 }
 
@@ -482,7 +443,7 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     let vm = TestVm::new("wiz", 25, false);
     let user = LabUser::new("tlwiz");
     // A VM as a cloud image ships: password logins on, keys read from ~/.ssh with strict modes.
-    lab_cmd(&WIZ_SSHD);
+    cloud_sshd("wiz", "2222");
     let t = Tether::without_daemon(&[]);
     std::fs::write(
         t.dir.path().join(".ssh/config"),
@@ -720,23 +681,8 @@ fn containers_and_health_live_in_the_window() {
     } else {
         "arm64"
     };
-    t.run(&[
-        "vm",
-        "add",
-        "uic",
-        "--host",
-        &vm.ip,
-        "--user",
-        &var("LAB_USER"),
-        "--identity",
-        &var("LAB_KEY"),
-        "--remote-socket",
-        &vm.docker_sock(),
-        "--arch",
-        label,
-        "--accept-new",
-    ])
-    .ok();
+    t.add_vm_with("uic", &vm.ip, 22, &vm.docker_sock(), &["--arch", label])
+        .ok();
     t.run(&["tunnel", "uic", "--auto", "on"]).ok();
     t.run(&["connect", "uic"]).ok();
     let ui = Session::start(desk.driver_port, &app_bin(), &["--window"]);
@@ -878,23 +824,8 @@ fn the_tray_menu_is_read_and_clicked_over_dbus() {
         t.home().join("run/control.sock").exists().then_some(())
     });
     for name in ["tray", "tray2"] {
-        t.run(&[
-            "vm",
-            "add",
-            name,
-            "--host",
-            &vm.ip,
-            "--user",
-            &var("LAB_USER"),
-            "--arch",
-            "x86_64",
-            "--identity",
-            &var("LAB_KEY"),
-            "--remote-socket",
-            &var("LAB_A_SOCK"),
-            "--accept-new",
-        ])
-        .ok();
+        t.add_vm_with(name, &vm.ip, 22, &var("LAB_A_SOCK"), &["--arch", "x86_64"])
+            .ok();
     }
 
     // The menu the tray shows: each VM's submenu with its state, and the app's own entries.

@@ -45,14 +45,7 @@ fn verdict(doctor: &serde_json::Value, vm: Option<&str>, id: &str) -> serde_json
 fn doctor_checks_everything_and_its_report_keeps_no_secret() {
     let vm = TestVm::new("doc", 43, false);
     let user = LabUser::new("tldoc");
-    lab_cmd(&[
-        "sshd",
-        &vm.name,
-        "2222",
-        "PasswordAuthentication=yes",
-        "AuthorizedKeysFile=.ssh/authorized_keys",
-        "StrictModes=yes",
-    ]);
+    cloud_sshd(&vm.name, "2222");
     let probe = tempfile::tempdir().unwrap();
     let ss = SecretService::start(probe.path(), true);
     let mut t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);

@@ -35,22 +35,7 @@ fn a_vm_behind_a_bastion_runs_docker_and_a_tunnel_and_recovers_with_it() {
     let user = var("LAB_USER");
     let jump = format!("{user}@{}:22", bastion.ip);
     let out = t
-        .run(&[
-            "vm",
-            "add",
-            "deep",
-            "--host",
-            &deep.ip,
-            "--user",
-            &user,
-            "--identity",
-            &var("LAB_KEY"),
-            "--remote-socket",
-            &deep.docker_sock(),
-            "--jump",
-            &jump,
-            "--accept-new",
-        ])
+        .add_vm_with("deep", &deep.ip, 22, &deep.docker_sock(), &["--jump", &jump])
         .ok();
     // Both keys were shown and recorded, the bastion's first.
     let bastion_fp = host_key_fingerprint(&bastion.name);
@@ -218,23 +203,9 @@ fn a_vm_going_silent_behind_a_live_bastion_is_caught_by_the_probe_and_healed() {
     let deep = TestVm::hidden("deep3", 53, &bastion, true);
     let t = Tether::new();
     let user = var("LAB_USER");
-    t.run(&[
-        "vm",
-        "add",
-        "deep3",
-        "--host",
-        &deep.ip,
-        "--user",
-        &user,
-        "--identity",
-        &var("LAB_KEY"),
-        "--remote-socket",
-        &deep.docker_sock(),
-        "--jump",
-        &format!("{user}@{}", bastion.ip),
-        "--accept-new",
-    ])
-    .ok();
+    let jump = format!("{user}@{}", bastion.ip);
+    t.add_vm_with("deep3", &deep.ip, 22, &deep.docker_sock(), &["--jump", &jump])
+        .ok();
     t.run(&["connect", "deep3"]).ok();
     t.docker("deep3", &["ps"]).ok();
 

@@ -169,14 +169,7 @@ fn openssh_login(ip: &str, port: u16, user: &str, key: &Path) -> bool {
 /// modes, a keychain, and a Tether that knows the VM and holds key `vmkey`, imported from a file
 /// (so OpenSSH can check that key later). Returns the engine, the keychain and the key's file.
 fn strict_vm(vm: &TestVm, user: &LabUser) -> (Tether, SecretService, tempfile::TempDir, std::path::PathBuf) {
-    lab_cmd(&[
-        "sshd",
-        &vm.name,
-        "2222",
-        "PasswordAuthentication=yes",
-        "AuthorizedKeysFile=.ssh/authorized_keys",
-        "StrictModes=yes",
-    ]);
+    cloud_sshd(&vm.name, "2222");
     let probe = tempfile::tempdir().unwrap();
     let ss = SecretService::start(probe.path(), true);
     let t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
