@@ -209,48 +209,41 @@ guard_route() {
   ip route replace unreachable 10.78.0.0/16 metric 4000
 }
 
+# A VM: namespace tl-NAME, its end of a veth pair at NET.IDX.2/24, the other end (OUTER_IF, at
+# NET.IDX.1) in namespace OUTER_NS (empty: this machine's); then its sshd, and its dockerd if asked.
+vm_make() { # NAME NET IDX OUTER_NS OUTER_IF [docker]
+  local name=$1 net=$2 idx=$3 outer=$4 outer_if=$5 with_docker=${6:-}
+  local dir; dir=$(vm_dir "$name")
+  mkdir -p "$dir"; chmod 755 "$LAB" "$LAB/vms" "$dir"
+  local ns="tl-$name" vm_if="tlv-$name"
+  ip netns add "$ns"
+  ip link add "$outer_if" type veth peer name "$vm_if"
+  ip link set "$vm_if" netns "$ns"
+  local out=(ip)
+  if [ -n "$outer" ]; then ip link set "$outer_if" netns "$outer"; out=(ip -n "$outer"); fi
+  "${out[@]}" addr add "$net.$idx.1/24" dev "$outer_if"
+  "${out[@]}" link set "$outer_if" up
+  ip -n "$ns" addr add "$net.$idx.2/24" dev "$vm_if"
+  ip -n "$ns" link set "$vm_if" up
+  ip -n "$ns" link set lo up
+  echo "$net.$idx.2" > "$dir/ip"
+  sshd_start "$name" 22
+  if [ "$with_docker" = docker ]; then dockerd_start "$name"; fi
+}
+
 vm_up() { # NAME IDX [docker]
   need_root
   guard_route
-  local name=$1 idx=$2 with_docker=${3:-}
-  local dir; dir=$(vm_dir "$name")
-  mkdir -p "$dir"; chmod 755 "$LAB" "$LAB/vms" "$dir"
-  local ns="tl-$name" host_if="tlh-$name" vm_if="tlv-$name"
-  ip netns add "$ns"
-  ip link add "$host_if" type veth peer name "$vm_if"
-  ip link set "$vm_if" netns "$ns"
-  ip addr add "10.77.$idx.1/24" dev "$host_if"
-  ip link set "$host_if" up
-  ip -n "$ns" addr add "10.77.$idx.2/24" dev "$vm_if"
-  ip -n "$ns" link set "$vm_if" up
-  ip -n "$ns" link set lo up
-  echo "10.77.$idx.2" > "$dir/ip"
-  sshd_start "$name" 22
-  if [ "$with_docker" = docker ]; then dockerd_start "$name"; fi
-  log "VM $name up at 10.77.$idx.2"
+  vm_make "$1" 10.77 "$2" "" "tlh-$1" "${3:-}"
+  log "VM $1 up at 10.77.$2.2"
 }
 
 vm_hidden() { # NAME IDX BASTION [docker]
   need_root
   guard_route
-  local name=$1 idx=$2 bastion=$3 with_docker=${4:-}
-  [ -d "$(vm_dir "$bastion")" ] || die "no VM '$bastion' to hide '$name' behind: start it with vm-up first"
-  local dir; dir=$(vm_dir "$name")
-  mkdir -p "$dir"; chmod 755 "$LAB" "$LAB/vms" "$dir"
-  local ns="tl-$name" jump_if="tlj-$name" vm_if="tlv-$name"
-  ip netns add "$ns"
-  ip link add "$jump_if" type veth peer name "$vm_if"
-  ip link set "$jump_if" netns "tl-$bastion"
-  ip link set "$vm_if" netns "$ns"
-  ip -n "tl-$bastion" addr add "10.78.$idx.1/24" dev "$jump_if"
-  ip -n "tl-$bastion" link set "$jump_if" up
-  ip -n "$ns" addr add "10.78.$idx.2/24" dev "$vm_if"
-  ip -n "$ns" link set "$vm_if" up
-  ip -n "$ns" link set lo up
-  echo "10.78.$idx.2" > "$dir/ip"
-  sshd_start "$name" 22
-  if [ "$with_docker" = docker ]; then dockerd_start "$name"; fi
-  log "VM $name up at 10.78.$idx.2, reachable only through $bastion"
+  [ -d "$(vm_dir "$3")" ] || die "no VM '$3' to hide '$1' behind: start it with vm-up first"
+  vm_make "$1" 10.78 "$2" "tl-$3" "tlj-$1" "${4:-}"
+  log "VM $1 up at 10.78.$2.2, reachable only through $3"
 }
 
 tarpit() { # NAME PORT

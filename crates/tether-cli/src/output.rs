@@ -210,6 +210,14 @@ pub fn status(list: &[VmStatus]) {
             let s = if vm.via.len() > 1 { "s" } else { "" };
             println!("    through the jump host{s} {}", clean(&vm.via.join(", ")));
         }
+        if let Some(k) = &vm.kube {
+            println!(
+                "    kubernetes: kubectl --context {} (127.0.0.1:{} → the VM's port {})",
+                clean(&k.context),
+                k.local,
+                k.remote
+            );
+        }
         for f in &vm.forwards {
             forward_line(f, "    ");
         }

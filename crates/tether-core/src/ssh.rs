@@ -550,9 +550,14 @@ async fn open(target: &Target, via: Option<&Handle<ClientHandler>>, t: Timeouts)
                 }
             ),
         }),
-        Err(_) => Err(SshError::Timeout {
+        // Said apart from a direct timeout: it is the jump host that got no answer.
+        Err(_) => Err(SshError::Unreachable {
             addr,
-            secs: t.connect.as_secs(),
+            message: format!(
+                "the jump host got no answer from it within {} s; check that the VM is up and that the jump host \
+                 can reach it",
+                t.connect.as_secs()
+            ),
         }),
     }
 }

@@ -562,27 +562,25 @@ pub struct TestVm {
 impl TestVm {
     /// `idx` must be unique among concurrently running tests (10..=250).
     pub fn new(name: &str, idx: u8, docker: bool) -> Self {
-        let idx_s = idx.to_string();
-        let _ = Command::new(lab_script()).args(["vm-down", name]).status();
-        let mut args = vec!["vm-up", name, &idx_s];
-        if docker {
-            args.push("docker");
-        }
-        lab_cmd(&args);
-        if docker {
-            lab_cmd(&["images", name]);
-        }
-        TestVm {
-            name: name.into(),
-            ip: format!("10.77.{idx}.2"),
-        }
+        Self::start(
+            name,
+            &["vm-up", name, &idx.to_string()],
+            docker,
+            format!("10.77.{idx}.2"),
+        )
     }
 
     /// A VM this machine cannot reach: wired only to `bastion`, at 10.78.`idx`.2.
     pub fn hidden(name: &str, idx: u8, bastion: &TestVm, docker: bool) -> Self {
-        let idx_s = idx.to_string();
+        let args = ["hidden", name, &idx.to_string(), &bastion.name];
+        Self::start(name, &args, docker, format!("10.78.{idx}.2"))
+    }
+
+    /// Runs the lab's `args` (after removing a VM left by an earlier run), with its own engine
+    /// and images if `docker`.
+    fn start(name: &str, args: &[&str], docker: bool, ip: String) -> Self {
         let _ = Command::new(lab_script()).args(["vm-down", name]).status();
-        let mut args = vec!["hidden", name, &idx_s, &bastion.name];
+        let mut args = args.to_vec();
         if docker {
             args.push("docker");
         }
@@ -590,10 +588,7 @@ impl TestVm {
         if docker {
             lab_cmd(&["images", name]);
         }
-        TestVm {
-            name: name.into(),
-            ip: format!("10.78.{idx}.2"),
-        }
+        TestVm { name: name.into(), ip }
     }
 
     pub fn docker_sock(&self) -> String {

@@ -98,6 +98,13 @@ fn kubectl_reaches_the_vm_api_server_through_the_tunnel_with_its_name_verified()
     assert_eq!(mode, 0o600);
     let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
     assert!(config.contains("[vms.kube.kube]"), "{config}");
+    let status = t.run(&["status"]).ok();
+    assert!(
+        status.stdout.contains("kubectl --context tether-kube"),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(t.status("kube")["kube"]["server_name"], "api.lab.internal");
 
     // The real kubectl: TLS verified against api.lab.internal through 127.0.0.1, a client
     // certificate from the VM, and the API server sees the lab's admin.
