@@ -623,35 +623,7 @@ fn main() {
         add("raw stream, its second half", "MB/s", true, pick(true));
         t.run(&["disconnect", &vm]).ok();
 
-        println!();
-        println!("== RTT {rtt} ms ({}) ==", machine());
-        print!("{:<36}", "figure");
-        for l in labels {
-            print!(" {l:>22}");
-        }
-        println!();
-        for r in &rows {
-            print!("{:<36}", format!("{} ({})", r.name, r.unit));
-            for v in &r.values {
-                match v {
-                    Some(v) => print!(" {v:>22.2}"),
-                    None => print!(" {:>22}", "-"),
-                }
-            }
-            println!();
-        }
-        println!("ratios: how many times better tether is than each (above 1: tether is better)");
-        for r in &rows {
-            let Some(Some(ours)) = r.values.first() else { continue };
-            let mut line = format!("  {:<34}", r.name);
-            for (l, v) in labels.iter().zip(&r.values).skip(1) {
-                if let Some(v) = v.filter(|v| *v > 0.0) {
-                    let better = if r.higher_is_better { ours / v } else { v / ours };
-                    line += &format!("  {l}: {better:.2}");
-                }
-            }
-            println!("{line}");
-        }
+        print_rows(&format!("RTT {rtt} ms"), &labels, &rows);
         let (fresh, kept) = (&rows[0].values[0], &rows[2].values[0]);
         if let (Some(fresh), Some(kept)) = (fresh, kept) {
             println!(
@@ -681,6 +653,108 @@ fn main() {
             }
         }
     }
+    through_a_jump_host(&plan, dir.path(), &t);
     println!();
     println!("machine at the end: {}", machine());
+}
+
+/// A table of figures, one column per setup, then each figure's ratio of Tether (the first
+/// column) to every other.
+fn print_rows(title: &str, labels: &[&str], rows: &[Row]) {
+    println!();
+    println!("== {title} ({}) ==", machine());
+    print!("{:<36}", "figure");
+    for l in labels {
+        print!(" {l:>22}");
+    }
+    println!();
+    for r in rows {
+        print!("{:<36}", format!("{} ({})", r.name, r.unit));
+        for v in &r.values {
+            match v {
+                Some(v) => print!(" {v:>22.2}"),
+                None => print!(" {:>22}", "-"),
+            }
+        }
+        println!();
+    }
+    println!("ratios: how many times better tether is than each (above 1: tether is better)");
+    for r in rows {
+        let Some(Some(ours)) = r.values.first() else { continue };
+        let mut line = format!("  {:<34}", r.name);
+        for (l, v) in labels.iter().zip(&r.values).skip(1) {
+            if let Some(v) = v.filter(|v| *v > 0.0) {
+                let better = if r.higher_is_better { ours / v } else { v / ours };
+                line += &format!("  {l}: {better:.2}");
+            }
+        }
+        println!("{line}");
+    }
+}
+
+/// A VM only a bastion reaches: Tether (`--jump`, the VM's session inside a channel of the
+/// bastion's) against OpenSSH forwarding the same socket through the same bastion (`ssh -J`, as
+/// a `ProxyCommand` so the hop gets the lab's key: one `ssh` per hop, the inner one's bytes piped
+/// through the outer).
+fn through_a_jump_host(plan: &Plan, dir: &Path, t: &Tether) {
+    let bastion = TestVm::new("bjump", 64, false);
+    let deep = TestVm::hidden("hjump", 65, &bastion, true);
+    if plan.image.contains("bench512") {
+        lab_cmd(&["image", "hjump", &plan.image, "512"]);
+    }
+    let user = var("LAB_USER");
+    let jump = format!("{user}@{}", bastion.ip);
+    t.add_vm_with("jump", &deep.ip, 22, &deep.docker_sock(), &["--jump", &jump])
+        .ok();
+    t.run(&["connect", "jump"]).ok();
+    let known = dir.join("known_hosts");
+    let proxy = format!(
+        "ssh -F none -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={} -o LogLevel=ERROR -i {} -W %h:%p {jump}",
+        known.display(),
+        var("LAB_KEY")
+    );
+    let sock = dir.join("jump.sock");
+    let direct = Path0 {
+        host: deep.ip.clone(),
+        port: 22,
+        _relay: None,
+    };
+    let _ssh = Kill(
+        ssh_base(dir, &direct)
+            .arg("-o")
+            .arg(format!("ProxyCommand={proxy}"))
+            .arg("-L")
+            .arg(format!("{}:{}", sock.display(), deep.docker_sock()))
+            .arg(target(&direct))
+            .spawn()
+            .expect("ssh -J"),
+    );
+    wait_for("ssh -J's socket", Duration::from_secs(20), || sock.exists().then_some(()));
+    let socks = [t.socket("jump"), sock];
+    let mut rows = Vec::new();
+    let version = socks
+        .iter()
+        .map(|p| {
+            let via = Via::Socket(p.clone());
+            Some(median_f((0..plan.commands).map(|_| ms(docker(&via, "version", None))).collect()))
+        })
+        .collect();
+    rows.push(Row {
+        name: "docker version, median".into(),
+        unit: "ms",
+        higher_is_better: false,
+        values: version,
+    });
+    let save = socks
+        .iter()
+        .map(|p| Some(median_f((0..plan.bulk_runs).map(|_| download(p, &plan.image) / 1e6).collect())))
+        .collect();
+    rows.push(Row {
+        name: "download (docker save)".into(),
+        unit: "MB/s",
+        higher_is_better: true,
+        values: save,
+    });
+    t.run(&["disconnect", "jump"]).ok();
+    print_rows("through a jump host, 0 ms", &["tether", "ssh -J -L"], &rows);
 }
