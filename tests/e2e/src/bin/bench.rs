@@ -732,6 +732,16 @@ fn through_a_jump_host(plan: &Plan, dir: &Path, t: &Tether) {
     wait_for("ssh -J's socket", Duration::from_secs(20), || sock.exists().then_some(()));
     let socks = [t.socket("jump"), sock];
     let mut rows = Vec::new();
+    let ping = socks
+        .iter()
+        .map(|p| Some(ms(quantile(&ping_new(p, plan.pings, ping_path()), 0.5))))
+        .collect();
+    rows.push(Row {
+        name: "/_ping, new connection, p50".into(),
+        unit: "ms",
+        higher_is_better: false,
+        values: ping,
+    });
     let version = socks
         .iter()
         .map(|p| {
