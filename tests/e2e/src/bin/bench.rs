@@ -729,7 +729,9 @@ fn through_a_jump_host(plan: &Plan, dir: &Path, t: &Tether) {
             .spawn()
             .expect("ssh -J"),
     );
-    wait_for("ssh -J's socket", Duration::from_secs(20), || sock.exists().then_some(()));
+    wait_for("ssh -J's socket", Duration::from_secs(20), || {
+        sock.exists().then_some(())
+    });
     let socks = [t.socket("jump"), sock];
     let mut rows = Vec::new();
     let ping = socks
@@ -746,7 +748,9 @@ fn through_a_jump_host(plan: &Plan, dir: &Path, t: &Tether) {
         .iter()
         .map(|p| {
             let via = Via::Socket(p.clone());
-            Some(median_f((0..plan.commands).map(|_| ms(docker(&via, "version", None))).collect()))
+            Some(median_f(
+                (0..plan.commands).map(|_| ms(docker(&via, "version", None))).collect(),
+            ))
         })
         .collect();
     rows.push(Row {
@@ -757,7 +761,11 @@ fn through_a_jump_host(plan: &Plan, dir: &Path, t: &Tether) {
     });
     let save = socks
         .iter()
-        .map(|p| Some(median_f((0..plan.bulk_runs).map(|_| download(p, &plan.image) / 1e6).collect())))
+        .map(|p| {
+            Some(median_f(
+                (0..plan.bulk_runs).map(|_| download(p, &plan.image) / 1e6).collect(),
+            ))
+        })
         .collect();
     rows.push(Row {
         name: "download (docker save)".into(),
