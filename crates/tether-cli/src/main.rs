@@ -641,9 +641,15 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
     } else {
         format!("'{name}'")
     };
+    // The VM's own lines read as they always have (scripts match them).
+    let of = if scan.jump {
+        format!(" of the jump host {}", scan.host)
+    } else {
+        String::new()
+    };
     match scan.status {
         HostKeyVerdict::Known => {
-            println!("host key of {whose} verified: {key_type} {fp}");
+            println!("host key{of} verified: {key_type} {fp}");
             Ok(true)
         }
         HostKeyVerdict::Unknown => {
@@ -657,7 +663,7 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
                     fingerprint: fp.clone(),
                 })
                 .await?;
-                println!("host key of {whose} recorded: {key_type} {fp}");
+                println!("host key{of} recorded: {key_type} {fp}");
                 Ok(true)
             } else {
                 println!("host key not accepted; you will be asked again on connect");
