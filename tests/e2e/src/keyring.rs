@@ -94,20 +94,39 @@ impl SecretService {
             children: vec![daemon],
             bus: bus.to_string(),
         };
-        wait_for("the Secret Service on the bus", Duration::from_secs(15), || {
-            me.count("probe", "probe").map(|_| ())
+        // Asking the service itself before the daemon owns its name would have the bus start
+        // another keyring daemon, which would then hold the name.
+        let pid = me.children[0].id().to_string();
+        wait_for("gnome-keyring on the bus", Duration::from_secs(15), || {
+            let out = me.secrets(&["owner", &pid]);
+            assert_ne!(
+                out.status.code(),
+                Some(3),
+                "another process took org.freedesktop.secrets"
+            );
+            out.status.success().then_some(())
         });
+        if unlocked {
+            // The service answers before `--unlock` has made the login keyring the default.
+            wait_for("the unlocked login keyring", Duration::from_secs(15), || {
+                me.secrets(&["ready"]).status.success().then_some(())
+            });
+        }
         me
+    }
+
+    fn secrets(&self, args: &[&str]) -> std::process::Output {
+        Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/lab/secrets.py"))
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .output()
+            .expect("python3")
     }
 
     /// How many items the Secret Service holds for (service, account).
     pub fn count(&self, service: &str, account: &str) -> Option<usize> {
-        let out = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/lab/secrets.py"))
-            .args(["count", service, account])
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
-            .output()
-            .ok()?;
+        let out = self.secrets(&["count", service, account]);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
