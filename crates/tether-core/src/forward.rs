@@ -326,7 +326,8 @@ where
     // The docker CLI's pings are answered here while the engine's answer is known; the first
     // other request, as the client sent it, goes to the VM ahead of the rest of the stream.
     let mut first = Vec::new();
-    if let Some(pool) = ctx.pool.as_ref().filter(|_| !own) {
+    let pool = ctx.pool.as_ref().filter(|_| !own);
+    if let Some(pool) = pool {
         match pool.ping.serve(&mut stream, &handle, &ctx.cancel).await {
             crate::ping::Served::Done => return,
             crate::ping::Served::Rest(rest) => first = rest,
@@ -344,7 +345,7 @@ where
             }
         }
     }
-    let pooled = ctx.pool.as_ref().filter(|_| !own).and_then(|p| p.take(&handle));
+    let pooled = pool.and_then(|p| p.take(&handle));
     let open = async {
         if let Some(channel) = pooled {
             return Ok(channel);

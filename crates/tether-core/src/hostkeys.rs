@@ -8,11 +8,20 @@ use crate::engine::Engine;
 use crate::error::{EngineError, Refusal};
 use crate::known_hosts::{self, HostKeyStatus};
 
+/// A host key as presented now, and by whom.
+struct Presented {
+    /// The machine that presented it: the VM, or one of its jump hosts.
+    target: crate::target::Target,
+    key: PublicKey,
+    /// Whether `target` is a jump host rather than the VM.
+    hop: bool,
+}
+
 impl Engine {
     /// The VM's address and the host key it presents now, fetched without logging in. Behind
     /// jump hosts it is the first hop whose key is not known yet, if any: each is confirmed in
     /// turn, and the address returned says whose key it is.
-    async fn presented_host_key(&self, name: &str) -> Result<(crate::target::Target, PublicKey), EngineError> {
+    async fn presented_host_key(&self, name: &str) -> Result<Presented, EngineError> {
         let profile = self.inner.state.lock().await.0.vm(name)?.clone();
         let target = crate::target::resolve(&profile)?;
         let creds: std::sync::Arc<dyn crate::identity::Credentials> = if target.jumps.is_empty() {
@@ -24,7 +33,14 @@ impl Engine {
                 .into()
         };
         let files = self.known_hosts_files();
-        Ok(crate::ssh::fetch_host_key(&target, files, creds, crate::ssh::Timeouts::default()).await?)
+        let (scanned, key) = crate::ssh::fetch_host_key(&target, files, creds, crate::ssh::Timeouts::default()).await?;
+        // A hop's target has no hops of its own; the VM's has them all.
+        let hop = !target.jumps.is_empty() && scanned.jumps.is_empty();
+        Ok(Presented {
+            target: scanned,
+            key,
+            hop,
+        })
     }
 
     /// As [`Self::presented_host_key`], but only if it is the key the user confirmed by
@@ -34,7 +50,7 @@ impl Engine {
         name: &str,
         fingerprint: &str,
     ) -> Result<(crate::target::Target, PublicKey), EngineError> {
-        let (target, key) = self.presented_host_key(name).await?;
+        let Presented { target, key, .. } = self.presented_host_key(name).await?;
         let fp = known_hosts::fingerprint(&key);
         if fp != fingerprint {
             return Err(Refusal::HostKeyNotConfirmed {
@@ -49,10 +65,7 @@ impl Engine {
 
     /// Fetches a VM's host key without logging in and says whether it is known.
     pub async fn scan_host_key(&self, name: &str) -> Result<HostKeyScan, EngineError> {
-        let (target, key) = self.presented_host_key(name).await?;
-        let jumped = crate::target::resolve(self.config().await.vm(name)?)
-            .map(|t| !t.jumps.is_empty())
-            .unwrap_or(false);
+        let Presented { target, key, hop } = self.presented_host_key(name).await?;
         let status =
             known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
         let fingerprint = known_hosts::fingerprint(&key);
@@ -102,8 +115,7 @@ impl Engine {
         };
         Ok(HostKeyScan {
             host: known_hosts::host_entry_name(&target.host, target.port),
-            // A hop's target has no hops; the VM's has them all.
-            jump: jumped && target.jumps.is_empty(),
+            jump: hop,
             status,
             key_type,
             fingerprint,

@@ -131,12 +131,8 @@ impl Engine {
             remote: &remote,
             exec: &setup.exec,
         };
-        let written = std::fs::read_to_string(&path)
-            .ok()
-            .map_or_else(
-                || kube::install(&path, None, &entry),
-                |t| kube::install(&path, Some(&t), &entry),
-            )
+        let written = kube::read(&path)
+            .and_then(|existing| kube::install(&path, existing.as_deref(), &entry))
             .and_then(|text| kube::write(&path, &text));
         if let Err(e) = written {
             // Nothing half done: the tunnel goes with the kubeconfig that would have named it.
@@ -187,7 +183,7 @@ impl Engine {
 
 /// Takes the VM's `tether-NAME` entries out of the kubeconfig they were written to.
 pub(crate) fn forget_kubeconfig(link: &KubeLink, vm: &str) -> Result<(), EngineError> {
-    let Ok(text) = std::fs::read_to_string(&link.kubeconfig) else {
+    let Some(text) = kube::read(&link.kubeconfig)? else {
         return Ok(());
     };
     if let Some(text) = kube::uninstall(&link.kubeconfig, &text, vm)? {

@@ -22,6 +22,12 @@ pub enum KubeError {
         "{path} is not a kubeconfig Tether can change ({message}); fix or move it, or set KUBECONFIG to another file"
     )]
     Local { path: PathBuf, message: String },
+    #[error("cannot read {path} ({source}); fix its permissions or set KUBECONFIG to another file")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -315,6 +321,20 @@ pub fn uninstall(path: &Path, existing: &str, vm: &str) -> Result<Option<String>
             path: path.to_path_buf(),
             message: e.to_string(),
         })
+}
+
+/// The user's kubeconfig at `path`, `None` when there is none yet. A file that is there but
+/// cannot be read (its mode, or bytes that are not UTF-8) is an error, never taken for absent:
+/// writing over it would lose it.
+pub fn read(path: &Path) -> Result<Option<String>, KubeError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(KubeError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Writes `text` to the user's kubeconfig at `path` atomically: a new file is 0600 (kubectl

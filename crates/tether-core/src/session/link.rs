@@ -34,8 +34,7 @@ impl Actor {
         self.answer_engine_waiters();
         self.misses = 0;
         // Without a link there is no round trip and no engine answer to report.
-        self.rtt = None;
-        self.rtt_us.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.set_rtt(None);
         self.engine = None;
         self.reverse_link_down();
         let _ = self.link.send(None);
@@ -154,7 +153,7 @@ impl Actor {
             p.abort();
         }
         let deadline = self
-            .rtt
+            .rtt()
             .map_or(RECHECK_TIMEOUT, |rtt| (rtt * 4).clamp(RECHECK_TIMEOUT, PROBE_TIMEOUT));
         tracing::info!(vm = %self.name, deadline_ms = deadline.as_millis() as u64, "network changed or the laptop woke; checking the link now");
         self.recheck = true;
@@ -170,6 +169,18 @@ impl Actor {
             // send_ping also returns Ok when the session is already gone; check that too.
             (ok && !link.is_closed()).then(|| t0.elapsed())
         }));
+    }
+
+    /// The last probe's round trip; `None` before one was answered on this link.
+    pub(super) fn rtt(&self) -> Option<Duration> {
+        let us = self.rtt_us.load(std::sync::atomic::Ordering::Relaxed);
+        (us != 0).then(|| Duration::from_micros(us))
+    }
+
+    fn set_rtt(&self, rtt: Option<Duration>) {
+        // A round trip of under a microsecond still counts as known.
+        let us = rtt.map_or(0, |r| u64::try_from(r.as_micros()).unwrap_or(u64::MAX).max(1));
+        self.rtt_us.store(us, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(super) fn probe_done(&mut self, rtt: Option<Duration>) {
@@ -193,7 +204,7 @@ impl Actor {
                 self.misses = 0;
                 let ms = crate::clock::millis(rtt);
                 // Tell subscribers when it moved by a tenth or 0.2 ms, not every 2 s.
-                let moved = self.rtt.is_none_or(|old| {
+                let moved = self.rtt().is_none_or(|old| {
                     let old = old.as_secs_f64() * 1e3;
                     (ms - old).abs() >= (old * 0.1).max(0.2)
                 });
@@ -203,11 +214,7 @@ impl Actor {
                         rtt_ms: ms,
                     });
                 }
-                self.rtt = Some(rtt);
-                self.rtt_us.store(
-                    u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                self.set_rtt(Some(rtt));
                 self.input(Input::ProbeOk, None);
             }
             None => {

@@ -74,8 +74,8 @@ struct Actor {
     /// `connect` calls on a live VM waiting for the engine check they started.
     engine_waiters: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
     passphrase: Option<Zeroizing<String>>,
-    rtt: Option<Duration>,
-    /// `rtt` for the forwards' windows, in microseconds (0: unknown).
+    /// The last probe's round trip in microseconds (0: unknown), shared with the forwards, whose
+    /// windows follow it; [`Session::rtt`] reads it.
     rtt_us: Arc<std::sync::atomic::AtomicU64>,
     probe: Option<JoinHandle<Option<Duration>>>,
     /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
@@ -160,7 +160,6 @@ pub fn spawn(
         waiting: Vec::new(),
         engine_waiters: Vec::new(),
         passphrase: None,
-        rtt: None,
         rtt_us,
         probe: None,
         closing: Closing::default(),

@@ -62,7 +62,7 @@ impl Actor {
             s.arch = self.profile.arch;
             s.state = self.state;
             s.since_ms = unix_ms(self.since);
-            s.rtt_ms = self.rtt.map(millis);
+            s.rtt_ms = self.rtt().map(millis);
             s.forwards = forwards;
             s.reverse = self.reverse_status();
             s.last_error = self.last_error.as_ref().map(|e| e.message.clone());

@@ -122,3 +122,21 @@ fn kubeconfig_env_first_file_wins() {
         assert_eq!(local_path(Some("/a/k:/b/k"), home), PathBuf::from("/a/k"));
     }
 }
+
+#[test]
+fn a_kubeconfig_that_cannot_be_read_is_never_taken_for_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    assert!(read(&path).unwrap().is_none());
+    // Not UTF-8: an error naming the file and the fix, and the bytes stay as they were.
+    std::fs::write(&path, b"apiVersion: v1\n\xff\xfe").unwrap();
+    let e = read(&path).unwrap_err().to_string();
+    assert!(
+        e.contains(&path.display().to_string()) && e.contains("KUBECONFIG"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"apiVersion: v1\n\xff\xfe");
+    // A directory where the file should be.
+    let e = read(dir.path()).unwrap_err().to_string();
+    assert!(e.starts_with("cannot read"), "{e}");
+}
