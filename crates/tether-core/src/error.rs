@@ -337,7 +337,7 @@ fn identity_code(e: &IdentityError) -> &'static str {
         IdentityError::WrongPassphrase { .. } => "wrong_passphrase",
         IdentityError::Keychain(k) => match k {
             KeyStoreError::Locked(_) | KeyStoreError::Timeout => "keychain_locked",
-            KeyStoreError::Unavailable(_) => "keychain_unavailable",
+            KeyStoreError::Unavailable(_) | KeyStoreError::NoDefault => "keychain_unavailable",
             KeyStoreError::NoKey(_) => "no_such_key",
             _ => "keychain",
         },

@@ -36,6 +36,11 @@ pub enum KeyStoreError {
     )]
     Locked(String),
     #[error(
+        "the keychain has no default keyring to keep keys in; create one (GNOME: Passwords and Keys, \
+         + then \"Password keyring\", set as default; KeePassXC: expose a database to Secret Service) and retry, {FALLBACK}"
+    )]
+    NoDefault,
+    #[error(
         "no OS keychain is available ({0}); start one (on Linux: gnome-keyring or KeePassXC's Secret Service), {FALLBACK}"
     )]
     Unavailable(String),
@@ -276,12 +281,15 @@ impl OsKeychain {
     /// Maps an error, forgetting the store when the connection itself may be broken.
     fn failed(&self, e: keyring_core::Error) -> KeyStoreError {
         let mut mapped = map_error(e);
-        if let KeyStoreError::Locked(why) = &mapped
-            && secret_service_present() == Some(false)
-        {
-            mapped = KeyStoreError::Unavailable(format!(
-                "nothing provides org.freedesktop.secrets on the session bus ({why})"
-            ));
+        if let KeyStoreError::Locked(why) = &mapped {
+            // The store crate reports all three as "no access"; the bus tells them apart.
+            if secret_service_present() == Some(false) {
+                mapped = KeyStoreError::Unavailable(format!(
+                    "nothing provides org.freedesktop.secrets on the session bus ({why})"
+                ));
+            } else if default_keyring_missing() == Some(true) {
+                mapped = KeyStoreError::NoDefault;
+            }
         }
         if matches!(mapped, KeyStoreError::Unavailable(_) | KeyStoreError::Other(_))
             && let Ok(mut slot) = self.store.lock()
@@ -292,25 +300,44 @@ impl OsKeychain {
     }
 }
 
+impl OsKeychain {
+    /// Runs `op` on the entry for `name`. A failure on a store opened earlier is tried once more
+    /// on a new one: the keychain daemon may have restarted since, and the old connection's
+    /// session is gone with it (gnome-keyring then answers "NoSession").
+    fn with_entry<T>(
+        &self,
+        name: &str,
+        op: impl Fn(&keyring_core::Entry) -> Result<T, KeyStoreError>,
+    ) -> Result<T, KeyStoreError> {
+        let cached = self.store.lock().map(|s| s.is_some()).unwrap_or(false);
+        match self.entry(name).and_then(|e| op(&e)) {
+            Err(KeyStoreError::Unavailable(_) | KeyStoreError::Other(_)) if cached => {
+                self.entry(name).and_then(|e| op(&e))
+            }
+            r => r,
+        }
+    }
+}
+
 impl SecretBackend for OsKeychain {
     fn set(&self, name: &str, secret: &[u8]) -> Result<(), KeyStoreError> {
-        self.entry(name)?.set_secret(secret).map_err(|e| self.failed(e))
+        self.with_entry(name, |e| e.set_secret(secret).map_err(|e| self.failed(e)))
     }
 
     fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeyStoreError> {
-        match self.entry(name)?.get_secret() {
+        self.with_entry(name, |e| match e.get_secret() {
             Ok(s) => Ok(Some(Zeroizing::new(s))),
             Err(keyring_core::Error::NoEntry) => Ok(None),
             Err(e) => Err(self.failed(e)),
-        }
+        })
     }
 
     fn delete(&self, name: &str) -> Result<bool, KeyStoreError> {
-        match self.entry(name)?.delete_credential() {
+        self.with_entry(name, |e| match e.delete_credential() {
             Ok(()) => Ok(true),
             Err(keyring_core::Error::NoEntry) => Ok(false),
             Err(e) => Err(self.failed(e)),
-        }
+        })
     }
 }
 
@@ -339,6 +366,29 @@ fn secret_service_present() -> Option<bool> {
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 fn secret_service_present() -> Option<bool> {
+    None
+}
+
+/// Whether the Secret Service has no collection aliased "default" (a keyring never created, as
+/// after a login that unlocked none) to store into; `None` when that cannot be told.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn default_keyring_missing() -> Option<bool> {
+    let conn = zbus::blocking::Connection::session().ok()?;
+    let reply = conn
+        .call_method(
+            Some("org.freedesktop.secrets"),
+            "/org/freedesktop/secrets",
+            Some("org.freedesktop.Secret.Service"),
+            "ReadAlias",
+            &("default",),
+        )
+        .ok()?;
+    let path: zbus::zvariant::OwnedObjectPath = reply.body().deserialize().ok()?;
+    Some(path.as_str() == "/")
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn default_keyring_missing() -> Option<bool> {
     None
 }
 

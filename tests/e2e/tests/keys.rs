@@ -1,6 +1,6 @@
 //! Keys in a real Secret Service (gnome-keyring on a private D-Bus session), against the lab:
-//! generate, import (with a passphrase), show and remove; a locked or absent keychain is a clear
-//! error; a key is installed with one password login and then rotated, after which the VM
+//! generate, import (with a passphrase), show and remove; a locked, empty or absent keychain is a
+//! clear error, and one restarted under a running engine is picked up again; a key is installed with one password login and then rotated, after which the VM
 //! refuses the old key (checked with OpenSSH's own client) and takes the new one.
 
 use std::os::unix::fs::PermissionsExt;
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tether_e2e::keyring::{SecretService, bare_session_bus};
+use tether_e2e::keyring::{SecretService, bare_session_bus, session_bus};
 use tether_e2e::*;
 
 const SERVICE: &str = "dev.tether.ssh-key";
@@ -105,13 +105,30 @@ fn keys_live_in_the_keychain_and_nowhere_else() {
 
 #[test]
 fn a_locked_or_missing_keychain_says_what_to_do() {
-    // Locked: nobody is there to type the keyring password.
+    // One session bus, its keychain daemon replaced between the steps as a desktop's may be;
+    // one engine throughout, keeping its connection to the bus.
     let probe = tempfile::tempdir().unwrap();
-    let ss = SecretService::start(probe.path(), false);
-    let t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
+    let (mut bus, addr) = session_bus();
+    let t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &addr)]);
+
+    // No keyring at all yet: nothing was ever unlocked, so there is no default to store into.
+    let ss = SecretService::on_bus(&addr, probe.path(), false);
+    t.run(&["key", "gen", "k"])
+        .fails_with(&["no default keyring", "Password keyring", "ssh-agent", "--identity"]);
+    drop(ss);
+
+    // The daemon restarted, unlocked: the engine's old keychain session is gone with it, and
+    // the engine opens a new one by itself.
+    let ss = SecretService::on_bus(&addr, probe.path(), true);
+    t.run(&["key", "gen", "k"]).ok();
+    assert_eq!(ss.count(SERVICE, &t.account("k")), Some(1));
+    drop(ss);
+
+    // Locked: the login keyring exists, and nobody is there to type its password.
+    let ss = SecretService::on_bus(&addr, probe.path(), false);
     let started = std::time::Instant::now();
     let r = t
-        .run(&["key", "gen", "k"])
+        .run(&["key", "gen", "k2"])
         .fails_with(&["keychain", "ssh-agent", "--identity"]);
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -124,10 +141,13 @@ fn a_locked_or_missing_keychain_says_what_to_do() {
         r.stderr
     );
     assert!(
-        !t.run(&["key", "list"]).ok().stdout.contains("k "),
+        !t.run(&["key", "list"]).ok().stdout.contains("k2 "),
         "a key was recorded anyway"
     );
     assert!(private_key_files(t.dir.path()).is_empty());
+    drop(ss);
+    let _ = bus.kill();
+    let _ = bus.wait();
 
     // Missing: a session bus with no Secret Service on it, nor any to start.
     let (mut bus, addr) = bare_session_bus(probe.path());
