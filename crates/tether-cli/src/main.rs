@@ -608,7 +608,7 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
     println!("added VM '{}'", a.name);
     // Verify the host key now, while the user is here to confirm it.
     // Behind jump hosts each hop's key comes first, one scan each, until the VM's own.
-    for _ in 0..=MAX_HOPS {
+    for _ in 0..=tether_core::target::MAX_HOPS {
         let scan: HostKeyScan = match e.call(&Request::ScanHostKey { name: a.name.clone() }).await {
             Ok(v) => serde_json::from_value(v)?,
             Err(ClientError::Remote(err)) => {
@@ -626,9 +626,6 @@ async fn vm_add(paths: &Paths, a: VmAdd) -> Result<()> {
     }
     Ok(())
 }
-
-/// Jump hosts walked before giving up on reaching the VM's own key.
-const MAX_HOPS: usize = 8;
 
 /// Says what the scan found and records an unknown key the user accepts; true when the key is
 /// trusted now.

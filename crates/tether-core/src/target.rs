@@ -5,6 +5,8 @@
 //!
 //! Jump hosts come from the profile's `jump` (ProxyJump syntax) or else the alias's `ProxyJump`;
 //! each hop is itself resolved against ~/.ssh/config for its HostName, User, Port and IdentityFile.
+//! As with OpenSSH, the first hop is reached as `ssh` would reach it alone, through its own
+//! `ProxyJump` if it has one; the later hops are reached through the ones before them.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -73,6 +75,10 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
             .filter(|h| !h.eq_ignore_ascii_case("none"))
             .collect(),
     };
+    let spec = reach_first(spec, cfg.as_ref()).map_err(|message| SshConfigError {
+        path: cfg_file.clone(),
+        message,
+    })?;
     let jumps = spec
         .iter()
         .map(|h| {
@@ -115,9 +121,41 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
 
 pub use crate::config::split_jumps;
 
+/// Most jump hosts on the way to one VM; a longer path is taken for a ProxyJump loop.
+pub const MAX_HOPS: usize = 8;
+
+/// `path` with the first hop's own ProxyJump from the config put before it, and so on for the
+/// hop that adds, as `ssh -J` does (it reaches the first hop with a plain `ssh`, which reads that
+/// host's ProxyJump; each later hop goes through the one before it, whatever its entry says).
+fn reach_first(mut path: Vec<String>, cfg: Option<&SshConfig>) -> Result<Vec<String>, String> {
+    let Some(cfg) = cfg else { return Ok(path) };
+    while let Some(first) = path.first() {
+        let (_, host, _) = crate::config::parse_hop(first)?;
+        let before: Vec<String> = cfg
+            .query(&host)
+            .proxy_jump
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|h| !h.eq_ignore_ascii_case("none"))
+            .collect();
+        if before.is_empty() {
+            break;
+        }
+        path.splice(0..0, before);
+        if path.len() > MAX_HOPS {
+            return Err(format!(
+                "the ProxyJump of {host} leads through more than {MAX_HOPS} jump hosts ({}…); \
+                 a Host entry's ProxyJump probably names itself or a host that jumps back",
+                path.iter().take(MAX_HOPS).cloned().collect::<Vec<_>>().join(" → ")
+            ));
+        }
+    }
+    Ok(path)
+}
+
 /// One hop (see [`crate::config::parse_hop`]). A host that is a `Host` alias takes its HostName,
-/// User, Port and IdentityFile from the config, under what the hop itself says; the hop's own
-/// ProxyJump is not followed (the list is the whole path).
+/// User, Port and IdentityFile from the config, under what the hop itself says; its ProxyJump is
+/// [`reach_first`]'s business.
 pub fn hop(spec: &str, cfg: Option<&SshConfig>) -> Result<Target, String> {
     let (user, host, port) = crate::config::parse_hop(spec)?;
     let params = cfg.map(|c| c.query(&host));

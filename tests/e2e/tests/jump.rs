@@ -1,7 +1,8 @@
 //! Jump hosts on the lab: a VM that only a bastion can reach (this machine has no route to it) is
 //! connected through the bastion with no `ssh` binary involved; Docker and a tunnel work through
 //! it, and when the bastion's link is cut the VM is reported down and both come back together.
-//! ProxyJump from ~/.ssh/config, over two hops, has each hop's host key checked: unknown keys are
+//! ProxyJump from ~/.ssh/config, over two hops (listed, or the first hop's own ProxyJump),
+//! has each hop's host key checked: unknown keys are
 //! named with their fingerprints, and a changed one is refused.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -176,6 +177,24 @@ fn proxy_jump_from_ssh_config_checks_every_hop_and_refuses_a_changed_key() {
         bastion_log.contains(&format!("from {} ", bastion.ip)),
         "the second hop did not come from the bastion itself: {bastion_log}"
     );
+    t.run(&["disconnect", "deepvm"]).ok();
+
+    // The same path written as OpenSSH users often do: the VM names one hop, and that hop's own
+    // entry says how to reach it. The first hop's ProxyJump is followed, as `ssh -J` follows it.
+    std::fs::write(
+        t.dir.path().join(".ssh/config"),
+        format!(
+            "Host gate\n  HostName {0}\n  User {user}\n  IdentityFile {key}\n\n\
+             Host inner-gate\n  HostName {0}\n  User {user}\n  IdentityFile {key}\n  ProxyJump gate\n\n\
+             Host deepvm\n  HostName {1}\n  User {user}\n  IdentityFile {key}\n  ProxyJump inner-gate\n",
+            bastion.ip, deep.ip,
+        ),
+    )
+    .unwrap();
+    t.run(&["connect", "deepvm"]).ok();
+    assert_eq!(t.status("deepvm")["via"], serde_json::json!([hop, hop]));
+    let os = t.docker("deepvm", &["version", "--format", "{{.Server.Arch}}"]).ok();
+    assert!(!os.stdout.trim().is_empty());
     t.run(&["disconnect", "deepvm"]).ok();
 
     // The bastion's recorded key replaced by another: a changed key on a hop is refused.

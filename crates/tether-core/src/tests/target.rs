@@ -66,3 +66,30 @@ fn proxy_jump_hops_resolve_through_the_config_and_the_profile_wins() {
     // What the hop itself says wins over its Host entry.
     assert_eq!(hop("root@gate:22", Some(&cfg)).unwrap().display(), "root@10.77.1.2:22");
 }
+
+#[test]
+fn the_first_hop_is_reached_through_its_own_proxy_jump_and_a_loop_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config");
+    std::fs::write(
+        &p,
+        "Host gate\n  HostName 10.77.1.2\n  ProxyJump outer\n\
+         Host outer\n  HostName 203.0.113.7\n  ProxyJump corp\n\
+         Host corp\n  HostName 198.51.100.1\n\
+         Host mid\n  ProxyJump elsewhere\n\
+         Host selfish\n  ProxyJump selfish\n",
+    )
+    .unwrap();
+    let cfg = parse(&p).unwrap();
+    let path = |hops: &[&str]| reach_first(hops.iter().map(|h| h.to_string()).collect(), Some(&cfg));
+    // The first hop's ProxyJump, and that one's, come first; a later hop's own is not followed.
+    assert_eq!(path(&["gate", "mid"]).unwrap(), vec!["corp", "outer", "gate", "mid"]);
+    assert_eq!(path(&["mid"]).unwrap(), vec!["elsewhere", "mid"]);
+    assert_eq!(path(&["10.0.0.1"]).unwrap(), vec!["10.0.0.1"]);
+    assert_eq!(reach_first(vec!["gate".into()], None).unwrap(), vec!["gate"]);
+    let e = path(&["selfish"]).unwrap_err();
+    assert!(
+        e.contains("more than 8 jump hosts") && e.contains("names itself"),
+        "{e}"
+    );
+}
