@@ -391,7 +391,10 @@ async fn run(cli: Cli) -> Result<()> {
             let (key_type, fp) = (&scan.key_type, &scan.fingerprint);
             let detail = scan.detail.as_deref().unwrap_or("known_hosts");
             match scan.status {
-                HostKeyVerdict::Known => println!("'{name}' presents {key_type} {fp}: trusted"),
+                HostKeyVerdict::Known => match &scan.detail {
+                    Some(by) => println!("'{name}' presents {key_type} {fp}: trusted, {by}"),
+                    None => println!("'{name}' presents {key_type} {fp}: trusted"),
+                },
                 HostKeyVerdict::Unknown => println!(
                     "'{name}' presents {key_type} {fp}: not trusted yet; `tether connect {name}` asks to confirm it"
                 ),
@@ -646,7 +649,10 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
     };
     match scan.status {
         HostKeyVerdict::Known => {
-            println!("host key{of} verified: {key_type} {fp}");
+            match &scan.detail {
+                Some(by) => println!("host key{of} verified: {key_type} {fp} ({by})"),
+                None => println!("host key{of} verified: {key_type} {fp}"),
+            }
             Ok(true)
         }
         HostKeyVerdict::Unknown => {

@@ -13,6 +13,8 @@ struct Presented {
     /// The machine that presented it: the VM, or one of its jump hosts.
     target: crate::target::Target,
     key: PublicKey,
+    /// The certificate authority that vouched for the key, if one did.
+    authority: Option<String>,
     /// Whether `target` is a jump host rather than the VM.
     hop: bool,
 }
@@ -33,12 +35,14 @@ impl Engine {
                 .into()
         };
         let files = self.known_hosts_files();
-        let (scanned, key) = crate::ssh::fetch_host_key(&target, files, creds, crate::ssh::Timeouts::default()).await?;
+        let (scanned, seen) =
+            crate::ssh::fetch_host_key(&target, files, creds, crate::ssh::Timeouts::default()).await?;
         // A hop's target has no hops of its own; the VM's has them all.
         let hop = !target.jumps.is_empty() && scanned.jumps.is_empty();
         Ok(Presented {
             target: scanned,
-            key,
+            key: seen.key,
+            authority: seen.authority,
             hop,
         })
     }
@@ -65,7 +69,12 @@ impl Engine {
 
     /// Fetches a VM's host key without logging in and says whether it is known.
     pub async fn scan_host_key(&self, name: &str) -> Result<HostKeyScan, EngineError> {
-        let Presented { target, key, hop } = self.presented_host_key(name).await?;
+        let Presented {
+            target,
+            key,
+            authority,
+            hop,
+        } = self.presented_host_key(name).await?;
         let status =
             known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
         let fingerprint = known_hosts::fingerprint(&key);
@@ -77,6 +86,8 @@ impl Engine {
             fingerprint: fingerprint.to_string(),
         };
         let (status, recorded) = match status {
+            // A certificate from a trusted authority stands for the key, as in the handshake.
+            _ if authority.is_some() => (HostKeyVerdict::Known, Vec::new()),
             HostKeyStatus::Known => (HostKeyVerdict::Known, Vec::new()),
             HostKeyStatus::Unknown => (HostKeyVerdict::Unknown, Vec::new()),
             HostKeyStatus::Changed {
@@ -93,7 +104,8 @@ impl Engine {
             HostKeyStatus::OtherType { recorded } => (HostKeyVerdict::OtherType, recorded),
         };
         let detail = match status {
-            HostKeyVerdict::Known | HostKeyVerdict::Unknown => None,
+            HostKeyVerdict::Known => authority.map(|a| format!("its certificate is signed by the authority {a}")),
+            HostKeyVerdict::Unknown => None,
             HostKeyVerdict::OtherType => Some(format!(
                 "it is known by other keys: {}",
                 recorded.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")

@@ -4,6 +4,11 @@
 //! the user accepted in Tether are appended). Plain, wildcard, negated and hashed (`|1|`) host
 //! patterns are understood, and `@revoked` keys are refused. Nothing here accepts a key on its own:
 //! an unknown key is reported with its fingerprint for the caller to confirm.
+//!
+//! Host certificates are trusted through `@cert-authority` lines as OpenSSH trusts them: signed
+//! by an authority listed for the host, a host (not user) certificate, naming the host among its
+//! principals, inside its validity window, with no critical option. A certificate that fails
+//! any of these is no worse than a bare key: the key inside it is checked as one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,8 +16,9 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::known_hosts::{Entry, HostPatterns, Marker};
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Certificate, HashAlg, PublicKey};
 use sha1::Sha1;
 
 /// What the known_hosts files say about a presented key.
@@ -129,6 +135,10 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
         HostKeyStatus::Known
     } else if !others.is_empty() {
         HostKeyStatus::OtherType { recorded: others }
+    } else if port != 22 && check(host, 22, key, files)? == HostKeyStatus::Known {
+        // Nothing recorded for `[host]:port`: OpenSSH then takes the bare host's key, if it is
+        // this one ("checking without port identifier"), and only that; a bare line never refuses.
+        HostKeyStatus::Known
     } else {
         HostKeyStatus::Unknown
     })
@@ -157,6 +167,130 @@ pub fn recorded_algorithms(host: &str, port: u16, files: &[PathBuf]) -> Vec<russ
         }
     }
     out
+}
+
+/// The lines of `files` for the host recorded as `name`, with their file and line number.
+fn entries_for(name: &str, files: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, usize, Entry)>> {
+    let mut out = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for (idx, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Ok(entry) = Entry::from_str(line)
+                && host_matches(entry.host_patterns(), name)
+            {
+                out.push((file.clone(), idx + 1, entry));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an `@cert-authority` line covers `host:port`: only then does the handshake ask the
+/// host for a certificate (one no authority vouches for would be checked as its bare key anyway).
+pub fn has_authority(host: &str, port: u16, files: &[PathBuf]) -> bool {
+    entries_for_either(host, port, files)
+        .is_ok_and(|e| e.iter().any(|(_, _, e)| e.marker() == Some(&Marker::CertAuthority)))
+}
+
+/// The lines for `[host]:port`, then those for the bare host: OpenSSH looks a host on another
+/// port up without the port too ("checking without port identifier").
+fn entries_for_either(host: &str, port: u16, files: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, usize, Entry)>> {
+    let mut entries = entries_for(&host_entry_name(host, port), files)?;
+    if port != 22 {
+        entries.extend(entries_for(host, files)?);
+    }
+    Ok(entries)
+}
+
+/// What the known_hosts files say about a host certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertStatus {
+    /// Good: signed by `authority` (its fingerprint), trusted for this host at `file:line`.
+    Trusted {
+        authority: String,
+        file: PathBuf,
+        line: usize,
+    },
+    /// Not vouched for, and why; the key inside is to be checked as a bare key.
+    Untrusted(String),
+    /// The certificate's key, or the authority that signed it, is marked `@revoked`.
+    Revoked { file: PathBuf, line: usize },
+}
+
+/// Checks a host certificate presented by `host:port` at `now` (Unix seconds).
+pub fn check_certificate(
+    host: &str,
+    port: u16,
+    cert: &Certificate,
+    files: &[PathBuf],
+    now: u64,
+) -> std::io::Result<CertStatus> {
+    let entries = entries_for_either(host, port, files)?;
+    for (file, line, e) in &entries {
+        let key = e.public_key().key_data();
+        if e.marker() == Some(&Marker::Revoked) && (key == cert.signature_key() || key == cert.public_key()) {
+            return Ok(CertStatus::Revoked {
+                file: file.clone(),
+                line: *line,
+            });
+        }
+    }
+    let authority = cert.signature_key().fingerprint(HashAlg::Sha256);
+    let Some((file, line, _)) = entries.iter().find(|(_, _, e)| {
+        e.marker() == Some(&Marker::CertAuthority) && e.public_key().key_data() == cert.signature_key()
+    }) else {
+        return Ok(CertStatus::Untrusted(format!(
+            "no @cert-authority line for {} names its signer {authority}",
+            host_entry_name(host, port)
+        )));
+    };
+    let untrusted = |why: String| Ok(CertStatus::Untrusted(why));
+    if cert.cert_type() != CertType::Host {
+        return untrusted("it is a user certificate, not a host certificate".into());
+    }
+    let when = |t: u64| {
+        std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_secs(t))
+            .map_or_else(|| t.to_string(), httpdate::fmt_http_date)
+    };
+    if now < cert.valid_after() {
+        return untrusted(format!(
+            "it is valid only from {} (is this laptop's clock right?)",
+            when(cert.valid_after())
+        ));
+    }
+    if now >= cert.valid_before() {
+        return untrusted(format!("it expired at {}", when(cert.valid_before())));
+    }
+    // OpenSSH refuses a host certificate with no principals: it would vouch for any host.
+    if !cert.valid_principals().iter().any(|p| p.eq_ignore_ascii_case(host)) {
+        return untrusted(if cert.valid_principals().is_empty() {
+            "it names no host (no principals)".into()
+        } else {
+            format!("it is for {}, not {host}", cert.valid_principals().join(", "))
+        });
+    }
+    if let Some((name, _)) = cert.critical_options().iter().next() {
+        return untrusted(format!(
+            "it carries the critical option '{name}', which no host certificate may"
+        ));
+    }
+    if cert.validate_at(now, [&authority]).is_err() {
+        return untrusted(format!("its signature does not verify with the authority {authority}"));
+    }
+    Ok(CertStatus::Trusted {
+        authority: authority.to_string(),
+        file: file.clone(),
+        line: *line,
+    })
 }
 
 /// Appends `key` for `host:port` to `file` (created 0600 if missing).

@@ -53,7 +53,7 @@ pub enum SshError {
     #[error("cannot reach {addr}: {message}; check the network, VPN or the VM's address")]
     Unreachable { addr: String, message: String },
     #[error(
-        "the host key of {host} is not known yet.\n  {key_type} key fingerprint is {fingerprint}\n\
+        "the host key of {host} is not known yet.\n  {key_type} key fingerprint is {fingerprint}{certificate}\n\
          Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub` on the VM, then accept it \
          (answer yes, or pass --accept-new)"
     )]
@@ -62,6 +62,9 @@ pub enum SshError {
         key_type: String,
         short: String,
         fingerprint: String,
+        /// Why the host's certificate, if it showed one, vouched for nothing (a line of its own),
+        /// or empty.
+        certificate: String,
     },
     #[error(
         "REFUSED: the host key of {host} has CHANGED. Someone may be intercepting the connection \
@@ -153,6 +156,8 @@ pub struct HostKeyPolicy {
 struct Seen {
     refusal: Option<SshError>,
     server_key: Option<PublicKey>,
+    /// The certificate authority that vouched for the host key, as "SHA256:… (file:line)".
+    authority: Option<String>,
 }
 
 /// russh handler: checks the host key and reports when the connection ends.
@@ -194,20 +199,53 @@ impl client::Handler for ClientHandler {
     }
 
     async fn check_server_key(&mut self, presented: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        // Host certificates are checked as their plain key: @cert-authority trust is not supported.
         let key = &presented.public_key();
         let fp = known_hosts::fingerprint(key);
         let name = known_hosts::host_entry_name(&self.host, self.port);
         let key_type = key.algorithm().to_string();
         // known_hosts files are read from disk: off the runtime's workers.
-        let status = {
-            let (host, port, key, files) = (self.host.clone(), self.port, key.clone(), self.policy.files.clone());
-            tokio::task::spawn_blocking(move || known_hosts::check(&host, port, &key, &files))
-                .await
-                .map_err(|_| russh::Error::Inconsistent)??
+        let (host, port, files) = (self.host.clone(), self.port, self.policy.files.clone());
+        let cert = match presented {
+            PublicKeyOrCertificate::Certificate(c) => Some(c.clone()),
+            PublicKeyOrCertificate::PublicKey { .. } => None,
+        };
+        let (cert_status, status) = {
+            let key = key.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                let now = crate::clock::unix_ms() / 1000;
+                let cert_status = cert
+                    .map(|c| known_hosts::check_certificate(&host, port, &c, &files, now))
+                    .transpose()?;
+                Ok((cert_status, known_hosts::check(&host, port, &key, &files)?))
+            })
+            .await
+            .map_err(|_| russh::Error::Inconsistent)??
         };
         let mut seen = self.seen.lock().map_err(|_| russh::Error::Inconsistent)?;
         seen.server_key = Some(key.clone());
+        let mut certificate = String::new();
+        match cert_status {
+            Some(known_hosts::CertStatus::Trusted { authority, file, line }) => {
+                tracing::info!(host = %name, fingerprint = %fp, %authority, "host certificate trusted");
+                seen.authority = Some(format!("{authority} ({}:{line})", file.display()));
+                return Ok(!self.policy.scan);
+            }
+            Some(known_hosts::CertStatus::Revoked { file, line }) => {
+                seen.refusal = Some(SshError::HostKeyRevoked {
+                    host: name,
+                    fingerprint: fp,
+                    file,
+                    line,
+                });
+                return Ok(false);
+            }
+            // As OpenSSH: a certificate nobody vouches for is no worse than the bare key in it.
+            Some(known_hosts::CertStatus::Untrusted(why)) => {
+                tracing::warn!(host = %name, reason = %why, "host certificate not accepted; checking its key instead");
+                certificate = format!("\n  (its host certificate was not accepted: {why})");
+            }
+            None => {}
+        }
         if self.policy.scan {
             return Ok(false);
         }
@@ -232,6 +270,7 @@ impl client::Handler for ClientHandler {
                     .to_string(),
                 key_type,
                 fingerprint: fp,
+                certificate,
             },
             HostKeyStatus::Changed {
                 file,
@@ -316,6 +355,10 @@ fn client_config(target: &Target, policy: &HostKeyPolicy) -> client::Config {
         ..Default::default()
     };
     cfg.preferred.cipher = cipher_order().into();
+    // A host some authority vouches for is asked for its certificate first.
+    if known_hosts::has_authority(&target.host, target.port, &policy.files) {
+        cfg.preferred.host_key_certificates = cfg.preferred.key.clone();
+    }
     // Prefer host-key algorithms we already have recorded, as OpenSSH does, so a known host is not
     // reported as unknown just because it offers a newer key type too.
     let known = known_hosts::recorded_algorithms(&target.host, target.port, &policy.files);
@@ -704,7 +747,7 @@ pub async fn fetch_host_key(
     files: Vec<PathBuf>,
     source: Arc<dyn Credentials>,
     t: Timeouts,
-) -> Result<(Target, PublicKey), SshError> {
+) -> Result<(Target, Scanned), SshError> {
     let policy = HostKeyPolicy {
         files: files.clone(),
         accept_new: false,
@@ -713,8 +756,8 @@ pub async fn fetch_host_key(
     };
     let mut hops: Vec<Handle<ClientHandler>> = Vec::new();
     for hop in &target.jumps {
-        let key = scan(hop, hops.last(), &files, t).await?;
-        let (h, p, k, f) = (hop.host.clone(), hop.port, key.clone(), files.clone());
+        let scanned = scan(hop, hops.last(), &files, t).await?;
+        let (h, p, k, f) = (hop.host.clone(), hop.port, scanned.key.clone(), files.clone());
         let known = tokio::task::spawn_blocking(move || known_hosts::check(&h, p, &k, &f))
             .await
             .map_err(|e| SshError::Handshake {
@@ -725,8 +768,8 @@ pub async fn fetch_host_key(
                 addr: hop.display(),
                 message: e.to_string(),
             })?;
-        if !matches!(known, HostKeyStatus::Known) {
-            return Ok((hop.clone(), key));
+        if !matches!(known, HostKeyStatus::Known) && scanned.authority.is_none() {
+            return Ok((hop.clone(), scanned));
         }
         let stream = open(hop, hops.last(), t).await?;
         let conn = login(
@@ -741,8 +784,15 @@ pub async fn fetch_host_key(
         .await?;
         hops.push(conn.handle);
     }
-    let key = scan(target, hops.last(), &files, t).await?;
-    Ok((target.clone(), key))
+    Ok((target.clone(), scan(target, hops.last(), &files, t).await?))
+}
+
+/// A host key as a scan saw it.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub key: PublicKey,
+    /// The certificate authority that vouched for it, as "SHA256:… (file:line)", if one did.
+    pub authority: Option<String>,
 }
 
 /// The host key `target` presents, reached directly or through `via`; the handshake ends there.
@@ -751,7 +801,7 @@ async fn scan(
     via: Option<&Handle<ClientHandler>>,
     files: &[PathBuf],
     t: Timeouts,
-) -> Result<PublicKey, SshError> {
+) -> Result<Scanned, SshError> {
     let Transport { stream, addr } = open(target, via, t).await?;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let policy = HostKeyPolicy {
@@ -772,7 +822,12 @@ async fn scan(
     let _ = tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await;
     seen.lock()
         .ok()
-        .and_then(|s| s.server_key.clone())
+        .and_then(|s| {
+            s.server_key.clone().map(|key| Scanned {
+                key,
+                authority: s.authority.clone(),
+            })
+        })
         .ok_or(SshError::Handshake {
             addr,
             message: "the server presented no host key".into(),

@@ -22,6 +22,7 @@ fn errors_carry_typed_facts_so_no_client_reads_the_message() {
         key_type: "ssh-ed25519".into(),
         short: "ed25519".into(),
         fingerprint: "SHA256:abc".into(),
+        certificate: String::new(),
     });
     let body = serde_json::to_value(e.body()).unwrap();
     assert_eq!(body["code"], "host_key_unknown");

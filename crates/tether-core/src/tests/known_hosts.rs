@@ -27,7 +27,27 @@ fn unknown_then_learned_then_known() {
         HostKeyStatus::Known
     );
     // Port matters: the same host on port 22 is a different entry.
-    assert_eq!(check("h", 22, &k, &[f]).unwrap(), HostKeyStatus::Unknown);
+    assert_eq!(
+        check("h", 22, &k, std::slice::from_ref(&f)).unwrap(),
+        HostKeyStatus::Unknown
+    );
+}
+
+#[test]
+fn a_bare_host_line_vouches_for_other_ports_as_in_openssh_but_never_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, other) = (key(), key());
+    let f = write(dir.path(), "kh", &format!("h {}\n", k.to_openssh().unwrap()));
+    let files = std::slice::from_ref(&f);
+    assert_eq!(check("h", 2222, &k, files).unwrap(), HostKeyStatus::Known);
+    // Another key under the bare name is no reason to refuse one on another port.
+    assert_eq!(check("h", 2222, &other, files).unwrap(), HostKeyStatus::Unknown);
+    // A line for the port itself wins: a changed key there is refused.
+    learn(&f, "h", 2222, &other).unwrap();
+    assert!(matches!(
+        check("h", 2222, &k, files).unwrap(),
+        HostKeyStatus::Changed { line: 2, .. }
+    ));
 }
 
 #[test]
@@ -182,4 +202,115 @@ fn replacing_across_types_forgets_the_hosts_other_keys_only() {
     assert_eq!(forget_conflicting(&f, "h", 2222, &new, true).unwrap(), 1);
     let left = std::fs::read_to_string(&f).unwrap();
     assert!(left.starts_with("neighbour "), "{left}");
+}
+
+/// A certificate for `host_key`, signed by `ca`, valid from `after` to `before` (Unix seconds).
+fn certificate(
+    ca: &russh::keys::PrivateKey,
+    host_key: &PublicKey,
+    kind: CertType,
+    principals: &[&str],
+    (after, before): (u64, u64),
+) -> Certificate {
+    let mut b =
+        russh::keys::ssh_key::certificate::Builder::new([7u8; 32], host_key.key_data().clone(), after, before).unwrap();
+    b.cert_type(kind).unwrap().key_id("test host").unwrap();
+    for p in principals {
+        b.valid_principal(*p).unwrap();
+    }
+    if principals.is_empty() {
+        b.all_principals_valid().unwrap();
+    }
+    b.sign(ca).unwrap()
+}
+
+#[test]
+fn a_host_certificate_is_trusted_only_as_openssh_trusts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::identity::generate_ed25519("ca");
+    let stranger = crate::identity::generate_ed25519("other ca");
+    let host_key = key();
+    let ca_line = format!(
+        "@cert-authority *.lab,[10.0.0.*]:2222 {}\n",
+        ca.public_key().to_openssh().unwrap()
+    );
+    let f = write(dir.path(), "kh", &ca_line);
+    let files = std::slice::from_ref(&f);
+    let now = 1_800_000_000;
+    let window = (now - 60, now + 3600);
+    let good = certificate(&ca, &host_key, CertType::Host, &["vm.lab", "10.0.0.5"], window);
+
+    let trusted = check_certificate("vm.lab", 22, &good, files, now).unwrap();
+    let authority = fingerprint(ca.public_key());
+    assert_eq!(
+        trusted,
+        CertStatus::Trusted {
+            authority: authority.clone(),
+            file: f.clone(),
+            line: 1
+        }
+    );
+    assert!(matches!(
+        check_certificate("10.0.0.5", 2222, &good, files, now).unwrap(),
+        CertStatus::Trusted { .. }
+    ));
+    assert!(has_authority("vm.lab", 22, files) && !has_authority("vm.elsewhere", 22, files));
+
+    let untrusted =
+        |cert: &Certificate, host: &str, port: u16, at: u64| match check_certificate(host, port, cert, files, at)
+            .unwrap()
+        {
+            CertStatus::Untrusted(why) => why,
+            other => panic!("{other:?}"),
+        };
+    // No authority for this host, or another signer.
+    assert!(untrusted(&good, "vm.elsewhere", 22, now).contains("no @cert-authority line"));
+    assert!(untrusted(&good, "10.0.0.5", 22, now).contains("no @cert-authority line"));
+    let foreign = certificate(&stranger, &host_key, CertType::Host, &["vm.lab"], window);
+    assert!(untrusted(&foreign, "vm.lab", 22, now).contains(&fingerprint(stranger.public_key())));
+    // Not for this host, for no host, a user certificate, outside its window.
+    assert!(untrusted(&good, "other.lab", 22, now).contains("it is for vm.lab, 10.0.0.5, not other.lab"));
+    let anyone = certificate(&ca, &host_key, CertType::Host, &[], window);
+    assert!(untrusted(&anyone, "vm.lab", 22, now).contains("no principals"));
+    let user = certificate(&ca, &host_key, CertType::User, &["vm.lab"], window);
+    assert!(untrusted(&user, "vm.lab", 22, now).contains("user certificate"));
+    assert!(untrusted(&good, "vm.lab", 22, now + 3600).contains("expired at"));
+    assert!(untrusted(&good, "vm.lab", 22, now - 61).contains("valid only from"));
+    // A certificate altered after signing: its principal renamed in the encoded bytes.
+    let mut bytes = good.to_bytes().unwrap();
+    let at = bytes.windows(6).position(|w| w == b"vm.lab").unwrap();
+    bytes[at..at + 6].copy_from_slice(b"vm.laz");
+    let forged = Certificate::from_bytes(&bytes).unwrap();
+    let ca_line_z = write(
+        dir.path(),
+        "khz",
+        &format!("@cert-authority vm.laz {}\n", ca.public_key().to_openssh().unwrap()),
+    );
+    match check_certificate("vm.laz", 22, &forged, &[ca_line_z], now).unwrap() {
+        CertStatus::Untrusted(why) => assert!(why.contains("signature does not verify"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A revoked authority, or a revoked host key, refuses the certificate outright.
+    let revoked_ca = write(
+        dir.path(),
+        "kh2",
+        &format!("{ca_line}@revoked * {}\n", ca.public_key().to_openssh().unwrap()),
+    );
+    assert_eq!(
+        check_certificate("vm.lab", 22, &good, std::slice::from_ref(&revoked_ca), now).unwrap(),
+        CertStatus::Revoked {
+            file: revoked_ca.clone(),
+            line: 2
+        }
+    );
+    let revoked_key = write(
+        dir.path(),
+        "kh3",
+        &format!("@revoked vm.lab {}\n{ca_line}", host_key.to_openssh().unwrap()),
+    );
+    assert!(matches!(
+        check_certificate("vm.lab", 22, &good, &[revoked_key], now).unwrap(),
+        CertStatus::Revoked { line: 1, .. }
+    ));
 }
