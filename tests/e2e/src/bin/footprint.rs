@@ -222,7 +222,7 @@ fn code_by_crate(pid: u32) -> String {
 
 /// CPU of `tether daemon` over `secs` with 20 running containers on its VM, all forwarded.
 fn containers_cpu(secs: u64) -> f64 {
-    let vm = TestVm::new("fp", 30, true);
+    let vm = TestVm::new("fp", 55, true);
     let sock = format!("unix://{}", vm.docker_sock());
     let names: Vec<String> = (0..20).map(|i| format!("fp{i}")).collect();
     let mut rm = vec!["rm", "-f"];
