@@ -396,7 +396,8 @@ async fn run(cli: Cli) -> Result<()> {
                     None => println!("'{name}' presents {key_type} {fp}: trusted"),
                 },
                 HostKeyVerdict::Unknown => println!(
-                    "'{name}' presents {key_type} {fp}: not trusted yet; `tether connect {name}` asks to confirm it"
+                    "'{name}' presents {key_type} {fp}: not trusted yet{}; `tether connect {name}` asks to confirm it",
+                    scan.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
                 ),
                 HostKeyVerdict::Changed => anyhow::bail!(
                     "'{name}' presents {key_type} {fp}, but {detail}. Someone may be intercepting the connection \
@@ -656,9 +657,10 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
             Ok(true)
         }
         HostKeyVerdict::Unknown => {
+            let why = scan.detail.as_deref().map(|d| format!("\n  ({d})")).unwrap_or_default();
             if accept_new
                 || confirm(&format!(
-                    "The host key of {whose} is not known yet.\n  {key_type} key fingerprint is {fp}\nAccept it?"
+                    "The host key of {whose} is not known yet.\n  {key_type} key fingerprint is {fp}{why}\nAccept it?"
                 ))?
             {
                 e.call(&Request::TrustHostKey {
@@ -669,7 +671,10 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
                 println!("host key{of} recorded: {key_type} {fp}");
                 Ok(true)
             } else {
-                println!("host key not accepted; you will be asked again on connect");
+                match &scan.detail {
+                    Some(d) => println!("host key not accepted ({d}); you will be asked again on connect"),
+                    None => println!("host key not accepted; you will be asked again on connect"),
+                }
                 Ok(false)
             }
         }

@@ -15,6 +15,8 @@ struct Presented {
     key: PublicKey,
     /// The certificate authority that vouched for the key, if one did.
     authority: Option<String>,
+    /// Why the host's certificate vouched for nothing, when it showed one.
+    untrusted_certificate: Option<String>,
     /// Whether `target` is a jump host rather than the VM.
     hop: bool,
 }
@@ -43,6 +45,7 @@ impl Engine {
             target: scanned,
             key: seen.key,
             authority: seen.authority,
+            untrusted_certificate: seen.untrusted_certificate,
             hop,
         })
     }
@@ -73,6 +76,7 @@ impl Engine {
             target,
             key,
             authority,
+            untrusted_certificate,
             hop,
         } = self.presented_host_key(name).await?;
         let status =
@@ -105,7 +109,9 @@ impl Engine {
         };
         let detail = match status {
             HostKeyVerdict::Known => authority.map(|a| format!("its certificate is signed by the authority {a}")),
-            HostKeyVerdict::Unknown => None,
+            HostKeyVerdict::Unknown => {
+                untrusted_certificate.map(|why| format!("its host certificate was not accepted: {why}"))
+            }
             HostKeyVerdict::OtherType => Some(format!(
                 "it is known by other keys: {}",
                 recorded.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")

@@ -158,6 +158,8 @@ struct Seen {
     server_key: Option<PublicKey>,
     /// The certificate authority that vouched for the host key, as "SHA256:… (file:line)".
     authority: Option<String>,
+    /// Why the host's certificate vouched for nothing, when it showed one.
+    untrusted_certificate: Option<String>,
 }
 
 /// russh handler: checks the host key and reports when the connection ends.
@@ -243,6 +245,7 @@ impl client::Handler for ClientHandler {
             Some(known_hosts::CertStatus::Untrusted(why)) => {
                 tracing::warn!(host = %name, reason = %why, "host certificate not accepted; checking its key instead");
                 certificate = format!("\n  (its host certificate was not accepted: {why})");
+                seen.untrusted_certificate = Some(why);
             }
             None => {}
         }
@@ -793,6 +796,8 @@ pub struct Scanned {
     pub key: PublicKey,
     /// The certificate authority that vouched for it, as "SHA256:… (file:line)", if one did.
     pub authority: Option<String>,
+    /// Why the host's certificate vouched for nothing, when it showed one.
+    pub untrusted_certificate: Option<String>,
 }
 
 /// The host key `target` presents, reached directly or through `via`; the handshake ends there.
@@ -826,6 +831,7 @@ async fn scan(
             s.server_key.clone().map(|key| Scanned {
                 key,
                 authority: s.authority.clone(),
+                untrusted_certificate: s.untrusted_certificate.clone(),
             })
         })
         .ok_or(SshError::Handshake {

@@ -144,7 +144,12 @@ fn a_certificate_from_a_trusted_authority_stands_for_the_host_key() {
 
     // An expired certificate, and one for another host: the key inside is an unknown key.
     let out = add("hc-old", "2223");
-    assert!(out.stdout.contains("not accepted"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("not accepted (its host certificate was not accepted: it expired at"),
+        "{}",
+        out.stdout
+    );
     t.run(&["connect", "hc-old"]).fails_with(&[
         "not known yet",
         "its host certificate was not accepted: it expired at",
