@@ -79,51 +79,31 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
     let mut known = false;
     let mut changed = None;
     let mut others = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for (idx, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            // An unparsable line (unsupported key type, stray text) is skipped as OpenSSH does.
-            let Ok(entry) = Entry::from_str(line) else { continue };
-            if !host_matches(entry.host_patterns(), &name) {
-                continue;
-            }
-            let same_key = entry.public_key().key_data() == key.key_data();
-            match entry.marker() {
-                Some(Marker::Revoked) if same_key => {
-                    return Ok(HostKeyStatus::Revoked {
-                        file: file.clone(),
-                        line: idx + 1,
-                    });
-                }
-                Some(_) => continue, // @cert-authority lines vouch for certificates, not plain keys.
-                None => {}
-            }
-            if same_key {
-                known = true;
-            } else if entry.public_key().algorithm() == key.algorithm() {
-                if changed.is_none() {
-                    changed = Some(HostKeyStatus::Changed {
-                        file: file.clone(),
-                        line: idx + 1,
-                        recorded_fingerprint: fingerprint(entry.public_key()),
-                    });
-                }
-            } else {
-                others.push(Recorded {
-                    file: file.clone(),
-                    line: idx + 1,
-                    key_type: entry.public_key().algorithm().to_string(),
-                    fingerprint: fingerprint(entry.public_key()),
+    // An unparsable line (unsupported key type, stray text) is skipped, as OpenSSH does.
+    for (file, line, entry) in entries_for(&name, files)? {
+        let same_key = entry.public_key().key_data() == key.key_data();
+        match entry.marker() {
+            Some(Marker::Revoked) if same_key => return Ok(HostKeyStatus::Revoked { file, line }),
+            Some(_) => continue, // @cert-authority lines vouch for certificates, not plain keys.
+            None => {}
+        }
+        if same_key {
+            known = true;
+        } else if entry.public_key().algorithm() == key.algorithm() {
+            if changed.is_none() {
+                changed = Some(HostKeyStatus::Changed {
+                    file,
+                    line,
+                    recorded_fingerprint: fingerprint(entry.public_key()),
                 });
             }
+        } else {
+            others.push(Recorded {
+                file,
+                line,
+                key_type: entry.public_key().algorithm().to_string(),
+                fingerprint: fingerprint(entry.public_key()),
+            });
         }
     }
     // A mismatching line wins over a matching one elsewhere: OpenSSH refuses in that case too,

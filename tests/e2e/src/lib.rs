@@ -763,3 +763,28 @@ pub fn laptop_web(body: &str) -> u16 {
     });
     port
 }
+
+/// Whether OpenSSH's own client logs in to `ip:port` as `user` with `key` only and runs `true`,
+/// with `options` (`-o`, e.g. how host keys are checked) and no agent: an oracle for tests.
+pub fn openssh_runs(ip: &str, port: u16, user: &str, key: &Path, options: &[&str]) -> bool {
+    let mut ssh = Command::new("ssh");
+    ssh.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=5",
+    ]);
+    for o in options {
+        ssh.args(["-o", o]);
+    }
+    ssh.arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string(), &format!("{user}@{ip}"), "true"])
+        .env_remove("SSH_AUTH_SOCK")
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -35,28 +35,9 @@ fn sign(ca: &Path, vm: &TestVm, label: &str, principal: &str, validity: &str) ->
 
 /// Whether OpenSSH's client, trusting only `known_hosts`, logs in to the VM's `port`.
 fn openssh_trusts(vm: &TestVm, port: u16, known_hosts: &Path) -> bool {
-    Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-i"])
-        .arg(var("LAB_KEY"))
-        .args([
-            "-p",
-            &port.to_string(),
-            &format!("{}@{}", var("LAB_USER"), vm.ip),
-            "true",
-        ])
-        .env_remove("SSH_AUTH_SOCK")
-        .status()
-        .is_ok_and(|s| s.success())
+    let file = format!("UserKnownHostsFile={}", known_hosts.display());
+    let options = ["StrictHostKeyChecking=yes", &file, "GlobalKnownHostsFile=/dev/null"];
+    openssh_runs(&vm.ip, port, &var("LAB_USER"), Path::new(&var("LAB_KEY")), &options)
 }
 
 #[test]

@@ -159,30 +159,15 @@ fn a_locked_or_missing_keychain_says_what_to_do() {
     let _ = bus.wait();
 }
 
-/// Whether OpenSSH's client logs in as `user` with `key` only.
+/// Whether OpenSSH's client logs in as `user` with `key` only (any host key taken).
 fn openssh_login(ip: &str, port: u16, user: &str, key: &Path) -> bool {
-    Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=5",
-            "-i",
-        ])
-        .arg(key)
-        .args(["-p", &port.to_string(), &format!("{user}@{ip}"), "true"])
-        .env_remove("SSH_AUTH_SOCK")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    openssh_runs(
+        ip,
+        port,
+        user,
+        key,
+        &["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"],
+    )
 }
 
 /// A VM on port 2222 that takes passwords and reads ~/.ssh/authorized_keys with OpenSSH's strict
