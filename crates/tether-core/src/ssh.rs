@@ -344,7 +344,7 @@ impl Default for Timeouts {
     }
 }
 
-fn client_config(target: &Target, policy: &HostKeyPolicy) -> client::Config {
+async fn client_config(target: &Target, policy: &HostKeyPolicy) -> client::Config {
     let mut cfg = client::Config {
         window_size: WINDOW_SIZE,
         maximum_packet_size: MAX_PACKET,
@@ -358,13 +358,22 @@ fn client_config(target: &Target, policy: &HostKeyPolicy) -> client::Config {
         ..Default::default()
     };
     cfg.preferred.cipher = cipher_order().into();
+    // known_hosts files are read from disk: off the runtime's workers.
+    let (host, port, files) = (target.host.clone(), target.port, policy.files.clone());
+    let (known, authority) = tokio::task::spawn_blocking(move || {
+        (
+            known_hosts::recorded_algorithms(&host, port, &files),
+            known_hosts::has_authority(&host, port, &files),
+        )
+    })
+    .await
+    .unwrap_or_default();
     // A host some authority vouches for is asked for its certificate first.
-    if known_hosts::has_authority(&target.host, target.port, &policy.files) {
+    if authority {
         cfg.preferred.host_key_certificates = cfg.preferred.key.clone();
     }
     // Prefer host-key algorithms we already have recorded, as OpenSSH does, so a known host is not
     // reported as unknown just because it offers a newer key type too.
-    let known = known_hosts::recorded_algorithms(&target.host, target.port, &policy.files);
     if !known.is_empty() {
         let mut order: Vec<_> = known.clone();
         order.extend(cfg.preferred.key.iter().filter(|a| !known.contains(a)).cloned());
@@ -633,7 +642,7 @@ async fn login(
         closed: closed.clone(),
         reverse,
     };
-    let mut config = client_config(target, &policy);
+    let mut config = client_config(target, &policy).await;
     if matches!(role, Role::Hop) {
         config.window_size = HOP_WINDOW;
     }
@@ -823,7 +832,7 @@ async fn scan(
         closed: Arc::new(Notify::new()),
         reverse: None,
     };
-    let config = Arc::new(client_config(target, &policy));
+    let config = Arc::new(client_config(target, &policy).await);
     let _ = tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await;
     seen.lock()
         .ok()
