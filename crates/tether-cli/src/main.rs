@@ -390,14 +390,11 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let (key_type, fp) = (&scan.key_type, &scan.fingerprint);
             let detail = scan.detail.as_deref().unwrap_or("known_hosts");
+            let note = scan.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
             match scan.status {
-                HostKeyVerdict::Known => match &scan.detail {
-                    Some(by) => println!("'{name}' presents {key_type} {fp}: trusted, {by}"),
-                    None => println!("'{name}' presents {key_type} {fp}: trusted"),
-                },
+                HostKeyVerdict::Known => println!("'{name}' presents {key_type} {fp}: trusted{note}"),
                 HostKeyVerdict::Unknown => println!(
-                    "'{name}' presents {key_type} {fp}: not trusted yet{}; `tether connect {name}` asks to confirm it",
-                    scan.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                    "'{name}' presents {key_type} {fp}: not trusted yet{note}; `tether connect {name}` asks to confirm it"
                 ),
                 HostKeyVerdict::Changed => anyhow::bail!(
                     "'{name}' presents {key_type} {fp}, but {detail}. Someone may be intercepting the connection \
@@ -648,19 +645,17 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
     } else {
         String::new()
     };
+    // What a certificate said (who signed it, or why it vouched for nothing), if there was one.
+    let note = scan.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
     match scan.status {
         HostKeyVerdict::Known => {
-            match &scan.detail {
-                Some(by) => println!("host key{of} verified: {key_type} {fp} ({by})"),
-                None => println!("host key{of} verified: {key_type} {fp}"),
-            }
+            println!("host key{of} verified: {key_type} {fp}{note}");
             Ok(true)
         }
         HostKeyVerdict::Unknown => {
-            let why = scan.detail.as_deref().map(|d| format!("\n  ({d})")).unwrap_or_default();
             if accept_new
                 || confirm(&format!(
-                    "The host key of {whose} is not known yet.\n  {key_type} key fingerprint is {fp}{why}\nAccept it?"
+                    "The host key of {whose} is not known yet.\n  {key_type} key fingerprint is {fp}{note}\nAccept it?"
                 ))?
             {
                 e.call(&Request::TrustHostKey {
@@ -671,10 +666,7 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
                 println!("host key{of} recorded: {key_type} {fp}");
                 Ok(true)
             } else {
-                match &scan.detail {
-                    Some(d) => println!("host key not accepted ({d}); you will be asked again on connect"),
-                    None => println!("host key not accepted; you will be asked again on connect"),
-                }
+                println!("host key not accepted{note}; you will be asked again on connect");
                 Ok(false)
             }
         }

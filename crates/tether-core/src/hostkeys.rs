@@ -7,16 +7,14 @@ use crate::api::{HostKeyScan, HostKeyVerdict};
 use crate::engine::Engine;
 use crate::error::{EngineError, Refusal};
 use crate::known_hosts::{self, HostKeyStatus};
+use crate::ssh::Scanned;
 
 /// A host key as presented now, and by whom.
 struct Presented {
     /// The machine that presented it: the VM, or one of its jump hosts.
     target: crate::target::Target,
-    key: PublicKey,
-    /// The certificate authority that vouched for the key, if one did.
-    authority: Option<String>,
-    /// Why the host's certificate vouched for nothing, when it showed one.
-    untrusted_certificate: Option<String>,
+    /// The key, what known_hosts says of it, and what its certificate said.
+    seen: crate::ssh::Scanned,
     /// Whether `target` is a jump host rather than the VM.
     hop: bool,
 }
@@ -43,9 +41,7 @@ impl Engine {
         let hop = !target.jumps.is_empty() && scanned.jumps.is_empty();
         Ok(Presented {
             target: scanned,
-            key: seen.key,
-            authority: seen.authority,
-            untrusted_certificate: seen.untrusted_certificate,
+            seen,
             hop,
         })
     }
@@ -57,7 +53,11 @@ impl Engine {
         name: &str,
         fingerprint: &str,
     ) -> Result<(crate::target::Target, PublicKey), EngineError> {
-        let Presented { target, key, .. } = self.presented_host_key(name).await?;
+        let Presented {
+            target,
+            seen: Scanned { key, .. },
+            ..
+        } = self.presented_host_key(name).await?;
         let fp = known_hosts::fingerprint(&key);
         if fp != fingerprint {
             return Err(Refusal::HostKeyNotConfirmed {
@@ -74,13 +74,15 @@ impl Engine {
     pub async fn scan_host_key(&self, name: &str) -> Result<HostKeyScan, EngineError> {
         let Presented {
             target,
-            key,
-            authority,
-            untrusted_certificate,
+            seen:
+                Scanned {
+                    key,
+                    status,
+                    authority,
+                    untrusted_certificate,
+                },
             hop,
         } = self.presented_host_key(name).await?;
-        let status =
-            known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)?;
         let fingerprint = known_hosts::fingerprint(&key);
         let key_type = key.algorithm().to_string();
         let at = |file: &std::path::Path, line: usize, key_type: &str, fingerprint: &str| known_hosts::Recorded {

@@ -298,9 +298,7 @@ impl OsKeychain {
         }
         mapped
     }
-}
 
-impl OsKeychain {
     /// Runs `op` on the entry for `name`. A failure on a store opened earlier is tried once more
     /// on a new one: the keychain daemon may have restarted since, and the old connection's
     /// session is gone with it (gnome-keyring then answers "NoSession").

@@ -126,24 +126,11 @@ pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::
 
 /// Algorithms of keys recorded for a host, so the handshake can prefer a key we already trust.
 pub fn recorded_algorithms(host: &str, port: u16, files: &[PathBuf]) -> Vec<russh::keys::Algorithm> {
-    let name = host_entry_name(host, port);
     let mut out = Vec::new();
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            if let Ok(entry) = Entry::from_str(line)
-                && entry.marker().is_none()
-                && host_matches(entry.host_patterns(), &name)
-                && !out.contains(&entry.public_key().algorithm())
-            {
-                out.push(entry.public_key().algorithm());
-            }
+    // Unreadable files give no preference; the key check itself reports them.
+    for (_, _, entry) in entries_for(&host_entry_name(host, port), files).unwrap_or_default() {
+        if entry.marker().is_none() && !out.contains(&entry.public_key().algorithm()) {
+            out.push(entry.public_key().algorithm());
         }
     }
     out

@@ -156,6 +156,8 @@ pub struct HostKeyPolicy {
 struct Seen {
     refusal: Option<SshError>,
     server_key: Option<PublicKey>,
+    /// What the known_hosts files say of `server_key`.
+    status: Option<HostKeyStatus>,
     /// The certificate authority that vouched for the host key, as "SHA256:… (file:line)".
     authority: Option<String>,
     /// Why the host's certificate vouched for nothing, when it showed one.
@@ -225,6 +227,7 @@ impl client::Handler for ClientHandler {
         };
         let mut seen = self.seen.lock().map_err(|_| russh::Error::Inconsistent)?;
         seen.server_key = Some(key.clone());
+        seen.status = Some(status.clone());
         let mut certificate = String::new();
         match cert_status {
             Some(known_hosts::CertStatus::Trusted { authority, file, line }) => {
@@ -769,18 +772,7 @@ pub async fn fetch_host_key(
     let mut hops: Vec<Handle<ClientHandler>> = Vec::new();
     for hop in &target.jumps {
         let scanned = scan(hop, hops.last(), &files, t).await?;
-        let (h, p, k, f) = (hop.host.clone(), hop.port, scanned.key.clone(), files.clone());
-        let known = tokio::task::spawn_blocking(move || known_hosts::check(&h, p, &k, &f))
-            .await
-            .map_err(|e| SshError::Handshake {
-                addr: hop.display(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| SshError::Handshake {
-                addr: hop.display(),
-                message: e.to_string(),
-            })?;
-        if !matches!(known, HostKeyStatus::Known) && scanned.authority.is_none() {
+        if scanned.status != HostKeyStatus::Known && scanned.authority.is_none() {
             return Ok((hop.clone(), scanned));
         }
         let stream = open(hop, hops.last(), t).await?;
@@ -803,6 +795,8 @@ pub async fn fetch_host_key(
 #[derive(Debug, Clone)]
 pub struct Scanned {
     pub key: PublicKey,
+    /// What the known_hosts files say of `key`.
+    pub status: HostKeyStatus,
     /// The certificate authority that vouched for it, as "SHA256:… (file:line)", if one did.
     pub authority: Option<String>,
     /// Why the host's certificate vouched for nothing, when it showed one.
@@ -837,8 +831,9 @@ async fn scan(
     seen.lock()
         .ok()
         .and_then(|s| {
-            s.server_key.clone().map(|key| Scanned {
+            s.server_key.clone().zip(s.status.clone()).map(|(key, status)| Scanned {
                 key,
+                status,
                 authority: s.authority.clone(),
                 untrusted_certificate: s.untrusted_certificate.clone(),
             })

@@ -67,13 +67,7 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
     // The profile's own jump wins; "none" turns off a ProxyJump the config would add.
     let spec: Vec<String> = match &profile.jump {
         Some(j) => split_jumps(j),
-        None => params
-            .as_ref()
-            .and_then(|p| p.proxy_jump.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|h| !h.eq_ignore_ascii_case("none"))
-            .collect(),
+        None => params.as_ref().map(proxy_jump).unwrap_or_default(),
     };
     let spec = reach_first(spec, cfg.as_ref()).map_err(|message| SshConfigError {
         path: cfg_file.clone(),
@@ -121,6 +115,17 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
 
 pub use crate::config::split_jumps;
 
+/// A Host entry's ProxyJump hops; `none` means none.
+fn proxy_jump(params: &ssh2_config::HostParams) -> Vec<String> {
+    params
+        .proxy_jump
+        .iter()
+        .flatten()
+        .filter(|h| !h.eq_ignore_ascii_case("none"))
+        .cloned()
+        .collect()
+}
+
 /// Most jump hosts on the way to one VM; a longer path is taken for a ProxyJump loop.
 pub const MAX_HOPS: usize = 8;
 
@@ -131,13 +136,7 @@ fn reach_first(mut path: Vec<String>, cfg: Option<&SshConfig>) -> Result<Vec<Str
     let Some(cfg) = cfg else { return Ok(path) };
     while let Some(first) = path.first() {
         let (_, host, _) = crate::config::parse_hop(first)?;
-        let before: Vec<String> = cfg
-            .query(&host)
-            .proxy_jump
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|h| !h.eq_ignore_ascii_case("none"))
-            .collect();
+        let before = proxy_jump(&cfg.query(&host));
         if before.is_empty() {
             break;
         }

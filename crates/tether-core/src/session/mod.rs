@@ -75,7 +75,7 @@ struct Actor {
     engine_waiters: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
     passphrase: Option<Zeroizing<String>>,
     /// The last probe's round trip in microseconds (0: unknown), shared with the forwards, whose
-    /// windows follow it; [`Session::rtt`] reads it.
+    /// windows follow it; [`Actor::rtt`] reads it.
     rtt_us: Arc<std::sync::atomic::AtomicU64>,
     probe: Option<JoinHandle<Option<Duration>>>,
     /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
