@@ -155,13 +155,8 @@ pub struct HostKeyPolicy {
 #[derive(Debug, Default)]
 struct Seen {
     refusal: Option<SshError>,
-    server_key: Option<PublicKey>,
-    /// What the known_hosts files say of `server_key`.
-    status: Option<HostKeyStatus>,
-    /// The certificate authority that vouched for the host key, as "SHA256:… (file:line)".
-    authority: Option<String>,
-    /// Why the host's certificate vouched for nothing, when it showed one.
-    untrusted_certificate: Option<String>,
+    /// The host key presented, and what known_hosts and its certificate said of it.
+    scanned: Option<Scanned>,
 }
 
 /// russh handler: checks the host key and reports when the connection ends.
@@ -225,14 +220,19 @@ impl client::Handler for ClientHandler {
             .await
             .map_err(|_| russh::Error::Inconsistent)??
         };
-        let mut seen = self.seen.lock().map_err(|_| russh::Error::Inconsistent)?;
-        seen.server_key = Some(key.clone());
-        seen.status = Some(status.clone());
+        let mut guard = self.seen.lock().map_err(|_| russh::Error::Inconsistent)?;
+        let seen = &mut *guard;
+        let scanned = seen.scanned.insert(Scanned {
+            key: key.clone(),
+            status: status.clone(),
+            authority: None,
+            untrusted_certificate: None,
+        });
         let mut certificate = String::new();
         match cert_status {
             Some(known_hosts::CertStatus::Trusted { authority, file, line }) => {
                 tracing::info!(host = %name, fingerprint = %fp, %authority, "host certificate trusted");
-                seen.authority = Some(format!("{authority} ({}:{line})", file.display()));
+                scanned.authority = Some(format!("{authority} ({}:{line})", file.display()));
                 return Ok(!self.policy.scan);
             }
             Some(known_hosts::CertStatus::Revoked { file, line }) => {
@@ -248,7 +248,7 @@ impl client::Handler for ClientHandler {
             Some(known_hosts::CertStatus::Untrusted(why)) => {
                 tracing::warn!(host = %name, reason = %why, "host certificate not accepted; checking its key instead");
                 certificate = format!("\n  (its host certificate was not accepted: {why})");
-                seen.untrusted_certificate = Some(why);
+                scanned.untrusted_certificate = Some(why);
             }
             None => {}
         }
@@ -744,7 +744,7 @@ async fn login(
             tried: tried.join(", "),
         });
     }
-    let server_key = seen.lock().ok().and_then(|s| s.server_key.clone());
+    let server_key = seen.lock().ok().and_then(|s| s.scanned.as_ref().map(|s| s.key.clone()));
     Ok(Connection {
         handle,
         closed,
@@ -830,14 +830,7 @@ async fn scan(
     let _ = tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await;
     seen.lock()
         .ok()
-        .and_then(|s| {
-            s.server_key.clone().zip(s.status.clone()).map(|(key, status)| Scanned {
-                key,
-                status,
-                authority: s.authority.clone(),
-                untrusted_certificate: s.untrusted_certificate.clone(),
-            })
-        })
+        .and_then(|mut s| s.scanned.take())
         .ok_or(SshError::Handshake {
             addr,
             message: "the server presented no host key".into(),
