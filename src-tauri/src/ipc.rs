@@ -1,6 +1,8 @@
 //! Tauri commands of the window: thin adapters from the page's IPC calls to control-socket
 //! requests to the engine. No logic lives here; errors cross as `{code, message}`, the shape
 //! the control API already uses.
+//!
+//! Longer than 500 lines on purpose: one adapter per command the window calls, each a few lines.
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -46,6 +46,7 @@ GROUP_DOCKER=tlab-docker
 IMAGE=tether-lab/busybox
 BIG_IMAGE=tether-lab/big
 HUGE_IMAGE=tether-lab/huge
+MEDIUM_IMAGE=tether-lab/medium
 PASSWORD=lab-password
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -366,6 +367,8 @@ make_big_image() { # VM IMAGE MIB: one layer of random bytes, so nothing on the 
 up() {
   need_root
   down_quiet
+  # Test ports claimed by an earlier run (tests/e2e's free_port) are free again.
+  rm -rf "$LAB/ports"
   ensure_users
   ensure_keys
   vm_up a 1 docker
@@ -373,8 +376,10 @@ up() {
   make_images a
   make_images b
   make_big_image a "$BIG_IMAGE" 272
-  # For transfers into slow readers: `docker save` of at least 1 GiB.
-  make_big_image a "$HUGE_IMAGE" 1088
+  # For many stalled readers at once: each reader's image well past its window.
+  make_big_image a "$MEDIUM_IMAGE" 48
+  # tether-lab/huge (1088 MiB, `docker save` of over 1 GiB into a slow reader) is made by the test
+  # that wants it, at full size only (TETHER_E2E_FULL=1, tests/soak.sh).
   log "lab up: a=10.77.1.2 (arm64 label), b=10.77.2.2 (x86_64 label)"
 }
 
@@ -418,6 +423,7 @@ LAB_B_SOCK=$LAB/vms/b/docker.sock
 LAB_IMAGE=$IMAGE
 LAB_BIG_IMAGE=$BIG_IMAGE
 LAB_HUGE_IMAGE=$HUGE_IMAGE
+LAB_MEDIUM_IMAGE=$MEDIUM_IMAGE
 LAB_PASSWORD=$PASSWORD
 EOV
 }

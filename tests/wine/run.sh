@@ -1,6 +1,8 @@
 #!/bin/bash
 # tether-core's unit tests built for Windows (x86_64-pc-windows-gnu, Debian's mingw-w64), run
 # under Debian's Wine. Prints the test binary's own summary and exits with its status.
+# The same cargo run builds tether.exe, tether-app.exe and the pipe client that the end-to-end
+# tests drive: one feature set, so the engine's dependencies compile once for Windows.
 # `--exe PATH ARGS…` runs another Windows executable in the same prefix instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,8 +17,16 @@ if [ "${1:-}" = --exe ]; then
   exe=$2
   shift 2
 else
-  exe=$(cargo test --locked --target "$target" -p tether-core --lib --no-run 2>&1 |
-    sed -n 's/^ *Executable unittests src\/lib.rs (\(.*\))$/\1/p' | tail -1)
+  # The unit-test executable of tether-core's library, from cargo's own report of what it built.
+  exe=$(cargo build --locked --target "$target" --message-format=json-render-diagnostics \
+      -p tether-core -p tether-cli -p tether-app -p tether-pipe-client --lib --bins --tests |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and t.get("name") == "tether_core" and "lib" in t.get("kind", []) and m["profile"]["test"]:
+        print(m["executable"])')
 fi
 if [ -z "$exe" ] || [ ! -f "$exe" ]; then
   echo "tests/wine/run.sh: no Windows executable to run (${exe:-the unit tests did not build})" >&2

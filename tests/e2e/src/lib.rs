@@ -3,6 +3,10 @@
 //!
 //! The lab (tests/lab/lab.sh up) must be running and the tests must run as root; the test runner
 //! script arranges both. When something fails, the engine log is printed for context.
+//!
+//! Longer than 500 lines on purpose: the harness every test file shares (the engine, VMs, waiting,
+//! HTTP and docker helpers); the larger parts (desktop, keyring, procs, relay, soak, WebDriver)
+//! are modules of their own.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -47,6 +51,12 @@ pub fn lab() -> &'static HashMap<String, String> {
     })
 }
 
+/// Whether the heavy tests run at full size (`TETHER_E2E_FULL=1`, as tests/soak.sh runs them)
+/// rather than the suite's: the same bounds, checked on less data.
+pub fn full_size() -> bool {
+    std::env::var("TETHER_E2E_FULL").is_ok_and(|v| v == "1")
+}
+
 pub fn var(k: &str) -> String {
     lab()
         .get(k)
@@ -78,13 +88,14 @@ pub fn tether_bin() -> PathBuf {
     p
 }
 
-/// A local TCP port that is free now and that no other caller in this test process gets.
+/// A local TCP port that is free now and that no other test gets during this lab's life.
 ///
 /// Why not port 0: the OS may hand the same ephemeral port to two calls in a row once the first
 /// listener is closed, and an outgoing connection may take it before the test binds it. Ports
-/// come instead from below the ephemeral range, each at most once per process, starting at an
-/// offset from the pid (test binaries run one after another, so they rarely meet there either),
-/// and only if a bind on 127.0.0.1 succeeds.
+/// come instead from below the ephemeral range, and each is claimed once: tests run in processes
+/// of their own (nextest), so the claim is a file made with `create_new` in the lab's `ports`
+/// directory, which `lab.sh up` and `down` empty. A port is handed out only if a bind on
+/// 127.0.0.1 succeeds too.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 20000;
@@ -94,15 +105,23 @@ pub fn free_port() -> u16 {
         .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
         .unwrap_or(32768);
     let span = ephemeral_start.saturating_sub(LOW).max(1000);
+    // Processes start at different offsets, so they seldom try the same claims.
     let _ = NEXT.compare_exchange(
         u32::MAX,
         (std::process::id() * 97) % span,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
+    let claims = Path::new(&var("TETHER_LAB_DIR")).join("ports");
+    std::fs::create_dir_all(&claims).expect("the lab's ports directory");
     for _ in 0..span {
         let port = LOW + NEXT.fetch_add(1, Ordering::SeqCst) % span;
-        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+        let claimed = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(claims.join(port.to_string()))
+            .is_ok();
+        if claimed && TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
             return port as u16;
         }
     }

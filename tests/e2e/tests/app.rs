@@ -3,6 +3,9 @@
 //! an outage and the notification the service raised, and recovers; screenshots land in
 //! target/screenshots. And the app's processes: a hidden start auto-connects, the window comes
 //! and goes as its own process, and WebKit goes with it.
+//!
+//! Longer than 500 lines on purpose: every test here drives the one app through the same window,
+//! tray and notification helpers.
 
 use std::path::PathBuf;
 use std::time::Duration;

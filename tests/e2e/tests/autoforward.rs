@@ -266,7 +266,7 @@ fn a_burst_of_twenty_containers_leaks_nothing() {
 
 #[test]
 fn service_ports_and_labelled_containers_are_not_forwarded_and_say_why() {
-    let vm = DockerVm::new("afc", 37);
+    let vm = DockerVm::new("afc", 62);
     let t = vm.tether();
     let tag = std::process::id();
     let run = |name: &str, spec: &str, labels: &[&str]| {

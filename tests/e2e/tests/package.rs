@@ -14,9 +14,13 @@ use tether_e2e::desktop::Desktop;
 use tether_e2e::procs;
 use tether_e2e::*;
 
-/// Where the bundler leaves a package of this kind (`deb`, `rpm`), built from this tree.
+/// Where the bundler leaves a package of this kind (`deb`, `rpm`), built from this tree: the
+/// release packages, or those `TETHER_BUNDLE_DIR` names (tests/run.sh packages its debug build).
 fn package(kind: &str) -> PathBuf {
-    let dir = repo().join("target/release/bundle").join(kind);
+    let bundles = std::env::var_os("TETHER_BUNDLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/release/bundle"));
+    let dir = bundles.join(kind);
     let found: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();

@@ -5,7 +5,7 @@ use tether_e2e::soak::{self, Size};
 
 #[test]
 fn a_minute_of_churn_leaks_nothing() {
-    let r = soak::run(Size::MINUTE, "soakm", 32);
+    let r = soak::run(Size::MINUTE, "soakm", 60);
     eprintln!("{r:?}");
 }
 
@@ -13,6 +13,6 @@ fn a_minute_of_churn_leaks_nothing() {
 #[test]
 #[ignore = "minutes long: run by tests/soak.sh"]
 fn full_churn_leaks_nothing() {
-    let r = soak::run(Size::FULL, "soakf", 33);
+    let r = soak::run(Size::FULL, "soakf", 61);
     eprintln!("{r:?}");
 }

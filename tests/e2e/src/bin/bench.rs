@@ -6,6 +6,9 @@
 //! Run through `tests/bench.sh` (needs the lab, so root). `--quick` is the short version the test
 //! run uses to prove the benchmark still works: small counts, a small image, 0 and 20 ms.
 //! `--rtt MS`, repeatable, runs only those round-trip times.
+//!
+//! Longer than 500 lines on purpose: one table of ways to reach the engine, measured by the same
+//! loops, so every row is comparable.
 
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
