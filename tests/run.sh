@@ -112,8 +112,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # starts warm. Cargo keys every artefact by its inputs (the crate's source, version, features,
 # profile and compiler; for the workspace's own crates, their path and files too), so a stale
 # artefact is never used; a machine without the cache builds it. Final binaries stay in target/.
-cache=${TETHER_BUILD_CACHE:-$(getent passwd "$(id -u)" | cut -d: -f6)/.cache/tether}
-export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-$cache/build}"
+export TETHER_CACHE_DIR=${TETHER_CACHE_DIR:-$(getent passwd "$(id -u)" | cut -d: -f6)/.cache/tether}
+export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-$TETHER_CACHE_DIR/build}"
 # Every clone adds its own crates' artefacts; past 40 GB the cache starts over.
 if [ -d "$CARGO_BUILD_BUILD_DIR" ] && [ "$(du -sm "$CARGO_BUILD_BUILD_DIR" | cut -f1)" -gt 40960 ]; then
   echo "the build cache $CARGO_BUILD_BUILD_DIR is over 40 GB: starting it over"

@@ -14,5 +14,5 @@ if [ ! -S /run/tether-lab/vms/a/docker.sock ]; then
   trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
   tests/lab/lab.sh up
 fi
-cargo test --locked -p tether-e2e --test soak -- --ignored --nocapture full_churn_leaks_nothing
-TETHER_E2E_FULL=1 cargo test --locked -p tether-e2e --test flowcontrol -- --nocapture
+cargo test --locked -p tether-e2e --test e2e -- --ignored --nocapture soak::full_churn_leaks_nothing
+TETHER_E2E_FULL=1 cargo test --locked -p tether-e2e --test e2e -- --nocapture flowcontrol::

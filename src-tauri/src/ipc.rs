@@ -1,24 +1,21 @@
-//! Tauri commands of the window: thin adapters from the page's IPC calls to control-socket
-//! requests to the engine. No logic lives here; errors cross as `{code, message}`, the shape
-//! the control API already uses.
-//!
-//! Longer than 500 lines on purpose: one adapter per command the window calls, each a few lines.
+//! Tauri commands of the window. One command, `engine`, carries any control request the page
+//! builds from the generated `Request` type (ui/src/lib/engine.gen.ts) to the engine and brings
+//! back its reply, so a new engine request needs nothing here. The few others exist because only
+//! this process knows what they need: its own environment (the doctor's PATH and DOCKER_HOST,
+//! the kubeconfig and the `tether` beside the app), the OS's login items, the browser, and a
+//! stream of log lines. Errors cross as `{code, message, details}`, the shape the control API
+//! already uses.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
-use tether_core::api::{
-    Check, ConnectReport, ConnectionSettings, ContainerView, HealthReport, HostKeyScan, KeyView, KubeView, SshHost,
-    TimedEvent, VmStatus,
-};
-use tether_core::config::{Arch, Config, ConfigError, PortMap, ReverseMap};
-use tether_core::containers::Action;
+use tether_core::api::KubeView;
+use tether_core::config::Config;
 use tether_core::control::{Client, ClientError, ErrorBody, Request};
-use tether_core::error::EngineError;
 
 use crate::service::TRAY_REFRESH;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +28,7 @@ pub struct Ipc {
     pub follows: std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>,
 }
 
-/// The error every command returns: `{code, message}`.
+/// The error every command returns: `{code, message, details}`.
 #[derive(Debug, Serialize)]
 pub struct IpcError(ErrorBody);
 
@@ -58,12 +55,6 @@ impl From<ClientError> for IpcError {
     }
 }
 
-impl From<ConfigError> for IpcError {
-    fn from(e: ConfigError) -> Self {
-        IpcError(ErrorBody::from(&EngineError::from(e)))
-    }
-}
-
 type Res<T> = Result<T, IpcError>;
 
 /// One request to the engine, its reply decoded as `T`.
@@ -73,134 +64,30 @@ async fn call<T: DeserializeOwned>(ipc: &Ipc, req: Request) -> Res<T> {
     serde_json::from_value(value).map_err(|e| IpcError::new("engine", format!("unexpected reply from the engine: {e}")))
 }
 
-/// A VM as the add form sends it.
-#[derive(Debug, Deserialize)]
-pub struct NewVm {
-    pub host: String,
-    pub port: Option<u16>,
-    pub user: Option<String>,
-    pub arch: Option<String>,
-    pub identity: Option<String>,
-    pub remote_socket: Option<String>,
-    /// Jump hosts, `[user@]host[:port]` separated by commas.
-    #[serde(default)]
-    pub jump: Option<String>,
-}
-
-impl NewVm {
-    /// The form's fields with blanks as "not given".
-    fn into_connection(self) -> Result<ConnectionSettings, IpcError> {
-        Ok(ConnectionSettings {
-            host: self.host.trim().to_string(),
-            port: self.port,
-            user: self.user.filter(|u| !u.trim().is_empty()),
-            arch: self
-                .arch
-                .filter(|a| !a.is_empty())
-                .map(|a| a.parse::<Arch>())
-                .transpose()?,
-            identity: self.identity.filter(|i| !i.trim().is_empty()).map(Into::into),
-            remote_socket: self.remote_socket.filter(|s| !s.trim().is_empty()),
-            jump: self.jump.map(|j| j.trim().to_string()).filter(|j| !j.is_empty()),
-        })
+/// Why the page may not send `req` through [`engine`], if it may not. The window is the user's
+/// own, but it renders what VMs and containers say, so what it can ask for stays within what a
+/// window needs: streams have commands of their own, and a kubectl credential, a report written
+/// to any path or stopping the engine are never the page's to ask.
+fn refused(req: &Request) -> Option<&'static str> {
+    match req {
+        Request::Subscribe | Request::FollowLogs { .. } => Some("a stream has a command of its own"),
+        Request::KubeCredential { .. } => Some("credentials are for kubectl only"),
+        Request::DoctorReport { .. } | Request::Shutdown => Some("not from the window"),
+        _ => None,
     }
 }
 
-/// What the Settings view shows.
-#[derive(Debug, Serialize)]
-pub struct SettingsDto {
-    pub notifications: bool,
-    pub start_at_login: bool,
-    pub auto_forward: bool,
-    pub privileged_ports: bool,
-}
-
+/// Any control request the page builds (the generated `Request` type); the engine's reply as it
+/// came.
 #[tauri::command]
-pub async fn status(ipc: State<'_, Ipc>) -> Res<Vec<VmStatus>> {
-    call(&ipc, Request::Status).await
-}
-
-#[tauri::command]
-pub async fn connect(ipc: State<'_, Ipc>, name: String, fingerprint: Option<String>) -> Res<VmStatus> {
-    let req = Request::Connect {
-        name: Some(name),
-        accept_new: false,
-        fingerprint,
-        passphrase: None,
-    };
-    Ok(call::<ConnectReport>(&ipc, req).await?.status)
-}
-
-#[tauri::command]
-pub async fn disconnect(ipc: State<'_, Ipc>, name: String) -> Res<()> {
-    call::<serde_json::Value>(
-        &ipc,
-        Request::Disconnect {
-            name: Some(name),
-            all: false,
-        },
-    )
-    .await
-    .map(drop)
-}
-
-#[tauri::command]
-pub async fn use_vm(ipc: State<'_, Ipc>, name: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::Use { name }).await.map(drop)
-}
-
-#[tauri::command]
-pub async fn add_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
-    call::<serde_json::Value>(
-        &ipc,
-        Request::VmAdd {
-            name,
-            profile: vm.into_connection()?.into_profile(),
-        },
-    )
-    .await
-    .map(drop)
-}
-
-/// Changes a VM's connection settings from the form; its key, tunnels and options stay.
-#[tauri::command]
-pub async fn update_vm(ipc: State<'_, Ipc>, name: String, vm: NewVm) -> Res<()> {
-    let connection = vm.into_connection()?;
-    call::<serde_json::Value>(&ipc, Request::VmSetConnection { name, connection })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn remove_vm(ipc: State<'_, Ipc>, name: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::VmRemove { name })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn add_forward(ipc: State<'_, Ipc>, name: String, spec: String) -> Res<Vec<PortMap>> {
-    let map: PortMap = spec.parse()?;
-    call(
-        &ipc,
-        Request::TunnelAdd {
-            name: Some(name),
-            maps: vec![map],
-        },
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn remove_forward(ipc: State<'_, Ipc>, name: String, local: u16) -> Res<Vec<PortMap>> {
-    call(
-        &ipc,
-        Request::TunnelRemove {
-            name: Some(name),
-            ports: vec![local],
-        },
-    )
-    .await
+pub async fn engine(ipc: State<'_, Ipc>, request: Request) -> Res<serde_json::Value> {
+    if let Some(why) = refused(&request) {
+        return Err(IpcError::new(
+            "bad_request",
+            format!("the window cannot send this request: {why}"),
+        ));
+    }
+    call(&ipc, request).await
 }
 
 /// Tunnels the VM's Kubernetes API and adds `tether-NAME` to the user's kubeconfig. kubectl
@@ -233,49 +120,13 @@ pub async fn kube_enable(ipc: State<'_, Ipc>, name: String, config: Option<Strin
     .await
 }
 
-#[tauri::command]
-pub async fn kube_disable(ipc: State<'_, Ipc>, name: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::KubeDisable { name: Some(name) })
-        .await
-        .map(drop)
-}
-
-/// `spec` is `[BIND:]REMOTE[:LOCAL]`: the VM's side first, as `ssh -R` users write it.
-#[tauri::command]
-pub async fn add_reverse(ipc: State<'_, Ipc>, name: String, spec: String) -> Res<Vec<ReverseMap>> {
-    let map: ReverseMap = spec.parse()?;
-    call(
-        &ipc,
-        Request::ReverseAdd {
-            name: Some(name),
-            maps: vec![map],
-        },
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn remove_reverse(ipc: State<'_, Ipc>, name: String, remote: u16) -> Res<Vec<ReverseMap>> {
-    call(
-        &ipc,
-        Request::ReverseRemove {
-            name: Some(name),
-            ports: vec![remote],
-        },
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn set_auto_connect(ipc: State<'_, Ipc>, name: String, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetAutoConnect { name, on })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn recent_events(ipc: State<'_, Ipc>, name: String) -> Res<Vec<TimedEvent>> {
-    call(&ipc, Request::RecentEvents { name }).await
+/// What the Settings view shows: the engine's settings and whether the app starts at login.
+#[derive(Debug, Serialize)]
+pub struct SettingsDto {
+    pub notifications: bool,
+    pub start_at_login: bool,
+    pub auto_forward: bool,
+    pub privileged_ports: bool,
 }
 
 #[tauri::command]
@@ -290,84 +141,16 @@ pub async fn settings(app: tauri::AppHandle, ipc: State<'_, Ipc>) -> Res<Setting
 }
 
 #[tauri::command]
-pub async fn set_notifications(ipc: State<'_, Ipc>, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetNotifications { on })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn ssh_hosts(ipc: State<'_, Ipc>) -> Res<Vec<SshHost>> {
-    call(&ipc, Request::SshHosts).await
-}
-
-#[tauri::command]
-pub async fn scan_host_key(ipc: State<'_, Ipc>, name: String) -> Res<HostKeyScan> {
-    call(&ipc, Request::ScanHostKey { name }).await
-}
-
-#[tauri::command]
-pub async fn trust_host_key(ipc: State<'_, Ipc>, name: String, fingerprint: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::TrustHostKey { name, fingerprint })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn replace_host_key(ipc: State<'_, Ipc>, name: String, fingerprint: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::ReplaceHostKey { name, fingerprint })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn key_gen(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
-    call(&ipc, Request::KeyGen { name }).await
-}
-
-#[tauri::command]
-pub async fn key_import(ipc: State<'_, Ipc>, name: String, path: String, passphrase: Option<String>) -> Res<KeyView> {
-    let passphrase = passphrase.filter(|p| !p.is_empty());
-    call(
-        &ipc,
-        Request::KeyImport {
-            name,
-            path: path.trim().into(),
-            passphrase: passphrase.map(Into::into),
-        },
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn key_show(ipc: State<'_, Ipc>, name: String) -> Res<KeyView> {
-    call(&ipc, Request::KeyShow { name }).await
-}
-
-#[tauri::command]
-pub async fn key_install(ipc: State<'_, Ipc>, vm: String, key: String, password: String) -> Res<KeyView> {
-    call(
-        &ipc,
-        Request::KeyInstall {
-            vm,
-            key,
-            password: password.into(),
-        },
-    )
-    .await
-}
-
-/// Gives a VM a keychain key it can already log in with (the user ran the copied command).
-#[tauri::command]
-pub async fn use_key(ipc: State<'_, Ipc>, vm: String, key: String) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::VmSetKey { name: vm, key })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn check_vm(ipc: State<'_, Ipc>, name: String) -> Res<Vec<Check>> {
-    call(&ipc, Request::CheckVm { name }).await
+pub async fn set_start_at_login(app: tauri::AppHandle, ipc: State<'_, Ipc>, on: bool) -> Res<()> {
+    let al = app.autolaunch();
+    let res = if on { al.enable() } else { al.disable() };
+    res.map_err(|e| IpcError::new("autostart", format!("cannot change start at login: {e}")))?;
+    if ipc.attached {
+        // The tray's "Start at login" check item lives in the service process.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{TRAY_REFRESH}").and_then(|_| out.flush());
+    }
+    Ok(())
 }
 
 /// Every check Tether depends on; the app's own PATH and DOCKER_HOST stand for the user's.
@@ -378,68 +161,6 @@ pub async fn doctor(ipc: State<'_, Ipc>) -> Res<tether_core::doctor::Doctor> {
         docker_host: std::env::var("DOCKER_HOST").ok(),
     };
     call(&ipc, Request::Doctor { name: None, facts }).await
-}
-
-/// The engine's recent log lines, all or about one VM.
-#[tauri::command]
-pub async fn logs(ipc: State<'_, Ipc>, name: Option<String>, lines: usize) -> Res<Vec<tether_core::logring::LogLine>> {
-    call(&ipc, Request::Logs { name, lines }).await
-}
-
-#[tauri::command]
-pub async fn use_docker_context(ipc: State<'_, Ipc>, vm: Option<String>) -> Res<String> {
-    call(&ipc, Request::UseDockerContext { vm }).await
-}
-
-#[tauri::command]
-pub async fn health(ipc: State<'_, Ipc>, name: String) -> Res<HealthReport> {
-    call(&ipc, Request::Health { name: Some(name) }).await
-}
-
-#[tauri::command]
-pub async fn containers(ipc: State<'_, Ipc>, name: String) -> Res<Vec<ContainerView>> {
-    call(&ipc, Request::Containers { name: Some(name) }).await
-}
-
-#[tauri::command]
-pub async fn container_action(ipc: State<'_, Ipc>, name: String, id: String, action: Action) -> Res<()> {
-    call::<serde_json::Value>(
-        &ipc,
-        Request::ContainerAction {
-            name: Some(name),
-            id,
-            action,
-        },
-    )
-    .await
-    .map(drop)
-}
-
-/// Starts, stops or restarts a whole Compose project, in dependency order.
-#[tauri::command]
-pub async fn project_action(ipc: State<'_, Ipc>, name: String, project: String, action: Action) -> Res<Vec<String>> {
-    call(
-        &ipc,
-        Request::ProjectAction {
-            name: Some(name),
-            project,
-            action,
-        },
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn container_logs(ipc: State<'_, Ipc>, name: String, id: String, tail: usize) -> Res<Vec<String>> {
-    call(
-        &ipc,
-        Request::ContainerLogs {
-            name: Some(name),
-            id,
-            tail,
-        },
-    )
-    .await
 }
 
 /// Sends a container's last 200 log lines, then each new one, to `on_line` until
@@ -493,21 +214,6 @@ pub async fn unfollow_logs(ipc: State<'_, Ipc>, id: String) -> Res<()> {
     Ok(())
 }
 
-/// Per VM when a name is given, else the default for all VMs.
-#[tauri::command]
-pub async fn set_auto_forward(ipc: State<'_, Ipc>, name: Option<String>, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetAutoForward { name, on })
-        .await
-        .map(drop)
-}
-
-#[tauri::command]
-pub async fn set_privileged_ports(ipc: State<'_, Ipc>, on: bool) -> Res<()> {
-    call::<serde_json::Value>(&ipc, Request::SetPrivilegedPorts { on })
-        .await
-        .map(drop)
-}
-
 /// Opens http://127.0.0.1:PORT (a forward of a published port) in the default browser.
 #[tauri::command]
 pub async fn open_port(app: tauri::AppHandle, port: u16) -> Res<()> {
@@ -515,19 +221,6 @@ pub async fn open_port(app: tauri::AppHandle, port: u16) -> Res<()> {
     app.opener()
         .open_url(format!("http://127.0.0.1:{port}/"), None::<&str>)
         .map_err(|e| IpcError::new("open", format!("cannot open a browser: {e}")))
-}
-
-#[tauri::command]
-pub async fn set_start_at_login(app: tauri::AppHandle, ipc: State<'_, Ipc>, on: bool) -> Res<()> {
-    let al = app.autolaunch();
-    let res = if on { al.enable() } else { al.disable() };
-    res.map_err(|e| IpcError::new("autostart", format!("cannot change start at login: {e}")))?;
-    if ipc.attached {
-        // The tray's "Start at login" check item lives in the service process.
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{TRAY_REFRESH}").and_then(|_| out.flush());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -559,19 +252,33 @@ mod tests {
         assert!(v["message"].as_str().unwrap().contains("start Tether"), "{v}");
     }
 
+    /// The page's requests arrive as the generated type describes them, and what a window must
+    /// not ask for is refused before it reaches the engine.
     #[test]
-    fn bad_arch_from_the_form_is_a_config_error() {
-        let vm = NewVm {
-            host: "h".into(),
-            port: None,
-            user: None,
-            arch: Some("sparc".into()),
-            identity: None,
-            remote_socket: None,
-            jump: Some("  ".into()),
+    fn the_page_sends_requests_and_some_are_not_its_to_send() {
+        let req: Request = serde_json::from_value(serde_json::json!({
+            "op": "vm_add",
+            "name": "arm",
+            "profile": { "host": "10.0.0.5", "user": "dev" }
+        }))
+        .unwrap();
+        assert!(refused(&req).is_none());
+        let Request::VmAdd { profile, .. } = req else {
+            panic!("not a vm_add")
         };
-        let v = serde_json::to_value(vm.into_connection().unwrap_err()).unwrap();
-        assert_eq!(v["code"], "config_invalid");
-        assert!(v["message"].as_str().unwrap().contains("arm64 or x86_64"));
+        // What the page leaves out takes the file's defaults.
+        assert_eq!(profile.remote_socket, tether_core::config::DEFAULT_REMOTE_SOCKET);
+        assert!(!profile.auto_connect);
+        let req: Request = serde_json::from_value(serde_json::json!({ "op": "connect", "name": "arm" })).unwrap();
+        assert!(refused(&req).is_none());
+        for op in [
+            serde_json::json!({ "op": "kube_credential", "name": "arm" }),
+            serde_json::json!({ "op": "subscribe" }),
+            serde_json::json!({ "op": "shutdown" }),
+            serde_json::json!({ "op": "doctor_report", "file": "/home/u/.bashrc" }),
+        ] {
+            let req: Request = serde_json::from_value(op.clone()).unwrap();
+            assert!(refused(&req).is_some(), "{op}");
+        }
     }
 }

@@ -17,8 +17,11 @@ if [ "${1:-}" = --exe ]; then
   exe=$2
   shift 2
 else
-  # The unit-test executable of tether-core's library, from cargo's own report of what it built.
-  exe=$(cargo build --locked --target "$target" --message-format=json-render-diagnostics \
+  # From cargo's own report of what it built: the unit-test executable of tether-core's library,
+  # and the WebView2 loader that webview2-com-sys's build script unpacks, which tether-app.exe
+  # loads at start (the installer ships it beside the app). Cargo keeps the loader with the
+  # intermediate files (CARGO_BUILD_BUILD_DIR), so it is put beside the executables here.
+  built=$(cargo build --locked --target "$target" --message-format=json-render-diagnostics \
       -p tether-core -p tether-cli -p tether-app -p tether-pipe-client --lib --bins --tests |
     python3 -c '
 import json, sys
@@ -26,7 +29,18 @@ for line in sys.stdin:
     m = json.loads(line)
     t = m.get("target", {})
     if m.get("reason") == "compiler-artifact" and t.get("name") == "tether_core" and "lib" in t.get("kind", []) and m["profile"]["test"]:
-        print(m["executable"])')
+        print("exe", m["executable"])
+    if m.get("reason") == "build-script-executed" and "webview2-com-sys" in m.get("package_id", ""):
+        print("loader", m["out_dir"] + "/x64/WebView2Loader.dll")')
+  exe=$(sed -n "s/^exe //p" <<<"$built" | tail -1)
+  loader=$(sed -n "s/^loader //p" <<<"$built" | tail -1)
+  if [ -z "$loader" ] || [ ! -f "$loader" ]; then
+    echo "tests/wine/run.sh: the build did not report WebView2Loader.dll (webview2-com-sys), which tether-app.exe needs" >&2
+    exit 1
+  fi
+  cp "$loader" "$dir/debug/"
+  # Every Windows program here needs the ProcessPrng stand-in beside it.
+  cp "$dir/bcryptprimitives.dll" "$dir/debug/"
 fi
 if [ -z "$exe" ] || [ ! -f "$exe" ]; then
   echo "tests/wine/run.sh: no Windows executable to run (${exe:-the unit tests did not build})" >&2

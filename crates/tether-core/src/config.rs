@@ -93,7 +93,7 @@ impl FromStr for Arch {
 }
 
 /// One local TCP port forwarded to a port on the VM's loopback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
 pub struct PortMap {
     pub local: u16,
     pub remote: u16,
@@ -172,7 +172,7 @@ pub fn parse_hop(spec: &str) -> Result<(Option<String>, String, Option<u16>), St
 
 /// A VM's Kubernetes API server reached from the laptop: its tunnel is one of the profile's
 /// `forwards` (local → remote), and the kubeconfig written names it `tether-NAME`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct KubeLink {
     /// The VM's kubeconfig, as given to `cat` on the VM (`~/` is the login's home).
     pub config: String,
@@ -188,7 +188,7 @@ pub struct KubeLink {
 
 /// A port on the VM whose connections come to a port on this laptop (`ssh -R`): how a container
 /// on the VM reaches a database, a debugger or an API running here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
 pub struct ReverseMap {
     /// Where the VM listens: its port, on its 127.0.0.1 unless `bind` says otherwise.
     pub remote: u16,
@@ -196,6 +196,7 @@ pub struct ReverseMap {
     pub local: u16,
     /// One other address of the VM to listen on instead of its loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(as = "Option<String>")]
     pub bind: Option<ReverseBind>,
 }
 
@@ -304,7 +305,10 @@ impl FromStr for ReverseMap {
 }
 
 /// A VM as the user described it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The fields the file may leave out are optional in the UI's type too, so the window can send a
+/// new VM's profile with only what the user gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Host name, address, or a `Host` alias from ~/.ssh/config.
@@ -326,6 +330,7 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jump: Option<String>,
     #[serde(default = "default_remote_socket")]
+    #[ts(as = "Option<String>", optional)]
     pub remote_socket: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<PortMap>,
@@ -336,6 +341,7 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube: Option<KubeLink>,
     #[serde(default)]
+    #[ts(as = "Option<bool>", optional)]
     pub auto_connect: bool,
     /// Forward containers' published ports automatically; unset follows the global default.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@
 use futures_util::StreamExt as _;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -30,7 +31,7 @@ const DEPENDS_LABEL: &str = "com.docker.compose.depends_on";
 pub const MAX_LOG_LINES: usize = 1000;
 
 /// What a container action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Start,

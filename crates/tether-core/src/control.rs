@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio_util::sync::CancellationToken;
+use ts_rs::TS;
 use zeroize::Zeroizing;
 
 use crate::config::{PortMap, Profile, ReverseMap};
@@ -21,16 +22,14 @@ use crate::forward;
 use crate::{endpoint, peer};
 
 /// A request. The passphrase field travels only over the private control socket and is never
-/// logged (this type has no Debug on purpose).
-#[derive(Serialize, Deserialize)]
+/// logged (this type has no Debug on purpose). The UI's TypeScript type is generated from this
+/// one (`tests/typescript.rs`): the window sends these as they are.
+#[derive(Serialize, Deserialize, TS)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[ts(optional_fields)]
 pub enum Request {
     Ping,
     VmAdd {
-        name: String,
-        profile: Profile,
-    },
-    VmUpdate {
         name: String,
         profile: Profile,
     },
@@ -51,15 +50,18 @@ pub enum Request {
     Connect {
         name: Option<String>,
         #[serde(default)]
+        #[ts(as = "Option<bool>")]
         accept_new: bool,
         #[serde(default)]
         fingerprint: Option<String>,
         #[serde(default)]
+        #[ts(as = "Option<String>")]
         passphrase: Option<Zeroizing<String>>,
     },
     Disconnect {
         name: Option<String>,
         #[serde(default)]
+        #[ts(as = "Option<bool>")]
         all: bool,
     },
     Use {
@@ -114,6 +116,7 @@ pub enum Request {
         name: String,
         path: std::path::PathBuf,
         #[serde(default)]
+        #[ts(as = "Option<String>")]
         passphrase: Option<Zeroizing<String>>,
     },
     KeyShow {
@@ -128,6 +131,7 @@ pub enum Request {
     KeyInstall {
         vm: String,
         key: String,
+        #[ts(as = "String")]
         password: Zeroizing<String>,
     },
     CheckVm {
@@ -148,6 +152,7 @@ pub enum Request {
     Doctor {
         name: Option<String>,
         #[serde(default)]
+        #[ts(as = "Option<crate::doctor::ClientFacts>")]
         facts: crate::doctor::ClientFacts,
     },
     /// The engine's last log lines, all or about one VM.
@@ -159,6 +164,7 @@ pub enum Request {
     DoctorReport {
         file: std::path::PathBuf,
         #[serde(default)]
+        #[ts(as = "Option<crate::doctor::ClientFacts>")]
         facts: crate::doctor::ClientFacts,
     },
     /// Every container of one Compose project, in dependency order.
@@ -207,6 +213,38 @@ pub enum Request {
     Shutdown,
 }
 
+/// A request the engine answers from its memory or its own files, at once.
+const QUICK: Duration = Duration::from_secs(30);
+/// One that goes to a VM, the keychain or Docker; every step of it has a timeout of its own.
+const NETWORK: Duration = Duration::from_secs(300);
+/// A whole Compose project, container after container, or every VM's checks.
+const LONG: Duration = Duration::from_secs(1200);
+
+impl Request {
+    /// How long a client waits for the answer before it takes the engine for stuck. Well past
+    /// what the engine itself allows each step, so a slow VM is reported by the engine, with its
+    /// reason, and only a hung engine reaches this.
+    pub fn deadline(&self) -> Duration {
+        match self {
+            Request::Ping
+            | Request::Status
+            | Request::VmList
+            | Request::RecentEvents { .. }
+            | Request::Use { .. }
+            | Request::SetAutoConnect { .. }
+            | Request::SetNotifications { .. }
+            | Request::SetAutoForward { .. }
+            | Request::SetPrivilegedPorts { .. }
+            | Request::KeyList
+            | Request::Logs { .. }
+            | Request::SshHosts
+            | Request::Subscribe => QUICK,
+            Request::ProjectAction { .. } | Request::Doctor { .. } | Request::DoctorReport { .. } => LONG,
+            _ => NETWORK,
+        }
+    }
+}
+
 pub use crate::api::ErrorBody;
 
 impl From<&EngineError> for ErrorBody {
@@ -249,27 +287,49 @@ pub async fn serve(engine: Engine, cancel: CancellationToken) -> Result<(), Engi
     let pid_file = engine.paths().pid_file();
     let _ = std::fs::write(&pid_file, std::process::id().to_string());
     tracing::info!(socket = %path.display(), "control socket listening");
-    accept_loop(listener, engine, cancel.clone()).await;
+    let clients = tokio_util::task::TaskTracker::new();
+    accept_loop(listener, engine, cancel.clone(), &clients).await;
+    // Each client's loop ends with the cancel; a request still being answered gets a moment.
+    clients.close();
+    if tokio::time::timeout(crate::engine::SHUTDOWN_GRACE, clients.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(left = clients.len(), "control connections still open at shutdown");
+    }
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&pid_file);
     Ok(())
 }
 
-async fn accept_loop(listener: endpoint::Listener, engine: Engine, cancel: CancellationToken) {
+async fn accept_loop(
+    listener: endpoint::Listener,
+    engine: Engine,
+    cancel: CancellationToken,
+    clients: &tokio_util::task::TaskTracker,
+) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             res = endpoint::accept(&listener) => match res {
                 Ok(stream) => match peer::of(&stream) {
                     Ok(uid) if uid == peer::me() => {
-                        tokio::spawn(client_loop(stream, engine.clone(), cancel.clone()));
+                        // A connection ends with the engine, whatever it waits for (a subscriber
+                        // waits for events for ever).
+                        let (engine, cancel) = (engine.clone(), cancel.clone());
+                        clients.spawn(async move {
+                            tokio::select! {
+                                () = client_loop(stream, engine, cancel.clone()) => {}
+                                () = cancel.cancelled() => {}
+                            }
+                        });
                     }
                     other => {
                         // The socket is 0600 in a 0700 directory, so this takes a mistake or
                         // root's help; even then nothing crosses to another user.
                         let who = other.map(|u| format!("uid {u}")).unwrap_or_else(|e| format!("an unknown user ({e})"));
                         tracing::warn!(peer = %who, "refused a control connection from another user");
-                        tokio::spawn(refuse(stream, who));
+                        clients.spawn(refuse(stream, who));
                     }
                 },
                 Err(e) => {
@@ -496,7 +556,6 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
             "streams": crate::pump::live_streams(),
         })),
         Request::VmAdd { name, profile } => json(engine.add_vm(&name, profile).await?),
-        Request::VmUpdate { name, profile } => json(engine.update_vm(&name, profile).await?),
         Request::VmRemove { name } => json(engine.remove_vm(&name).await?),
         Request::VmSetConnection { name, connection } => json(engine.set_vm_connection(&name, connection).await?),
         Request::VmSetKey { name, key } => json(engine.set_vm_key(&name, &key).await?),
@@ -625,6 +684,11 @@ pub enum ClientError {
     Decode(String),
     #[error("{0}")]
     Remote(ErrorBody),
+    #[error(
+        "the Tether engine did not answer `{op}` within {secs} s, so it seems stuck. `tether logs` may say \
+         why; `tether engine stop` (or quitting the app) ends it, and the next command starts a new one"
+    )]
+    Timeout { op: String, secs: u64 },
 }
 
 impl Client {
@@ -649,16 +713,22 @@ impl Client {
         })
     }
 
-    /// Sends one request and waits for its response.
+    /// Sends one request and waits for its response, at most `req.deadline()`.
     pub async fn call(&mut self, req: &Request) -> Result<Value, ClientError> {
         // The line may carry a passphrase or a password: wiped once sent.
         let mut buf = Zeroizing::new(serde_json::to_vec(req).map_err(|e| ClientError::Decode(e.to_string()))?);
         buf.push(b'\n');
-        self.wr.write_all(&buf).await?;
-        let line = self
-            .lines
-            .next_line()
-            .await?
+        let exchange = async {
+            self.wr.write_all(&buf).await?;
+            self.lines.next_line().await
+        };
+        let line = tokio::time::timeout(req.deadline(), exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                // The op only, read back from the line: no secret is copied out of it.
+                op: serde_json::from_slice::<OpOnly>(&buf).map_or_else(|_| "?".into(), |o| o.op),
+                secs: req.deadline().as_secs(),
+            })??
             .ok_or_else(|| ClientError::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)))?;
         let resp: Response = serde_json::from_str(&line).map_err(|e| ClientError::Decode(e.to_string()))?;
         match (resp.ok, resp.error) {

@@ -33,7 +33,8 @@ const MAX_SKEW_S: i64 = 30;
 const LOG_LINES: usize = 2000;
 
 /// What only the caller's process knows: its `PATH` and `DOCKER_HOST`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+#[ts(optional_fields)]
 pub struct ClientFacts {
     #[serde(default)]
     pub path: Option<String>,

@@ -22,6 +22,10 @@ use crate::session::{self, ConnectOpts, SessionHandle};
 
 pub use crate::api::TimedEvent;
 
+/// How long shutdown waits for the engine's tasks once the sessions are stopped: their streams
+/// end with the SSH connections, so only a task stuck on the OS takes this long.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How many recent events are kept per VM for the app's "recent events" list.
 pub const RECENT_EVENTS: usize = 50;
 
@@ -95,8 +99,8 @@ impl Engine {
         let keys = keys.scoped(&install);
         let contexts = ContextStore::from_env(&install, &paths.config_dir.display().to_string());
         let (events, _) = broadcast::channel(1024);
-        let net = netwatch::spawn();
         let shared = forward::Shared::default();
+        let net = netwatch::spawn(&shared.tasks);
         shared.apply(&config.settings);
         let mut sessions = BTreeMap::new();
         for (name, profile) in &config.vms {
@@ -120,7 +124,11 @@ impl Engine {
             .filter_map(|(n, _)| sessions.get(n).cloned())
             .collect();
         let recent: Arc<Recent> = Arc::default();
-        tokio::spawn(record_recent(events.subscribe(), recent.clone()));
+        shared.tasks.spawn(record_recent(
+            events.subscribe(),
+            recent.clone(),
+            shared.tasks.stop_token(),
+        ));
         let engine = Engine {
             inner: Arc::new(Inner {
                 keys,
@@ -142,7 +150,7 @@ impl Engine {
         engine.sync_contexts(&engine.config().await);
         engine.sync_monitors().await;
         for s in auto {
-            tokio::spawn(async move {
+            engine.inner.shared.tasks.spawn(async move {
                 if let Err(e) = s.connect(ConnectOpts::default()).await {
                     tracing::warn!(error = %e, "auto-connect failed");
                 }
@@ -221,6 +229,7 @@ impl Engine {
                         self.inner.events.clone(),
                         self.inner.health.clone(),
                         settings,
+                        &self.inner.shared.tasks,
                     );
                     monitors.insert(name.clone(), m);
                 }
@@ -372,11 +381,22 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Disconnects everything and stops every session.
+    /// Disconnects everything, stops every session and monitor, and waits for every task the
+    /// engine spawned to end (at most [`SHUTDOWN_GRACE`]; any left are named in the log).
     pub async fn shutdown(&self) {
         let sessions: Vec<SessionHandle> = self.inner.state.lock().await.1.values().cloned().collect();
         for s in sessions {
             s.shutdown().await;
+        }
+        if let Ok(mut monitors) = self.inner.monitors.lock() {
+            monitors.clear();
+        }
+        match self.inner.shared.tasks.shutdown(SHUTDOWN_GRACE).await {
+            0 => tracing::info!("every engine task ended"),
+            left => tracing::warn!(
+                left,
+                "engine tasks still running after {SHUTDOWN_GRACE:?}; they end with the process"
+            ),
         }
     }
 }
@@ -390,10 +410,18 @@ impl Drop for WatchGuard {
     }
 }
 
-/// Keeps the last [`RECENT_EVENTS`] events of each VM.
-async fn record_recent(mut rx: broadcast::Receiver<Event>, recent: Arc<Recent>) {
+/// Keeps the last [`RECENT_EVENTS`] events of each VM, until the engine stops.
+async fn record_recent(
+    mut rx: broadcast::Receiver<Event>,
+    recent: Arc<Recent>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     loop {
-        let event = match rx.recv().await {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            () = stop.cancelled() => return,
+        };
+        let event = match received {
             Ok(e) => e,
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,

@@ -161,7 +161,8 @@ pub struct Counters {
     pub refused: AtomicU64,
 }
 
-/// What every forward of an engine shares: the window budget and the stream limit.
+/// What every forward of an engine shares: the window budget, the stream limit, and the engine's
+/// tasks, which every task a forward spawns joins.
 #[derive(Clone)]
 pub struct Shared {
     /// Window bytes shared by every stream of the engine.
@@ -172,6 +173,8 @@ pub struct Shared {
     pub docker_pool: Arc<std::sync::atomic::AtomicUsize>,
     /// Whether pings are answered on the laptop (`settings.docker_ping_cache`).
     pub ping_cache: Arc<std::sync::atomic::AtomicBool>,
+    /// Every task of the engine, awaited when it stops.
+    pub tasks: crate::tasks::Tasks,
 }
 
 impl Shared {
@@ -195,6 +198,7 @@ impl Default for Shared {
                 crate::config::DEFAULT_DOCKER_POOL as usize,
             )),
             ping_cache: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            tasks: crate::tasks::Tasks::default(),
         }
     }
 }
@@ -263,7 +267,7 @@ where
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
             res = accept() => match res {
-                Ok((stream, own)) => { tokio::spawn(handle(stream, ctx.clone(), half_close, own)); }
+                Ok((stream, own)) => { ctx.shared.tasks.spawn(handle(stream, ctx.clone(), half_close, own)); }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed on {what}");
                     tokio::time::sleep(Duration::from_millis(50)).await;

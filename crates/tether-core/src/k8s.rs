@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::api::KubeView;
 use crate::config::{ConfigError, KubeLink, PortMap};
@@ -19,7 +20,8 @@ const CANDIDATES: &[&str] = &["~/.kube/config", "/etc/rancher/k3s/k3s.yaml"];
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What `kube_enable` is asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(optional_fields)]
 pub struct KubeSetup {
     /// The VM's kubeconfig; none tries the usual places.
     #[serde(default)]

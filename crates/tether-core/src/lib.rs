@@ -43,4 +43,10 @@ pub mod session;
 pub mod ssh;
 pub mod state;
 pub mod target;
+pub mod tasks;
+
+/// An SSH server in the test process, for the fast tests of the SSH layer and the actors.
+#[cfg(test)]
+#[path = "tests/sshd.rs"]
+pub(crate) mod sshd;
 pub mod wake;

@@ -113,9 +113,10 @@ pub fn spawn(
     events: broadcast::Sender<Event>,
     shared: Arc<Shared>,
     settings: Settings,
+    tasks: &crate::tasks::Tasks,
 ) -> Monitor {
     let (tx, rx) = watch::channel(settings);
-    let task = tokio::spawn(run(name, session, socket, events, shared, rx));
+    let task = tasks.spawn(run(name, session, socket, events, shared, rx));
     Monitor { task, settings: tx }
 }
 

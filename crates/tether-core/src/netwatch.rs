@@ -12,24 +12,37 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::tasks::Tasks;
+
 /// A counter that increases on every (debounced) network change and every wake.
 pub type NetChanges = watch::Receiver<u64>;
 
-/// Starts watching; the returned receiver never errors while the sender tasks live.
-pub fn spawn() -> NetChanges {
+/// Starts watching, until the engine stops (`tasks`); the returned receiver never errors while
+/// the sender tasks live.
+pub fn spawn(tasks: &Tasks) -> NetChanges {
     let (tx, rx) = watch::channel(0u64);
     let tx = Arc::new(tx);
-    crate::wake::spawn(tx.clone());
+    crate::wake::spawn(tx.clone(), tasks);
     #[cfg(target_os = "linux")]
-    tokio::spawn(async move {
-        if let Err(e) = linux::run(&tx).await {
-            tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
+    let stop = tasks.stop_token();
+    #[cfg(target_os = "linux")]
+    tasks.spawn(async move {
+        tokio::select! {
+            res = linux::run(&tx) => if let Err(e) = res {
+                tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
+            },
+            () = stop.cancelled() => {}
         }
     });
     #[cfg(any(target_os = "macos", windows))]
-    tokio::spawn(async move {
-        if let Err(e) = addresses::run(&tx).await {
-            tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
+    let stop = tasks.stop_token();
+    #[cfg(any(target_os = "macos", windows))]
+    tasks.spawn(async move {
+        tokio::select! {
+            res = addresses::run(&tx) => if let Err(e) = res {
+                tracing::info!(error = %e, "network change notifications unavailable; relying on backoff");
+            },
+            () = stop.cancelled() => {}
         }
     });
     #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]

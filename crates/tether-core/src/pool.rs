@@ -94,11 +94,18 @@ pub struct Pool {
     pub stats: PoolStats,
     /// The engine's ping answer, served on the laptop (same socket, same connection).
     pub ping: Arc<crate::ping::PingCache>,
+    /// The engine's tasks: the pool's own (filling it, watching the ping) join them.
+    tasks: crate::tasks::Tasks,
 }
 
 impl Pool {
     /// A pool of channels to the Unix socket `path` on the VM.
-    pub fn new(path: String, max: Arc<AtomicUsize>, ping_on: Arc<std::sync::atomic::AtomicBool>) -> Arc<Pool> {
+    pub fn new(
+        path: String,
+        max: Arc<AtomicUsize>,
+        ping_on: Arc<std::sync::atomic::AtomicBool>,
+        tasks: crate::tasks::Tasks,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             path: Mutex::new(path),
             max,
@@ -115,6 +122,7 @@ impl Pool {
             refill: Notify::new(),
             stats: PoolStats::default(),
             ping: Arc::new(crate::ping::PingCache::new(ping_on)),
+            tasks,
         })
     }
 
@@ -193,7 +201,8 @@ impl Pool {
 
     /// Keeps the pool filled for the connection `link` holds, until `cancel`.
     pub async fn run(self: Arc<Self>, mut link: Link, cancel: CancellationToken) {
-        tokio::spawn(self.ping.clone().run(self.path(), link.clone(), cancel.clone()));
+        self.tasks
+            .spawn(self.ping.clone().run(self.path(), link.clone(), cancel.clone()));
         loop {
             // Ticks only while there is something to age or to let go of: an idle pool sleeps.
             let tick = if self.busy() { WINDOW } else { Duration::from_secs(3600) };
@@ -207,7 +216,7 @@ impl Pool {
             let opens = self.plan(current.as_ref());
             if let Some(conn) = current {
                 for _ in 0..opens {
-                    tokio::spawn(self.clone().open(conn.clone()));
+                    self.tasks.spawn(self.clone().open(conn.clone()));
                 }
             }
         }

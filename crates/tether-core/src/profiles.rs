@@ -86,7 +86,7 @@ impl Engine {
                 // is never held across an actor's work.
                 Some(s) if old.vms.get(name) != Some(profile) => {
                     let (s, profile) = (s.clone(), profile.clone());
-                    tokio::spawn(async move {
+                    self.inner.shared.tasks.spawn(async move {
                         if let Err(e) = s.set_profile(profile).await {
                             tracing::warn!(error = %e, "cannot apply the edited profile");
                         }
@@ -103,7 +103,7 @@ impl Engine {
         for name in gone {
             if let Some(s) = sessions.remove(&name) {
                 self.inner.health.forget(&name);
-                tokio::spawn(async move { s.shutdown().await });
+                self.inner.shared.tasks.spawn(async move { s.shutdown().await });
                 let _ = self.inner.events.send(Event::VmRemoved { vm: name });
             }
         }
@@ -304,21 +304,6 @@ impl Engine {
         }
         self.inner.state.lock().await.0 = next;
         Ok(profile)
-    }
-
-    /// Replaces a VM's profile (connection settings); a connected VM reconnects with them.
-    pub async fn update_vm(&self, name: &str, profile: Profile) -> Result<(), EngineError> {
-        let (_, guard) = self
-            .edit(|cfg| {
-                *cfg.vm_mut(name)? = profile.clone();
-                Ok(())
-            })
-            .await?;
-        if let Some(s) = guard.1.get(name).cloned() {
-            drop(guard);
-            s.set_profile(profile).await?;
-        }
-        Ok(())
     }
 
     /// Changes one VM's profile in place under the config lock, so nothing changed between

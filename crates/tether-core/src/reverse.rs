@@ -66,14 +66,17 @@ pub struct Table {
     ports: Mutex<HashMap<u16, Entry>>,
     budget: Arc<Budget>,
     rtt: Arc<AtomicU64>,
+    /// The engine's tasks: each reverse connection's joins them.
+    tasks: crate::tasks::Tasks,
 }
 
 impl Table {
-    pub fn new(budget: Arc<Budget>, rtt: Arc<AtomicU64>) -> Arc<Table> {
+    pub fn new(budget: Arc<Budget>, rtt: Arc<AtomicU64>, tasks: crate::tasks::Tasks) -> Arc<Table> {
         Arc::new(Table {
             ports: Mutex::new(HashMap::new()),
             budget,
             rtt,
+            tasks,
         })
     }
 
@@ -133,12 +136,13 @@ impl Forwarded for Table {
                 port,
                 "the VM opened a reverse connection on a port Tether did not ask for; refused"
             );
-            tokio::spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
+            self.tasks
+                .spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
             return;
         };
         let budget = self.budget.clone();
         let rtt = self.rtt.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             counters.accepted.fetch_add(1, Ordering::Relaxed);
             let stream = match tokio::time::timeout(LOCAL_CONNECT_TIMEOUT, connect_local(local)).await {
                 Ok(Ok(s)) => s,

@@ -851,3 +851,7 @@ pub fn describe_open_failure(e: &russh::Error, what: &str) -> String {
         other => format!("cannot open {what} over SSH: {other}"),
     }
 }
+
+#[cfg(test)]
+#[path = "tests/ssh.rs"]
+mod tests;

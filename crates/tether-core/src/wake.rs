@@ -16,17 +16,32 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::tasks::Tasks;
+
 const TICK: Duration = Duration::from_secs(1);
 /// More than any scheduling hiccup of a loaded laptop, far less than a real sleep.
 pub const GAP: Duration = Duration::from_secs(3);
 
-/// Starts both watchers; each bump of `nudge` means "look at your links now".
-pub fn spawn(nudge: Arc<watch::Sender<u64>>) {
-    tokio::spawn(clock_gaps(nudge.clone()));
+/// Starts both watchers, until the engine stops (`tasks`); each bump of `nudge` means "look at
+/// your links now".
+pub fn spawn(nudge: Arc<watch::Sender<u64>>, tasks: &Tasks) {
+    let stop = tasks.stop_token();
+    let gaps = nudge.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            () = clock_gaps(gaps) => {}
+            () = stop.cancelled() => {}
+        }
+    });
     #[cfg(target_os = "linux")]
-    tokio::spawn(async move {
-        if let Err(e) = logind::run(nudge).await {
-            tracing::info!(error = %e, "sleep notifications from logind unavailable; relying on clock gaps");
+    let stop = tasks.stop_token();
+    #[cfg(target_os = "linux")]
+    tasks.spawn(async move {
+        tokio::select! {
+            res = logind::run(nudge) => if let Err(e) = res {
+                tracing::info!(error = %e, "sleep notifications from logind unavailable; relying on clock gaps");
+            },
+            () = stop.cancelled() => {}
         }
     });
 }

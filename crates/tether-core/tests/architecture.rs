@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "model",
         &[
-            "api", "backoff", "clock", "config", "flow", "logring", "paths", "ports", "state", "target",
+            "api", "backoff", "clock", "config", "flow", "logring", "paths", "ports", "state", "target", "tasks",
         ],
     ),
     // One outside party each: the SSH link, the keychain, known_hosts, the Docker socket, the
@@ -584,4 +584,30 @@ fn a_file_over_500_lines_says_at_its_top_why() {
         "//! A module.\n//!\n{LONG_BECAUSE} 500 lines on purpose: one table.\n{long}"
     )));
     assert!(!long_without_why(&"fn f() {}\n".repeat(LONG)));
+}
+
+/// Lines of `text` (comments left out) that start a task no one tracks.
+fn detached_spawns(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .filter(|code| code.contains("tokio::spawn(") || code.contains("task::spawn("))
+        .map(|code| code.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn every_task_is_spawned_through_the_engines_tracker() {
+    let mut broken = Vec::new();
+    for (module, texts) in sources() {
+        for line in texts.iter().flat_map(|t| detached_spawns(t)) {
+            broken.push(format!("`{module}`: {line}"));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "tasks spawned outside the engine's tracker (spawn them with `shared.tasks.spawn`, see `tasks`):\n  {}",
+        broken.join("\n  ")
+    );
+    assert_eq!(detached_spawns("    tokio::spawn(async move { x.await });").len(), 1);
+    assert!(detached_spawns("self.shared.tasks.spawn(f); // not tokio::spawn(f)").is_empty());
 }

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use tether_core::api::*;
-use tether_core::config::{Arch, KeyOrigin, Settings};
+use tether_core::config::{Arch, KeyOrigin, KubeLink, PortMap, Profile, ReverseMap, Settings};
 use tether_core::state::State;
 use ts_rs::{Config, TS};
 
@@ -64,6 +64,15 @@ fn generate() -> String {
         declare::<SshHost>(&cfg),
         declare::<HostKeyVerdict>(&cfg),
         declare::<HostKeyScan>(&cfg),
+        // What the window sends: the control API's requests, as the engine reads them.
+        declare::<PortMap>(&cfg),
+        declare::<ReverseMap>(&cfg),
+        declare::<KubeLink>(&cfg),
+        declare::<Profile>(&cfg),
+        declare::<tether_core::k8s::KubeSetup>(&cfg),
+        declare::<tether_core::doctor::ClientFacts>(&cfg),
+        declare::<tether_core::containers::Action>(&cfg),
+        declare::<tether_core::control::Request>(&cfg),
     ];
     format!(
         "// Generated from tether-core's wire types by crates/tether-core/tests/typescript.rs; do not edit.\n\

@@ -8,6 +8,9 @@
 //! HTTP and docker helpers); the larger parts (desktop, keyring, procs, relay, soak, WebDriver)
 //! are modules of their own.
 
+// Test code fails loudly by design: an unwrap or a panic is a failed run with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

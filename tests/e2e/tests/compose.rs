@@ -2,8 +2,6 @@
 //! `com.docker.compose.project` label, and starts, stops and restarts a whole project in the
 //! order Compose would (a service after what it depends on, and stopped before it).
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use tether_e2e::*;

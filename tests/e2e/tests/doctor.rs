@@ -3,8 +3,6 @@
 //! fails with its fix, and the report bundle holds what a bug report needs and none of the
 //! test's own keys, passphrase or password.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
 use std::process::Command;
 
 use tether_e2e::keyring::SecretService;

@@ -4,8 +4,6 @@
 //! another host, vouches for nothing: its key is then an unknown key, and the error says why the
 //! certificate was not taken. A revoked authority is refused outright.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -5,8 +5,6 @@
 //! has each hop's host key checked: unknown keys are
 //! named with their fingerprints, and a changed one is refused.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use tether_e2e::*;

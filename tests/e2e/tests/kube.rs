@@ -4,8 +4,6 @@
 //! reaches it with the server name verified and credentials read from the VM, before and after
 //! a link cut. `--off` takes it all back out.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! lab's real dockerd: the answer is the engine's own, byte for byte but the `Date`; a kept
 //! connection's later requests still reach the VM; a stopped dockerd is never answered for, nor a
 //! reloaded one with its old answer; and with the setting off every ping goes to the VM.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -2,8 +2,6 @@
 //! the VM's loopback, before and after the link is cut; a VM whose sshd forbids remote forwarding
 //! refuses with a message that names the setting, and nothing is saved.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use tether_e2e::*;

@@ -459,3 +459,131 @@ detail?: string | null,
  * The recorded keys behind a refusal (changed, revoked, other types).
  */
 recorded?: Array<RecordedKey>, };
+
+/**
+ * One local TCP port forwarded to a port on the VM's loopback.
+ */
+export type PortMap = { local: number, remote: number, };
+
+/**
+ * A port on the VM whose connections come to a port on this laptop (`ssh -R`): how a container
+ * on the VM reaches a database, a debugger or an API running here.
+ */
+export type ReverseMap = { 
+/**
+ * Where the VM listens: its port, on its 127.0.0.1 unless `bind` says otherwise.
+ */
+remote: number, 
+/**
+ * Where on this laptop (127.0.0.1) each connection goes.
+ */
+local: number, 
+/**
+ * One other address of the VM to listen on instead of its loopback.
+ */
+bind?: string | null, };
+
+/**
+ * A VM's Kubernetes API server reached from the laptop: its tunnel is one of the profile's
+ * `forwards` (local → remote), and the kubeconfig written names it `tether-NAME`.
+ */
+export type KubeLink = { 
+/**
+ * The VM's kubeconfig, as given to `cat` on the VM (`~/` is the login's home).
+ */
+config: string, 
+/**
+ * The laptop's end of the API server's tunnel.
+ */
+local: number, 
+/**
+ * The API server's port on the VM.
+ */
+remote: number, 
+/**
+ * The host its certificate names (the VM kubeconfig's server host).
+ */
+server_name: string, 
+/**
+ * The user's kubeconfig the entries were written to.
+ */
+kubeconfig: string, };
+
+/**
+ * A VM as the user described it.
+ *
+ * The fields the file may leave out are optional in the UI's type too, so the window can send a
+ * new VM's profile with only what the user gave.
+ */
+export type Profile = { 
+/**
+ * Host name, address, or a `Host` alias from ~/.ssh/config.
+ */
+host: string, port?: number | null, user?: string | null, arch?: Arch | null, 
+/**
+ * Private key file; without it (and without `key`) ssh-agent and the default keys are tried.
+ */
+identity?: string | null, 
+/**
+ * A key in the OS keychain, by its name under `[keys]`.
+ */
+key?: string | null, 
+/**
+ * Jump hosts, in ProxyJump syntax (`[user@]host[:port]`, several separated by commas);
+ * "none" ignores a ProxyJump in ~/.ssh/config. Unset follows ~/.ssh/config.
+ */
+jump?: string | null, remote_socket?: string, forwards?: Array<PortMap>, 
+/**
+ * Reverse tunnels: ports on the VM's loopback carried to ports on this laptop.
+ */
+reverse?: Array<ReverseMap>, 
+/**
+ * The VM's Kubernetes API server, tunnelled and named in the user's kubeconfig.
+ */
+kube?: KubeLink | null, auto_connect?: boolean, 
+/**
+ * Forward containers' published ports automatically; unset follows the global default.
+ */
+auto_forward?: boolean | null, };
+
+/**
+ * What `kube_enable` is asked for.
+ */
+export type KubeSetup = { 
+/**
+ * The VM's kubeconfig; none tries the usual places.
+ */
+config?: string, 
+/**
+ * The laptop's port; none takes the API server's own if free, else any free one.
+ */
+local?: number, 
+/**
+ * The user's kubeconfig to write (the client's KUBECONFIG, or ~/.kube/config).
+ */
+kubeconfig: string, 
+/**
+ * What kubectl runs for credentials: the client's own `tether` and its arguments.
+ */
+exec: Array<string>, };
+
+/**
+ * What only the caller's process knows: its `PATH` and `DOCKER_HOST`.
+ */
+export type ClientFacts = { path?: string, docker_host?: string, };
+
+/**
+ * What a container action does.
+ */
+export type Action = "start" | "stop" | "restart";
+
+/**
+ * A request. The passphrase field travels only over the private control socket and is never
+ * logged (this type has no Debug on purpose). The UI's TypeScript type is generated from this
+ * one (`tests/typescript.rs`): the window sends these as they are.
+ */
+export type Request = { "op": "ping" } | { "op": "vm_add", name: string, profile: Profile, } | { "op": "vm_remove", name: string, } | { "op": "vm_set_connection", name: string, connection: ConnectionSettings, } | { "op": "vm_set_key", name: string, key: string, } | { "op": "vm_list" } | { "op": "connect", name?: string, accept_new?: boolean, fingerprint?: string, passphrase?: string, } | { "op": "disconnect", name?: string, all?: boolean, } | { "op": "use", name: string, } | { "op": "tunnel_add", name?: string, maps: Array<PortMap>, } | { "op": "tunnel_remove", name?: string, ports: Array<number>, } | { "op": "reverse_add", name?: string, maps: Array<ReverseMap>, } | { "op": "reverse_remove", name?: string, 
+/**
+ * The VM's ports.
+ */
+ports: Array<number>, } | { "op": "kube_enable", name?: string, setup: KubeSetup, } | { "op": "kube_disable", name?: string, } | { "op": "kube_credential", name: string, } | { "op": "status" } | { "op": "recent_events", name: string, } | { "op": "set_auto_connect", name: string, on: boolean, } | { "op": "set_notifications", on: boolean, } | { "op": "key_list" } | { "op": "key_gen", name: string, } | { "op": "key_import", name: string, path: string, passphrase?: string, } | { "op": "key_show", name: string, } | { "op": "key_remove", name: string, } | { "op": "key_rotate", vm: string, } | { "op": "key_install", vm: string, key: string, password: string, } | { "op": "check_vm", name: string, } | { "op": "health", name?: string, } | { "op": "containers", name?: string, } | { "op": "container_action", name?: string, id: string, action: Action, } | { "op": "doctor", name?: string, facts?: ClientFacts, } | { "op": "logs", name?: string, lines: number, } | { "op": "doctor_report", file: string, facts?: ClientFacts, } | { "op": "project_action", name?: string, project: string, action: Action, } | { "op": "container_logs", name?: string, id: string, tail: number, } | { "op": "follow_logs", name?: string, id: string, tail: number, } | { "op": "set_auto_forward", name?: string, on: boolean, } | { "op": "set_privileged_ports", on: boolean, } | { "op": "ssh_hosts" } | { "op": "use_docker_context", vm?: string, } | { "op": "scan_host_key", name: string, } | { "op": "trust_host_key", name: string, fingerprint: string, } | { "op": "replace_host_key", name: string, fingerprint: string, } | { "op": "subscribe" } | { "op": "shutdown" };

@@ -40,7 +40,7 @@ impl Actor {
         let _ = self.link.send(None);
         let hops = std::mem::take(&mut self.hops);
         if let Some((link, _)) = self.conn.take() {
-            tokio::spawn(async move {
+            self.shared.tasks.spawn(async move {
                 let _ = link
                     .disconnect(russh::Disconnect::ByApplication, "tether disconnect", "en")
                     .await;
@@ -64,7 +64,7 @@ impl Actor {
         let passphrase = self.passphrase.clone();
         let keys = self.keys.clone();
         let reverse = self.reverse_table.clone();
-        self.attempt = Some(tokio::spawn(async move {
+        self.attempt = Some(self.shared.tasks.spawn(async move {
             // ~/.ssh/config is file I/O: off the runtime's workers.
             let resolve = profile.clone();
             let target = tokio::task::spawn_blocking(move || target::resolve(&resolve))
@@ -163,7 +163,7 @@ impl Actor {
     pub(super) fn probe_with(&mut self, deadline: Duration) {
         let Some((link, _)) = &self.conn else { return };
         let link = link.clone();
-        self.probe = Some(tokio::spawn(async move {
+        self.probe = Some(self.shared.tasks.spawn(async move {
             let t0 = Instant::now();
             let ok = matches!(tokio::time::timeout(deadline, link.send_ping()).await, Ok(Ok(())));
             // send_ping also returns Ok when the session is already gone; check that too.
@@ -244,7 +244,7 @@ impl Actor {
         let link = link.clone();
         let socket = self.profile.remote_socket.clone();
         let profile = self.profile.clone();
-        self.engine_check = Some(tokio::spawn(async move {
+        self.engine_check = Some(self.shared.tasks.spawn(async move {
             // Reading ~/.ssh/config is file I/O: off the runtime's workers.
             let user =
                 tokio::task::spawn_blocking(move || target::resolve(&profile).map(|t| t.user).unwrap_or_default())

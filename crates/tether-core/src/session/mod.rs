@@ -129,12 +129,13 @@ pub fn spawn(
         .map(|m| (m.remote, reverse::Reverse::new(*m)))
         .collect();
     let rtt_us: Arc<std::sync::atomic::AtomicU64> = Arc::default();
-    let reverse_table = crate::reverse::Table::new(shared.budget.clone(), rtt_us.clone());
+    let reverse_table = crate::reverse::Table::new(shared.budget.clone(), rtt_us.clone(), shared.tasks.clone());
     let (reverse_done, reverse_rx) = mpsc::unbounded_channel();
     let pool = Pool::new(
         profile.remote_socket.clone(),
         shared.docker_pool.clone(),
         shared.ping_cache.clone(),
+        shared.tasks.clone(),
     );
     let actor = Actor {
         name,
@@ -180,7 +181,8 @@ pub fn spawn(
         reverse_waiters: Vec::new(),
     };
     actor.publish();
-    tokio::spawn(actor.run(cmd_rx, net, reverse_rx));
+    let tasks = actor.shared.tasks.clone();
+    tasks.spawn(actor.run(cmd_rx, net, reverse_rx));
     SessionHandle {
         cmd: cmd_tx,
         status: status_rx,
@@ -404,3 +406,7 @@ impl Actor {
         self.publish();
     }
 }
+
+#[cfg(test)]
+#[path = "../tests/session.rs"]
+mod tests;

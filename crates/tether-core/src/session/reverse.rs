@@ -80,7 +80,7 @@ impl Actor {
         let link = link.clone();
         let done = self.reverse_done.clone();
         let (bind, socket) = (r.map.bind, self.profile.remote_socket.clone());
-        tokio::spawn(async move {
+        self.shared.tasks.spawn(async move {
             let mut pause = RETRY_FIRST;
             loop {
                 let ask = async {
@@ -269,7 +269,9 @@ impl Actor {
     fn cancel_reverse(&self, port: u16, address: Option<IpAddr>) {
         if let (Some((link, _)), Some(addr)) = (&self.conn, address) {
             let link = link.clone();
-            tokio::spawn(async move { reverse::cancel(&link, addr, port).await });
+            self.shared
+                .tasks
+                .spawn(async move { reverse::cancel(&link, addr, port).await });
         }
     }
 

@@ -115,8 +115,10 @@ impl Actor {
         );
         self.pool.set_path(&self.profile.remote_socket);
         // The pool is filled while the socket listens, and emptied when it stops.
-        tokio::spawn(self.pool.clone().run(self.link.subscribe(), cancel.clone()));
-        let task = tokio::spawn(forward::serve_local(listener, ctx));
+        self.shared
+            .tasks
+            .spawn(self.pool.clone().run(self.link.subscribe(), cancel.clone()));
+        let task = self.shared.tasks.spawn(forward::serve_local(listener, ctx));
         self.docker = Some(Listener {
             cancel,
             counters,
@@ -147,7 +149,7 @@ impl Actor {
                 );
                 match tokio::net::TcpListener::from_std(l) {
                     Ok(l) => {
-                        let task = tokio::spawn(forward::serve_tcp(l, ctx));
+                        let task = self.shared.tasks.spawn(forward::serve_tcp(l, ctx));
                         let closing = self.closing.clone();
                         tunnel_state = (
                             Some(Listener {

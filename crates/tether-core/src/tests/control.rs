@@ -265,3 +265,34 @@ async fn editing_a_vm_in_place_keeps_what_changed_meanwhile() {
     assert_eq!(locals, [3000, 3001], "a tunnel was lost");
     assert_eq!(arm.remote_socket, Profile::new("x").remote_socket);
 }
+
+/// An engine that takes the request and never answers: the client gives up after the request's
+/// deadline, naming the request and the way out, instead of waiting for ever.
+#[tokio::test(start_paused = true)]
+async fn a_call_to_a_hung_engine_ends_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = crate::endpoint::control_endpoint(dir.path(), Some("hung"));
+    let listener = crate::endpoint::bind(&sock).unwrap();
+    let hung = tokio::spawn(async move {
+        let stream = crate::endpoint::accept(&listener).await.unwrap();
+        // Holds the connection open, reading nothing back.
+        std::future::pending::<()>().await;
+        drop(stream);
+    });
+    let mut client = Client::connect(&sock).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let err = client.call(&Request::Status).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Timeout { op, secs: 30 } if op == "status"),
+        "{err}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Request::Status.deadline() && waited < Request::Status.deadline() + Duration::from_secs(1),
+        "{waited:?}"
+    );
+    assert!(err.to_string().contains("tether engine stop"), "{err}");
+    // What goes to a VM waits longer than what the engine knows by heart.
+    assert!(Request::CheckVm { name: "arm".into() }.deadline() > Request::Status.deadline());
+    hung.abort();
+}

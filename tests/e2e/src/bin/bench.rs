@@ -10,6 +10,9 @@
 //! Longer than 500 lines on purpose: one table of ways to reach the engine, measured by the same
 //! loops, so every row is comparable.
 
+// Test code fails loudly by design: an unwrap or a panic is a failed run with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;

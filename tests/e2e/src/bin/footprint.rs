@@ -10,6 +10,9 @@
 //!
 //! Usage: footprint [SECONDS]. Needs the lab (tests/footprint.sh starts it) and release builds.
 
+// Test code fails loudly by design: an unwrap or a panic is a failed run with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
