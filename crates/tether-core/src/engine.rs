@@ -41,7 +41,7 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     /// Config and sessions change together under this lock, so they never disagree. It is never
     /// held across an await on a session actor.
-    pub(crate) state: Mutex<(Config, BTreeMap<String, SessionHandle>)>,
+    pub(crate) state: Mutex<EngineState>,
     /// Serialises config changes, including those that wait on an actor (binding a tunnel)
     /// between reading the config and writing it.
     pub(crate) edits: Mutex<()>,
@@ -52,6 +52,12 @@ pub(crate) struct Inner {
     pub(crate) shared: forward::Shared,
     /// This engine is the only one of its Tether home while this is held.
     lock: instance::Lock,
+}
+
+/// The config and the sessions it implies: one actor per VM in it.
+pub(crate) struct EngineState {
+    pub(crate) config: Config,
+    pub(crate) sessions: BTreeMap<String, SessionHandle>,
 }
 
 /// Cloneable handle to the running engine.
@@ -138,7 +144,7 @@ impl Engine {
                 recent,
                 paths,
                 store,
-                state: Mutex::new((config, sessions)),
+                state: Mutex::new(EngineState { config, sessions }),
                 events,
                 net,
                 shared,
@@ -195,7 +201,7 @@ impl Engine {
     /// One monitor per VM: started for new VMs, stopped for removed ones, settings pushed.
     async fn sync_monitors(&self) {
         let guard = self.inner.state.lock().await;
-        self.configure_monitors(&guard.0, &guard.1);
+        self.configure_monitors(&guard.config, &guard.sessions);
     }
 
     pub(crate) fn configure_monitors(&self, config: &Config, sessions: &BTreeMap<String, SessionHandle>) {
@@ -303,9 +309,9 @@ impl Engine {
         if let Err(e) = self.adopt_outside_changes(&mut guard).await {
             tracing::warn!(error = %e, "the config file changed outside the engine and cannot be read");
         }
-        let name = guard.0.resolve(name)?;
+        let name = guard.config.resolve(name)?;
         let s = guard
-            .1
+            .sessions
             .get(&name)
             .cloned()
             .ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
@@ -322,7 +328,7 @@ impl Engine {
                 passphrase: opts.passphrase,
             })
             .await?;
-        report.status.active = self.inner.state.lock().await.0.active.as_deref() == Some(name.as_str());
+        report.status.active = self.inner.state.lock().await.config.active.as_deref() == Some(name.as_str());
         Ok(report)
     }
 
@@ -338,7 +344,7 @@ impl Engine {
             .state
             .lock()
             .await
-            .1
+            .sessions
             .iter()
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect();
@@ -354,19 +360,19 @@ impl Engine {
 
     pub async fn status(&self) -> Vec<VmStatus> {
         let guard = self.inner.state.lock().await;
-        let active = guard.0.active.clone();
+        let active = guard.config.active.clone();
         guard
-            .1
+            .sessions
             .values()
             .map(|s| {
                 let mut st = s.status();
                 st.active = active.as_deref() == Some(st.name.as_str());
                 st.auto_forward = guard
-                    .0
+                    .config
                     .vms
                     .get(&st.name)
                     .and_then(|p| p.auto_forward)
-                    .unwrap_or(guard.0.settings.auto_forward);
+                    .unwrap_or(guard.config.settings.auto_forward);
                 st
             })
             .collect()
@@ -384,7 +390,7 @@ impl Engine {
     /// Disconnects everything, stops every session and monitor, and waits for every task the
     /// engine spawned to end (at most [`SHUTDOWN_GRACE`]; any left are named in the log).
     pub async fn shutdown(&self) {
-        let sessions: Vec<SessionHandle> = self.inner.state.lock().await.1.values().cloned().collect();
+        let sessions: Vec<SessionHandle> = self.inner.state.lock().await.sessions.values().cloned().collect();
         for s in sessions {
             s.shutdown().await;
         }

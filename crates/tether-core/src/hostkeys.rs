@@ -24,7 +24,7 @@ impl Engine {
     /// jump hosts it is the first hop whose key is not known yet, if any: each is confirmed in
     /// turn, and the address returned says whose key it is.
     async fn presented_host_key(&self, name: &str) -> Result<Presented, EngineError> {
-        let profile = self.inner.state.lock().await.0.vm(name)?.clone();
+        let profile = self.inner.state.lock().await.config.vm(name)?.clone();
         let target = crate::target::resolve(&profile)?;
         let creds: std::sync::Arc<dyn crate::identity::Credentials> = if target.jumps.is_empty() {
             // Nothing is logged in to: no key is needed (nor asked for from the keychain).

@@ -122,7 +122,7 @@ impl Engine {
         match saved {
             Ok((_, guard)) => {
                 keys.forget(name);
-                self.view(&guard.0, name)
+                self.view(&guard.config, name)
             }
             Err(e) => {
                 // Nothing half-made: without the config entry the keychain copy is unreachable.

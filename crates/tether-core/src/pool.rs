@@ -301,3 +301,7 @@ fn closed_at_vm(ch: &mut Channel<Msg>) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/pool.rs"]
+mod tests;

@@ -3,17 +3,14 @@
 //! edit lock, so two front ends never lose each other's changes, and a file changed by hand is
 //! adopted first, never written over.
 
-use std::collections::BTreeMap;
-
 use crate::api::Event;
 use crate::config::{Config, ConfigError, PortMap, Profile, ReverseMap, Settings, validate_name};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineState};
 use crate::error::EngineError;
-use crate::session::SessionHandle;
 
 impl Engine {
     pub async fn config(&self) -> Config {
-        self.inner.state.lock().await.0.clone()
+        self.inner.state.lock().await.config.clone()
     }
 
     /// Applies `change` to a copy of the config and saves it; memory changes only if the write
@@ -23,23 +20,17 @@ impl Engine {
     pub(crate) async fn edit<T>(
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
-    ) -> Result<
-        (
-            T,
-            tokio::sync::MutexGuard<'_, (Config, BTreeMap<String, SessionHandle>)>,
-        ),
-        EngineError,
-    > {
+    ) -> Result<(T, tokio::sync::MutexGuard<'_, EngineState>), EngineError> {
         let _edit = self.inner.edits.lock().await;
         let mut guard = self.inner.state.lock().await;
         self.adopt_outside_changes(&mut guard).await?;
-        let mut next = guard.0.clone();
+        let mut next = guard.config.clone();
         let out = change(&mut next)?;
         self.save(&next).await?;
-        guard.0 = next;
-        self.inner.shared.apply(&guard.0.settings);
-        self.sync_contexts(&guard.0);
-        self.configure_monitors(&guard.0, &guard.1);
+        guard.config = next;
+        self.inner.shared.apply(&guard.config.settings);
+        self.sync_contexts(&guard.config);
+        self.configure_monitors(&guard.config, &guard.sessions);
         Ok((out, guard))
     }
 
@@ -58,10 +49,7 @@ impl Engine {
 
     /// Reads the config file again if someone else changed it, and makes the sessions follow:
     /// new VMs get a session, removed ones are disconnected, changed profiles are applied.
-    pub(crate) async fn adopt_outside_changes(
-        &self,
-        state: &mut (Config, BTreeMap<String, SessionHandle>),
-    ) -> Result<(), EngineError> {
+    pub(crate) async fn adopt_outside_changes(&self, state: &mut EngineState) -> Result<(), EngineError> {
         let store = self.inner.store.clone();
         let changed = tokio::task::spawn_blocking(move || store.changed_on_disk())
             .await
@@ -70,12 +58,12 @@ impl Engine {
                 message: e.to_string(),
             })??;
         let Some(disk) = changed else { return Ok(()) };
-        if disk == state.0 {
+        if disk == state.config {
             return Ok(());
         }
         tracing::info!(path = %self.inner.store.path().display(), "the config file was changed outside the engine; reloading it");
-        let old = std::mem::replace(&mut state.0, disk);
-        let (config, sessions) = state;
+        let old = std::mem::replace(&mut state.config, disk);
+        let EngineState { config, sessions } = state;
         for (name, profile) in &config.vms {
             match sessions.get(name) {
                 None => {
@@ -159,8 +147,8 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        guard.1.insert(name.to_string(), self.new_session(name, profile));
-        self.configure_monitors(&guard.0, &guard.1);
+        guard.sessions.insert(name.to_string(), self.new_session(name, profile));
+        self.configure_monitors(&guard.config, &guard.sessions);
         drop(guard);
         let _ = self.inner.events.send(Event::VmAdded { vm: name.to_string() });
         Ok(())
@@ -178,8 +166,8 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        let s = guard.1.remove(name);
-        self.configure_monitors(&guard.0, &guard.1);
+        let s = guard.sessions.remove(name);
+        self.configure_monitors(&guard.config, &guard.sessions);
         drop(guard);
         self.inner.health.forget(name);
         if let Some(s) = s {
@@ -283,13 +271,13 @@ impl Engine {
         let (name, next, old, session) = {
             let mut guard = self.inner.state.lock().await;
             self.adopt_outside_changes(&mut guard).await?;
-            let name = guard.0.resolve(name)?;
-            let mut next = guard.0.clone();
+            let name = guard.config.resolve(name)?;
+            let mut next = guard.config.clone();
             change(next.vm_mut(&name)?)?;
             next.validate()?;
-            let old = guard.0.vm(&name)?.clone();
+            let old = guard.config.vm(&name)?.clone();
             let session = guard
-                .1
+                .sessions
                 .get(&name)
                 .cloned()
                 .ok_or_else(|| ConfigError::NoSuchVm(name.clone()))?;
@@ -302,7 +290,7 @@ impl Engine {
             let _ = session.set_profile(old).await;
             return Err(e);
         }
-        self.inner.state.lock().await.0 = next;
+        self.inner.state.lock().await.config = next;
         Ok(profile)
     }
 
@@ -316,7 +304,7 @@ impl Engine {
                 Ok(p.clone())
             })
             .await?;
-        if let Some(s) = guard.1.get(name).cloned() {
+        if let Some(s) = guard.sessions.get(name).cloned() {
             drop(guard);
             s.set_profile(profile).await?;
         }

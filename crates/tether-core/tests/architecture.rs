@@ -611,3 +611,66 @@ fn every_task_is_spawned_through_the_engines_tracker() {
     assert_eq!(detached_spawns("    tokio::spawn(async move { x.await });").len(), 1);
     assert!(detached_spawns("self.shared.tasks.spawn(f); // not tokio::spawn(f)").is_empty());
 }
+
+/// `super::NAME` uses between the files of a module directory: file → sibling files it names.
+fn sibling_graph(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    files
+        .iter()
+        .map(|(name, text)| {
+            let deps = files
+                .keys()
+                .filter(|other| *other != name && text.contains(&format!("super::{other}")))
+                .cloned()
+                .collect();
+            (name.clone(), deps)
+        })
+        .collect()
+}
+
+/// The first cycle in `graph`, as `a → b → a`.
+fn a_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<String> {
+    fn visit(m: &str, graph: &BTreeMap<String, BTreeSet<String>>, path: &mut Vec<String>) -> Option<String> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle.join(" → "));
+        }
+        path.push(m.to_string());
+        for d in graph.get(m).into_iter().flatten() {
+            if let Some(c) = visit(d, graph, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    graph.keys().find_map(|m| visit(m, graph, &mut Vec::new()))
+}
+
+#[test]
+fn the_files_of_the_session_actor_use_each_other_without_a_cycle() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/session");
+    let files: BTreeMap<String, String> = std::fs::read_dir(&dir)
+        .expect("session/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs") && p.file_stem().is_some_and(|s| s != "mod"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).expect("read"))
+        })
+        .collect();
+    assert!(files.len() >= 5, "{:?}", files.keys());
+    let graph = sibling_graph(&files);
+    assert_eq!(a_cycle(&graph), None, "{graph:?}");
+    // And the check finds one where there is one.
+    let mut tangled = files.clone();
+    tangled
+        .get_mut("tunnels")
+        .unwrap()
+        .push_str("\nuse super::status::problem;\n");
+    tangled
+        .get_mut("status")
+        .unwrap()
+        .push_str("\nuse super::tunnels::Tunnel;\n");
+    assert!(a_cycle(&sibling_graph(&tangled)).is_some());
+}

@@ -2,9 +2,11 @@
 //! by commands from the engine, by link and probe results, by backoff timers and by network
 //! changes. Decisions come from the pure [`state::step`]; this module only does the I/O.
 //!
-//! The actor is one struct split by concern: this file has its handle, its loop and its
-//! commands; `link` the SSH connection, the probes and the engine checks; `tunnels` the local
-//! listeners and their table; `status` what it publishes.
+//! The actor is one struct whose state comes in owned parts (`SshPart`, `LocalPart`,
+//! `ReversePart`, `HealthPart`), each changed by its own file: this file has its handle, its loop
+//! and its commands; `link` the SSH connection, the probes and the engine checks; `tunnels` the
+//! local listeners and their table; `reverse` the VM's ports carried here; `status` what it
+//! publishes. The files use one another without a cycle (the architecture test checks).
 
 mod handle;
 mod link;
@@ -51,6 +53,9 @@ pub const ENGINE_EVERY: Duration = Duration::from_secs(15);
 pub type Link = Arc<Handle<ClientHandler>>;
 type Attempt = JoinHandle<Result<(Connection, EngineInfo), SshError>>;
 
+/// One VM's actor: who it is and what it publishes, then its state in four owned parts, each
+/// changed by the file named after it (`link`, `tunnels`, `reverse`; `health` by `link` and
+/// `status`).
 struct Actor {
     name: String,
     profile: Profile,
@@ -59,10 +64,24 @@ struct Actor {
     since: SystemTime,
     status: watch::Sender<VmStatus>,
     events: broadcast::Sender<Event>,
+    keys: Keys,
+    shared: forward::Shared,
+    /// The SSH connection, the attempts and probes that keep it, and who waits for it.
+    ssh: SshPart,
+    /// The local listeners: the Docker socket, the tunnels, and the pool behind the socket.
+    local: LocalPart,
+    /// The VM's ports carried to this laptop.
+    reverse: ReversePart,
+    /// What is known of the VM's engine, and why the VM is not connected.
+    health: HealthPart,
+}
+
+/// The SSH connection and what keeps it (`link.rs`).
+struct SshPart {
+    /// The live connection, as the forwards and the pool see it.
     link: watch::Sender<Option<Link>>,
+    /// Why a forward's client is turned away while there is no link.
     down_reason: watch::Sender<forward::Down>,
-    docker: Option<Listener>,
-    tunnels: BTreeMap<u16, Tunnel>,
     conn: Option<(Link, Arc<Notify>)>,
     /// The jump hosts' sessions `conn` runs through, outermost first; closed after it.
     hops: Vec<russh::client::Handle<crate::ssh::ClientHandler>>,
@@ -70,38 +89,52 @@ struct Actor {
     via: Vec<String>,
     attempt: Option<Attempt>,
     retry_at: Option<Instant>,
+    /// `connect` calls waiting for the attempt under way.
     waiting: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
-    /// `connect` calls on a live VM waiting for the engine check they started.
-    engine_waiters: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
     passphrase: Option<Zeroizing<String>>,
+    /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
+    policy: (bool, Option<String>),
     /// The last probe's round trip in microseconds (0: unknown), shared with the forwards, whose
     /// windows follow it; [`Actor::rtt`] reads it.
     rtt_us: Arc<std::sync::atomic::AtomicU64>,
     probe: Option<JoinHandle<Option<Duration>>>,
-    /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
-    /// so `tunnel --rm 3000` then `tunnel -p 3000` never finds the port taken by Tether itself.
-    closing: Closing,
     /// The running probe is the quick one after a network change or wake.
     recheck: bool,
     misses: u32,
-    engine: Option<EngineInfo>,
-    engine_check: Option<JoinHandle<EngineInfo>>,
-    /// Why the VM is not (or was not last) connected, with its code and facts.
-    last_error: Option<ErrorBody>,
-    /// Host-key policy for the attempt the user asked for: (accept_new, confirmed fingerprint).
-    policy: (bool, Option<String>),
-    keys: Keys,
-    shared: forward::Shared,
-    unforwarded: Vec<UnforwardedPort>,
-    arch_warning: Option<String>,
+}
+
+/// The local listeners (`tunnels.rs`).
+struct LocalPart {
+    docker: Option<Listener>,
+    tunnels: BTreeMap<u16, Tunnel>,
+    /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
+    /// so `tunnel --rm 3000` then `tunnel -p 3000` never finds the port taken by Tether itself.
+    closing: Closing,
     /// Channels to the Docker socket opened ahead of demand; filled while the VM is wanted.
     pool: Arc<Pool>,
-    /// Reverse tunnels by the VM's port, with the VM's last answer for each.
-    reverse: BTreeMap<u16, reverse::Reverse>,
+    /// Published ports the automatic forwarding kept back, with why.
+    unforwarded: Vec<UnforwardedPort>,
+}
+
+/// Reverse tunnels (`reverse.rs`).
+struct ReversePart {
+    /// By the VM's port, with the VM's last answer for each.
+    tunnels: BTreeMap<u16, reverse::Reverse>,
     /// Where the VM's connections on those ports go; shared with the SSH handler.
-    reverse_table: Arc<crate::reverse::Table>,
-    reverse_done: mpsc::UnboundedSender<reverse::ReverseDone>,
-    reverse_waiters: Vec<reverse::ReverseWaiter>,
+    table: Arc<crate::reverse::Table>,
+    done: mpsc::UnboundedSender<reverse::ReverseDone>,
+    waiters: Vec<reverse::ReverseWaiter>,
+}
+
+/// The VM's engine and the VM's last problem.
+struct HealthPart {
+    engine: Option<EngineInfo>,
+    engine_check: Option<JoinHandle<EngineInfo>>,
+    /// `connect` calls on a live VM waiting for the engine check they started.
+    engine_waiters: Vec<oneshot::Sender<Result<ConnectReport, EngineError>>>,
+    /// Why the VM is not (or was not last) connected, with its code and facts.
+    last_error: Option<ErrorBody>,
+    arch_warning: Option<String>,
 }
 
 /// Starts the actor for one VM.
@@ -145,40 +178,48 @@ pub fn spawn(
         since: SystemTime::now(),
         status: status_tx,
         events,
-        link: link_tx,
-        down_reason: watch::channel(forward::Down {
-            reason: "the VM is not connected; run `tether connect`".to_string(),
-            since: Instant::now(),
-        })
-        .0,
-        docker: None,
-        tunnels,
-        conn: None,
-        hops: Vec::new(),
-        via: Vec::new(),
-        attempt: None,
-        retry_at: None,
-        waiting: Vec::new(),
-        engine_waiters: Vec::new(),
-        passphrase: None,
-        rtt_us,
-        probe: None,
-        closing: Closing::default(),
-        recheck: false,
-        misses: 0,
-        engine: None,
-        engine_check: None,
-        last_error: None,
-        policy: (false, None),
         keys,
         shared,
-        unforwarded: Vec::new(),
-        arch_warning: None,
-        pool: pool.clone(),
-        reverse,
-        reverse_table,
-        reverse_done,
-        reverse_waiters: Vec::new(),
+        ssh: SshPart {
+            link: link_tx,
+            down_reason: watch::channel(forward::Down {
+                reason: "the VM is not connected; run `tether connect`".to_string(),
+                since: Instant::now(),
+            })
+            .0,
+            conn: None,
+            hops: Vec::new(),
+            via: Vec::new(),
+            attempt: None,
+            retry_at: None,
+            waiting: Vec::new(),
+            passphrase: None,
+            policy: (false, None),
+            rtt_us,
+            probe: None,
+            recheck: false,
+            misses: 0,
+        },
+        local: LocalPart {
+            docker: None,
+            tunnels,
+            closing: Closing::default(),
+            pool: pool.clone(),
+            unforwarded: Vec::new(),
+        },
+        reverse: ReversePart {
+            tunnels: reverse,
+            table: reverse_table,
+            done: reverse_done,
+            waiters: Vec::new(),
+        },
+        health: HealthPart {
+            engine: None,
+            engine_check: None,
+            engine_waiters: Vec::new(),
+            last_error: None,
+            arch_warning: None,
+        },
     };
     actor.publish();
     let tasks = actor.shared.tasks.clone();
@@ -243,30 +284,30 @@ impl Actor {
                     }
                     Some(c) => self.command(c).await,
                 },
-                res = maybe(&mut self.attempt) => self.attempt_done(res),
+                res = maybe(&mut self.ssh.attempt) => self.attempt_done(res),
                 Some(done) = reverse_rx.recv() => self.reverse_answered(done),
-                _ = closed(&self.conn) => {
+                _ = closed(&self.ssh.conn) => {
                     tracing::warn!(vm = %self.name, "SSH connection lost");
-                    self.last_error = Some(problem("link_lost", "the SSH connection dropped"));
+                    self.health.last_error = Some(problem("link_lost", "the SSH connection dropped"));
                     self.input(Input::LinkLost, None);
                 }
-                _ = until(self.retry_at) => {
-                    self.retry_at = None;
+                _ = until(self.ssh.retry_at) => {
+                    self.ssh.retry_at = None;
                     self.start_attempt();
                 }
                 Ok(()) = net.changed() => {
-                    if self.retry_at.is_some() {
+                    if self.ssh.retry_at.is_some() {
                         tracing::info!(vm = %self.name, "network changed or the laptop woke; retrying now");
-                        self.retry_at = None;
+                        self.ssh.retry_at = None;
                         self.start_attempt();
-                    } else if self.conn.is_some() {
+                    } else if self.ssh.conn.is_some() {
                         self.recheck();
                     }
                 }
-                _ = probe_tick.tick(), if self.conn.is_some() && self.probe.is_none() => self.start_probe(),
-                res = maybe(&mut self.probe) => self.probe_done(res.flatten()),
-                _ = engine_tick.tick(), if self.conn.is_some() && self.engine_check.is_none() => self.start_engine_check(),
-                res = maybe(&mut self.engine_check) => {
+                _ = probe_tick.tick(), if self.ssh.conn.is_some() && self.ssh.probe.is_none() => self.start_probe(),
+                res = maybe(&mut self.ssh.probe) => self.probe_done(res.flatten()),
+                _ = engine_tick.tick(), if self.ssh.conn.is_some() && self.health.engine_check.is_none() => self.start_engine_check(),
+                res = maybe(&mut self.health.engine_check) => {
                     if let Some(info) = res {
                         self.set_engine(info);
                     }
@@ -280,30 +321,30 @@ impl Actor {
         match cmd {
             Cmd::Connect(opts, reply) => {
                 if let Some(p) = opts.passphrase {
-                    self.passphrase = Some(p);
+                    self.ssh.passphrase = Some(p);
                 }
                 if matches!(self.state, State::Connected | State::Degraded) {
                     // Already up. With no engine check running, start one and answer when it
                     // does, so `connect` reports the engine as it is now. With one running (it
                     // may hang on a stuck engine), answer at once with what is known. Either
                     // way the actor itself never waits on the network.
-                    if self.engine_check.is_none() {
+                    if self.health.engine_check.is_none() {
                         tracing::debug!(vm = %self.name, "checking the engine for a connect");
                         self.start_engine_check();
-                        self.engine_waiters.push(reply);
+                        self.health.engine_waiters.push(reply);
                     } else {
                         let _ = reply.send(self.report());
                     }
                     return;
                 }
-                self.waiting.push(reply);
+                self.ssh.waiting.push(reply);
                 let policy = (opts.accept_new, opts.confirmed_fingerprint);
                 self.input(Input::Connect, Some(policy));
             }
             Cmd::Disconnect(reply) => {
-                self.last_error = None;
+                self.health.last_error = None;
                 // A passphrase is kept only to reconnect a session the user wants up.
-                self.passphrase = None;
+                self.ssh.passphrase = None;
                 self.input(Input::Disconnect, None);
                 self.finish_closing().await;
                 let _ = reply.send(());
@@ -313,22 +354,22 @@ impl Actor {
                 self.finish_closing().await;
                 match res {
                     // Reverse tunnels asked of the VM: answered once it has answered.
-                    Ok(asked) if !asked.is_empty() => self.reverse_waiters.push((asked, reply)),
+                    Ok(asked) if !asked.is_empty() => self.reverse.waiters.push((asked, reply)),
                     res => {
                         let _ = reply.send(res.map(|_| ()));
                     }
                 }
             }
             Cmd::Arch(warning, reply) => {
-                if self.arch_warning != warning {
-                    self.arch_warning = warning;
+                if self.health.arch_warning != warning {
+                    self.health.arch_warning = warning;
                     self.publish();
                 }
                 let _ = reply.send(());
             }
             Cmd::Auto(wants, unforwarded, policy, reply) => {
                 self.apply_auto(wants, policy);
-                self.unforwarded = unforwarded;
+                self.local.unforwarded = unforwarded;
                 self.publish();
                 self.finish_closing().await;
                 let _ = reply.send(());
@@ -344,6 +385,7 @@ impl Actor {
     /// local task that ends at its next poll, so this takes microseconds, never a network wait.
     async fn finish_closing(&mut self) {
         let tasks: Vec<JoinHandle<()>> = self
+            .local
             .closing
             .lock()
             .map(|mut c| c.drain(..).collect())
@@ -365,7 +407,7 @@ impl Actor {
         match action {
             Action::Nothing => {}
             Action::StartAttempt => {
-                if self.docker.is_none()
+                if self.local.docker.is_none()
                     && let Err(e) = self.bind_listeners()
                 {
                     self.fail_waiting(e);
@@ -373,9 +415,9 @@ impl Actor {
                     self.set_state(s);
                     return;
                 }
-                self.retry_at = None;
+                self.ssh.retry_at = None;
                 if let Some(p) = policy {
-                    self.policy = p;
+                    self.ssh.policy = p;
                 }
                 self.start_attempt();
             }
@@ -383,22 +425,23 @@ impl Actor {
                 self.drop_link();
                 let d = backoff::delay(attempt);
                 tracing::info!(vm = %self.name, attempt, delay_ms = d.as_millis() as u64, "reconnect scheduled");
-                self.retry_at = Some(Instant::now() + d);
+                self.ssh.retry_at = Some(Instant::now() + d);
                 let why = self
+                    .health
                     .last_error
                     .as_ref()
                     .map_or_else(|| "the link dropped".to_string(), |e| e.message.clone());
                 let since = if attempt == 1 {
                     Instant::now()
                 } else {
-                    self.down_reason.borrow().since
+                    self.ssh.down_reason.borrow().since
                 };
                 let reason = format!(
                     "VM '{}' is reconnecting (attempt {attempt}, next try in {:.1} s): {why}",
                     self.name,
                     d.as_secs_f64()
                 );
-                let _ = self.down_reason.send(forward::Down { reason, since });
+                let _ = self.ssh.down_reason.send(forward::Down { reason, since });
             }
             Action::TearDown => self.tear_down(),
             Action::Publish => {}

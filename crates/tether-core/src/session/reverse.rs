@@ -66,19 +66,19 @@ impl Actor {
     /// Asks the VM to listen on `remote`'s port, if a link is up. `retry`: a refusal is
     /// reported and asked again (a tunnel restored on a new link), until it is granted.
     fn request_reverse(&mut self, remote: u16, retry: bool) -> bool {
-        let Some((link, _)) = &self.conn else { return false };
-        let Some(r) = self.reverse.get_mut(&remote) else {
+        let Some((link, _)) = &self.ssh.conn else { return false };
+        let Some(r) = self.reverse.tunnels.get_mut(&remote) else {
             return false;
         };
         // In the table before the VM listens: a connection right after the answer is served.
-        self.reverse_table.set(remote, r.map.local);
+        self.reverse.table.set(remote, r.map.local);
         r.state = ForwardState::Pending;
         r.error = None;
         r.asking.cancel();
         r.asking = CancellationToken::new();
         let stop = r.asking.clone();
         let link = link.clone();
-        let done = self.reverse_done.clone();
+        let done = self.reverse.done.clone();
         let (bind, socket) = (r.map.bind, self.profile.remote_socket.clone());
         self.shared.tasks.spawn(async move {
             let mut pause = RETRY_FIRST;
@@ -123,7 +123,7 @@ impl Actor {
 
     /// A new link: every reverse tunnel is asked for again.
     pub(super) fn request_all_reverse(&mut self) {
-        let ports: Vec<u16> = self.reverse.keys().copied().collect();
+        let ports: Vec<u16> = self.reverse.tunnels.keys().copied().collect();
         for p in &ports {
             self.request_reverse(*p, true);
         }
@@ -142,14 +142,14 @@ impl Actor {
 
     /// The link is gone, and the VM's listeners with it.
     pub(super) fn reverse_link_down(&mut self) {
-        let any = !self.reverse.is_empty();
-        for r in self.reverse.values_mut() {
+        let any = !self.reverse.tunnels.is_empty();
+        for r in self.reverse.tunnels.values_mut() {
             r.asking.cancel();
             r.state = ForwardState::Idle;
             r.error = None;
         }
         // Saved all the same: each is asked for again on the next link.
-        for (_, reply) in self.reverse_waiters.drain(..) {
+        for (_, reply) in self.reverse.waiters.drain(..) {
             let _ = reply.send(Ok(()));
         }
         if any {
@@ -158,8 +158,8 @@ impl Actor {
     }
 
     pub(super) fn reverse_answered(&mut self, done: ReverseDone) {
-        let current = self.conn.as_ref().is_some_and(|(l, _)| Arc::ptr_eq(l, &done.link));
-        let Some(r) = self.reverse.get_mut(&done.remote) else {
+        let current = self.ssh.conn.as_ref().is_some_and(|(l, _)| Arc::ptr_eq(l, &done.link));
+        let Some(r) = self.reverse.tunnels.get_mut(&done.remote) else {
             return;
         };
         // A retry's answer may follow a refusal; one for a removed or re-asked tunnel never
@@ -173,11 +173,11 @@ impl Actor {
                 tracing::info!(vm = %self.name, remote = done.remote, local = r.map.local, "reverse tunnel listening on the VM");
                 r.state = ForwardState::Listening;
                 r.error = None;
-                self.reverse_table.set(done.remote, r.map.local);
+                self.reverse.table.set(done.remote, r.map.local);
             }
             Err(e) => {
                 tracing::warn!(vm = %self.name, remote = done.remote, error = %e, "reverse tunnel refused");
-                self.reverse_table.remove(done.remote);
+                self.reverse.table.remove(done.remote);
                 r.state = ForwardState::Failed;
                 r.error = Some(e);
             }
@@ -191,16 +191,19 @@ impl Actor {
     /// is taken back here (the caller then keeps the old profile on disk too).
     fn settle_reverse_waiters(&mut self) {
         let mut still = Vec::new();
-        for (ports, reply) in std::mem::take(&mut self.reverse_waiters) {
-            let pending = ports
-                .iter()
-                .any(|p| self.reverse.get(p).is_some_and(|r| r.state == ForwardState::Pending));
+        for (ports, reply) in std::mem::take(&mut self.reverse.waiters) {
+            let pending = ports.iter().any(|p| {
+                self.reverse
+                    .tunnels
+                    .get(p)
+                    .is_some_and(|r| r.state == ForwardState::Pending)
+            });
             if pending {
                 still.push((ports, reply));
                 continue;
             }
             let failed: Option<ReverseError> = ports.iter().find_map(|p| {
-                let r = self.reverse.get(p)?;
+                let r = self.reverse.tunnels.get(p)?;
                 (r.state == ForwardState::Failed).then(|| r.error.clone()).flatten()
             });
             let Some(error) = failed else {
@@ -208,14 +211,14 @@ impl Actor {
                 continue;
             };
             for p in &ports {
-                let gone = self.reverse.remove(p);
-                self.reverse_table.remove(*p);
+                let gone = self.reverse.tunnels.remove(p);
+                self.reverse.table.remove(*p);
                 self.profile.reverse.retain(|m| m.remote != *p);
                 self.cancel_reverse(*p, gone.and_then(|r| r.address));
             }
             let _ = reply.send(Err(error.into()));
         }
-        self.reverse_waiters = still;
+        self.reverse.waiters = still;
     }
 
     /// Makes the reverse tunnels match `wanted`; returns the VM's ports asked for anew, whose
@@ -224,35 +227,36 @@ impl Actor {
         let before = self.reverse_status();
         let gone: Vec<u16> = self
             .reverse
+            .tunnels
             .keys()
             .copied()
             .filter(|p| !wanted.iter().any(|m| m.remote == *p))
             .collect();
         for p in gone {
-            let r = self.reverse.remove(&p);
-            self.reverse_table.remove(p);
+            let r = self.reverse.tunnels.remove(&p);
+            self.reverse.table.remove(p);
             self.cancel_reverse(p, r.and_then(|r| r.address));
         }
         let mut asked = Vec::new();
         for m in wanted {
             // Another address on the VM: the old listener goes, the new one is asked for.
-            if let Some(r) = self.reverse.get(&m.remote).filter(|r| r.map.bind != m.bind) {
+            if let Some(r) = self.reverse.tunnels.get(&m.remote).filter(|r| r.map.bind != m.bind) {
                 let address = r.address;
-                self.reverse.remove(&m.remote);
-                self.reverse_table.remove(m.remote);
+                self.reverse.tunnels.remove(&m.remote);
+                self.reverse.table.remove(m.remote);
                 self.cancel_reverse(m.remote, address);
             }
-            match self.reverse.get_mut(&m.remote) {
+            match self.reverse.tunnels.get_mut(&m.remote) {
                 Some(r) if r.map == *m => {}
                 Some(r) => {
                     // Same port on the VM, another one here: only the table changes.
                     r.map = *m;
                     if r.state != ForwardState::Idle {
-                        self.reverse_table.set(m.remote, m.local);
+                        self.reverse.table.set(m.remote, m.local);
                     }
                 }
                 None => {
-                    self.reverse.insert(m.remote, Reverse::new(*m));
+                    self.reverse.tunnels.insert(m.remote, Reverse::new(*m));
                     if self.request_reverse(m.remote, false) {
                         asked.push(m.remote);
                     }
@@ -267,7 +271,7 @@ impl Actor {
 
     /// Stops the VM listening on `port` at `address` (if it was ever asked), on the live link.
     fn cancel_reverse(&self, port: u16, address: Option<IpAddr>) {
-        if let (Some((link, _)), Some(addr)) = (&self.conn, address) {
+        if let (Some((link, _)), Some(addr)) = (&self.ssh.conn, address) {
             let link = link.clone();
             self.shared
                 .tasks
@@ -277,9 +281,10 @@ impl Actor {
 
     pub(super) fn reverse_status(&self) -> Vec<ReverseStatus> {
         self.reverse
+            .tunnels
             .values()
             .map(|r| {
-                let (active, total) = self.reverse_table.counts(r.map.remote);
+                let (active, total) = self.reverse.table.counts(r.map.remote);
                 ReverseStatus {
                     remote: r.map.remote,
                     local: r.map.local,

@@ -1,10 +1,9 @@
 //! What a session publishes: its status (the watch every client reads), its state events, and
 //! the small conversions both use.
 
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use crate::api::{ConnectReport, ErrorBody, Event, ForwardState, ForwardStatus, VmStatus};
+use crate::api::{ConnectReport, ErrorBody, Event, VmStatus};
 use crate::clock::{millis, unix_ms_of as unix_ms};
 use crate::config::Profile;
 use crate::error::EngineError;
@@ -12,7 +11,6 @@ use crate::paths::Paths;
 use crate::state::State;
 
 use super::Actor;
-use super::tunnels::Tunnel;
 
 impl Actor {
     pub(super) fn set_state(&mut self, next: State) {
@@ -26,7 +24,7 @@ impl Actor {
             let error = if matches!(next, State::Connected) {
                 None
             } else {
-                self.last_error.clone()
+                self.health.last_error.clone()
             };
             let (error, code, details) = match error {
                 Some(e) => (Some(e.message), Some(e.code), e.details.map(|d| *d)),
@@ -49,11 +47,11 @@ impl Actor {
     }
 
     pub(super) fn publish(&self) {
-        let wanted = self.docker.is_some();
-        let forwards = self.tunnels.values().map(|t| forward_status(t, wanted)).collect();
+        let wanted = self.local.docker.is_some();
+        let forwards = self.local.tunnels.values().map(|t| t.status(wanted)).collect();
         self.status.send_modify(|s| {
             s.host = self.profile.host.clone();
-            s.via = self.via.clone();
+            s.via = self.ssh.via.clone();
             s.kube = self
                 .profile
                 .kube
@@ -65,47 +63,18 @@ impl Actor {
             s.rtt_ms = self.rtt().map(millis);
             s.forwards = forwards;
             s.reverse = self.reverse_status();
-            s.last_error = self.last_error.as_ref().map(|e| e.message.clone());
-            s.error_code = self.last_error.as_ref().map(|e| e.code.clone());
-            s.error_details = self.last_error.as_ref().and_then(|e| e.details.as_deref().cloned());
-            s.engine = self.engine.clone();
+            s.last_error = self.health.last_error.as_ref().map(|e| e.message.clone());
+            s.error_code = self.health.last_error.as_ref().map(|e| e.code.clone());
+            s.error_details = self
+                .health
+                .last_error
+                .as_ref()
+                .and_then(|e| e.details.as_deref().cloned());
+            s.engine = self.health.engine.clone();
             s.auto_connect = self.profile.auto_connect;
-            s.unforwarded = self.unforwarded.clone();
-            s.arch_warning = self.arch_warning.clone();
+            s.unforwarded = self.local.unforwarded.clone();
+            s.arch_warning = self.health.arch_warning.clone();
         });
-    }
-}
-
-pub(super) fn forward_status(t: &Tunnel, wanted: bool) -> ForwardStatus {
-    let (state, active, total, refused) = match (&t.listener, &t.error) {
-        (Some(l), _) => (
-            ForwardState::Listening,
-            l.counters.active.load(Ordering::Relaxed),
-            l.counters.accepted.load(Ordering::Relaxed),
-            l.counters.refused.load(Ordering::Relaxed),
-        ),
-        (None, Some(_)) => (ForwardState::Failed, 0, 0, 0),
-        (None, None) => (
-            if wanted {
-                ForwardState::Failed
-            } else {
-                ForwardState::Idle
-            },
-            0,
-            0,
-            0,
-        ),
-    };
-    ForwardStatus {
-        local: t.map.local,
-        remote: t.map.remote,
-        state,
-        error: t.error.clone(),
-        active,
-        total,
-        refused,
-        auto: t.container.is_some(),
-        container: t.container.clone(),
     }
 }
 

@@ -2,12 +2,13 @@
 //! wanted, planned from the profile (manual) and the containers (automatic).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Event;
+use crate::api::{Event, ForwardState, ForwardStatus};
 use crate::config::{PortMap, Profile};
 use crate::docker;
 use crate::error::EngineError;
@@ -16,7 +17,6 @@ use crate::ports::{self, AutoPolicy, AutoWant};
 use crate::state::Input;
 
 use super::Actor;
-use super::status::forward_status;
 
 /// Accept loops told to stop whose port or socket is not free yet.
 pub(super) type Closing = Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>;
@@ -71,7 +71,7 @@ impl Actor {
     ) -> ForwardCtx {
         let user = self.user();
         let diagnose: Option<forward::Diagnose> = if matches!(remote, Remote::Socket(_)) {
-            let link = self.link.subscribe();
+            let link = self.ssh.link.subscribe();
             Some(Arc::new(move |path: String| {
                 let link = link.borrow().clone();
                 let user = user.clone();
@@ -85,13 +85,13 @@ impl Actor {
         } else {
             None
         };
-        let pool = matches!(remote, Remote::Socket(_)).then(|| self.pool.clone());
+        let pool = matches!(remote, Remote::Socket(_)).then(|| self.local.pool.clone());
         ForwardCtx {
             pool,
-            rtt: self.rtt_us.clone(),
+            rtt: self.ssh.rtt_us.clone(),
             remote,
-            link: self.link.subscribe(),
-            down_reason: self.down_reason.subscribe(),
+            link: self.ssh.link.subscribe(),
+            down_reason: self.ssh.down_reason.subscribe(),
             counters,
             shared: self.shared.clone(),
             local,
@@ -113,19 +113,19 @@ impl Actor {
             counters.clone(),
             cancel.clone(),
         );
-        self.pool.set_path(&self.profile.remote_socket);
+        self.local.pool.set_path(&self.profile.remote_socket);
         // The pool is filled while the socket listens, and emptied when it stops.
         self.shared
             .tasks
-            .spawn(self.pool.clone().run(self.link.subscribe(), cancel.clone()));
+            .spawn(self.local.pool.clone().run(self.ssh.link.subscribe(), cancel.clone()));
         let task = self.shared.tasks.spawn(forward::serve_local(listener, ctx));
-        self.docker = Some(Listener {
+        self.local.docker = Some(Listener {
             cancel,
             counters,
             task: Some(task),
-            closing: self.closing.clone(),
+            closing: self.local.closing.clone(),
         });
-        let ports: Vec<u16> = self.tunnels.keys().copied().collect();
+        let ports: Vec<u16> = self.local.tunnels.keys().copied().collect();
         for port in ports {
             self.bind_tunnel(port);
         }
@@ -133,7 +133,7 @@ impl Actor {
     }
 
     pub(super) fn bind_tunnel(&mut self, port: u16) -> Option<ForwardError> {
-        let map = self.tunnels.get(&port).map(|t| t.map)?;
+        let map = self.local.tunnels.get(&port).map(|t| t.map)?;
         // Binding is synchronous in effect: std bind then hand to tokio.
         let res = std_bind(map.local, map.remote);
         let tunnel_state;
@@ -150,7 +150,7 @@ impl Actor {
                 match tokio::net::TcpListener::from_std(l) {
                     Ok(l) => {
                         let task = self.shared.tasks.spawn(forward::serve_tcp(l, ctx));
-                        let closing = self.closing.clone();
+                        let closing = self.local.closing.clone();
                         tunnel_state = (
                             Some(Listener {
                                 cancel,
@@ -178,9 +178,9 @@ impl Actor {
                 Some(e)
             }
         };
-        if let Some(t) = self.tunnels.get_mut(&port) {
+        if let Some(t) = self.local.tunnels.get_mut(&port) {
             (t.listener, t.error) = tunnel_state;
-            let fs = forward_status(t, true);
+            let fs = t.status(true);
             let _ = self.events.send(Event::Forward {
                 vm: self.name.clone(),
                 forward: fs,
@@ -190,22 +190,22 @@ impl Actor {
     }
 
     pub(super) fn tear_down(&mut self) {
-        if let Ok(mut c) = self.closing.lock() {
+        if let Ok(mut c) = self.local.closing.lock() {
             c.retain(|t| !t.is_finished());
         }
         self.drop_link();
-        if let Some(a) = self.attempt.take() {
+        if let Some(a) = self.ssh.attempt.take() {
             a.abort();
         }
-        self.retry_at = None;
-        if self.docker.take().is_some() && crate::endpoint::IN_FILESYSTEM {
+        self.ssh.retry_at = None;
+        if self.local.docker.take().is_some() && crate::endpoint::IN_FILESYSTEM {
             let path = self.paths.docker_socket(&self.name);
             let _ = std::fs::remove_file(&path);
             if let Some(dir) = path.parent() {
                 let _ = std::fs::remove_dir(dir);
             }
         }
-        for t in self.tunnels.values_mut() {
+        for t in self.local.tunnels.values_mut() {
             t.listener = None;
             t.error = None;
         }
@@ -213,7 +213,7 @@ impl Actor {
             "VM '{}' is not connected; run `tether connect {}`",
             self.name, self.name
         );
-        let _ = self.down_reason.send(forward::Down {
+        let _ = self.ssh.down_reason.send(forward::Down {
             reason,
             since: Instant::now(),
         });
@@ -221,8 +221,9 @@ impl Actor {
 
     /// Applies a changed profile; returns the VM ports of reverse tunnels it asked the VM for.
     pub(super) fn apply_profile(&mut self, profile: Profile) -> Result<Vec<u16>, EngineError> {
-        let wanted = self.docker.is_some();
+        let wanted = self.local.docker.is_some();
         let old: Vec<PortMap> = self
+            .local
             .tunnels
             .values()
             .filter(|t| t.container.is_none())
@@ -230,8 +231,8 @@ impl Actor {
             .collect();
         // A manual mapping wins over an automatic one on the same local port.
         for m in &profile.forwards {
-            if self.tunnels.get(&m.local).is_some_and(|t| t.container.is_some()) {
-                self.tunnels.remove(&m.local);
+            if self.local.tunnels.get(&m.local).is_some_and(|t| t.container.is_some()) {
+                self.local.tunnels.remove(&m.local);
             }
         }
         let removed: Vec<PortMap> = old.iter().filter(|m| !profile.forwards.contains(m)).copied().collect();
@@ -240,10 +241,10 @@ impl Actor {
             // Bind new ports first; on any failure undo them and keep the old profile.
             let mut bound = Vec::new();
             for m in &added {
-                self.tunnels.insert(m.local, Tunnel::new(*m, None));
+                self.local.tunnels.insert(m.local, Tunnel::new(*m, None));
                 if let Some(e) = self.bind_tunnel(m.local) {
                     for p in bound.iter().chain(std::iter::once(&m.local)) {
-                        self.tunnels.remove(p);
+                        self.local.tunnels.remove(p);
                     }
                     self.publish();
                     return Err(e.into());
@@ -252,11 +253,11 @@ impl Actor {
             }
         } else {
             for m in &added {
-                self.tunnels.insert(m.local, Tunnel::new(*m, None));
+                self.local.tunnels.insert(m.local, Tunnel::new(*m, None));
             }
         }
         for m in removed {
-            self.tunnels.remove(&m.local);
+            self.local.tunnels.remove(&m.local);
         }
         let asked = self.apply_reverse(&profile.reverse);
         let reconnect = profile.host != self.profile.host
@@ -265,7 +266,7 @@ impl Actor {
             || profile.identity != self.profile.identity
             || profile.remote_socket != self.profile.remote_socket;
         self.profile = profile;
-        if reconnect && self.conn.is_some() {
+        if reconnect && self.ssh.conn.is_some() {
             // Connection settings changed: re-establish with the new ones.
             self.input(Input::LinkLost, None);
         }
@@ -277,6 +278,7 @@ impl Actor {
     /// takes the first of its candidate ports that nothing else holds.
     pub(super) fn apply_auto(&mut self, wants: Vec<AutoWant>, policy: AutoPolicy) {
         let existing: Vec<ports::Existing> = self
+            .local
             .tunnels
             .values()
             .map(|t| ports::Existing {
@@ -287,32 +289,33 @@ impl Actor {
             .collect();
         let plan = ports::plan_auto(&existing, &wants, policy);
         for local in &plan.remove {
-            self.tunnels.remove(local);
+            self.local.tunnels.remove(local);
         }
         for (local, container) in plan.relabel {
-            if let Some(t) = self.tunnels.get_mut(&local) {
+            if let Some(t) = self.local.tunnels.get_mut(&local) {
                 t.container = Some(container);
             }
         }
-        let wanted = self.docker.is_some();
+        let wanted = self.local.docker.is_some();
         for new in plan.add {
             for local in new.candidates {
                 // Taken by a forward added just before this one.
-                if self.tunnels.contains_key(&local) {
+                if self.local.tunnels.contains_key(&local) {
                     continue;
                 }
                 let map = PortMap {
                     local,
                     remote: new.remote,
                 };
-                self.tunnels
+                self.local
+                    .tunnels
                     .insert(local, Tunnel::new(map, Some(new.container.clone())));
                 // A port in use by anyone else is skipped for the next candidate.
                 if !wanted || self.bind_tunnel(local).is_none() {
                     tracing::info!(vm = %self.name, local, remote = new.remote, container = %new.container, "automatic forward");
                     break;
                 }
-                self.tunnels.remove(&local);
+                self.local.tunnels.remove(&local);
             }
         }
     }
@@ -321,4 +324,40 @@ impl Actor {
 /// Binds synchronously so the actor learns at once whether a tunnel is up.
 pub(super) fn std_bind(port: u16, remote: u16) -> Result<std::net::TcpListener, ForwardError> {
     forward::bind_loopback(port).map_err(|e| forward::classify_bind_error(port, remote, e))
+}
+
+impl Tunnel {
+    /// What the status says of this tunnel; `wanted`: the VM's listeners should be up.
+    pub(super) fn status(&self, wanted: bool) -> ForwardStatus {
+        let (state, active, total, refused) = match (&self.listener, &self.error) {
+            (Some(l), _) => (
+                ForwardState::Listening,
+                l.counters.active.load(Ordering::Relaxed),
+                l.counters.accepted.load(Ordering::Relaxed),
+                l.counters.refused.load(Ordering::Relaxed),
+            ),
+            (None, Some(_)) => (ForwardState::Failed, 0, 0, 0),
+            (None, None) => (
+                if wanted {
+                    ForwardState::Failed
+                } else {
+                    ForwardState::Idle
+                },
+                0,
+                0,
+                0,
+            ),
+        };
+        ForwardStatus {
+            local: self.map.local,
+            remote: self.map.remote,
+            state,
+            error: self.error.clone(),
+            active,
+            total,
+            refused,
+            auto: self.container.is_some(),
+            container: self.container.clone(),
+        }
+    }
 }

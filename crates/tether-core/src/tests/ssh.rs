@@ -8,65 +8,20 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
-use crate::identity::{Credential, Credentials, IdentityError};
 use crate::sshd::{FLOOD, TestSshd};
-
-/// The server's one client key, as the identity layer would hand it over.
-struct TestKey(Arc<russh::keys::PrivateKey>);
-
-impl Credentials for TestKey {
-    fn credentials(&self, _passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
-        Ok(vec![Credential::Key {
-            label: "test key".into(),
-            key: self.0.clone(),
-        }])
-    }
-}
-
-fn target(sshd: &TestSshd) -> Target {
-    Target {
-        alias: "127.0.0.1".into(),
-        host: "127.0.0.1".into(),
-        port: sshd.addr.port(),
-        user: "tester".into(),
-        identity_files: Vec::new(),
-        jumps: Vec::new(),
-    }
-}
-
-fn policy(files: Vec<std::path::PathBuf>) -> HostKeyPolicy {
-    HostKeyPolicy {
-        files,
-        accept_new: false,
-        confirmed: None,
-        scan: false,
-    }
-}
-
-async fn login(sshd: &TestSshd, known: std::path::PathBuf) -> Result<Connection, SshError> {
-    connect(
-        &target(sshd),
-        policy(vec![known]),
-        Arc::new(TestKey(Arc::new(sshd.client_key.clone()))),
-        None,
-        Timeouts::default(),
-        None,
-    )
-    .await
-}
 
 #[tokio::test]
 async fn a_known_host_logs_in_and_an_unknown_or_changed_one_is_refused() {
     let sshd = TestSshd::start().await;
     let dir = tempfile::tempdir().unwrap();
     let known = sshd.known_hosts(dir.path());
-    let conn = login(&sshd, known.clone()).await.expect("login to a known host");
+    let conn = sshd.login(known.clone()).await.expect("login to a known host");
     assert!(!conn.handle.is_closed());
 
     // Nobody has confirmed this host: refused, naming the fingerprint to check.
     let empty = dir.path().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
-    let Err(err) = login(&sshd, empty).await else {
+    let Err(err) = sshd.login(empty).await else {
         panic!("an unknown host is refused")
     };
     assert!(matches!(err, SshError::HostKeyUnknown { .. }), "{err:?}");
@@ -83,7 +38,7 @@ async fn a_known_host_logs_in_and_an_unknown_or_changed_one_is_refused() {
     );
     assert_ne!(theirs, line, "the other server's line names its port");
     std::fs::write(&recorded, theirs).unwrap();
-    let Err(err) = login(&sshd, recorded).await else {
+    let Err(err) = sshd.login(recorded).await else {
         panic!("a changed key is refused")
     };
     assert!(matches!(err, SshError::HostKeyChanged { .. }), "{err:?}");
@@ -93,7 +48,7 @@ async fn a_known_host_logs_in_and_an_unknown_or_changed_one_is_refused() {
 async fn the_pump_carries_bytes_both_ways_and_the_end_of_data() {
     let sshd = TestSshd::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let conn = login(&sshd, sshd.known_hosts(dir.path())).await.unwrap();
+    let conn = sshd.login(sshd.known_hosts(dir.path())).await.unwrap();
     let channel = conn.handle.channel_open_direct_streamlocal("/echo").await.unwrap();
     let (local, mut user) = tokio::io::duplex(64 * 1024);
     let bridge = tokio::spawn(crate::pump::bridge(
@@ -139,7 +94,7 @@ async fn the_pump_carries_bytes_both_ways_and_the_end_of_data() {
 async fn a_stalled_reader_stops_the_sender_at_its_window() {
     let sshd = TestSshd::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let conn = login(&sshd, sshd.known_hosts(dir.path())).await.unwrap();
+    let conn = sshd.login(sshd.known_hosts(dir.path())).await.unwrap();
     let channel = conn.handle.channel_open_direct_streamlocal("/flood").await.unwrap();
     let (local, mut user) = tokio::io::duplex(64 * 1024);
     let bridge = tokio::spawn(crate::pump::bridge(

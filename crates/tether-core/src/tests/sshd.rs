@@ -155,6 +155,58 @@ impl TestSshd {
     }
 }
 
+impl TestSshd {
+    /// Where the engine's SSH layer reaches this server, as `target::resolve` would say.
+    pub fn target(&self) -> crate::target::Target {
+        crate::target::Target {
+            alias: "127.0.0.1".into(),
+            host: "127.0.0.1".into(),
+            port: self.addr.port(),
+            user: "tester".into(),
+            identity_files: Vec::new(),
+            jumps: Vec::new(),
+        }
+    }
+
+    /// The one key this server accepts, as the identity layer hands keys over.
+    pub fn credentials(&self) -> Arc<dyn crate::identity::Credentials> {
+        Arc::new(TestKey(Arc::new(self.client_key.clone())))
+    }
+
+    /// A login by the SSH layer with host keys from `known_hosts` only.
+    pub async fn login(&self, known_hosts: PathBuf) -> Result<crate::ssh::Connection, crate::ssh::SshError> {
+        let policy = crate::ssh::HostKeyPolicy {
+            files: vec![known_hosts],
+            accept_new: false,
+            confirmed: None,
+            scan: false,
+        };
+        crate::ssh::connect(
+            &self.target(),
+            policy,
+            self.credentials(),
+            None,
+            Default::default(),
+            None,
+        )
+        .await
+    }
+}
+
+struct TestKey(Arc<PrivateKey>);
+
+impl crate::identity::Credentials for TestKey {
+    fn credentials(
+        &self,
+        _passphrase: Option<&str>,
+    ) -> Result<Vec<crate::identity::Credential>, crate::identity::IdentityError> {
+        Ok(vec![crate::identity::Credential::Key {
+            label: "test key".into(),
+            key: self.0.clone(),
+        }])
+    }
+}
+
 impl Drop for TestSshd {
     fn drop(&mut self) {
         self.stop.cancel();
