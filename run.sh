@@ -9,12 +9,15 @@ cd "$(dirname "$0")"
 mode=${1:-app}
 
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# Whether Debian package $1 is installed: `dpkg -s` also succeeds for a removed package whose
+# configuration files remain, which is not installed.
+installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
 
 need=()
-for p in build-essential pkg-config curl; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in build-essential pkg-config curl; do installed "$p" || need+=("$p"); done
 if [ "$mode" != daemon ]; then
   for p in libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+    installed "$p" || need+=("$p")
   done
   if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then
     need+=(nodejs npm)

@@ -57,6 +57,9 @@ on_exit() {
 trap on_exit EXIT
 
 step "setup"
+# Whether Debian package $1 is installed: `dpkg -s` also succeeds for a removed package whose
+# configuration files remain, which is not installed.
+installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
 missing=()
 # Build tools, and the libraries the Tauri app links (WebKitGTK, tray, SVG, xdo, TLS).
 # The app tests add a virtual display, WebKit's WebDriver, a D-Bus session and its Python bindings,
@@ -66,7 +69,7 @@ missing=()
 for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
          librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi \
          gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64 rpm2cpio cpio desktop-file-utils; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
 # The UI builds with Node 18 or newer.
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then

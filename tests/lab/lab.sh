@@ -53,11 +53,15 @@ log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "the lab needs root (network namespaces, sshd, dockerd)"; }
 
+# Whether Debian package $1 is installed: `dpkg -s` also succeeds for a removed package whose
+# configuration files remain, which is not installed.
+installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
+
 install() {
   need_root
   local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps openssl)
   local missing=()
-  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq
