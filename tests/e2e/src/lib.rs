@@ -98,7 +98,7 @@ pub fn tether_bin() -> PathBuf {
 /// come instead from below the ephemeral range, and each is claimed once: tests run in processes
 /// of their own (nextest), so the claim is a file made with `create_new` in the lab's `ports`
 /// directory, which `lab.sh up` and `down` empty. A port is handed out only if a bind on
-/// 127.0.0.1 succeeds too.
+/// 127.0.0.1 succeeds too, and never one automatic forwarding declines by default.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 20000;
@@ -119,6 +119,11 @@ pub fn free_port() -> u16 {
     std::fs::create_dir_all(&claims).expect("the lab's ports directory");
     for _ in 0..span {
         let port = LOW + NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        // A service's well-known port (MongoDB's 27017 lies in this range) is one that automatic
+        // forwarding leaves alone by default: a test that publishes it would wait in vain.
+        if tether_core::config::DEFAULT_AUTO_FORWARD_DENY.contains(&(port as u16)) {
+            continue;
+        }
         let claimed = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
