@@ -18,6 +18,8 @@ use crate::{confirm, output};
 pub async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     let mut fingerprint = None;
+    // The host and key last confirmed: asked again means the confirmation did not take.
+    let mut asked: Option<(String, String)> = None;
     let mut passphrase = std::env::var("TETHER_KEY_PASSPHRASE").ok().map(Zeroizing::new);
     let report = loop {
         let req = Request::Connect {
@@ -28,11 +30,16 @@ pub async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> R
         };
         match e.call(&req).await {
             Ok(v) => break v,
-            // Behind jump hosts each hop's unknown key is asked about in turn; the same key asked
-            // twice means the confirmation did not take, and is not asked again.
+            // Behind jump hosts each hop's unknown key is asked about in turn (a confirmation
+            // holds for the first unknown host only, even if the next presents the same key); the
+            // same host and key asked twice means the confirmation did not take, and is not asked
+            // again.
             Err(ClientError::Remote(err)) if err.code == "host_key_unknown" => {
                 let fp = match err.details.as_deref() {
-                    Some(ErrorDetails::HostKey { fingerprint: fp, .. }) if fingerprint.as_ref() != Some(fp) => {
+                    Some(ErrorDetails::HostKey {
+                        host, fingerprint: fp, ..
+                    }) if asked.as_ref() != Some(&(host.clone(), fp.clone())) => {
+                        asked = Some((host.clone(), fp.clone()));
                         Some(fp.clone())
                     }
                     _ => None,

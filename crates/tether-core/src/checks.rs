@@ -140,11 +140,11 @@ impl Engine {
         let profile = self.config().await.vm(name)?.clone();
         let target = crate::target::resolve(&profile)?;
         let login = async {
-            let creds = crate::identity::credentials_for(&profile, &target, &self.inner.keys).await?;
+            let logins = crate::identity::logins_for(&profile, &target, &self.inner.keys).await?;
             ssh::connect(
                 &target,
                 self.host_key_policy(),
-                std::sync::Arc::from(creds),
+                logins,
                 None,
                 ssh::Timeouts::default(),
                 None,

@@ -204,7 +204,7 @@ impl Default for Shared {
 }
 
 /// A slot among a forward's connections, given back when the connection ends.
-struct Held(Arc<Counters>);
+pub(crate) struct Held(pub(crate) Arc<Counters>);
 
 impl Drop for Held {
     fn drop(&mut self) {

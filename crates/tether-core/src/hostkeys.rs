@@ -30,9 +30,9 @@ impl Engine {
             // Nothing is logged in to: no key is needed (nor asked for from the keychain).
             std::sync::Arc::new(crate::identity::Fixed(Vec::new()))
         } else {
-            crate::identity::credentials_for(&profile, &target, &self.inner.keys)
+            crate::identity::logins_for(&profile, &target, &self.inner.keys)
                 .await?
-                .into()
+                .hops
         };
         let files = self.known_hosts_files();
         let (scanned, seen) =

@@ -169,28 +169,89 @@ pub async fn credentials_for(
     })
 }
 
-/// What a jump host is logged in with: its own IdentityFile entries first, then what the VM
-/// uses (a bastion usually takes the same key as the VMs behind it).
-pub fn for_hop(hop: &Target, vm: Arc<dyn Credentials>) -> Arc<dyn Credentials> {
-    if hop.identity_files.is_empty() {
-        return vm;
-    }
-    Arc::new(Chain(
-        FileAndAgent {
-            explicit: hop.identity_files.clone(),
-            defaults: false,
-        },
-        vm,
-    ))
+/// Who is offered what on one connection: the VM's credentials, and those its jump hosts are
+/// offered after their own IdentityFile entries. They differ when the VM's login is a special
+/// one (a password typed to install a key, a new key being proven): a hop is still offered what
+/// it usually takes, and never the VM's password.
+#[derive(Clone)]
+pub struct Logins {
+    pub vm: Arc<dyn Credentials>,
+    pub hops: Arc<dyn Credentials>,
 }
 
-/// One source, then another.
-struct Chain(FileAndAgent, Arc<dyn Credentials>);
+impl Logins {
+    /// One source for the VM and its hops.
+    pub fn same(source: Arc<dyn Credentials>) -> Logins {
+        Logins {
+            vm: source.clone(),
+            hops: source,
+        }
+    }
+}
+
+/// The usual logins of a VM: its keychain key, or else its key files, ssh-agent and the default
+/// keys. Its hops are offered the same and, behind a keychain key, the key files, agent and
+/// default keys too (best effort): a bastion often takes the user's own key rather than one a
+/// VM was given.
+pub async fn logins_for(profile: &Profile, target: &Target, keys: &Keys) -> Result<Logins, IdentityError> {
+    let vm: Arc<dyn Credentials> = credentials_for(profile, target, keys).await?.into();
+    let hops: Arc<dyn Credentials> = if profile.key.is_some() && !target.jumps.is_empty() {
+        Arc::new(Chain(vec![
+            vm.clone(),
+            Arc::new(BestEffort(FileAndAgent {
+                explicit: target.identity_files.clone(),
+                defaults: true,
+            })),
+        ]))
+    } else {
+        vm.clone()
+    };
+    Ok(Logins { vm, hops })
+}
+
+/// What a jump host is logged in with: its own IdentityFile entries first, then `hops` (a bastion
+/// usually takes the same key as the VMs behind it), never a password.
+pub fn for_hop(hop: &Target, hops: Arc<dyn Credentials>) -> Arc<dyn Credentials> {
+    let mut sources: Vec<Arc<dyn Credentials>> = Vec::new();
+    if !hop.identity_files.is_empty() {
+        sources.push(Arc::new(FileAndAgent {
+            explicit: hop.identity_files.clone(),
+            defaults: false,
+        }));
+    }
+    sources.push(hops);
+    Arc::new(NoPassword(Chain(sources)))
+}
+
+/// Several sources, in order.
+struct Chain(Vec<Arc<dyn Credentials>>);
 
 impl Credentials for Chain {
     fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
+        let mut out = Vec::new();
+        for source in &self.0 {
+            out.extend(source.credentials(passphrase)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A source whose problems are nobody's business: what it yields, or nothing.
+struct BestEffort<C>(C);
+
+impl<C: Credentials> Credentials for BestEffort<C> {
+    fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
+        Ok(self.0.credentials(passphrase).unwrap_or_default())
+    }
+}
+
+/// A source with its passwords left out: a password is typed for one host.
+struct NoPassword<C>(C);
+
+impl<C: Credentials> Credentials for NoPassword<C> {
+    fn credentials(&self, passphrase: Option<&str>) -> Result<Vec<Credential>, IdentityError> {
         let mut out = self.0.credentials(passphrase)?;
-        out.extend(self.1.credentials(passphrase)?);
+        out.retain(|c| !matches!(c, Credential::Password(_)));
         Ok(out)
     }
 }

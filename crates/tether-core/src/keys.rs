@@ -192,23 +192,29 @@ impl Engine {
         HostKeyPolicy {
             files,
             accept_new: false,
-            confirmed: None,
+            confirmed: crate::ssh::Confirmation::default(),
             scan: false,
         }
     }
 
-    async fn target_of(&self, vm: &str) -> Result<crate::target::Target, EngineError> {
-        let profile = self.config().await.vm(vm)?.clone();
-        Ok(crate::target::resolve(&profile)?)
-    }
-
-    /// A fresh login to `vm` with exactly `cred`, closed again at once.
+    /// A fresh login to `vm` with exactly `cred`; its jump hosts are offered what they usually
+    /// are (never `cred` if it is a password).
     async fn try_login(&self, vm: &str, cred: Credential) -> Result<ssh::Connection, EngineError> {
-        let target = self.target_of(vm).await?;
+        let profile = self.config().await.vm(vm)?.clone();
+        let target = crate::target::resolve(&profile)?;
+        let hops: std::sync::Arc<dyn identity::Credentials> = if target.jumps.is_empty() {
+            std::sync::Arc::new(Fixed(Vec::new()))
+        } else {
+            identity::logins_for(&profile, &target, &self.inner.keys).await?.hops
+        };
+        let logins = identity::Logins {
+            vm: std::sync::Arc::new(Fixed(vec![cred])),
+            hops,
+        };
         Ok(ssh::connect(
             &target,
             self.host_key_policy(),
-            std::sync::Arc::new(Fixed(vec![cred])),
+            logins,
             None,
             ssh::Timeouts::default(),
             None,

@@ -3,16 +3,21 @@
 //! connection to ports on this laptop.
 //!
 //! sshd decides the address itself (`GatewayPorts`): `no` binds the loopback whatever was
-//! asked, `yes` every address. So a tunnel asked on another address is checked against the
-//! VM's own list of listening sockets, and taken back if sshd opened it anywhere else.
+//! asked, `yes` every address (OpenSSH's `channel_fwd_bind_addr`), even for a tunnel asked on
+//! the loopback. So every tunnel is checked against the VM's own list of listening sockets, and
+//! taken back if sshd opened it anywhere else.
 //!
-//! The [`Table`] says which of the VM's ports Tether asked for and where each one goes. sshd opens
-//! a `forwarded-tcpip` channel per connection; a channel for a port not in the table is refused,
-//! so the VM can reach only the laptop ports the user named, whatever it asks for.
+//! The [`Table`] says which of the VM's ports Tether asked for, where each one goes and whom it
+//! admits. sshd opens a `forwarded-tcpip` channel per connection; a channel for a port not in the
+//! table is refused, so the VM can reach only the laptop ports the user named, whatever it asks
+//! for. While a tunnel is being checked nothing is admitted but what can only have come through
+//! the loopback, so no connection from another network is served in the check's window and
+//! outlives the take-back; a loopback tunnel admits only loopback peers for its whole life,
+//! which holds on VMs whose sockets cannot be listed too.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +26,7 @@ use russh::{Channel, ChannelOpenFailure};
 
 use crate::config::ReverseBind;
 use crate::flow::Budget;
-use crate::forward::Counters;
+use crate::forward::{Counters, Held};
 use crate::ssh::{ClientHandler, Forwarded};
 
 /// How long the VM has to answer a `tcpip-forward` request, and the laptop's port to accept.
@@ -45,7 +50,8 @@ pub enum ReverseError {
     #[error(
         "the VM's sshd listened on every address instead of {addr}:{port} (its GatewayPorts is `yes`), which would \
          open this laptop's service to every network the VM is on; Tether took the tunnel back. Set \
-         `GatewayPorts clientspecified` in /etc/ssh/sshd_config on the VM and reload sshd"
+         `GatewayPorts clientspecified` (or `no`, if tunnels need only the VM's loopback) in /etc/ssh/sshd_config on \
+         the VM and reload sshd"
     )]
     TooWide { addr: std::net::IpAddr, port: u16 },
     #[error("cannot find the VM's Docker bridge gateway for the tunnel on its port {port}: {message}")]
@@ -56,8 +62,51 @@ pub enum ReverseError {
     Closed { port: u16 },
 }
 
+/// Whose connections a reverse tunnel serves, by the peer address sshd reports for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Being checked on an address other than the loopback: nobody yet.
+    Nobody,
+    /// Peers on the VM's loopback only: a tunnel asked there, checked or not.
+    Loopback,
+    /// Anyone who reached the address the tunnel was checked on.
+    Anyone,
+}
+
+impl Admit {
+    /// What a tunnel on `addr` admits once the VM's listeners were found as asked.
+    pub fn checked(addr: IpAddr) -> Admit {
+        if addr.is_loopback() {
+            Admit::Loopback
+        } else {
+            Admit::Anyone
+        }
+    }
+
+    /// What it admits while being checked.
+    pub fn checking(addr: IpAddr) -> Admit {
+        if addr.is_loopback() {
+            Admit::Loopback
+        } else {
+            Admit::Nobody
+        }
+    }
+
+    fn allows(self, originator: &str) -> bool {
+        match self {
+            Admit::Nobody => false,
+            Admit::Loopback => originator.parse::<IpAddr>().is_ok_and(|ip| match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+                IpAddr::V4(v4) => v4.is_loopback(),
+            }),
+            Admit::Anyone => true,
+        }
+    }
+}
+
 struct Entry {
     local: u16,
+    admit: Admit,
     counters: Arc<Counters>,
 }
 
@@ -66,34 +115,49 @@ pub struct Table {
     ports: Mutex<HashMap<u16, Entry>>,
     budget: Arc<Budget>,
     rtt: Arc<AtomicU64>,
+    /// Most connections one tunnel carries at once (`settings.max_streams`, as forwards).
+    max_streams: Arc<AtomicUsize>,
     /// The engine's tasks: each reverse connection's joins them.
     tasks: crate::tasks::Tasks,
 }
 
 impl Table {
-    pub fn new(budget: Arc<Budget>, rtt: Arc<AtomicU64>, tasks: crate::tasks::Tasks) -> Arc<Table> {
+    pub fn new(shared: &crate::forward::Shared, rtt: Arc<AtomicU64>) -> Arc<Table> {
         Arc::new(Table {
             ports: Mutex::new(HashMap::new()),
-            budget,
+            budget: shared.budget.clone(),
             rtt,
-            tasks,
+            max_streams: shared.max_streams.clone(),
+            tasks: shared.tasks.clone(),
         })
     }
 
     /// Sends the VM's port `remote` to laptop port `local` from now on; its counters start anew
-    /// when the destination changes.
+    /// when the destination changes. A new entry admits nobody until [`Table::admit`] says.
     pub fn set(&self, remote: u16, local: u16) {
         if let Ok(mut ports) = self.ports.lock() {
-            if ports.get(&remote).is_some_and(|e| e.local == local) {
-                return;
-            }
+            let admit = match ports.get(&remote) {
+                Some(e) if e.local == local => return,
+                Some(e) => e.admit,
+                None => Admit::Nobody,
+            };
             ports.insert(
                 remote,
                 Entry {
                     local,
+                    admit,
                     counters: Arc::default(),
                 },
             );
+        }
+    }
+
+    /// Whom the tunnel on the VM's port `remote` serves from now on.
+    pub fn admit(&self, remote: u16, admit: Admit) {
+        if let Ok(mut ports) = self.ports.lock()
+            && let Some(e) = ports.get_mut(&remote)
+        {
+            e.admit = admit;
         }
     }
 
@@ -124,14 +188,14 @@ impl Forwarded for Table {
     /// A connection sshd accepted on the VM's `port`: connects to the laptop's port first and
     /// confirms the channel only then, so a client on the VM sees a refused laptop service as a
     /// closed connection at once. Runs in its own task: the SSH session never waits on it.
-    fn open(&self, port: u32, channel: Channel<Msg>, reply: ChannelOpenHandle) {
+    fn open(&self, port: u32, originator: &str, channel: Channel<Msg>, reply: ChannelOpenHandle) {
         let found = u16::try_from(port).ok().and_then(|p| {
             self.ports
                 .lock()
                 .ok()
-                .and_then(|ports| ports.get(&p).map(|e| (e.local, e.counters.clone())))
+                .and_then(|ports| ports.get(&p).map(|e| (e.local, e.admit, e.counters.clone())))
         });
-        let Some((local, counters)) = found else {
+        let Some((local, admit, counters)) = found else {
             tracing::warn!(
                 port,
                 "the VM opened a reverse connection on a port Tether did not ask for; refused"
@@ -140,9 +204,40 @@ impl Forwarded for Table {
                 .spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
             return;
         };
+        if !admit.allows(originator) {
+            tracing::warn!(
+                port,
+                originator,
+                ?admit,
+                "refused a reverse connection from an address the tunnel does not serve"
+            );
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            self.tasks
+                .spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
+            return;
+        }
+        let limit = self.max_streams.load(Ordering::Relaxed) as u64;
+        if counters.held.fetch_add(1, Ordering::Relaxed) >= limit {
+            counters.held.fetch_sub(1, Ordering::Relaxed);
+            let refused = counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            // The first, then every 1000th: a flood must not fill the log too.
+            if refused == 1 || refused.is_multiple_of(1000) {
+                tracing::warn!(
+                    port,
+                    limit,
+                    refused,
+                    "refused a reverse connection: {limit} are already open on this tunnel \
+                     (settings.max_streams in the config raises the limit)"
+                );
+            }
+            self.tasks.spawn(reply.reject(ChannelOpenFailure::ResourceShortage));
+            return;
+        }
+        let held = Held(counters.clone());
         let budget = self.budget.clone();
         let rtt = self.rtt.clone();
         self.tasks.spawn(async move {
+            let _held = held;
             counters.accepted.fetch_add(1, Ordering::Relaxed);
             let stream = match tokio::time::timeout(LOCAL_CONNECT_TIMEOUT, connect_local(local)).await {
                 Ok(Ok(s)) => s,
@@ -196,17 +291,15 @@ pub async fn address(
     }
 }
 
-/// Asks the VM to listen on `addr`'s `port`. An address other than the loopback is checked
-/// against the VM's listening sockets: sshd may have bound another one (see the module's note).
+/// Asks the VM to listen on `addr`'s `port`, then checks the VM's listening sockets: sshd may
+/// have bound another address (see the module's note). The caller's table admits no more than
+/// [`Admit::checking`] meanwhile.
 pub async fn request(link: &Handle<ClientHandler>, addr: IpAddr, port: u16) -> Result<(), ReverseError> {
     match tokio::time::timeout(ANSWER_TIMEOUT, link.tcpip_forward(addr.to_string(), u32::from(port))).await {
         Err(_) => return Err(ReverseError::Timeout { port }),
         Ok(Ok(_)) => {}
         Ok(Err(russh::Error::RequestDenied)) => return Err(ReverseError::Refused { port }),
         Ok(Err(_)) => return Err(ReverseError::Closed { port }),
-    }
-    if addr.is_loopback() {
-        return Ok(());
     }
     let out = crate::remote::run(
         link,
@@ -217,7 +310,8 @@ pub async fn request(link: &Handle<ClientHandler>, addr: IpAddr, port: u16) -> R
     .await;
     let found = match out {
         Ok(o) if !o.stdout.is_empty() => listeners(&o.stdout, port),
-        // Not Linux, or no /proc: sshd's word is all there is.
+        // Not Linux, or no /proc: sshd's word is all there is (a loopback tunnel still admits
+        // only loopback peers).
         _ => {
             tracing::warn!(%addr, port, "cannot list the VM's listening sockets; trusting sshd's bind");
             return Ok(());
@@ -225,7 +319,7 @@ pub async fn request(link: &Handle<ClientHandler>, addr: IpAddr, port: u16) -> R
     };
     let problem = if found.iter().any(|ip| ip.is_unspecified()) {
         Some(ReverseError::TooWide { addr, port })
-    } else if !found.contains(&addr) && found.iter().any(IpAddr::is_loopback) {
+    } else if !addr.is_loopback() && !found.contains(&addr) && found.iter().any(IpAddr::is_loopback) {
         Some(ReverseError::LoopbackOnly { addr, port })
     } else {
         None

@@ -145,10 +145,37 @@ pub struct HostKeyPolicy {
     pub files: Vec<PathBuf>,
     /// Accept and record an unknown key (OpenSSH's StrictHostKeyChecking=accept-new).
     pub accept_new: bool,
-    /// A fingerprint the user confirmed for this host: accepted and recorded if presented.
-    pub confirmed: Option<String>,
+    /// A fingerprint the user confirmed: accepted and recorded if the first host of the chain
+    /// whose key is unknown presents it.
+    pub confirmed: Confirmation,
     /// Only fetch the key: record it and end the handshake.
     pub scan: bool,
+}
+
+/// A fingerprint the user confirmed for one host, shared by every hop of one connection attempt.
+///
+/// The user confirms the key of the host an error named, and that is always the first host of
+/// the chain whose key is not known (each hop is checked in order and the first refusal ends the
+/// attempt). So the first unknown key presented uses the confirmation up, whether it matches or
+/// not: a bastion answering the VM's `direct-tcpip` with its own sshd, and its own key, is then
+/// refused for the VM instead of being recorded under the VM's name without a second question.
+#[derive(Debug, Clone, Default)]
+pub struct Confirmation(Arc<Mutex<Option<String>>>);
+
+impl Confirmation {
+    pub fn of(fingerprint: Option<String>) -> Confirmation {
+        Confirmation(Arc::new(Mutex::new(fingerprint)))
+    }
+
+    /// Whether `fingerprint`, presented as an unknown key, is the one confirmed; either way the
+    /// confirmation is spent.
+    fn redeem(&self, fingerprint: &str) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .is_some_and(|c| c == fingerprint)
+    }
 }
 
 /// What the handler saw, kept for error reporting after russh aborts the handshake.
@@ -174,7 +201,8 @@ pub struct ClientHandler {
 pub trait Forwarded: Send + Sync {
     /// A connection on the VM's `port`: accept or refuse it with `reply`, without waiting (the
     /// SSH session's loop is the caller).
-    fn open(&self, port: u32, channel: russh::Channel<client::Msg>, reply: client::ChannelOpenHandle);
+    /// `originator`: the peer's address as sshd saw it when it accepted the connection.
+    fn open(&self, port: u32, originator: &str, channel: russh::Channel<client::Msg>, reply: client::ChannelOpenHandle);
 }
 
 impl client::Handler for ClientHandler {
@@ -185,15 +213,86 @@ impl client::Handler for ClientHandler {
         channel: russh::Channel<client::Msg>,
         _connected_address: &str,
         connected_port: u32,
-        _originator_address: &str,
+        originator_address: &str,
         _originator_port: u32,
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
         // Dropping `reply` refuses the channel.
         if let Some(table) = &self.reverse {
-            table.open(connected_port, channel, reply);
+            table.open(connected_port, originator_address, channel, reply);
         }
+        Ok(())
+    }
+
+    // Every other channel the VM or a hop may open toward us is refused: russh's defaults accept
+    // them (and keep them in the session's table, buffering what the peer sends), and nothing of
+    // Tether's asks the VM for a session, an X11 display, the agent or a socket.
+    async fn server_channel_open_session(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        refuse_opened(&self.host, "session", reply);
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        refuse_opened(&self.host, "direct-tcpip", reply);
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_streamlocal(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        _socket_path: &str,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        refuse_opened(&self.host, "direct-streamlocal", reply);
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        _socket_path: &str,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        refuse_opened(&self.host, "forwarded-streamlocal", reply);
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        refuse_opened(&self.host, "x11", reply);
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        refuse_opened(&self.host, "agent", reply);
         Ok(())
     }
 
@@ -257,9 +356,7 @@ impl client::Handler for ClientHandler {
         }
         let refusal = match status {
             HostKeyStatus::Known => return Ok(true),
-            HostKeyStatus::Unknown
-                if self.policy.accept_new || self.policy.confirmed.as_deref() == Some(fp.as_str()) =>
-            {
+            HostKeyStatus::Unknown if self.policy.accept_new || self.policy.confirmed.redeem(&fp) => {
                 if let Some(own) = self.policy.files.last() {
                     known_hosts::learn(own, &self.host, self.port, key)?;
                     tracing::info!(host = %name, fingerprint = %fp, file = %own.display(), "recorded new host key");
@@ -317,6 +414,13 @@ impl client::Handler for ClientHandler {
             DisconnectReason::Error(e) => Err(e),
         }
     }
+}
+
+/// Refuses a channel the peer opened that Tether never asked for. Dropping the reply sends the
+/// refusal; the channel never enters the session's table.
+fn refuse_opened(host: &str, kind: &str, reply: client::ChannelOpenHandle) {
+    tracing::debug!(host, kind, "refused a channel the server opened");
+    drop(reply);
 }
 
 /// A live, authenticated connection.
@@ -528,20 +632,20 @@ async fn tcp_connect(target: &Target, t: Timeouts) -> Result<TcpStream, SshError
 pub async fn connect(
     target: &Target,
     policy: HostKeyPolicy,
-    source: Arc<dyn Credentials>,
+    logins: crate::identity::Logins,
     passphrase: Option<&str>,
     t: Timeouts,
     reverse: Option<Arc<dyn Forwarded>>,
 ) -> Result<Connection, SshError> {
     let mut hops: Vec<Handle<ClientHandler>> = Vec::new();
     for hop in &target.jumps {
-        let creds = crate::identity::for_hop(hop, source.clone());
+        let creds = crate::identity::for_hop(hop, logins.hops.clone());
         let stream = open(hop, hops.last(), t).await?;
         let conn = login(stream, hop, policy.clone(), creds, passphrase, t, Role::Hop).await?;
         hops.push(conn.handle);
     }
     let stream = open(target, hops.last(), t).await?;
-    let mut conn = login(stream, target, policy, source, passphrase, t, Role::Vm(reverse)).await?;
+    let mut conn = login(stream, target, policy, logins.vm, passphrase, t, Role::Vm(reverse)).await?;
     conn.hops = hops;
     conn.via = target.jumps.iter().map(Target::display).collect();
     Ok(conn)
@@ -756,17 +860,18 @@ async fn login(
 
 /// Fetches the host key a VM presents, without logging in to it or trusting anything. Behind jump
 /// hosts, each hop must be logged in to first; the first hop whose key is not known yet is the
-/// one returned (with its target), so each is shown and confirmed in turn, as for a VM.
+/// one returned (with its target), so each is shown and confirmed in turn, as for a VM. `hops`:
+/// what the hops are offered (see [`crate::identity::Logins`]).
 pub async fn fetch_host_key(
     target: &Target,
     files: Vec<PathBuf>,
-    source: Arc<dyn Credentials>,
+    hops_source: Arc<dyn Credentials>,
     t: Timeouts,
 ) -> Result<(Target, Scanned), SshError> {
     let policy = HostKeyPolicy {
         files: files.clone(),
         accept_new: false,
-        confirmed: None,
+        confirmed: Confirmation::default(),
         scan: false,
     };
     let mut hops: Vec<Handle<ClientHandler>> = Vec::new();
@@ -780,7 +885,7 @@ pub async fn fetch_host_key(
             stream,
             hop,
             policy.clone(),
-            crate::identity::for_hop(hop, source.clone()),
+            crate::identity::for_hop(hop, hops_source.clone()),
             None,
             t,
             Role::Hop,
@@ -815,7 +920,7 @@ async fn scan(
     let policy = HostKeyPolicy {
         files: files.to_vec(),
         accept_new: false,
-        confirmed: None,
+        confirmed: Confirmation::default(),
         scan: true,
     };
     let handler = ClientHandler {

@@ -256,3 +256,63 @@ fn a_vm_going_silent_behind_a_live_bastion_is_caught_by_the_probe_and_healed() {
     );
     t.docker("deep3", &["ps"]).ok();
 }
+
+#[test]
+fn a_bastion_answering_for_the_vm_with_its_own_key_is_asked_about_not_taken_for_the_vm() {
+    // The VM is the bastion's own loopback, where a second sshd of the bastion answers with the
+    // bastion's key: what a bastion that answers the VM's `direct-tcpip` with its own sshd looks
+    // like.
+    let bastion = TestVm::new("bast4", 64, false);
+    lab_cmd(&["sshd", &bastion.name, "2222", "ListenAddress=127.0.0.1"]);
+    let t = Tether::new();
+    let (user, key) = (var("LAB_USER"), var("LAB_KEY"));
+    let jump = format!("{user}@{}", bastion.ip);
+    let added = t.run(&[
+        "vm",
+        "add",
+        "loopvm",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "2222",
+        "--user",
+        &user,
+        "--identity",
+        &key,
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--jump",
+        &jump,
+    ]);
+    assert!(added.stdout.contains("not accepted"), "{}", added.stdout);
+    let bastion_fp = host_key_fingerprint(&bastion.name);
+
+    // Connecting names the bastion first; the user confirms the bastion's key (as the CLI and the
+    // window do, by passing the fingerprint the error named).
+    let first = t.control(&serde_json::json!({"op": "connect", "name": "loopvm"}));
+    assert_eq!(first["error"]["code"], "host_key_unknown", "{first}");
+    assert!(
+        first["error"]["message"].as_str().unwrap().contains(&bastion.ip),
+        "{first}"
+    );
+    let confirmed = t.control(&serde_json::json!({"op": "connect", "name": "loopvm", "fingerprint": bastion_fp}));
+    // The bastion is now trusted; the VM, presenting the same key, is a question of its own.
+    assert_eq!(
+        confirmed["ok"], false,
+        "the bastion's key was taken for the VM's: {confirmed}"
+    );
+    assert_eq!(confirmed["error"]["code"], "host_key_unknown", "{confirmed}");
+    let vm_entry = "[127.0.0.1]:2222";
+    let message = confirmed["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(vm_entry) && message.contains(&bastion_fp),
+        "{confirmed}"
+    );
+    let kh = known_hosts(&t);
+    assert!(kh.lines().any(|l| l.starts_with(&format!("{} ", bastion.ip))), "{kh}");
+    assert!(
+        !kh.contains(vm_entry),
+        "the bastion's key was recorded for the VM: {kh}"
+    );
+    assert_ne!(t.status("loopvm")["state"], "connected");
+}

@@ -400,3 +400,76 @@ fn two_tether_homes_share_a_keychain_and_a_docker_config_without_touching_each_o
     assert_eq!(context_host("tether-dev"), ones);
     assert_eq!(context_host("tether"), ones);
 }
+
+#[test]
+fn a_key_is_installed_and_rotated_through_a_bastion_that_never_sees_the_password() {
+    let bastion = TestVm::new("bast5", 65, false);
+    let vm = TestVm::hidden("deep5", 66, &bastion, false);
+    let user = LabUser::new("tljump");
+    cloud_sshd(&vm.name, "2222");
+    let probe = tempfile::tempdir().unwrap();
+    let ss = SecretService::start(probe.path(), true);
+    let mut t = Tether::with_env(&[("DBUS_SESSION_BUS_ADDRESS", &ss.bus)]);
+    t.run(&["key", "gen", "vmkey"]).ok();
+    // The bastion takes the user's default key (~/.ssh/id_ed25519, here the lab's key); it has no
+    // identity of its own in the VM's settings or ~/.ssh/config. The VM takes only a password
+    // until its key is installed.
+    let default_key = t.dir.path().join(".ssh/id_ed25519");
+    std::fs::copy(var("LAB_KEY"), &default_key).unwrap();
+    std::fs::set_permissions(&default_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let jump = format!("{}@{}", var("LAB_USER"), bastion.ip);
+    t.run(&[
+        "vm",
+        "add",
+        "deep5",
+        "--host",
+        &vm.ip,
+        "--port",
+        "2222",
+        "--user",
+        &user.0,
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+        "--accept-new",
+        "--jump",
+        &jump,
+    ])
+    .ok();
+    let bastion_log = format!("{}/vms/{}/sshd_22.log", var("TETHER_LAB_DIR"), bastion.name);
+    let password_lines = || -> Vec<String> {
+        std::fs::read_to_string(&bastion_log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.to_lowercase().contains("password"))
+            .map(str::to_string)
+            .collect()
+    };
+
+    t.set_env("TETHER_VM_PASSWORD", &var("LAB_PASSWORD"));
+    t.run(&["key", "install", "deep5", "--key", "vmkey"]).ok();
+    t.set_env("TETHER_VM_PASSWORD", "");
+    assert!(
+        password_lines().is_empty(),
+        "the bastion was offered a password: {:?}",
+        password_lines()
+    );
+    let public = t.run(&["key", "show", "vmkey"]).ok().stdout;
+    let authorized = std::fs::read_to_string(user.home().join(".ssh/authorized_keys")).unwrap();
+    assert!(
+        authorized.contains(public.split_whitespace().nth(1).unwrap()),
+        "{authorized}"
+    );
+
+    t.run(&["connect", "deep5"]).ok();
+    assert_eq!(t.status("deep5")["via"], serde_json::json!([format!("{jump}:22")]));
+    let r = t.run(&["key", "rotate", "deep5"]).ok();
+    assert!(r.stdout.contains("rotated key 'vmkey'"), "{}", r.stdout);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    let after = t.run(&["key", "show", "vmkey"]).ok().stdout;
+    assert_ne!(public, after);
+    // A new engine (nothing cached) gets through the bastion to the VM with the new key.
+    t.start_daemon();
+    t.run(&["connect", "deep5"]).ok();
+    assert_eq!(t.status("deep5")["state"], "connected");
+    assert!(password_lines().is_empty(), "{:?}", password_lines());
+}

@@ -216,3 +216,87 @@ fn a_container_on_the_bridge_reaches_the_laptop_through_the_docker_gateway_only(
     let again = fetch_on_bridge(&t, "gw", &gateway, remote).ok();
     assert_eq!(again.stdout.trim(), token);
 }
+
+/// Knocks on `ip:port` from this machine until `stop`, as someone on the VM's network would:
+/// returns (TCP connections sshd accepted, answers that carried `token`).
+fn knock_until(
+    ip: String,
+    port: u16,
+    token: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u32, u32)> {
+    use std::io::{Read as _, Write as _};
+    std::thread::spawn(move || {
+        let (mut accepted, mut served) = (0, 0);
+        let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        // One more round after the stop: the tunnel's answer must not have left a listener.
+        let mut last = false;
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                accepted += 1;
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+                let mut got = String::new();
+                let _ = s.read_to_string(&mut got);
+                if got.contains(&token) {
+                    served += 1;
+                }
+            }
+            if last {
+                return (accepted, served);
+            }
+            last = stop.load(std::sync::atomic::Ordering::SeqCst);
+        }
+    })
+}
+
+#[test]
+fn a_vm_whose_sshd_binds_every_address_serves_nothing_beyond_its_loopback_not_even_while_checked() {
+    let vm = TestVm::new("rgp", 63, false);
+    lab_cmd(&["sshd", &vm.name, "2223", "GatewayPorts=yes"]);
+    let t = Tether::new();
+    t.add_vm(&vm.name, &vm.ip, 2223, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", &vm.name]).ok();
+    let token = format!("laptop-secret-{}", std::process::id());
+    let local = laptop_web(&token);
+    let before = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+
+    // The default (the VM's loopback) and one address of the VM's own: sshd binds every address
+    // for both. Each is refused naming the setting, and nobody on the VM's network is served,
+    // during the check either.
+    for (spec, remote) in [(None, free_port()), (Some(vm.ip.clone()), free_port())] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let knocker = knock_until(vm.ip.clone(), remote, token.clone(), stop.clone());
+        let map = match &spec {
+            None => format!("{remote}:{local}"),
+            Some(ip) => format!("{ip}:{remote}:{local}"),
+        };
+        let out = t.run(&["tunnel", &vm.name, "--reverse", &map]).fails_with(&[
+            "every address",
+            "GatewayPorts",
+            &remote.to_string(),
+        ]);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (accepted, served) = knocker.join().unwrap();
+        eprintln!("{map}: sshd accepted {accepted} knocks while it listened; {served} served");
+        assert_eq!(
+            served, 0,
+            "the laptop's service answered on the VM's own address: {}",
+            out.stderr
+        );
+        let after = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+        assert_eq!(before, after, "a refused reverse tunnel changed the config");
+        // Taken back: nothing listens there any more.
+        let addr: std::net::SocketAddr = format!("{}:{remote}", vm.ip).parse().unwrap();
+        wait_for("the VM to stop listening", Duration::from_secs(10), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                .is_err()
+                .then_some(())
+        });
+    }
+    assert!(
+        t.status(&vm.name)["reverse"].as_array().is_none_or(|a| a.is_empty()),
+        "{}",
+        t.status(&vm.name)
+    );
+}

@@ -77,23 +77,15 @@ impl Actor {
                     addr: profile.host.clone(),
                     message: e.to_string(),
                 })?;
-            let creds = crate::identity::credentials_for(&profile, &target, &keys).await?;
+            let logins = crate::identity::logins_for(&profile, &target, &keys).await?;
             let policy = HostKeyPolicy {
                 files,
                 accept_new,
-                confirmed,
+                confirmed: ssh::Confirmation::of(confirmed),
                 scan: false,
             };
             let pass = passphrase.as_ref().map(|p| p.as_str());
-            let conn = ssh::connect(
-                &target,
-                policy,
-                Arc::from(creds),
-                pass,
-                ssh::Timeouts::default(),
-                Some(reverse),
-            )
-            .await?;
+            let conn = ssh::connect(&target, policy, logins, pass, ssh::Timeouts::default(), Some(reverse)).await?;
             let info = docker::probe(&conn.handle, &profile.remote_socket, &target.user).await;
             Ok((conn, info))
         }));

@@ -162,7 +162,7 @@ pub fn spawn(
         .map(|m| (m.remote, reverse::Reverse::new(*m)))
         .collect();
     let rtt_us: Arc<std::sync::atomic::AtomicU64> = Arc::default();
-    let reverse_table = crate::reverse::Table::new(shared.budget.clone(), rtt_us.clone(), shared.tasks.clone());
+    let reverse_table = crate::reverse::Table::new(&shared, rtt_us.clone());
     let (reverse_done, reverse_rx) = mpsc::unbounded_channel();
     let pool = Pool::new(
         profile.remote_socket.clone(),

@@ -70,8 +70,11 @@ impl Actor {
         let Some(r) = self.reverse.tunnels.get_mut(&remote) else {
             return false;
         };
-        // In the table before the VM listens: a connection right after the answer is served.
+        // In the table before the VM listens, admitting nobody until the address is known: a
+        // connection right after the answer is served if the tunnel admits it.
         self.reverse.table.set(remote, r.map.local);
+        self.reverse.table.admit(remote, reverse::Admit::Nobody);
+        let table = self.reverse.table.clone();
         r.state = ForwardState::Pending;
         r.error = None;
         r.asking.cancel();
@@ -86,7 +89,10 @@ impl Actor {
                 let ask = async {
                     // The bridge's gateway is looked up on every link: the engine may have moved it.
                     match reverse::address(&link, bind, &socket, remote).await {
-                        Ok(addr) => (Some(addr), reverse::request(&link, addr, remote).await),
+                        Ok(addr) => {
+                            table.admit(remote, reverse::Admit::checking(addr));
+                            (Some(addr), reverse::request(&link, addr, remote).await)
+                        }
                         Err(e) => (None, Err(e)),
                     }
                 };
@@ -174,6 +180,9 @@ impl Actor {
                 r.state = ForwardState::Listening;
                 r.error = None;
                 self.reverse.table.set(done.remote, r.map.local);
+                if let Some(addr) = done.address {
+                    self.reverse.table.admit(done.remote, reverse::Admit::checked(addr));
+                }
             }
             Err(e) => {
                 tracing::warn!(vm = %self.name, remote = done.remote, error = %e, "reverse tunnel refused");

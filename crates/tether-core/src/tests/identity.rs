@@ -28,3 +28,44 @@ fn garbage_is_a_format_error_naming_the_file() {
         .to_string();
     assert!(e.contains("/k/x") && e.contains("ssh-keygen"), "{e}");
 }
+
+#[test]
+fn a_jump_host_is_offered_its_own_keys_then_the_usual_ones_and_never_the_vms_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("bastion_key");
+    let own_key = generate_ed25519("bastion");
+    std::fs::write(&own, own_key.to_openssh(Default::default()).unwrap().as_bytes()).unwrap();
+    let usual = generate_ed25519("usual");
+    let hop = |files: Vec<PathBuf>| Target {
+        alias: "gate".into(),
+        host: "10.0.0.1".into(),
+        port: 22,
+        user: "ops".into(),
+        identity_files: files,
+        jumps: Vec::new(),
+    };
+    let password = Credential::Password(Arc::new(Zeroizing::new("the VM's password".into())));
+    let usual_cred = Credential::Key {
+        label: "usual".into(),
+        key: Arc::new(usual.clone()),
+    };
+    let offered = |creds: Arc<dyn Credentials>| -> Vec<String> {
+        creds
+            .credentials(None)
+            .unwrap()
+            .iter()
+            .map(|c| match c {
+                Credential::Key { key, .. } => key.comment().to_string(),
+                Credential::Agent { .. } => "agent".into(),
+                Credential::Password(_) => "password".into(),
+            })
+            .collect()
+    };
+    // The VM's login is a password (installing a key): its hops get none of it.
+    let only_password: Arc<dyn Credentials> = Arc::new(Fixed(vec![password.clone()]));
+    assert!(offered(for_hop(&hop(Vec::new()), only_password.clone())).is_empty());
+    assert_eq!(offered(for_hop(&hop(vec![own.clone()]), only_password)), ["bastion"]);
+    // What hops usually take, after the hop's own key.
+    let mixed: Arc<dyn Credentials> = Arc::new(Fixed(vec![password, usual_cred]));
+    assert_eq!(offered(for_hop(&hop(vec![own]), mixed)), ["bastion", "usual"]);
+}

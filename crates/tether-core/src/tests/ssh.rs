@@ -128,3 +128,93 @@ async fn a_stalled_reader_stops_the_sender_at_its_window() {
     assert!(got.iter().all(|b| *b == 0x5a));
     bridge.await.unwrap();
 }
+
+#[tokio::test]
+async fn channels_the_server_opens_unasked_are_refused_and_the_connection_stays_good() {
+    let sshd = TestSshd::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = sshd.login(sshd.known_hosts(dir.path())).await.unwrap();
+    let vm = sshd.session();
+    for _ in 0..100 {
+        assert!(vm.channel_open_session().await.is_err(), "session");
+        assert!(vm.channel_open_x11("127.0.0.1", 6010).await.is_err(), "x11");
+        assert!(vm.channel_open_agent().await.is_err(), "agent");
+        assert!(
+            vm.channel_open_direct_tcpip("127.0.0.1", 22, "127.0.0.1", 1)
+                .await
+                .is_err(),
+            "direct-tcpip"
+        );
+        assert!(
+            vm.channel_open_direct_streamlocal("/run/x").await.is_err(),
+            "direct-streamlocal"
+        );
+        assert!(
+            vm.channel_open_forwarded_streamlocal("/run/y").await.is_err(),
+            "forwarded-streamlocal"
+        );
+        // No reverse tunnel was asked for on this connection.
+        assert!(
+            vm.channel_open_forwarded_tcpip("127.0.0.1", 80, "127.0.0.1", 1)
+                .await
+                .is_err(),
+            "forwarded-tcpip"
+        );
+    }
+    let mut echo = conn
+        .handle
+        .channel_open_direct_streamlocal("/echo")
+        .await
+        .unwrap()
+        .into_stream();
+    echo.write_all(b"still here").await.unwrap();
+    let mut back = [0u8; 10];
+    echo.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"still here");
+}
+
+#[tokio::test]
+async fn a_confirmed_fingerprint_is_spent_on_the_first_unknown_host_of_a_chain() {
+    // The VM, `localhost` behind the bastion 127.0.0.1, is answered by the bastion's own sshd
+    // with the bastion's key. The user confirmed that key for the bastion, which the error
+    // named: the VM presenting it is a second host, refused until its own question is answered.
+    let sshd = TestSshd::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("known_hosts");
+    std::fs::write(&own, "").unwrap();
+    let fp = crate::known_hosts::fingerprint(sshd.host_key.public_key());
+    let mut vm = sshd.target();
+    vm.alias = "localhost".into();
+    vm.host = "localhost".into();
+    vm.jumps = vec![sshd.target()];
+    let policy = |confirmed: Option<String>| HostKeyPolicy {
+        files: vec![own.clone()],
+        accept_new: false,
+        confirmed: Confirmation::of(confirmed),
+        scan: false,
+    };
+    let logins = || crate::identity::Logins::same(sshd.credentials());
+    let Err(err) = connect(&vm, policy(Some(fp.clone())), logins(), None, Timeouts::default(), None).await else {
+        panic!("the bastion's key was taken for the VM's")
+    };
+    let vm_entry = format!("[localhost]:{}", sshd.addr.port());
+    match &err {
+        SshError::HostKeyUnknown { host, fingerprint, .. } => {
+            assert_eq!(host, &vm_entry);
+            assert_eq!(fingerprint, &fp);
+        }
+        other => panic!("{other:?}"),
+    }
+    let recorded = std::fs::read_to_string(&own).unwrap();
+    assert!(
+        recorded.contains(&format!("[127.0.0.1]:{}", sshd.addr.port())),
+        "{recorded}"
+    );
+    assert!(!recorded.contains("localhost"), "{recorded}");
+    // Asked about and confirmed for the VM itself: it connects.
+    let conn = connect(&vm, policy(Some(fp)), logins(), None, Timeouts::default(), None)
+        .await
+        .expect("the VM, confirmed in its turn");
+    assert_eq!(conn.hops.len(), 1);
+    assert!(std::fs::read_to_string(&own).unwrap().contains(&vm_entry));
+}

@@ -8,10 +8,13 @@
 //!   [`TestSshd::flooded`], so a test sees where flow control stopped the sender;
 //! - `/docker.sock`: the engine's version for each HTTP request, enough for the engine check and
 //!   a client's `GET /version` (an HTTP/1.0 request's answer ends the channel, as dockerd's does);
+//! - TCP to its own port, whatever the host named: itself again, as a bastion answering a VM's
+//!   address with its own sshd would;
 //! - anything else is refused, as sshd refuses a socket that is not there.
 //!
 //! It can be stopped and started again on the same port, which is how a VM goes away and comes
-//! back. The end-to-end tests against OpenSSH's sshd remain the proof; this is the fast first
+//! back. [`TestSshd::session`] hands a test the server's side of a logged-in session, to open
+//! channels toward the client as a VM (or a hostile one) would. The end-to-end tests against OpenSSH's sshd remain the proof; this is the fast first
 //! line.
 
 use std::net::SocketAddr;
@@ -40,6 +43,8 @@ pub struct TestSshd {
     pub client_key: PrivateKey,
     /// Bytes `/flood` channels handed to the session so far.
     pub flooded: Arc<AtomicU64>,
+    /// The server's handle of each session that logged in, in order.
+    sessions: Arc<std::sync::Mutex<Vec<server::Handle>>>,
     stop: CancellationToken,
 }
 
@@ -79,6 +84,8 @@ impl TestSshd {
         let stop = CancellationToken::new();
         let allowed = client_key.public_key().clone();
         let (stop2, flooded2) = (stop.clone(), flooded.clone());
+        let sessions_seen: Arc<std::sync::Mutex<Vec<server::Handle>>> = Arc::default();
+        let seen2 = sessions_seen.clone();
         tokio::spawn(async move {
             let mut sessions = Vec::new();
             loop {
@@ -90,8 +97,10 @@ impl TestSshd {
                     },
                 };
                 let handler = Server {
+                    port: addr.port(),
                     allowed: allowed.clone(),
                     flooded: flooded2.clone(),
+                    sessions: seen2.clone(),
                 };
                 let config = config.clone();
                 let stop = stop2.clone();
@@ -122,8 +131,20 @@ impl TestSshd {
             host_key,
             client_key,
             flooded,
+            sessions: sessions_seen,
             stop,
         }
+    }
+
+    /// The server's handle of the latest session that logged in.
+    pub fn session(&self) -> server::Handle {
+        #[allow(clippy::unwrap_used)]
+        self.sessions
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("no session has logged in")
     }
 
     /// Ends the server and every session it serves, as a VM that went away.
@@ -175,19 +196,28 @@ impl TestSshd {
 
     /// A login by the SSH layer with host keys from `known_hosts` only.
     pub async fn login(&self, known_hosts: PathBuf) -> Result<crate::ssh::Connection, crate::ssh::SshError> {
+        self.login_with(known_hosts, None).await
+    }
+
+    /// [`TestSshd::login`], the VM's `forwarded-tcpip` channels going to `reverse`.
+    pub async fn login_with(
+        &self,
+        known_hosts: PathBuf,
+        reverse: Option<Arc<dyn crate::ssh::Forwarded>>,
+    ) -> Result<crate::ssh::Connection, crate::ssh::SshError> {
         let policy = crate::ssh::HostKeyPolicy {
             files: vec![known_hosts],
             accept_new: false,
-            confirmed: None,
+            confirmed: crate::ssh::Confirmation::default(),
             scan: false,
         };
         crate::ssh::connect(
             &self.target(),
             policy,
-            self.credentials(),
+            crate::identity::Logins::same(self.credentials()),
             None,
             Default::default(),
-            None,
+            reverse,
         )
         .await
     }
@@ -214,8 +244,11 @@ impl Drop for TestSshd {
 }
 
 struct Server {
+    /// The port this server listens on.
+    port: u16,
     allowed: ssh_key::PublicKey,
     flooded: Arc<AtomicU64>,
+    sessions: Arc<std::sync::Mutex<Vec<server::Handle>>>,
 }
 
 impl server::Handler for Server {
@@ -227,6 +260,13 @@ impl server::Handler for Server {
         } else {
             Auth::reject()
         })
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        if let Ok(mut all) = self.sessions.lock() {
+            all.push(session.handle());
+        }
+        Ok(())
     }
 
     async fn channel_open_direct_streamlocal(
@@ -267,6 +307,15 @@ impl server::Handler for Server {
         if port == ECHO_PORT {
             reply.accept().await;
             tokio::spawn(echo(channel));
+        } else if port == u32::from(self.port) {
+            let Ok(mut me) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                return Ok(());
+            };
+            reply.accept().await;
+            tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut me, &mut channel.into_stream()).await;
+            });
         } else {
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
         }
