@@ -149,7 +149,8 @@ impl Engine {
     /// of a type not recorded for a VM known by other keys, takes [`Self::replace_host_key`].
     pub async fn trust_host_key(&self, name: &str, fingerprint: &str) -> Result<(), EngineError> {
         let (target, key) = self.confirmed_host_key(name, fingerprint).await?;
-        match known_hosts::check(&target.host, target.port, &key, &self.known_hosts_files()).map_err(read_err)? {
+        let files = target.host_keys.apply(&self.known_hosts_files());
+        match known_hosts::check(&target.host, target.port, &key, &files).map_err(read_err)? {
             HostKeyStatus::Known => return Ok(()),
             HostKeyStatus::Unknown => {}
             _ => {
@@ -170,7 +171,10 @@ impl Engine {
     /// named with the command that removes it, and nothing changes. A revoked key stays refused.
     pub async fn replace_host_key(&self, name: &str, fingerprint: &str) -> Result<usize, EngineError> {
         let (target, key) = self.confirmed_host_key(name, fingerprint).await?;
-        let (files, own) = (self.known_hosts_files(), self.inner.paths.known_hosts());
+        let (files, own) = (
+            target.host_keys.apply(&self.known_hosts_files()),
+            self.inner.paths.known_hosts(),
+        );
         let entry = known_hosts::host_entry_name(&target.host, target.port);
         // `check` reports a revocation in any file, and otherwise the first conflicting line; the
         // files list OpenSSH's before Tether's, so a conflict it finds in ours is the only one.

@@ -73,19 +73,59 @@ pub fn host_entry_name(host: &str, port: u16) -> String {
     }
 }
 
+/// The line of `file` (a RevokedHostKeys list: one public key per line, as authorized_keys
+/// writes them) that revokes `key`, if any. A file that cannot be read, or is a binary KRL,
+/// is an error: OpenSSH refuses every host then too, and so does Tether.
+pub fn revoked_in(file: &Path, key: &russh::keys::ssh_key::public::KeyData) -> std::io::Result<Option<usize>> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot read the RevokedHostKeys file {} named in ~/.ssh/config ({e}); fix or remove that line",
+                file.display()
+            ),
+        )
+    })?;
+    if bytes.starts_with(b"SSHKRL\n") {
+        return Err(std::io::Error::other(format!(
+            "{} is a binary key revocation list (KRL), which Tether cannot read; list the revoked keys there \
+             as public key lines (`cat key.pub >> {}`), or remove RevokedHostKeys from ~/.ssh/config",
+            file.display(),
+            file.display()
+        )));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    for (idx, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if PublicKey::from_openssh(line).is_ok_and(|k| k.key_data() == key) {
+            return Ok(Some(idx + 1));
+        }
+    }
+    Ok(None)
+}
+
 /// Checks `key` for `host:port` against `files`, in order.
 pub fn check(host: &str, port: u16, key: &PublicKey, files: &[PathBuf]) -> std::io::Result<HostKeyStatus> {
     let name = host_entry_name(host, port);
     let mut known = false;
     let mut changed = None;
     let mut others = Vec::new();
+    // A revocation under the bare name holds for the host on any port, as a key known there may
+    // be taken for it (below).
+    for (file, line, entry) in entries_for_either(host, port, files)? {
+        if entry.marker() == Some(&Marker::Revoked) && entry.public_key().key_data() == key.key_data() {
+            return Ok(HostKeyStatus::Revoked { file, line });
+        }
+    }
     // An unparsable line (unsupported key type, stray text) is skipped, as OpenSSH does.
     for (file, line, entry) in entries_for(&name, files)? {
         let same_key = entry.public_key().key_data() == key.key_data();
-        match entry.marker() {
-            Some(Marker::Revoked) if same_key => return Ok(HostKeyStatus::Revoked { file, line }),
-            Some(_) => continue, // @cert-authority lines vouch for certificates, not plain keys.
-            None => {}
+        if entry.marker().is_some() {
+            // @revoked lines were read above; @cert-authority ones vouch for certificates.
+            continue;
         }
         if same_key {
             known = true;

@@ -99,12 +99,13 @@ impl Paths {
         self.config_dir.join("known_hosts")
     }
 
-    /// The known_hosts files read for host keys, in order: OpenSSH's (read only) and Tether's
-    /// own, which receives the keys the user accepts and is last.
+    /// The known_hosts files read for host keys, in order: OpenSSH's user and global files (read
+    /// only, as `ssh` reads them when ~/.ssh/config does not name others) and Tether's own, which
+    /// receives the keys the user accepts and is last.
     pub fn known_hosts_files(&self) -> Vec<PathBuf> {
-        std::env::var_os("HOME")
-            .map(|h| Path::new(&h).join(".ssh").join("known_hosts"))
+        openssh_user_known_hosts()
             .into_iter()
+            .chain(openssh_global_known_hosts())
             .chain([self.known_hosts()])
             .collect()
     }
@@ -325,6 +326,34 @@ pub fn check_socket_path(path: &Path) -> Result<(), PathError> {
         });
     }
     Ok(())
+}
+
+/// OpenSSH's default UserKnownHostsFile: ~/.ssh/known_hosts and ~/.ssh/known_hosts2.
+pub fn openssh_user_known_hosts() -> Vec<PathBuf> {
+    std::env::var_os("HOME")
+        .map(|h| {
+            let ssh = Path::new(&h).join(".ssh");
+            vec![ssh.join("known_hosts"), ssh.join("known_hosts2")]
+        })
+        .unwrap_or_default()
+}
+
+/// OpenSSH's default GlobalKnownHostsFile, where administrators pin hosts for every user. Only
+/// on Unix: Windows' OpenSSH keeps it under %ProgramData%\ssh.
+pub fn openssh_global_known_hosts() -> Vec<PathBuf> {
+    if cfg!(windows) {
+        std::env::var_os("ProgramData")
+            .map(|d| {
+                let ssh = Path::new(&d).join("ssh");
+                vec![ssh.join("ssh_known_hosts"), ssh.join("ssh_known_hosts2")]
+            })
+            .unwrap_or_default()
+    } else {
+        vec![
+            PathBuf::from("/etc/ssh/ssh_known_hosts"),
+            PathBuf::from("/etc/ssh/ssh_known_hosts2"),
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -195,6 +195,8 @@ pub struct ClientHandler {
     closed: Arc<Notify>,
     /// The reverse tunnels asked of this VM; without it every `forwarded-tcpip` is refused.
     reverse: Option<Arc<dyn Forwarded>>,
+    /// ~/.ssh/config's RevokedHostKeys for this host, read before anything else.
+    revoked: Option<PathBuf>,
 }
 
 /// Takes the connections the VM opens on ports it listens on for us (`forwarded-tcpip`).
@@ -303,6 +305,7 @@ impl client::Handler for ClientHandler {
         let key_type = key.algorithm().to_string();
         // known_hosts files are read from disk: off the runtime's workers.
         let (host, port, files) = (self.host.clone(), self.port, self.policy.files.clone());
+        let revoked = self.revoked.clone();
         let cert = match presented {
             PublicKeyOrCertificate::Certificate(c) => Some(c.clone()),
             PublicKeyOrCertificate::PublicKey { .. } => None,
@@ -311,6 +314,17 @@ impl client::Handler for ClientHandler {
             let key = key.clone();
             tokio::task::spawn_blocking(move || -> std::io::Result<_> {
                 let now = crate::clock::unix_ms() / 1000;
+                // As OpenSSH: a key (or the authority that signed its certificate) listed there
+                // is refused whatever else vouches for it, and a file that cannot be read refuses
+                // too.
+                if let Some(file) = revoked {
+                    let keys = std::iter::once(key.key_data()).chain(cert.as_ref().map(|c| c.signature_key()));
+                    for k in keys {
+                        if let Some(line) = known_hosts::revoked_in(&file, k)? {
+                            return Ok((None, HostKeyStatus::Revoked { file, line }));
+                        }
+                    }
+                }
                 let cert_status = cert
                     .map(|c| known_hosts::check_certificate(&host, port, &c, &files, now))
                     .transpose()?;
@@ -741,6 +755,11 @@ async fn login(
     };
     let seen = Arc::new(Mutex::new(Seen::default()));
     let closed = Arc::new(Notify::new());
+    // This host's files, as ~/.ssh/config names them: each hop may have its own.
+    let policy = HostKeyPolicy {
+        files: target.host_keys.apply(&policy.files),
+        ..policy
+    };
     let handler = ClientHandler {
         host: target.host.clone(),
         port: target.port,
@@ -748,6 +767,7 @@ async fn login(
         seen: seen.clone(),
         closed: closed.clone(),
         reverse,
+        revoked: target.host_keys.revoked.clone(),
     };
     let mut config = client_config(target, &policy).await;
     if matches!(role, Role::Hop) {
@@ -918,7 +938,7 @@ async fn scan(
     let Transport { stream, addr } = open(target, via, t).await?;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let policy = HostKeyPolicy {
-        files: files.to_vec(),
+        files: target.host_keys.apply(files),
         accept_new: false,
         confirmed: Confirmation::default(),
         scan: true,
@@ -930,6 +950,7 @@ async fn scan(
         seen: seen.clone(),
         closed: Arc::new(Notify::new()),
         reverse: None,
+        revoked: target.host_keys.revoked.clone(),
     };
     let config = Arc::new(client_config(target, &policy).await);
     let _ = tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await;

@@ -37,6 +37,61 @@ pub struct Target {
     /// Jump hosts to pass through, in order: the first is reached over TCP, each next one (and
     /// then this target) through a `direct-tcpip` channel of the one before.
     pub jumps: Vec<Target>,
+    /// Where ~/.ssh/config says this host's keys are known and revoked.
+    pub host_keys: HostKeyFiles,
+}
+
+/// ~/.ssh/config's word on where a host's keys are looked up: `UserKnownHostsFile`,
+/// `GlobalKnownHostsFile` (each a list; `none` is no file) and `RevokedHostKeys`. Unset, OpenSSH's
+/// defaults apply ([`crate::paths::Paths::known_hosts_files`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostKeyFiles {
+    pub user: Option<Vec<PathBuf>>,
+    pub global: Option<Vec<PathBuf>>,
+    pub revoked: Option<PathBuf>,
+}
+
+impl HostKeyFiles {
+    fn from_params(params: Option<&ssh2_config::HostParams>) -> HostKeyFiles {
+        let field = |name: &str| -> Option<Vec<String>> {
+            let p = params?;
+            p.unsupported_fields
+                .get(name)
+                .or_else(|| p.ignored_fields.get(name))
+                .cloned()
+        };
+        let files = |name: &str| {
+            field(name).map(|args| {
+                args.iter()
+                    .flat_map(|a| a.split_whitespace())
+                    .filter(|a| !a.eq_ignore_ascii_case("none"))
+                    .map(|a| expand_tilde(Path::new(a)))
+                    .collect()
+            })
+        };
+        HostKeyFiles {
+            user: files("userknownhostsfile"),
+            global: files("globalknownhostsfile"),
+            revoked: field("revokedhostkeys")
+                .and_then(|a| a.first().cloned())
+                .filter(|a| !a.eq_ignore_ascii_case("none"))
+                .map(|a| expand_tilde(Path::new(&a))),
+        }
+    }
+
+    /// The known_hosts files to read for this host: `defaults` (OpenSSH's user files, its global
+    /// files, then Tether's own, last) with the parts the config names replaced.
+    pub fn apply(&self, defaults: &[PathBuf]) -> Vec<PathBuf> {
+        if self.user.is_none() && self.global.is_none() {
+            return defaults.to_vec();
+        }
+        let user = self.user.clone().unwrap_or_else(crate::paths::openssh_user_known_hosts);
+        let global = self
+            .global
+            .clone()
+            .unwrap_or_else(crate::paths::openssh_global_known_hosts);
+        user.into_iter().chain(global).chain(defaults.last().cloned()).collect()
+    }
 }
 
 impl Target {
@@ -110,6 +165,7 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
         user,
         identity_files,
         jumps,
+        host_keys: HostKeyFiles::from_params(params.as_ref()),
     })
 }
 
@@ -176,6 +232,7 @@ pub fn hop(spec: &str, cfg: Option<&SshConfig>) -> Result<Target, String> {
             .map(|f| expand_tilde(f))
             .collect(),
         jumps: Vec::new(),
+        host_keys: HostKeyFiles::from_params(params.as_ref()),
     })
 }
 

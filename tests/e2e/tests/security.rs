@@ -376,3 +376,42 @@ fn a_planted_symlink_for_the_socket_directory_is_refused_at_once() {
         "something was made through the link"
     );
 }
+
+#[test]
+fn a_key_pinned_in_a_global_known_hosts_file_refuses_another_instead_of_asking() {
+    // The administrator pinned VM a's key (here: another key, as a man in the middle would see
+    // it) in a global file that ~/.ssh/config names, as /etc/ssh/ssh_known_hosts would be.
+    let t = Tether::new();
+    let ip = var("LAB_A_IP");
+    let stranger = std::fs::read_to_string(format!("{}.pub", var("LAB_KEY_STRANGER"))).unwrap();
+    let stranger_key: Vec<&str> = stranger.split_whitespace().take(2).collect();
+    let global = t.dir.path().join("ssh_known_hosts");
+    std::fs::write(&global, format!("{ip} {}\n", stranger_key.join(" "))).unwrap();
+    let revoked = t.dir.path().join("revoked_keys");
+    std::fs::write(&revoked, "").unwrap();
+    std::fs::write(
+        t.dir.path().join(".ssh/config"),
+        format!(
+            "Host {ip}\n  GlobalKnownHostsFile {}\n  RevokedHostKeys {}\n",
+            global.display(),
+            revoked.display()
+        ),
+    )
+    .unwrap();
+    // Not a first connection: a refusal naming the pinned line, whatever --accept-new says.
+    t.add_vm("pinned", &ip, 22, &var("LAB_A_SOCK"))
+        .fails_with(&["REFUSED", "does not match", &global.display().to_string()]);
+    t.run(&["connect", "pinned", "--accept-new"])
+        .fails_with(&["REFUSED", "CHANGED"]);
+    let own = std::fs::read_to_string(t.home().join("config/known_hosts")).unwrap_or_default();
+    assert!(!own.contains(&ip), "the key was learned over the pin: {own}");
+
+    // Pinned right, but revoked in the RevokedHostKeys file: refused all the same.
+    let real = std::fs::read_to_string(format!("{}/vms/a/ssh_host_ed25519_key.pub", var("TETHER_LAB_DIR"))).unwrap();
+    std::fs::write(&global, format!("{ip} {real}")).unwrap();
+    t.run(&["connect", "pinned"]).ok();
+    t.run(&["disconnect", "pinned"]).ok();
+    std::fs::write(&revoked, &real).unwrap();
+    t.run(&["connect", "pinned"])
+        .fails_with(&["REFUSED", "revoked", &revoked.display().to_string()]);
+}

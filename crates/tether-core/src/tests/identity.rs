@@ -43,6 +43,7 @@ fn a_jump_host_is_offered_its_own_keys_then_the_usual_ones_and_never_the_vms_pas
         user: "ops".into(),
         identity_files: files,
         jumps: Vec::new(),
+        host_keys: Default::default(),
     };
     let password = Credential::Password(Arc::new(Zeroizing::new("the VM's password".into())));
     let usual_cred = Credential::Key {

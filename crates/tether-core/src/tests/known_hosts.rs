@@ -314,3 +314,71 @@ fn a_host_certificate_is_trusted_only_as_openssh_trusts_it() {
         CertStatus::Revoked { line: 1, .. }
     ));
 }
+
+#[test]
+fn a_revocation_in_a_global_file_or_under_the_bare_name_holds_for_every_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, pinned) = (key(), key());
+    let user = write(dir.path(), "known_hosts", "");
+    // An administrator's global file: one key revoked for every host, another pinned for h.
+    let global = write(
+        dir.path(),
+        "ssh_known_hosts",
+        &format!(
+            "@revoked * {}\nh {}\n",
+            k.to_openssh().unwrap(),
+            pinned.to_openssh().unwrap()
+        ),
+    );
+    let own = write(
+        dir.path(),
+        "tether",
+        &format!("elsewhere {}\n", k.to_openssh().unwrap()),
+    );
+    let files = [user.clone(), global, own];
+    assert!(matches!(
+        check("h", 22, &k, &files).unwrap(),
+        HostKeyStatus::Revoked { line: 1, .. }
+    ));
+    assert!(matches!(
+        check("h", 2222, &k, &files).unwrap(),
+        HostKeyStatus::Revoked { .. }
+    ));
+    // The pinned key there is known; another key of its type is a changed one, not a new one.
+    assert_eq!(check("h", 22, &pinned, &files).unwrap(), HostKeyStatus::Known);
+    assert!(matches!(
+        check("h", 22, &key(), &files).unwrap(),
+        HostKeyStatus::Changed { .. }
+    ));
+
+    // `@revoked` under the bare name, the host reached on another port.
+    let bare = write(dir.path(), "bare", &format!("@revoked h {}\n", k.to_openssh().unwrap()));
+    assert!(matches!(
+        check("h", 2222, &k, std::slice::from_ref(&bare)).unwrap(),
+        HostKeyStatus::Revoked { .. }
+    ));
+}
+
+#[test]
+fn a_revoked_keys_file_lists_keys_and_one_that_cannot_be_read_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, other) = (key(), key());
+    let list = write(
+        dir.path(),
+        "revoked",
+        &format!(
+            "# retired hosts\n{} old-host\n\n{}\n",
+            other.to_openssh().unwrap(),
+            k.to_openssh().unwrap()
+        ),
+    );
+    assert_eq!(revoked_in(&list, k.key_data()).unwrap(), Some(4));
+    assert_eq!(revoked_in(&list, key().key_data()).unwrap(), None);
+    let missing = dir.path().join("missing");
+    let e = revoked_in(&missing, k.key_data()).unwrap_err().to_string();
+    assert!(e.contains("RevokedHostKeys") && e.contains("missing"), "{e}");
+    let krl = dir.path().join("krl");
+    std::fs::write(&krl, b"SSHKRL\n\0\0\0\x01").unwrap();
+    let e = revoked_in(&krl, k.key_data()).unwrap_err().to_string();
+    assert!(e.contains("KRL"), "{e}");
+}

@@ -186,6 +186,7 @@ impl TestSshd {
             user: "tester".into(),
             identity_files: Vec::new(),
             jumps: Vec::new(),
+            host_keys: Default::default(),
         }
     }
 

@@ -93,3 +93,42 @@ fn the_first_hop_is_reached_through_its_own_proxy_jump_and_a_loop_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn known_hosts_and_revoked_keys_files_come_from_the_config_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config");
+    std::fs::write(
+        &p,
+        "Host pinned\n  UserKnownHostsFile /k/mine /k/mine2\n  GlobalKnownHostsFile none\n  RevokedHostKeys /k/revoked\n\n\
+         Host plain\n  HostName 10.0.0.9\n",
+    )
+    .unwrap();
+    let cfg = parse(&p).unwrap();
+    let pinned = HostKeyFiles::from_params(Some(&cfg.query("pinned")));
+    assert_eq!(
+        pinned,
+        HostKeyFiles {
+            user: Some(vec![PathBuf::from("/k/mine"), PathBuf::from("/k/mine2")]),
+            global: Some(Vec::new()),
+            revoked: Some(PathBuf::from("/k/revoked")),
+        }
+    );
+    let defaults = [
+        PathBuf::from("/home/u/.ssh/known_hosts"),
+        PathBuf::from("/etc/ssh/ssh_known_hosts"),
+        PathBuf::from("/tether/known_hosts"),
+    ];
+    // Named files replace OpenSSH's; Tether's own stays last.
+    assert_eq!(
+        pinned.apply(&defaults),
+        [
+            PathBuf::from("/k/mine"),
+            PathBuf::from("/k/mine2"),
+            PathBuf::from("/tether/known_hosts")
+        ]
+    );
+    let plain = HostKeyFiles::from_params(Some(&cfg.query("plain")));
+    assert_eq!(plain, HostKeyFiles::default());
+    assert_eq!(plain.apply(&defaults), defaults);
+}
