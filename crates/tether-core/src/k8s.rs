@@ -26,7 +26,8 @@ pub struct KubeSetup {
     /// The VM's kubeconfig; none tries the usual places.
     #[serde(default)]
     pub config: Option<String>,
-    /// The laptop's port; none takes the API server's own if free, else any free one.
+    /// The laptop's port; none takes the API server's own if free and not on
+    /// `settings.auto_forward_deny`, else any free one.
     #[serde(default)]
     pub local: Option<u16>,
     /// The user's kubeconfig to write (the client's KUBECONFIG, or ~/.kube/config).
@@ -93,11 +94,15 @@ impl Engine {
     pub async fn kube_enable(&self, vm: Option<&str>, setup: KubeSetup) -> Result<KubeView, EngineError> {
         let (name, _) = self.session(vm).await?;
         let (config, remote) = self.remote_kubeconfig(&name, setup.config.as_deref()).await?;
-        let old = self.config().await.vm(&name)?.kube.clone();
+        let cfg = self.config().await;
+        let old = cfg.vm(&name)?.kube.clone();
+        // The API server's own port only if it is not one local clients of a well-known service
+        // use (an API server on the VM's 5432 would otherwise answer this laptop's psql).
+        let deny = &cfg.settings.auto_forward_deny;
         let local = match (setup.local, &old) {
             (Some(p), _) => p,
             (None, Some(o)) if o.remote == remote.port => o.local,
-            (None, _) if free(remote.port) => remote.port,
+            (None, _) if free(remote.port) && !deny.contains(&remote.port) => remote.port,
             (None, _) => std::net::TcpListener::bind(("127.0.0.1", 0))
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())

@@ -156,3 +156,26 @@ fn kubectl_reaches_the_vm_api_server_through_the_tunnel_with_its_name_verified()
     );
     kubectl(&t, &["--context", "tether-kube", "version", "-o", "json"]).fails_with(&["tether-kube"]);
 }
+
+#[test]
+fn an_api_server_on_a_well_known_port_is_not_given_that_port_on_the_laptop() {
+    // An API server on the VM's 5432: taking the same port here would make this laptop's psql
+    // talk to it, so another one is picked, as for automatic forwards.
+    let vm = TestVm::new("kubepg", 67, false);
+    lab_cmd(&["kube", &vm.name, "5432"]);
+    let lab_dir = format!("{}/vms/{}/kube", var("TETHER_LAB_DIR"), vm.name);
+    let t = Tether::new();
+    std::fs::create_dir_all(t.dir.path().join(".kube")).unwrap();
+    t.add_vm(&vm.name, &vm.ip, 22, &var("LAB_A_SOCK")).ok();
+    t.run(&["connect", &vm.name]).ok();
+    t.run(&["kube", &vm.name, "--config", &format!("{lab_dir}/kubeconfig")])
+        .ok();
+    let local = t.status(&vm.name)["forwards"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["remote"] == 5432).cloned())
+        .unwrap_or_else(|| panic!("no tunnel to 5432"))["local"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(local, 5432, "the API server took this laptop's postgres port");
+    assert_eq!(server_version(&t, &format!("tether-{}", vm.name)), "v1.31.0-tether-lab");
+}

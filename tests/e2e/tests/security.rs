@@ -399,8 +399,11 @@ fn a_key_pinned_in_a_global_known_hosts_file_refuses_another_instead_of_asking()
     )
     .unwrap();
     // Not a first connection: a refusal naming the pinned line, whatever --accept-new says.
-    t.add_vm("pinned", &ip, 22, &var("LAB_A_SOCK"))
-        .fails_with(&["REFUSED", "does not match", &global.display().to_string()]);
+    t.add_vm("pinned", &ip, 22, &var("LAB_A_SOCK")).fails_with(&[
+        "REFUSED",
+        "does not match",
+        &global.display().to_string(),
+    ]);
     t.run(&["connect", "pinned", "--accept-new"])
         .fails_with(&["REFUSED", "CHANGED"]);
     let own = std::fs::read_to_string(t.home().join("config/known_hosts")).unwrap_or_default();
