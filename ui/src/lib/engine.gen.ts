@@ -555,7 +555,8 @@ export type KubeSetup = {
  */
 config?: string, 
 /**
- * The laptop's port; none takes the API server's own if free, else any free one.
+ * The laptop's port; none takes the API server's own if free and not on
+ * `settings.auto_forward_deny`, else any free one.
  */
 local?: number, 
 /**
