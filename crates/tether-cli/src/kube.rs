@@ -32,12 +32,15 @@ pub async fn enable(paths: &Paths, name: Option<String>, config: Option<String>,
             },
         })
         .await?;
-    println!(
+    // The server's name and the kubeconfig's path come from the VM: printed without their
+    // control characters.
+    let text = format!(
         "Kubernetes API of '{}' on 127.0.0.1:{} (the VM's port {}, certificate checked for {}), from {} on the VM
          context {} added to {}
   kubectl --context {} get nodes",
         view.vm, view.local, view.remote, view.server_name, view.config, view.context, view.kubeconfig, view.context
     );
+    println!("{}", crate::output::clean(&text));
     Ok(())
 }
 

@@ -141,8 +141,14 @@ async fn host_key(paths: &Paths, name: String, json: bool) -> Result<()> {
         return Ok(());
     }
     let (key_type, fp) = (&scan.key_type, &scan.fingerprint);
-    let detail = scan.detail.as_deref().unwrap_or("known_hosts");
-    let note = scan.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+    // The detail may quote the VM's certificate (its principals, its key id): its control
+    // characters never reach the terminal.
+    let detail = output::clean(scan.detail.as_deref().unwrap_or("known_hosts")).into_owned();
+    let note = scan
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({})", output::clean(d)))
+        .unwrap_or_default();
     match scan.status {
         HostKeyVerdict::Known => println!("'{name}' presents {key_type} {fp}: trusted{note}"),
         HostKeyVerdict::Unknown => println!(
@@ -241,8 +247,13 @@ async fn host_key_after_scan(e: &mut Engine, name: &str, scan: &HostKeyScan, acc
     } else {
         String::new()
     };
-    // What a certificate said (who signed it, or why it vouched for nothing), if there was one.
-    let note = scan.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+    // What a certificate said (who signed it, or why it vouched for nothing), if there was one;
+    // it quotes the VM's certificate, so its control characters are dropped.
+    let note = scan
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({})", output::clean(d)))
+        .unwrap_or_default();
     match scan.status {
         HostKeyVerdict::Known => {
             println!("host key{of} verified: {key_type} {fp}{note}");
