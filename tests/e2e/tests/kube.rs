@@ -158,7 +158,7 @@ fn kubectl_reaches_the_vm_api_server_through_the_tunnel_with_its_name_verified()
 }
 
 #[test]
-fn an_api_server_on_a_well_known_port_is_not_given_that_port_on_the_laptop() {
+fn an_api_server_on_a_well_known_port_gets_another_laptop_port_and_prints_no_escapes() {
     // An API server on the VM's 5432: taking the same port here would make this laptop's psql
     // talk to it, so another one is picked, as for automatic forwards.
     let vm = TestVm::new("kubepg", 67, false);
@@ -178,4 +178,27 @@ fn an_api_server_on_a_well_known_port_is_not_given_that_port_on_the_laptop() {
         .unwrap();
     assert_ne!(local, 5432, "the API server took this laptop's postgres port");
     assert_eq!(server_version(&t, &format!("tether-{}", vm.name)), "v1.31.0-tether-lab");
+
+    // A VM whose kubeconfig names its server with terminal escapes in it: what Tether prints of
+    // it holds none of them.
+    let theirs = std::fs::read_to_string(format!("{lab_dir}/kubeconfig")).unwrap();
+    let evil: String = theirs
+        .lines()
+        .map(|l| match l.split_once("server: https://api.lab.internal:") {
+            // YAML's double-quoted \e and \a are ESC and BEL.
+            Some((indent, port)) => {
+                format!("{indent}server: \"https://api.lab\\e]0;owned\\a\\e[2J.internal:{port}\"\n")
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(evil, theirs);
+    let evil_path = format!("{lab_dir}/kubeconfig.evil");
+    std::fs::write(&evil_path, evil).unwrap();
+    let out = t.run(&["kube", &vm.name, "--config", &evil_path]);
+    let status = t.run(&["status"]);
+    for text in [&out.stdout, &out.stderr, &status.stdout, &status.stderr] {
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+    }
+    assert!(out.stdout.contains("api.lab]0;owned[2J.internal"), "{out:?}");
 }
