@@ -9,7 +9,9 @@
 //!   ahead, and where it keeps counting (Windows) the tick arrives late. On a Mac this is the
 //!   wake notification; `netwatch` adds the addresses that come back with the network.
 //! - **logind** on Linux: `PrepareForSleep(false)` on the system bus, the moment resume begins.
-//!   Any sender may emit it; the worst a forged one can do is an extra liveness probe.
+//!   Any local user may emit a signal of that name on the system bus, and one answered would cut
+//!   live streams whose link misses one quick probe; so only a signal whose sender owns
+//!   `org.freedesktop.login1` counts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -78,8 +80,14 @@ mod logind {
     use futures_util::StreamExt as _;
     use tokio::sync::watch;
 
+    const LOGIND: &str = "org.freedesktop.login1";
+
     pub async fn run(nudge: Arc<watch::Sender<u64>>) -> zbus::Result<()> {
         let conn = zbus::Connection::system().await?;
+        let bus = zbus::fdo::DBusProxy::new(&conn).await?;
+        let logind = zbus::names::BusName::try_from(LOGIND)?;
+        let owner_now = || async { bus.get_name_owner(logind.clone()).await.ok().map(|o| o.to_string()) };
+        let mut owner = owner_now().await;
         let rule = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .interface("org.freedesktop.login1.Manager")?
@@ -90,6 +98,18 @@ mod logind {
         tracing::debug!("listening for logind's PrepareForSleep");
         while let Some(msg) = signals.next().await {
             let Ok(msg) = msg else { continue };
+            let sender = msg.header().sender().map(ToString::to_string);
+            if sender.is_some() && sender != owner {
+                // logind may have restarted under another unique name.
+                owner = owner_now().await;
+            }
+            if sender.is_none() || sender != owner {
+                tracing::info!(
+                    sender = sender.as_deref().unwrap_or("unknown"),
+                    "ignored a PrepareForSleep signal that logind did not send"
+                );
+                continue;
+            }
             match msg.body().deserialize::<bool>() {
                 Ok(true) => tracing::info!("the laptop is going to sleep"),
                 Ok(false) => {

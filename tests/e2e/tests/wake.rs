@@ -1,6 +1,7 @@
 //! Sleep and wake: a laptop that slept while its VM forgot the connection, and logind's
 //! `PrepareForSleep` signal, each followed by working `docker` and tunnels within 2 s.
 
+use std::io::{BufRead as _, Write as _};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -104,7 +105,8 @@ fn a_simulated_sleep_recovers_within_two_seconds_of_the_thaw() {
 
 /// logind says the laptop is resuming: every session checks its link at once. Here the VM
 /// stopped answering without closing anything; on its own the engine needs two missed probes
-/// (5 s or more) to give up on the link, after the signal it takes one short probe.
+/// (5 s or more) to give up on the link, after the signal it takes one short probe. The same
+/// signal from another bus name (any local user can send one) is ignored.
 #[test]
 fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
     // A private bus stands in for the system bus.
@@ -136,8 +138,36 @@ fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
             .unwrap();
         assert!(st.success(), "dbus-send failed");
     };
+    // Anyone on the bus may send a signal of that name: one not from logind changes nothing.
     send(false);
     send(true);
+    wait_for("the forged signals to be ignored", Duration::from_secs(10), || {
+        (t.log()
+            .matches("ignored a PrepareForSleep signal that logind did not send")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    assert!(!t.log().contains("the laptop woke (logind)"), "{}", t.log());
+    assert_eq!(
+        t.status(&vm.name)["state"],
+        "connected",
+        "a forged wake signal cut the link"
+    );
+
+    // logind itself (the name's owner) says the laptop is resuming.
+    let mut logind = Command::new(repo().join("tests/lab/logind.py"))
+        .arg(&address)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(logind.stdout.take().unwrap()).lines();
+    assert_eq!(said.next().unwrap().unwrap(), "logind ready");
+    let mut to_logind = logind.stdin.take().unwrap();
+    writeln!(to_logind, "sleep\nwake").unwrap();
+    assert_eq!(said.next().unwrap().unwrap(), "sent sleep");
+    assert_eq!(said.next().unwrap().unwrap(), "sent wake");
     let woke = Instant::now();
     t.wait_state(&vm.name, "reconnecting", Duration::from_secs(10));
     let took = woke.elapsed();
@@ -150,6 +180,8 @@ fn prepare_for_sleep_on_the_system_bus_rechecks_at_once() {
 
     signal(&vm.pids(), "CONT");
     t.wait_state(&vm.name, "connected", Duration::from_secs(30));
+    drop(to_logind);
+    let _ = logind.wait();
     let _ = bus.kill();
     let _ = bus.wait();
 }
