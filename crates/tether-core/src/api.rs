@@ -413,6 +413,10 @@ pub enum ErrorDetails {
         /// The keys recorded for the host that the presented one conflicts with.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         recorded: Vec<RecordedKey>,
+        /// Whether `host` is a jump host on the way to the VM (said for an unknown key).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        #[ts(optional, as = "Option<bool>")]
+        jump: bool,
     },
     /// A laptop port could not be bound.
     Port {

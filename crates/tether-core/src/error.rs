@@ -270,6 +270,7 @@ impl SshError {
         match self {
             SshError::HostKeyUnknown {
                 host,
+                jump,
                 key_type,
                 fingerprint,
                 ..
@@ -278,6 +279,7 @@ impl SshError {
                 key_type: key_type.clone(),
                 fingerprint: fingerprint.clone(),
                 recorded: Vec::new(),
+                jump: *jump,
             }),
             SshError::HostKeyChanged {
                 host,
@@ -291,6 +293,7 @@ impl SshError {
                 key_type: key_type.clone(),
                 fingerprint: fingerprint.clone(),
                 recorded: vec![recorded_of(file, *line, key_type, recorded)],
+                jump: false,
             }),
             SshError::HostKeyOtherType {
                 host,
@@ -302,6 +305,7 @@ impl SshError {
                 key_type: key_type.clone(),
                 fingerprint: fingerprint.clone(),
                 recorded: recorded.clone(),
+                jump: false,
             }),
             SshError::HostKeyRevoked {
                 host,
@@ -313,6 +317,7 @@ impl SshError {
                 key_type: String::new(),
                 fingerprint: fingerprint.clone(),
                 recorded: vec![recorded_of(file, *line, "", fingerprint)],
+                jump: false,
             }),
             _ => None,
         }

@@ -53,12 +53,16 @@ pub enum SshError {
     #[error("cannot reach {addr}: {message}; check the network, VPN or the VM's address")]
     Unreachable { addr: String, message: String },
     #[error(
-        "the host key of {host} is not known yet.\n  {key_type} key fingerprint is {fingerprint}{certificate}\n\
-         Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub` on the VM, then accept it \
-         (answer yes, or pass --accept-new)"
+        "the host key of {}{host} is not known yet.\n  {key_type} key fingerprint is {fingerprint}{certificate}\n\
+         Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub` on {}, then accept it \
+         (answer yes, or pass --accept-new)",
+        if *jump { "the jump host " } else { "" },
+        if *jump { "the jump host" } else { "the VM" }
     )]
     HostKeyUnknown {
         host: String,
+        /// Whether `host` is a jump host on the way to the VM rather than the VM.
+        jump: bool,
         key_type: String,
         short: String,
         fingerprint: String,
@@ -197,6 +201,8 @@ pub struct ClientHandler {
     reverse: Option<Arc<dyn Forwarded>>,
     /// ~/.ssh/config's RevokedHostKeys for this host, read before anything else.
     revoked: Option<PathBuf>,
+    /// Whether this host is a jump host on the way to the VM (for what a refusal says).
+    hop: bool,
 }
 
 /// Takes the connections the VM opens on ports it listens on for us (`forwarded-tcpip`).
@@ -379,6 +385,7 @@ impl client::Handler for ClientHandler {
             }
             HostKeyStatus::Unknown => SshError::HostKeyUnknown {
                 host: name,
+                jump: self.hop,
                 short: key_type
                     .trim_start_matches("ssh-")
                     .split('-')
@@ -768,6 +775,7 @@ async fn login(
         closed: closed.clone(),
         reverse,
         revoked: target.host_keys.revoked.clone(),
+        hop: matches!(role, Role::Hop),
     };
     let mut config = client_config(target, &policy).await;
     if matches!(role, Role::Hop) {
@@ -951,6 +959,7 @@ async fn scan(
         closed: Arc::new(Notify::new()),
         reverse: None,
         revoked: target.host_keys.revoked.clone(),
+        hop: false,
     };
     let config = Arc::new(client_config(target, &policy).await);
     let _ = tokio::time::timeout(t.handshake, client::connect_stream(config, stream, handler)).await;

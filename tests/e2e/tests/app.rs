@@ -986,4 +986,25 @@ fn the_wizard_reaches_a_vm_behind_a_jump_host_confirming_each_key() {
     );
     let config = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
     assert!(config.contains(&format!("jump = \"{jump}\"")), "{config}");
+
+    // Both keys forgotten: Connect asks about the jump host first, naming it, then the VM in its
+    // own turn (a confirmation holds for the host it was asked about only).
+    ui.click("[data-testid=disconnect]");
+    ui.wait_text("[data-testid=vm-deep-state]", "disconnected", Duration::from_secs(15));
+    std::fs::write(t.home().join("config/known_hosts"), "").unwrap();
+    ui.click("[data-testid=connect]");
+    ui.wait_text(
+        "#hk-h",
+        &format!("the jump host {}", bastion.ip),
+        Duration::from_secs(20),
+    );
+    ui.wait_text("[data-testid=hostkey-fp]", &bastion_fp, Duration::from_secs(5));
+    ui.click("[data-testid=hostkey-accept]");
+    ui.wait_text("#hk-h", "Verify deep's host key", Duration::from_secs(20));
+    ui.wait_text("[data-testid=hostkey-fp]", &deep_fp, Duration::from_secs(5));
+    ui.click("[data-testid=hostkey-accept]");
+    // ("disconnected" says "connected" too: the state the engine reports decides.)
+    t.wait_state("deep", "connected", Duration::from_secs(30));
+    let known = std::fs::read_to_string(t.home().join("config/known_hosts")).unwrap();
+    assert!(known.contains(&bastion.ip) && known.contains(&deep.ip), "{known}");
 }

@@ -290,7 +290,11 @@ key_type: string, fingerprint: string,
 /**
  * The keys recorded for the host that the presented one conflicts with.
  */
-recorded?: Array<RecordedKey>, } | { "kind": "port", port: number, remote: number, 
+recorded?: Array<RecordedKey>, 
+/**
+ * Whether `host` is a jump host on the way to the VM (said for an unknown key).
+ */
+jump?: boolean, } | { "kind": "port", port: number, remote: number, 
 /**
  * A port to try instead.
  */

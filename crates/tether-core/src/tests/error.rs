@@ -19,6 +19,7 @@ fn codes_see_through_boxes_and_sharing() {
 fn errors_carry_typed_facts_so_no_client_reads_the_message() {
     let e = EngineError::from(SshError::HostKeyUnknown {
         host: "[10.0.0.2]:2222".into(),
+        jump: true,
         key_type: "ssh-ed25519".into(),
         short: "ed25519".into(),
         fingerprint: "SHA256:abc".into(),
@@ -28,6 +29,14 @@ fn errors_carry_typed_facts_so_no_client_reads_the_message() {
     assert_eq!(body["code"], "host_key_unknown");
     assert_eq!(body["details"]["kind"], "host_key");
     assert_eq!(body["details"]["fingerprint"], "SHA256:abc");
+    assert_eq!(body["details"]["jump"], true);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the jump host [10.0.0.2]:2222"),
+        "{body}"
+    );
     // Shared failures (one attempt, several waiters) keep their facts.
     let shared = EngineError::Shared(Arc::new(e));
     assert!(matches!(shared.details(), Some(ErrorDetails::HostKey { .. })));
