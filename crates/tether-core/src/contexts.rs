@@ -60,10 +60,13 @@ pub struct ContextStore {
 impl ContextStore {
     /// `$DOCKER_CONFIG/contexts/meta`, else `~/.docker/contexts/meta`.
     pub fn from_env(install: &str, home: &str) -> Option<Self> {
+        // Else where the docker CLI looks: its home directory, which on Windows is the profile
+        // (HOME there is whatever a Unix-like shell left behind, if anything).
+        let home_dir = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
         let config = std::env::var_os("DOCKER_CONFIG")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+            .or_else(|| std::env::var_os(home_dir).map(|h| Path::new(&h).join(".docker")))?;
         Some(Self::at(&config, install, home))
     }
 

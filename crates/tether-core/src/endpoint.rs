@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use russh::keys::agent::client::{AgentClient, AgentStream};
 
 pub use imp::{
-    Listener, Stream, accept, bind, connect, control_endpoint, docker, docker_host, from_this_process, ssh_agent,
-    vm_endpoint,
+    Listener, Stream, accept, bind, connect, control_endpoint, docker, docker_host, from_this_process,
+    renew_endpoint_id, ssh_agent, vm_endpoint,
 };
 
 /// Why a local endpoint could not be bound.
@@ -94,6 +94,11 @@ mod imp {
     /// A VM's Docker endpoint: `<runtime>/vms/<name>/docker.sock`, in a directory of its own.
     pub fn vm_endpoint(runtime_dir: &Path, _scope: Option<&str>, vm: &str) -> PathBuf {
         runtime_dir.join("vms").join(vm).join("docker.sock")
+    }
+
+    /// Sockets live in a private directory: their names need no secret.
+    pub fn renew_endpoint_id(_runtime_dir: &Path) -> io::Result<()> {
+        Ok(())
     }
 
     /// The control API's endpoint: `<runtime>/control.sock`.
@@ -232,14 +237,35 @@ mod imp {
             .map_err(io::Error::other)
     }
 
-    /// A VM's Docker endpoint: `\\.\pipe\tether-NAME` (Docker Desktop's convention). A home of
-    /// its own (`TETHER_HOME`) puts its scope in: `tether.SCOPE.NAME`. VM names have no dots, so
-    /// no two homes, and no VM and the control pipe, ever share a name.
-    pub fn vm_endpoint(_runtime_dir: &Path, scope: Option<&str>, vm: &str) -> PathBuf {
+    /// A VM's Docker endpoint: `\\.\pipe\tether-NAME.ID` (after Docker Desktop's convention). A
+    /// home of its own (`TETHER_HOME`) puts its scope in: `tether.SCOPE.NAME.ID`. VM names have no
+    /// dots, so no two homes, and no VM and the control pipe, ever share a name.
+    ///
+    /// Pipe names are one namespace for every user of the machine, and any of them may create a
+    /// name first: a pipe named after the VM alone could be taken by another user while the VM
+    /// is disconnected and receive docker's traffic (build contexts, registry credentials). So
+    /// the engine holds each VM's pipe for as long as it runs, and ID, new at each engine start
+    /// ([`renew_endpoint_id`]), makes the name unknowable before the engine creates it.
+    pub fn vm_endpoint(runtime_dir: &Path, scope: Option<&str>, vm: &str) -> PathBuf {
+        let id = std::fs::read_to_string(runtime_dir.join(ENDPOINT_ID))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|s| format!(".{s}"))
+            .unwrap_or_default();
         match scope {
-            Some(s) => PathBuf::from(format!(r"\\.\pipe\tether.{s}.{vm}")),
-            None => PathBuf::from(format!(r"\\.\pipe\tether-{vm}")),
+            Some(s) => PathBuf::from(format!(r"\\.\pipe\tether.{s}.{vm}{id}")),
+            None => PathBuf::from(format!(r"\\.\pipe\tether-{vm}{id}")),
         }
+    }
+
+    /// The file in the runtime directory that holds the running engine's endpoint id.
+    const ENDPOINT_ID: &str = "endpoint-id";
+
+    /// A new endpoint id for this engine's life, written before any VM's pipe is named.
+    pub fn renew_endpoint_id(runtime_dir: &Path) -> io::Result<()> {
+        let id = format!("{:016x}", rand::random::<u64>());
+        crate::paths::write_atomic(&runtime_dir.join(ENDPOINT_ID), id.as_bytes())
     }
 
     /// The control API's pipe: `\\.\pipe\tether.control`, or `tether.SCOPE.control`.

@@ -94,6 +94,12 @@ impl Engine {
                 message: e.to_string(),
             })??;
         tracing::info!(pid = lock.owner.pid, kind = ?kind, "engine lock taken");
+        // Before any VM's endpoint is named: on Windows a new id makes this engine's pipe names
+        // unknowable to anyone who saw the last one's (see `endpoint::vm_endpoint`).
+        crate::endpoint::renew_endpoint_id(&paths.runtime_dir).map_err(|e| EngineError::Internal {
+            what: "endpoint id",
+            message: e.to_string(),
+        })?;
         let store = Store::new(paths.config_file());
         let config = store.load()?;
         // Keychain entries and docker contexts carry this install's id, so another Tether home

@@ -60,7 +60,8 @@ impl Wine {
             .arg(exe)
             .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all")
-            .env("TETHER_HOME", wine_path(self.home.path()));
+            .env("TETHER_HOME", wine_path(self.home.path()))
+            .env("DOCKER_CONFIG", wine_path(&self.home.path().join(".docker")));
         c
     }
 
@@ -134,25 +135,12 @@ fn direct(sock: &str, image: &str) -> (String, String) {
 fn the_windows_build_serves_docker_through_a_named_pipe_byte_exact() {
     let _turn = PREFIX.lock().unwrap_or_else(|p| p.into_inner());
     let wine = Wine::new();
-    let mut daemon = wine
-        .command(&windows_exe("tether.exe"))
-        .arg("daemon")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tether.exe daemon");
-    wait_for("tether.exe daemon to answer", Duration::from_secs(60), || {
-        wine.tether(&["engine", "status"])
-            .stdout
-            .contains("engine runs in")
-            .then_some(())
-    });
+    let mut daemon = start_daemon(&wine);
 
     let sock = var("LAB_A_SOCK");
     let (connected, pipe) = connect_lab_vm(&wine, "w");
-    // The endpoint is the VM's pipe, named as Docker Desktop names its own.
-    assert!(pipe.starts_with(r"\\.\pipe\tether.") && pipe.ends_with(".w"), "{pipe}");
+    // The endpoint is the VM's pipe, named as Docker Desktop names its own, and this engine's id.
+    assert!(pipe.starts_with(r"\\.\pipe\tether.") && pipe.contains(".w."), "{pipe}");
     assert!(
         connected
             .stdout
@@ -181,6 +169,124 @@ fn the_windows_build_serves_docker_through_a_named_pipe_byte_exact() {
     drop(wine);
     let _ = daemon.kill();
     let _ = daemon.wait();
+}
+
+/// `tether.exe daemon`, answering.
+fn start_daemon(wine: &Wine) -> Child {
+    let daemon = wine
+        .command(&windows_exe("tether.exe"))
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tether.exe daemon");
+    wait_for("tether.exe daemon to answer", Duration::from_secs(60), || {
+        wine.tether(&["engine", "status"])
+            .stdout
+            .contains("engine runs in")
+            .then_some(())
+    });
+    daemon
+}
+
+/// The pipe named on the `socket:` line of what `connect` or `status` printed.
+fn socket_line(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("socket: "))
+        .unwrap_or_else(|| panic!("no socket line in {out}"))
+        .to_string()
+}
+
+/// Another local user saw the VM's pipe name (pipe names are one namespace, listed for anyone)
+/// and serves it while Tether's engine is stopped. The next engine names its pipes anew, holds
+/// them for its whole life, and docker's traffic never reaches the squatter; a VM that is down
+/// is still answered by Tether, with why.
+#[test]
+fn a_pipe_squatted_under_a_vms_endpoint_name_never_receives_a_byte() {
+    let _turn = PREFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let wine = Wine::new();
+    let name = format!("sq{}", std::process::id() % 100_000);
+    let mut daemon = start_daemon(&wine);
+    let (_, first) = connect_lab_vm(&wine, &name);
+    wine.tether(&["engine", "stop"]).ok();
+    let _ = daemon.wait();
+
+    let log = wine.home.path().join("squatter.log");
+    let mut squatter = wine
+        .command(&windows_exe("tether-pipe-client.exe"))
+        .args(["squat", &first, &wine_path(&log)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the squatter");
+    wait_for("the squatter to serve the old name", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("ready"))
+            .then_some(())
+    });
+
+    let mut daemon = start_daemon(&wine);
+    let pipe = socket_line(&wine.tether(&["connect", &name]).ok().stdout);
+    assert_ne!(pipe, first, "the new engine serves the squatted name");
+    // The docker context Tether keeps for the VM names the new pipe.
+    let host = format!("npipe://{}", pipe.replace('\\', "/"));
+    let contexts = wine.home.path().join(".docker");
+    let meta = walk(&contexts)
+        .into_iter()
+        .filter(|p| p.ends_with("meta.json"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .find(|m| m.contains(&format!("\"tether-{name}\"")))
+        .unwrap_or_else(|| panic!("no docker context tether-{name} under {}", contexts.display()));
+    assert!(meta.contains(&host), "{meta}");
+    let client = wine.run(
+        &windows_exe("tether-pipe-client.exe"),
+        &[&pipe, &var("LAB_BIG_IMAGE"), "65536"],
+    );
+    assert_eq!(client.code, 0, "{}{}", client.stdout, client.stderr);
+    assert!(client.stdout.contains("ping HTTP/1.0 200 OK OK"), "{}", client.stdout);
+
+    // The VM disconnected: the pipe is still Tether's, and says why there is no engine.
+    wine.tether(&["disconnect", &name]).ok();
+    let down = wine.run(
+        &windows_exe("tether-pipe-client.exe"),
+        &[&pipe, &var("LAB_BIG_IMAGE"), "1"],
+    );
+    assert!(
+        down.stdout.contains(" 503 Service Unavailable") && down.stdout.contains("is not connected"),
+        "{}{}",
+        down.stdout,
+        down.stderr
+    );
+    let seen = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !seen.contains("connection"),
+        "the squatter received docker's traffic: {seen}"
+    );
+
+    let _ = squatter.kill();
+    drop(wine);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = squatter.wait();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// `tether.exe vm add NAME` for lab VM a, with the lab's key, its host key accepted.

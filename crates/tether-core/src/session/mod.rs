@@ -105,7 +105,11 @@ struct SshPart {
 
 /// The local listeners (`tunnels.rs`).
 struct LocalPart {
+    /// The VM's Docker endpoint. On Windows it is held for the session's whole life, connected
+    /// or not (see `endpoint::vm_endpoint`); elsewhere only while the VM is wanted.
     docker: Option<Listener>,
+    /// Whether the user wants the VM: its tunnels are bound, and its Docker endpoint is served.
+    wanted: bool,
     tunnels: BTreeMap<u16, Tunnel>,
     /// Listeners told to stop whose ports are not free yet; awaited before a command is answered,
     /// so `tunnel --rm 3000` then `tunnel -p 3000` never finds the port taken by Tether itself.
@@ -170,7 +174,7 @@ pub fn spawn(
         shared.ping_cache.clone(),
         shared.tasks.clone(),
     );
-    let actor = Actor {
+    let mut actor = Actor {
         name,
         profile,
         paths,
@@ -202,6 +206,7 @@ pub fn spawn(
         },
         local: LocalPart {
             docker: None,
+            wanted: false,
             tunnels,
             closing: Closing::default(),
             pool: pool.clone(),
@@ -221,6 +226,13 @@ pub fn spawn(
             arch_warning: None,
         },
     };
+    // A pipe's name is the machine's, not the user's: held from the start, nobody else can take
+    // it while the VM is disconnected (a client then gets the engine's "not connected").
+    if !crate::endpoint::IN_FILESYSTEM
+        && let Err(e) = actor.bind_docker()
+    {
+        tracing::warn!(vm = %actor.name, error = %e, "cannot hold the VM's Docker endpoint yet; trying again on connect");
+    }
     actor.publish();
     let tasks = actor.shared.tasks.clone();
     tasks.spawn(actor.run(cmd_rx, net, reverse_rx));
@@ -407,7 +419,7 @@ impl Actor {
         match action {
             Action::Nothing => {}
             Action::StartAttempt => {
-                if self.local.docker.is_none()
+                if !self.local.wanted
                     && let Err(e) = self.bind_listeners()
                 {
                     self.fail_waiting(e);

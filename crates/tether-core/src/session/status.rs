@@ -47,7 +47,7 @@ impl Actor {
     }
 
     pub(super) fn publish(&self) {
-        let wanted = self.local.docker.is_some();
+        let wanted = self.local.wanted;
         let forwards = self.local.tunnels.values().map(|t| t.status(wanted)).collect();
         self.status.send_modify(|s| {
             s.host = self.profile.host.clone();

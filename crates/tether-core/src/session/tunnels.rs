@@ -100,9 +100,23 @@ impl Actor {
         }
     }
 
-    /// Binds the Docker socket (an error stops the connect) and every tunnel (an error is
-    /// recorded on that tunnel; the others still run).
+    /// Binds the Docker socket unless it is held already (an error stops the connect) and every
+    /// tunnel (an error is recorded on that tunnel; the others still run).
     pub(super) fn bind_listeners(&mut self) -> Result<(), EngineError> {
+        if self.local.docker.is_none() {
+            self.bind_docker()?;
+        }
+        self.local.wanted = true;
+        let ports: Vec<u16> = self.local.tunnels.keys().copied().collect();
+        for port in ports {
+            self.bind_tunnel(port);
+        }
+        Ok(())
+    }
+
+    /// Serves the VM's Docker endpoint; its clients wait for the link, or are told why there is
+    /// none.
+    pub(super) fn bind_docker(&mut self) -> Result<(), EngineError> {
         let path = self.paths.docker_socket(&self.name);
         let listener = forward::bind_local(&path)?;
         let counters = Arc::new(Counters::default());
@@ -125,10 +139,6 @@ impl Actor {
             task: Some(task),
             closing: self.local.closing.clone(),
         });
-        let ports: Vec<u16> = self.local.tunnels.keys().copied().collect();
-        for port in ports {
-            self.bind_tunnel(port);
-        }
         Ok(())
     }
 
@@ -198,7 +208,9 @@ impl Actor {
             a.abort();
         }
         self.ssh.retry_at = None;
-        if self.local.docker.take().is_some() && crate::endpoint::IN_FILESYSTEM {
+        self.local.wanted = false;
+        // A named pipe stays held (see `bind_docker`'s caller); a socket goes with its file.
+        if crate::endpoint::IN_FILESYSTEM && self.local.docker.take().is_some() {
             let path = self.paths.docker_socket(&self.name);
             let _ = std::fs::remove_file(&path);
             if let Some(dir) = path.parent() {
@@ -221,7 +233,7 @@ impl Actor {
 
     /// Applies a changed profile; returns the VM ports of reverse tunnels it asked the VM for.
     pub(super) fn apply_profile(&mut self, profile: Profile) -> Result<Vec<u16>, EngineError> {
-        let wanted = self.local.docker.is_some();
+        let wanted = self.local.wanted;
         let old: Vec<PortMap> = self
             .local
             .tunnels
@@ -296,7 +308,7 @@ impl Actor {
                 t.container = Some(container);
             }
         }
-        let wanted = self.local.docker.is_some();
+        let wanted = self.local.wanted;
         for new in plan.add {
             for local in new.candidates {
                 // Taken by a forward added just before this one.

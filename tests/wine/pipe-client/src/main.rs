@@ -5,6 +5,10 @@
 //!
 //! Usage: `tether-pipe-client PIPE IMAGE BYTES`. Overlapped I/O through tokio, as the docker
 //! CLI (go-winio) does.
+//!
+//! `tether-pipe-client squat PIPE LOG` plays another local user who created a pipe under a
+//! name first: it serves PIPE until killed and appends to LOG `ready`, then a line per
+//! connection with the bytes it received, so a test sees whether any client reached it.
 
 #[cfg(windows)]
 mod pipe {
@@ -40,6 +44,37 @@ mod pipe {
         let mut s = String::new();
         rd.read_to_string(&mut s).await.map_err(|e| format!("read: {e}"))?;
         Ok(s)
+    }
+
+    /// Serves `pipe` until killed, logging every connection and what it sent to `log`.
+    pub async fn squat(pipe: &str, log: &str) -> Result<()> {
+        use std::io::Write as _;
+        use tokio::net::windows::named_pipe::ServerOptions;
+        let note = |line: &str| -> Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| format!("cannot open {log}: {e}"))?;
+            writeln!(f, "{line}").map_err(|e| format!("write {log}: {e}"))
+        };
+        let mut server = ServerOptions::new()
+            .first_pipe_instance(true)
+            .create(pipe)
+            .map_err(|e| format!("cannot create {pipe}: {e}"))?;
+        note("ready")?;
+        loop {
+            server.connect().await.map_err(|e| format!("connect: {e}"))?;
+            let mut conn = std::mem::replace(
+                &mut server,
+                ServerOptions::new()
+                    .create(pipe)
+                    .map_err(|e| format!("cannot create {pipe}: {e}"))?,
+            );
+            let mut buf = vec![0u8; 1 << 16];
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            note(&format!("connection, {n} bytes"))?;
+        }
     }
 
     pub async fn run(pipe: &str, image: &str, bytes: u64) -> Result<()> {
@@ -81,9 +116,16 @@ mod pipe {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let (Some("squat"), Some(pipe), Some(log)) = (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+        if let Err(e) = pipe::squat(pipe, log).await {
+            eprintln!("tether-pipe-client: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let (Some(pipe), Some(image), Some(bytes)) = (args.get(1), args.get(2), args.get(3).and_then(|b| b.parse().ok()))
     else {
-        eprintln!("usage: tether-pipe-client PIPE IMAGE BYTES");
+        eprintln!("usage: tether-pipe-client PIPE IMAGE BYTES | tether-pipe-client squat PIPE LOG");
         std::process::exit(2);
     };
     if let Err(e) = pipe::run(pipe, image, bytes).await {
