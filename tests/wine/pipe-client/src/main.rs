@@ -21,9 +21,18 @@ mod pipe {
     /// Sends one HTTP/1.0 request (so the body needs no chunk decoding and ends with the
     /// connection) and returns the status line and a reader positioned at the body.
     async fn request(pipe: &str, path: &str) -> Result<(String, BufReader<NamedPipeClient>)> {
-        let mut conn = ClientOptions::new()
-            .open(pipe)
-            .map_err(|e| format!("cannot open {pipe}: {e}"))?;
+        // As go-winio's DialPipe: every instance busy (ERROR_PIPE_BUSY, the server between one
+        // client and the next) means wait a moment and try again, for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut conn = loop {
+            match ClientOptions::new().open(pipe) {
+                Ok(c) => break c,
+                Err(e) if e.raw_os_error() == Some(231) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => return Err(format!("cannot open {pipe}: {e}")),
+            }
+        };
         conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes())
             .await
             .map_err(|e| format!("write: {e}"))?;
