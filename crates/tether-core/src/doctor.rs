@@ -72,10 +72,9 @@ pub fn find_in_path(path: &str, program: &str) -> Option<PathBuf> {
         vec![program.to_string()]
     };
     std::env::split_paths(path).find_map(|dir| {
-        names
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && crate::private::access(&m).mode & 0o111 != 0))
+        names.iter().map(|n| dir.join(n)).find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && crate::private::access(p, &m).mode & 0o111 != 0)
+        })
     })
 }
 
@@ -85,7 +84,7 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     if !meta.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
-    let access = crate::private::access(&meta);
+    let access = crate::private::access(dir, &meta);
     if !access.mine {
         return Err(format!("{} belongs to another user", dir.display()));
     }

@@ -23,6 +23,12 @@ pub enum PathError {
     )]
     NotPrivate { path: PathBuf, mode: u32 },
     #[error(
+        "other users may change what is in {path} (its permissions, inherited from the folder it was made in), \
+         and Tether could not take that back; set TETHER_HOME to a folder under your user profile, or remove \
+         the other users' entries on the folder's Security tab"
+    )]
+    OpenToOthers { path: PathBuf },
+    #[error(
         "{path} is a symbolic link; it would hold sockets that give root on your VMs, so Tether \
          refuses to follow it: remove the link (Tether creates a private directory there) or set TETHER_HOME"
     )]
@@ -191,7 +197,7 @@ fn check_private(dir: &Path) -> Result<(), PathError> {
             path: dir.to_path_buf(),
         });
     }
-    let access = crate::private::access(&meta);
+    let access = crate::private::access(dir, &meta);
     if !meta.is_dir() || !access.mine {
         return Err(PathError::NotPrivate {
             path: dir.to_path_buf(),
@@ -203,6 +209,18 @@ fn check_private(dir: &Path) -> Result<(), PathError> {
             path: dir.to_path_buf(),
             source,
         })?;
+        // A file system that keeps no permissions of its own (Wine's view of a Unix one, some
+        // network shares) may take the change without effect: what others may still change is
+        // refused, what they may only read is borne.
+        let after = fs::symlink_metadata(dir).map_err(|source| PathError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if crate::private::access(dir, &after).others_write {
+            return Err(PathError::OpenToOthers {
+                path: dir.to_path_buf(),
+            });
+        }
     }
     Ok(())
 }

@@ -86,6 +86,26 @@ impl Wine {
         }
     }
 
+    /// [`Wine::run`] with another `TETHER_HOME`.
+    fn run_in(&self, home: &Path, exe: &Path, args: &[&str]) -> Run {
+        let out = tempfile::NamedTempFile::new().expect("temp file");
+        let err = tempfile::NamedTempFile::new().expect("temp file");
+        let status = self
+            .command(exe)
+            .env("TETHER_HOME", wine_path(home))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.reopen().expect("reopen"))
+            .stderr(err.reopen().expect("reopen"))
+            .status()
+            .expect("run wine");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(out.path()).unwrap_or_default(),
+            stderr: std::fs::read_to_string(err.path()).unwrap_or_default(),
+        }
+    }
+
     fn tether(&self, args: &[&str]) -> Run {
         self.run(&windows_exe("tether.exe"), args)
     }
@@ -359,4 +379,44 @@ fn the_windows_app_starts_hidden_and_the_cli_drives_its_engine() {
     drop(wine);
     let _ = app.kill();
     let _ = app.wait();
+}
+
+/// A home whose folders other users may change (a `TETHER_HOME` like `C:\tether` inherits that
+/// from the drive's root) is taken back to this user before the engine uses it. Under Wine the
+/// DACL stands for the Unix mode ("others" are Everyone), so the mode shows what Windows did.
+#[test]
+fn a_home_other_users_may_change_is_taken_back_before_use() {
+    use std::os::unix::fs::PermissionsExt;
+    let _turn = PREFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let wine = Wine::new();
+    let home = wine.home.path().join("shared-home");
+    let run = home.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut daemon = wine
+        .command(&windows_exe("tether.exe"))
+        .env("TETHER_HOME", wine_path(&home))
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tether.exe daemon");
+    wait_for("tether.exe daemon to answer", Duration::from_secs(60), || {
+        wine.run_in(&home, &windows_exe("tether.exe"), &["engine", "status"])
+            .stdout
+            .contains("engine runs in")
+            .then_some(())
+    });
+    let mode = std::fs::metadata(&run).unwrap().permissions().mode() & 0o777;
+    // Everyone's right to change it is gone (Wine maps Everyone to the mode's "other" bits and
+    // leaves the group's, which no Windows entry stands for, as they were).
+    assert_eq!(
+        mode & 0o002,
+        0,
+        "other users may still change {}: mode {mode:o}",
+        run.display()
+    );
+    let _ = wine.run_in(&home, &windows_exe("tether.exe"), &["engine", "stop"]);
+    let _ = daemon.wait();
 }

@@ -1,6 +1,7 @@
 //! Unit tests of `paths` (kept apart so the module file holds only shipping code).
 //!
-//! Modes, owners and symlinks: Unix only (Windows relies on the profile's ACL).
+//! Modes, owners and symlinks: Unix only (Windows' owners and DACLs are tested with its pipes',
+//! in `endpoint`'s tests).
 #![cfg(unix)]
 
 use super::*;
