@@ -256,7 +256,7 @@ impl Engine {
             .health
             .watchers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.health.wake.notify_waiters();
+        self.inner.health.wake_all();
         WatchGuard(self.inner.health.clone())
     }
 

@@ -6,6 +6,11 @@
 //! - health samples (SSH round trip, engine ping, engine facts, and the VM's load, memory and
 //!   disks from one `sh` run over SSH) on a schedule that is quick while someone watches and
 //!   slow otherwise, kept for about an hour for charts.
+//!
+//! The two run side by side: a sample may take up to its timeouts (three Docker calls, a 10 s
+//! script) on a slow VM, and container events and automatic forwards never wait for it. A
+//! watcher arriving while a sample runs is remembered (a counter, not a notification that only
+//! reaches who waits at that moment), so the next sample follows at once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -38,16 +43,30 @@ pub const HISTORY: Duration = Duration::from_secs(3600);
 type Kept = (Option<Health>, VecDeque<Sample>);
 
 /// What every monitor shares with the engine.
-#[derive(Default)]
 pub struct Shared {
     /// Subscribers that want live data (the window, `status --watch`).
     pub watchers: AtomicUsize,
-    /// Woken when a watcher arrives, so a monitor in its slow schedule samples at once.
-    pub wake: tokio::sync::Notify,
+    /// Bumped when a watcher arrives, so a monitor in its slow schedule samples at once.
+    pub wake: watch::Sender<u64>,
     health: std::sync::Mutex<HashMap<String, Kept>>,
 }
 
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            watchers: AtomicUsize::new(0),
+            wake: watch::Sender::new(0),
+            health: std::sync::Mutex::default(),
+        }
+    }
+}
+
 impl Shared {
+    /// Asks every monitor for a sample now (after the one under way, if any).
+    pub fn wake_all(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     pub fn report(&self, vm: &str) -> HealthReport {
         let map = self.health.lock();
         let Ok(map) = map else { return HealthReport::default() };
@@ -116,7 +135,7 @@ pub fn spawn(
     tasks: &crate::tasks::Tasks,
 ) -> Monitor {
     let (tx, rx) = watch::channel(settings);
-    let task = tasks.spawn(run(name, session, socket, events, shared, rx));
+    let task = tasks.spawn(run(name, session, socket, events, shared, rx, tasks.clone()));
     Monitor { task, settings: tx }
 }
 
@@ -127,6 +146,7 @@ async fn run(
     events: broadcast::Sender<Event>,
     shared: Arc<Shared>,
     mut settings: watch::Receiver<Settings>,
+    tasks: crate::tasks::Tasks,
 ) {
     let mut status = session.watch();
     loop {
@@ -145,7 +165,19 @@ async fn run(
         let now = settings.borrow().clone();
         reconcile(&docker, &session, now).await;
         let _ = events.send(Event::Containers { vm: name.clone() });
-        let mut next_sample = Instant::now();
+        // Samples run beside this loop until the link goes (the guard stops them), or the
+        // monitor does (its task is aborted, dropping the guard).
+        let stop = tokio_util::sync::CancellationToken::new();
+        let _sampling = stop.clone().drop_guard();
+        tasks.spawn(sampler(
+            name.clone(),
+            docker.clone(),
+            session.clone(),
+            events.clone(),
+            shared.clone(),
+            settings.clone(),
+            stop,
+        ));
         loop {
             tokio::select! {
                 ev = stream.next() => match ev {
@@ -165,18 +197,6 @@ async fn run(
                     // The stream ends with the link; start over once connected again.
                     _ => break,
                 },
-                _ = tokio::time::sleep_until(next_sample.into()) => {
-                    let arch = settings.borrow().arch;
-                    let h = sample(&docker, &session, arch).await;
-                    session.set_arch_warning(h.arch_warning.clone()).await;
-                    shared.record(&name, &h);
-                    let _ = events.send(Event::Health { vm: name.clone(), health: Box::new(h) });
-                    let fast = shared.watchers.load(Ordering::Relaxed) > 0;
-                    next_sample = Instant::now() + if fast { FAST } else { SLOW };
-                }
-                _ = shared.wake.notified() => {
-                    next_sample = Instant::now();
-                }
                 changed = settings.changed() => {
                     if changed.is_err() {
                         return;
@@ -193,6 +213,41 @@ async fn run(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Samples the VM's health now, then on its schedule (quick while someone watches), and at once
+/// whenever a watcher arrives, until `stop`.
+async fn sampler(
+    name: String,
+    docker: Docker,
+    session: SessionHandle,
+    events: broadcast::Sender<Event>,
+    shared: Arc<Shared>,
+    settings: watch::Receiver<Settings>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut wake = shared.wake.subscribe();
+    loop {
+        // Seen now: a bump from here on, even during the sample, asks for the next one.
+        wake.mark_unchanged();
+        let arch = settings.borrow().arch;
+        let h = tokio::select! {
+            h = sample(&docker, &session, arch) => h,
+            () = stop.cancelled() => return,
+        };
+        session.set_arch_warning(h.arch_warning.clone()).await;
+        shared.record(&name, &h);
+        let _ = events.send(Event::Health {
+            vm: name.clone(),
+            health: Box::new(h),
+        });
+        let fast = shared.watchers.load(Ordering::Relaxed) > 0;
+        tokio::select! {
+            () = tokio::time::sleep(if fast { FAST } else { SLOW }) => {}
+            changed = wake.changed() => if changed.is_err() { return },
+            () = stop.cancelled() => return,
         }
     }
 }

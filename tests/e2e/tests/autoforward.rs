@@ -321,3 +321,49 @@ fn service_ports_and_labelled_containers_are_not_forwarded_and_say_why() {
     );
     assert!(containers.contains("6379/tcp → 127.0.0.1:6379 (auto)"), "{containers}");
 }
+
+/// A VM whose health sample hangs (its load script never answers within the sample's 10 s) still
+/// has a new container's port forwarded at once: container events never wait for a sample.
+#[test]
+fn a_hanging_health_sample_never_holds_up_a_new_containers_forward() {
+    let vm = DockerVm::new("afslow", 68);
+    // sshd on 2222 runs every command through this script, which holds the health script (the
+    // one that reads /proc/loadavg) for a minute and runs everything else.
+    let script = "/var/lib/tether-lab/slow-health.sh";
+    std::fs::write(
+        script,
+        "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in *loadavg*) exec sleep 60 ;; esac\nexec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    lab_cmd(&["sshd", &vm.vm.name, "2222", &format!("ForceCommand={script}")]);
+    let t = Tether::new();
+    t.add_vm("slow", &vm.vm.ip, 2222, &vm.vm.docker_sock()).ok();
+    t.run(&["tunnel", "slow", "--auto", "on"]).ok();
+    t.run(&["connect", "slow"]).ok();
+    // The first sample is under way, held on the VM.
+    let held = wait_for("the health script to hang on the VM", Duration::from_secs(10), || {
+        let s = vm.vm.pids_named("sleep");
+        (!s.is_empty()).then_some(s)
+    });
+
+    let p = free_port();
+    vm.web("af-slow-web", &format!("{p}:80"));
+    let started = Instant::now();
+    // Within 5 s, while the sample would hold a monitor that waited on it for 10.
+    wait_for(
+        "the new container's port to be forwarded",
+        Duration::from_secs(5),
+        || {
+            forward(&t.status("slow"), p)
+                .filter(|f| f["state"] == "listening")
+                .map(|_| ())
+        },
+    );
+    eprintln!("forwarded {:?} after the container started", started.elapsed());
+    assert!(
+        held.iter().any(|pid| vm.vm.pids_named("sleep").contains(pid)),
+        "the sample was no longer held when the forward came"
+    );
+    assert!(serves(p), "the forwarded port does not serve the container");
+}
