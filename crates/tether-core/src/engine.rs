@@ -282,6 +282,14 @@ impl Engine {
         Ok(name)
     }
 
+    /// [`Engine::sync_contexts`] on the blocking pool: it reads and writes files.
+    pub(crate) async fn sync_contexts_off_runtime(&self, config: &Config) {
+        let (engine, config) = (self.clone(), config.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || engine.sync_contexts(&config)).await {
+            tracing::warn!(error = %e, "docker context writer");
+        }
+    }
+
     /// Brings the docker CLI's `tether-NAME` and `tether` contexts in line with `config`.
     /// Problems are logged: a read-only ~/.docker must not stop a VM from being added.
     pub(crate) fn sync_contexts(&self, config: &Config) {

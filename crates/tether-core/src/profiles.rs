@@ -22,14 +22,21 @@ impl Engine {
         change: impl FnOnce(&mut Config) -> Result<T, EngineError>,
     ) -> Result<(T, tokio::sync::MutexGuard<'_, EngineState>), EngineError> {
         let _edit = self.inner.edits.lock().await;
-        let mut guard = self.inner.state.lock().await;
-        self.adopt_outside_changes(&mut guard).await?;
-        let mut next = guard.config.clone();
-        let out = change(&mut next)?;
+        let (out, next) = {
+            let mut guard = self.inner.state.lock().await;
+            self.adopt_outside_changes(&mut guard).await?;
+            let mut next = guard.config.clone();
+            let out = change(&mut next)?;
+            (out, next)
+        };
+        // The file's fsync and docker's context files, with the state free meanwhile: `status`
+        // and the sessions' reports never wait on a disk. Edits still come one at a time
+        // (`edits`), so nothing changes the config between here and below.
         self.save(&next).await?;
+        self.sync_contexts_off_runtime(&next).await;
+        let mut guard = self.inner.state.lock().await;
         guard.config = next;
         self.inner.shared.apply(&guard.config.settings);
-        self.sync_contexts(&guard.config);
         self.configure_monitors(&guard.config, &guard.sessions);
         Ok((out, guard))
     }

@@ -124,14 +124,14 @@ pub fn resolve(profile: &Profile) -> Result<Target, SshConfigError> {
         Some(j) => split_jumps(j),
         None => params.as_ref().map(proxy_jump).unwrap_or_default(),
     };
-    let spec = reach_first(spec, cfg.as_ref()).map_err(|message| SshConfigError {
+    let spec = reach_first(spec, cfg.as_deref()).map_err(|message| SshConfigError {
         path: cfg_file.clone(),
         message,
     })?;
     let jumps = spec
         .iter()
         .map(|h| {
-            hop(h, cfg.as_ref()).map_err(|message| SshConfigError {
+            hop(h, cfg.as_deref()).map_err(|message| SshConfigError {
                 path: if profile.jump.is_some() {
                     PathBuf::from("the VM's jump host setting")
                 } else {
@@ -236,7 +236,52 @@ pub fn hop(spec: &str, cfg: Option<&SshConfig>) -> Result<Target, String> {
     })
 }
 
-fn parse(path: &Path) -> Result<SshConfig, SshConfigError> {
+/// The last parse of an ssh config file, by what its metadata said then.
+struct Parsed {
+    path: PathBuf,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    at: std::time::Instant,
+    config: std::sync::Arc<SshConfig>,
+}
+
+static PARSED: std::sync::Mutex<Option<Parsed>> = std::sync::Mutex::new(None);
+
+/// How long a parse stands for the files it `Include`s, whose changes the main file's metadata
+/// does not show.
+const PARSED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `path` parsed, once per change: every connect, check and status resolves its VM through it,
+/// and a parse of a long config is far dearer than the `stat` that says it did not change.
+fn parse(path: &Path) -> Result<std::sync::Arc<SshConfig>, SshConfigError> {
+    let meta = std::fs::metadata(path).ok();
+    let (modified, len) = (
+        meta.as_ref().and_then(|m| m.modified().ok()),
+        meta.map_or(0, |m| m.len()),
+    );
+    if let Ok(last) = PARSED.lock()
+        && let Some(p) = last.as_ref()
+        && p.path == path
+        && p.modified == modified
+        && p.len == len
+        && p.at.elapsed() < PARSED_FOR
+    {
+        return Ok(p.config.clone());
+    }
+    let config = std::sync::Arc::new(parse_now(path)?);
+    if let Ok(mut last) = PARSED.lock() {
+        *last = Some(Parsed {
+            path: path.to_path_buf(),
+            modified,
+            len,
+            at: std::time::Instant::now(),
+            config: config.clone(),
+        });
+    }
+    Ok(config)
+}
+
+fn parse_now(path: &Path) -> Result<SshConfig, SshConfigError> {
     let err = |message: String| SshConfigError {
         path: path.to_path_buf(),
         message,

@@ -132,3 +132,17 @@ fn known_hosts_and_revoked_keys_files_come_from_the_config_per_host() {
     assert_eq!(plain, HostKeyFiles::default());
     assert_eq!(plain.apply(&defaults), defaults);
 }
+
+#[test]
+fn the_config_is_parsed_once_per_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config");
+    std::fs::write(&p, "Host a\n  HostName 10.0.0.1\n").unwrap();
+    let first = parse(&p).unwrap();
+    let again = parse(&p).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "parsed again without a change");
+    std::fs::write(&p, "Host a\n  HostName 10.0.0.22\n").unwrap();
+    let changed = parse(&p).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &changed));
+    assert_eq!(changed.query("a").host_name.as_deref(), Some("10.0.0.22"));
+}
