@@ -70,7 +70,18 @@ fn windows_installs_per_user_with_the_cli_on_path() {
     for hook in ["NSIS_HOOK_POSTINSTALL", "NSIS_HOOK_PREUNINSTALL"] {
         assert!(hooks.contains(&format!("!macro {hook}")), "{hook} missing:\n{hooks}");
     }
-    assert!(hooks.contains("SetEnvironmentVariable(''Path''"), "{hooks}");
+    // The folder reaches PowerShell through the environment, never spliced into its code, and
+    // the user's Path keeps its type (REG_EXPAND_SZ) and unexpanded variables.
+    assert!(hooks.contains("TETHER_INSTDIR\", t \"$INSTDIR\""), "{hooks}");
+    assert!(hooks.contains("$$env:TETHER_INSTDIR"), "{hooks}");
+    assert!(hooks.contains("-PropertyType ExpandString"), "{hooks}");
+    assert!(hooks.contains("DoNotExpandEnvironmentNames"), "{hooks}");
+    for line in hooks.lines().filter(|l| l.contains("powershell")) {
+        assert!(
+            !line.contains("$INSTDIR"),
+            "the folder is spliced into PowerShell's code: {line}"
+        );
+    }
     let win = config("../installers/windows/tauri.conf.json");
     assert_eq!(win["bundle"]["resources"]["../target/release/tether.exe"], "tether.exe");
 }

@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 use russh::keys::agent::client::{AgentClient, AgentStream};
 
 pub use imp::{
-    Listener, Stream, accept, bind, connect, control_endpoint, docker, docker_host, from_this_process,
-    renew_endpoint_id, ssh_agent, vm_endpoint,
+    Listener, Stream, accept, bind, connect, control_endpoint, docker, docker_host, from_this_process, ssh_agent,
+    vm_endpoint,
 };
+
+/// The file in the runtime directory that holds the running engine's id for its endpoint names,
+/// where they need one (Windows: see `vm_endpoint`); `paths` writes it at each engine start.
+pub const ENDPOINT_ID: &str = "endpoint-id";
 
 /// Why a local endpoint could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -94,11 +98,6 @@ mod imp {
     /// A VM's Docker endpoint: `<runtime>/vms/<name>/docker.sock`, in a directory of its own.
     pub fn vm_endpoint(runtime_dir: &Path, _scope: Option<&str>, vm: &str) -> PathBuf {
         runtime_dir.join("vms").join(vm).join("docker.sock")
-    }
-
-    /// Sockets live in a private directory: their names need no secret.
-    pub fn renew_endpoint_id(_runtime_dir: &Path) -> io::Result<()> {
-        Ok(())
     }
 
     /// The control API's endpoint: `<runtime>/control.sock`.
@@ -245,9 +244,9 @@ mod imp {
     /// name first: a pipe named after the VM alone could be taken by another user while the VM
     /// is disconnected and receive docker's traffic (build contexts, registry credentials). So
     /// the engine holds each VM's pipe for as long as it runs, and ID, new at each engine start
-    /// ([`renew_endpoint_id`]), makes the name unknowable before the engine creates it.
+    /// (`Paths::renew_endpoint_id`), makes the name unknowable before the engine creates it.
     pub fn vm_endpoint(runtime_dir: &Path, scope: Option<&str>, vm: &str) -> PathBuf {
-        let id = std::fs::read_to_string(runtime_dir.join(ENDPOINT_ID))
+        let id = std::fs::read_to_string(runtime_dir.join(super::ENDPOINT_ID))
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -257,15 +256,6 @@ mod imp {
             Some(s) => PathBuf::from(format!(r"\\.\pipe\tether.{s}.{vm}{id}")),
             None => PathBuf::from(format!(r"\\.\pipe\tether-{vm}{id}")),
         }
-    }
-
-    /// The file in the runtime directory that holds the running engine's endpoint id.
-    const ENDPOINT_ID: &str = "endpoint-id";
-
-    /// A new endpoint id for this engine's life, written before any VM's pipe is named.
-    pub fn renew_endpoint_id(runtime_dir: &Path) -> io::Result<()> {
-        let id = format!("{:016x}", rand::random::<u64>());
-        crate::paths::write_atomic(&runtime_dir.join(ENDPOINT_ID), id.as_bytes())
     }
 
     /// The control API's pipe: `\\.\pipe\tether.control`, or `tether.SCOPE.control`.
@@ -442,148 +432,6 @@ pub(crate) mod win {
             LocalFree(sd);
             Ok((entries, protected))
         }
-    }
-
-    /// The entries an ACL allows: each SID (as text) with its access mask; entries of other
-    /// types (deny, audit) are named by their type.
-    ///
-    /// # Safety
-    /// `acl` is null or points at a valid ACL that outlives the call.
-    unsafe fn allowed(acl: *mut windows_sys::Win32::Security::ACL) -> Vec<(String, u32)> {
-        use windows_sys::Win32::Security::{ACCESS_ALLOWED_ACE, GetAce};
-        let mut entries = Vec::new();
-        // SAFETY: (the caller's) every ACE read is within the ACL's count, and each SID lies
-        // inside its ACE; the SID strings are freed with LocalFree.
-        unsafe {
-            let count = if acl.is_null() { 0 } else { (*acl).AceCount as u32 };
-            for i in 0..count {
-                let mut ace: *mut c_void = std::ptr::null_mut();
-                if GetAce(acl, i, &mut ace) == 0 {
-                    continue;
-                }
-                let ace = &*(ace as *const ACCESS_ALLOWED_ACE);
-                // Only allow entries (type 0) carry a SID at SidStart in this layout.
-                if ace.Header.AceType != 0 {
-                    entries.push((format!("(entry of type {})", ace.Header.AceType), ace.Mask));
-                    continue;
-                }
-                let sid = (&ace.SidStart as *const u32).cast_mut().cast::<c_void>();
-                let mut text: *mut u16 = std::ptr::null_mut();
-                if ConvertSidToStringSidW(sid, &mut text) != 0 {
-                    let n = (0..).take_while(|&i| *text.add(i) != 0).count();
-                    entries.push((String::from_utf16_lossy(std::slice::from_raw_parts(text, n)), ace.Mask));
-                    LocalFree(text.cast());
-                }
-            }
-        }
-        entries
-    }
-
-    /// The owner of the file or directory at `path` (its SID as text) and what its DACL allows
-    /// whom ([`allowed`]). A missing DACL (everyone may do everything) reads as Everyone's.
-    pub fn file_security(path: &std::path::Path) -> io::Result<(String, Vec<(String, u32)>)> {
-        use windows_sys::Win32::Security::Authorization::{GetNamedSecurityInfoW, SE_FILE_OBJECT};
-        use windows_sys::Win32::Security::{ACL, DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION};
-        let name = wide(path.as_os_str());
-        let mut owner: *mut c_void = std::ptr::null_mut();
-        let mut acl: *mut ACL = std::ptr::null_mut();
-        let mut sd: *mut c_void = std::ptr::null_mut();
-        // SAFETY: `name` is NUL-terminated UTF-16; the system allocates `sd` (freed below) and
-        // points `owner` and `acl` into it, read only before it is freed.
-        unsafe {
-            let err = GetNamedSecurityInfoW(
-                name.as_ptr(),
-                SE_FILE_OBJECT,
-                OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
-                &mut owner,
-                std::ptr::null_mut(),
-                &mut acl,
-                std::ptr::null_mut(),
-                &mut sd,
-            );
-            if err != 0 {
-                return Err(io::Error::from_raw_os_error(err as i32));
-            }
-            let mut text: *mut u16 = std::ptr::null_mut();
-            let owner_sid = if !owner.is_null() && ConvertSidToStringSidW(owner, &mut text) != 0 {
-                let n = (0..).take_while(|&i| *text.add(i) != 0).count();
-                let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, n));
-                LocalFree(text.cast());
-                s
-            } else {
-                String::new()
-            };
-            let entries = if acl.is_null() {
-                vec![("S-1-1-0".to_string(), 0x1000_0000)]
-            } else {
-                allowed(acl)
-            };
-            LocalFree(sd);
-            Ok((owner_sid, entries))
-        }
-    }
-
-    /// Gives the file or directory at `path` a DACL of its own (nothing inherited): full access
-    /// for this user, SYSTEM and the administrators, as a profile's folders have; a directory's
-    /// entries pass on to what is created in it.
-    pub fn restrict(path: &std::path::Path, dir: bool) -> io::Result<()> {
-        let me = process_user(None)?;
-        let inherit = if dir { "OICI" } else { "" };
-        set_dacl(
-            path,
-            &format!("D:P(A;{inherit};FA;;;{me})(A;{inherit};FA;;;SY)(A;{inherit};FA;;;BA)"),
-        )
-    }
-
-    /// Sets the DACL of the file or directory at `path` to the one the SDDL text `sddl` gives
-    /// (protected from inheritance if it says `P`).
-    pub fn set_dacl(path: &std::path::Path, sddl: &str) -> io::Result<()> {
-        use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SetNamedSecurityInfoW};
-        use windows_sys::Win32::Security::{
-            ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl, PROTECTED_DACL_SECURITY_INFORMATION,
-            UNPROTECTED_DACL_SECURITY_INFORMATION,
-        };
-        let protect = if sddl.starts_with("D:P") {
-            PROTECTED_DACL_SECURITY_INFORMATION
-        } else {
-            UNPROTECTED_DACL_SECURITY_INFORMATION
-        };
-        let sddl = wide(OsStr::new(sddl));
-        let name = wide(path.as_os_str());
-        let mut sd: *mut c_void = std::ptr::null_mut();
-        // SAFETY: both strings are NUL-terminated UTF-16 that outlive the calls; `sd` is
-        // allocated by the system and freed with LocalFree after the DACL inside it was applied
-        // (SetNamedSecurityInfoW copies it).
-        unsafe {
-            check(ConvertStringSecurityDescriptorToSecurityDescriptorW(
-                sddl.as_ptr(),
-                1,
-                &mut sd,
-                std::ptr::null_mut(),
-            ))?;
-            let (mut present, mut defaulted) = (0, 0);
-            let mut acl: *mut ACL = std::ptr::null_mut();
-            let got = check(GetSecurityDescriptorDacl(sd, &mut present, &mut acl, &mut defaulted));
-            let err = if got.is_ok() {
-                SetNamedSecurityInfoW(
-                    name.as_ptr(),
-                    SE_FILE_OBJECT,
-                    DACL_SECURITY_INFORMATION | protect,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    acl,
-                    std::ptr::null(),
-                )
-            } else {
-                0
-            };
-            LocalFree(sd);
-            got?;
-            if err != 0 {
-                return Err(io::Error::from_raw_os_error(err as i32));
-            }
-        }
-        Ok(())
     }
 
     /// The process that opened the server end `pipe`.

@@ -96,7 +96,7 @@ impl Engine {
         tracing::info!(pid = lock.owner.pid, kind = ?kind, "engine lock taken");
         // Before any VM's endpoint is named: on Windows a new id makes this engine's pipe names
         // unknowable to anyone who saw the last one's (see `endpoint::vm_endpoint`).
-        crate::endpoint::renew_endpoint_id(&paths.runtime_dir).map_err(|e| EngineError::Internal {
+        paths.renew_endpoint_id().map_err(|e| EngineError::Internal {
             what: "endpoint id",
             message: e.to_string(),
         })?;

@@ -116,6 +116,16 @@ impl Paths {
             .collect()
     }
 
+    /// A new id for this engine's endpoint names, where they carry one (Windows' pipes, see
+    /// [`crate::endpoint::vm_endpoint`]); written before any VM's endpoint is named.
+    pub fn renew_endpoint_id(&self) -> io::Result<()> {
+        if crate::endpoint::IN_FILESYSTEM {
+            return Ok(());
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        write_atomic(&self.runtime_dir.join(crate::endpoint::ENDPOINT_ID), id.as_bytes())
+    }
+
     /// The control API's endpoint ([`crate::endpoint::control_endpoint`]).
     pub fn control_socket(&self) -> PathBuf {
         crate::endpoint::control_endpoint(&self.runtime_dir, self.scope.as_deref())
