@@ -8,7 +8,10 @@
 #   lab.sh up                      start VMs "a" (arm64 label) and "b" (x86_64 label)
 #   lab.sh down                    stop everything and remove all lab state
 #   lab.sh env                     print the lab's variables (for tests)
-#   lab.sh vm-up NAME IDX [docker] start one more VM at 10.77.IDX.2 (docker: with its own engine)
+#   lab.sh vm-up NAME IDX [docker] [files]
+#                                  start one more VM at 10.77.IDX.2 (docker: with its own engine;
+#                                  files: its sshd and dockerd in a mount namespace of their own,
+#                                  where the laptop's test folders ($LAPTOP) are an empty tmpfs)
 #   lab.sh vm-down NAME            stop and remove one VM
 #   lab.sh hidden NAME IDX BASTION [docker]
 #                                  a VM at 10.78.IDX.2 wired only to VM BASTION (at 10.78.IDX.1
@@ -48,6 +51,10 @@ BIG_IMAGE=tether-lab/big
 HUGE_IMAGE=tether-lab/huge
 MEDIUM_IMAGE=tether-lab/medium
 PASSWORD=lab-password
+# The laptop's folders for tests about files. The lab's VMs share this machine's file system, so
+# a VM's dockerd would serve a bind mount of a laptop path with no sync at all; a VM started
+# with `files` sees an empty tmpfs here instead.
+LAPTOP=${TETHER_LAB_LAPTOP:-/var/lib/tether-laptop}
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
@@ -163,7 +170,7 @@ sshd_start() { # NAME PORT [OPT=VAL ...]
     echo "AllowStreamLocalForwarding yes"
     echo "AllowTcpForwarding yes"
   } > "$cfg"
-  ip netns exec "tl-$name" /usr/sbin/sshd -f "$cfg" -E "$dir/sshd_$port.log"
+  in_vm "$name" /usr/sbin/sshd -f "$cfg" -E "$dir/sshd_$port.log"
   wait_for "sshd $name:$port" 10 "ip netns exec tl-$name bash -c 'exec 3<>/dev/tcp/$ip/$port' 2>/dev/null"
 }
 
@@ -185,9 +192,7 @@ dockerd_start() { # NAME
   local name=$1 dir; dir=$(vm_dir "$1")
   mkdir -p "$DATA/$name" "$dir/exec"
   chmod 755 "$dir"
-  # nsenter joins only the network namespace: `ip netns exec` would remount /sys and hide the
-  # cgroup hierarchy dockerd needs.
-  nsenter --net="/run/netns/tl-$name" dockerd \
+  in_vm "$name" dockerd \
     --data-root "$DATA/$name" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
     -H "unix://$dir/docker.sock" --group "$GROUP_DOCKER" \
     --storage-driver vfs --iptables=false --ip6tables=false --userland-proxy=true \
@@ -216,8 +221,39 @@ guard_route() {
 
 # A VM: namespace tl-NAME, its end of a veth pair at NET.IDX.2/24, the other end (OUTER_IF, at
 # NET.IDX.1) in namespace OUTER_NS (empty: this machine's); then its sshd, and its dockerd if asked.
-vm_make() { # NAME NET IDX OUTER_NS OUTER_IF [docker]
-  local name=$1 net=$2 idx=$3 outer=$4 outer_if=$5 with_docker=${6:-}
+# Runs a command in VM NAME's network namespace and, for a VM started with `files`, its mount
+# namespace. nsenter joins only those: `ip netns exec` would remount /sys and hide the cgroup
+# hierarchy dockerd needs.
+in_vm() { # NAME COMMAND...
+  local name=$1; shift
+  local mnt=()
+  [ -e "$LAB/mnt/$name" ] && mountpoint -q "$LAB/mnt/$name" && mnt=(--mount="$LAB/mnt/$name")
+  nsenter --net="/run/netns/tl-$name" "${mnt[@]}" "$@"
+}
+
+# A mount namespace of VM NAME's own, kept in $LAB/mnt/NAME (a bind mount of the namespace,
+# on a private mount so it does not propagate): a copy of this machine's mounts with an empty
+# tmpfs over $LAPTOP.
+mount_ns_make() { # NAME
+  mkdir -p "$LAB/mnt" "$LAPTOP"
+  chmod 755 "$LAPTOP"
+  if ! mountpoint -q "$LAB/mnt"; then
+    mount --bind "$LAB/mnt" "$LAB/mnt"
+    mount --make-private "$LAB/mnt"
+  fi
+  touch "$LAB/mnt/$1"
+  unshare --mount="$LAB/mnt/$1" --propagation private mount -t tmpfs -o size=64m,mode=0755 tmpfs "$LAPTOP"
+}
+
+mount_ns_drop() { # NAME
+  if [ -e "$LAB/mnt/$1" ]; then
+    umount "$LAB/mnt/$1" 2>/dev/null || umount -l "$LAB/mnt/$1" 2>/dev/null || true
+    rm -f "$LAB/mnt/$1"
+  fi
+}
+
+vm_make() { # NAME NET IDX OUTER_NS OUTER_IF [docker] [files]
+  local name=$1 net=$2 idx=$3 outer=$4 outer_if=$5 with_docker=${6:-} files=${7:-}
   local dir; dir=$(vm_dir "$name")
   mkdir -p "$dir"; chmod 755 "$LAB" "$LAB/vms" "$dir"
   local ns="tl-$name" vm_if="tlv-$name"
@@ -232,14 +268,15 @@ vm_make() { # NAME NET IDX OUTER_NS OUTER_IF [docker]
   ip -n "$ns" link set "$vm_if" up
   ip -n "$ns" link set lo up
   echo "$net.$idx.2" > "$dir/ip"
+  if [ "$files" = files ] || [ "$with_docker" = files ]; then mount_ns_make "$name"; fi
   sshd_start "$name" 22
   if [ "$with_docker" = docker ]; then dockerd_start "$name"; fi
 }
 
-vm_up() { # NAME IDX [docker]
+vm_up() { # NAME IDX [docker] [files]
   need_root
   guard_route
-  vm_make "$1" 10.77 "$2" "" "tlh-$1" "${3:-}"
+  vm_make "$1" 10.77 "$2" "" "tlh-$1" "${3:-}" "${4:-}"
   log "VM $1 up at 10.77.$2.2"
 }
 
@@ -333,6 +370,7 @@ vm_down() { # NAME
     ip netns del "tl-$name" 2>/dev/null || true
   fi
   ip link del "tlh-$name" 2>/dev/null || true
+  mount_ns_drop "$name"
   unmount_under "$dir"
   rm -rf "$dir"
 }
@@ -414,6 +452,7 @@ down() {
 env_vars() {
   cat <<EOV
 TETHER_LAB_DIR=$LAB
+LAB_LAPTOP=$LAPTOP
 LAB_KEY=$LAB/keys/id_ed25519
 LAB_KEY_ENCRYPTED=$LAB/keys/id_encrypted
 LAB_KEY_PASSPHRASE=lab-passphrase

@@ -597,6 +597,19 @@ impl TestVm {
         )
     }
 
+    /// A VM with its own engine whose sshd and dockerd do not see the laptop's test folders
+    /// (`LAB_LAPTOP`, an empty tmpfs in their mount namespace): what a VM on another machine sees
+    /// of them, nothing. Tests about files put the laptop's folders under `LAB_LAPTOP`.
+    pub fn with_private_files(name: &str, idx: u8) -> Self {
+        let _ = Command::new(lab_script()).args(["vm-down", name]).status();
+        lab_cmd(&["vm-up", name, &idx.to_string(), "docker", "files"]);
+        lab_cmd(&["images", name]);
+        TestVm {
+            name: name.into(),
+            ip: format!("10.77.{idx}.2"),
+        }
+    }
+
     /// A VM this machine cannot reach: wired only to `bastion`, at 10.78.`idx`.2.
     pub fn hidden(name: &str, idx: u8, bastion: &TestVm, docker: bool) -> Self {
         let args = ["hidden", name, &idx.to_string(), &bastion.name];

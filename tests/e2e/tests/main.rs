@@ -16,6 +16,7 @@ mod contexts;
 mod doctor;
 mod engine;
 mod faults;
+mod files;
 mod flow;
 mod flowcontrol;
 mod health;
