@@ -204,7 +204,28 @@ impl Default for Shared {
 }
 
 /// A slot among a forward's connections, given back when the connection ends.
-pub(crate) struct Held(pub(crate) Arc<Counters>);
+pub(crate) struct Held(Arc<Counters>);
+
+/// A connection turned away for being over the limit: the count of refusals so far, and whether
+/// this one is worth a log line (the first, then every 1000th: a flood must not fill the log too).
+pub(crate) struct Refused {
+    pub(crate) count: u64,
+    pub(crate) log: bool,
+}
+
+/// Holds one more connection on `counters` if fewer than `limit` are held, until the `Held`
+/// is dropped; otherwise counts a refusal. Forwards and reverse tunnels share the rule.
+pub(crate) fn hold(counters: &Arc<Counters>, limit: u64) -> Result<Held, Refused> {
+    if counters.held.fetch_add(1, Ordering::Relaxed) >= limit {
+        counters.held.fetch_sub(1, Ordering::Relaxed);
+        let count = counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        return Err(Refused {
+            count,
+            log: count == 1 || count.is_multiple_of(1000),
+        });
+    }
+    Ok(Held(counters.clone()))
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -299,28 +320,28 @@ where
 {
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
     let limit = ctx.shared.max_streams.load(Ordering::Relaxed) as u64;
-    if ctx.counters.held.fetch_add(1, Ordering::Relaxed) >= limit {
-        ctx.counters.held.fetch_sub(1, Ordering::Relaxed);
-        let refused = ctx.counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        // One line per refusal would let the flood fill the log too: the first, then every 1000th.
-        if refused == 1 || refused.is_multiple_of(1000) {
-            tracing::warn!(
-                local = %ctx.local,
-                limit,
-                refused,
-                "refused a connection to {}: {limit} connections are already open on {} \
-                 (settings.max_streams in the config raises the limit)",
-                ctx.remote.describe(),
-                ctx.local
+    let held = match hold(&ctx.counters, limit) {
+        Ok(h) => h,
+        Err(refused) => {
+            if refused.log {
+                tracing::warn!(
+                    local = %ctx.local,
+                    limit,
+                    refused = refused.count,
+                    "refused a connection to {}: {limit} connections are already open on {} \
+                     (settings.max_streams in the config raises the limit)",
+                    ctx.remote.describe(),
+                    ctx.local
+                );
+            }
+            let msg = format!(
+                "{limit} connections are already open on this forward; close some, or raise settings.max_streams in Tether's config"
             );
+            refuse(&mut stream, &ctx.remote, 503, &msg, &[]).await;
+            return;
         }
-        let msg = format!(
-            "{limit} connections are already open on this forward; close some, or raise settings.max_streams in Tether's config"
-        );
-        refuse(&mut stream, &ctx.remote, 503, &msg, &[]).await;
-        return;
-    }
-    let _held = Held(ctx.counters.clone());
+    };
+    let _held = held;
     let Some(mut handle) = wait_link(ctx.link.clone(), &ctx.down_reason).await else {
         let reason = ctx.down_reason.borrow().reason.clone();
         ctx.counters.failed.fetch_add(1, Ordering::Relaxed);

@@ -26,7 +26,7 @@ use russh::{Channel, ChannelOpenFailure};
 
 use crate::config::ReverseBind;
 use crate::flow::Budget;
-use crate::forward::{Counters, Held};
+use crate::forward::Counters;
 use crate::ssh::{ClientHandler, Forwarded};
 
 /// How long the VM has to answer a `tcpip-forward` request, and the laptop's port to accept.
@@ -95,10 +95,10 @@ impl Admit {
     fn allows(self, originator: &str) -> bool {
         match self {
             Admit::Nobody => false,
-            Admit::Loopback => originator.parse::<IpAddr>().is_ok_and(|ip| match ip {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-                IpAddr::V4(v4) => v4.is_loopback(),
-            }),
+            // An IPv4 peer seen through an IPv6 socket (::ffff:127.0.0.1) counts as itself.
+            Admit::Loopback => originator
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.to_canonical().is_loopback()),
             Admit::Anyone => true,
         }
     }
@@ -217,23 +217,22 @@ impl Forwarded for Table {
             return;
         }
         let limit = self.max_streams.load(Ordering::Relaxed) as u64;
-        if counters.held.fetch_add(1, Ordering::Relaxed) >= limit {
-            counters.held.fetch_sub(1, Ordering::Relaxed);
-            let refused = counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
-            // The first, then every 1000th: a flood must not fill the log too.
-            if refused == 1 || refused.is_multiple_of(1000) {
-                tracing::warn!(
-                    port,
-                    limit,
-                    refused,
-                    "refused a reverse connection: {limit} are already open on this tunnel \
-                     (settings.max_streams in the config raises the limit)"
-                );
+        let held = match crate::forward::hold(&counters, limit) {
+            Ok(h) => h,
+            Err(refused) => {
+                if refused.log {
+                    tracing::warn!(
+                        port,
+                        limit,
+                        refused = refused.count,
+                        "refused a reverse connection: {limit} are already open on this tunnel \
+                         (settings.max_streams in the config raises the limit)"
+                    );
+                }
+                self.tasks.spawn(reply.reject(ChannelOpenFailure::ResourceShortage));
+                return;
             }
-            self.tasks.spawn(reply.reject(ChannelOpenFailure::ResourceShortage));
-            return;
-        }
-        let held = Held(counters.clone());
+        };
         let budget = self.budget.clone();
         let rtt = self.rtt.clone();
         self.tasks.spawn(async move {

@@ -828,3 +828,20 @@ pub fn openssh_runs(ip: &str, port: u16, user: &str, key: &Path, options: &[&str
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Every file under `dir`, at any depth (directories themselves left out).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -15,22 +15,15 @@ const SERVICE: &str = "dev.tether.ssh-key";
 
 /// Files under `dir` holding a private key.
 fn private_key_files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(p)
                 .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
                 .unwrap_or(false)
-            {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out
+        })
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 #[test]

@@ -253,7 +253,7 @@ fn a_pipe_squatted_under_a_vms_endpoint_name_never_receives_a_byte() {
     // The docker context Tether keeps for the VM names the new pipe.
     let host = format!("npipe://{}", pipe.replace('\\', "/"));
     let contexts = wine.home.path().join(".docker");
-    let meta = walk(&contexts)
+    let meta = files_under(&contexts)
         .into_iter()
         .filter(|p| p.ends_with("meta.json"))
         .filter_map(|p| std::fs::read_to_string(p).ok())
@@ -290,23 +290,6 @@ fn a_pipe_squatted_under_a_vms_endpoint_name_never_receives_a_byte() {
     let _ = daemon.kill();
     let _ = daemon.wait();
     let _ = squatter.wait();
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// `tether.exe vm add NAME` for lab VM a, with the lab's key, its host key accepted.
