@@ -12,6 +12,7 @@ pub mod containers;
 pub mod contexts;
 pub mod control;
 pub mod docker;
+pub mod dockerapi;
 pub mod doctor;
 pub mod endpoint;
 pub mod engine;

@@ -27,7 +27,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "model",
         &[
-            "api", "backoff", "clock", "config", "flow", "logring", "paths", "ports", "state", "target", "tasks",
+            "api",
+            "backoff",
+            "clock",
+            "config",
+            "dockerapi",
+            "flow",
+            "logring",
+            "paths",
+            "ports",
+            "state",
+            "target",
+            "tasks",
         ],
     ),
     // One outside party each: the SSH link, the keychain, known_hosts, the Docker socket, the
@@ -56,7 +67,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Every failure a caller sees, gathered from the layers below.
     ("errors", &["error"]),
     // The actors: one session per VM and its Docker monitor.
-    ("actors", &["monitor", "session"]),
+    ("actors", &["monitor", "session", "share"]),
     // The engine and its operations (the only `impl Engine` blocks).
     (
         "engine",

@@ -1,0 +1,579 @@
+//! The agent's loop: one thread owns the mirrors; stdin and the watches feed it over a channel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use tether_sync::apply::{ApplyError, Replica, Staged};
+use tether_sync::entry::sha::{Digest, Sha256};
+use tether_sync::entry::{self, Cache, Entry, Kind, Stat};
+use tether_sync::path;
+use tether_sync::proto::{self, FromAgent, Outcome, ToAgent, Unit};
+use tether_sync::rules::Rules;
+use tether_sync::scan::{self, Problem};
+use tether_sync::watch::{self, Change};
+
+enum Input {
+    Msg(ToAgent),
+    Fs(Unit, Change),
+    End(Option<String>),
+}
+
+struct UnitState {
+    replica: Replica,
+    cache: Cache,
+    /// What the engine has heard of each path: reports and applied changes.
+    known: BTreeMap<String, Entry>,
+    _watch: Option<watch::Watch>,
+}
+
+/// A file arriving in pieces.
+enum Receiving {
+    Into {
+        unit: Unit,
+        staged: Box<Staged>,
+        exec: bool,
+        mtime: i64,
+    },
+    /// Its first piece was refused: the rest are dropped.
+    Dropping,
+}
+
+struct Agent<W: Write> {
+    out: W,
+    units: HashMap<Unit, UnitState>,
+    receiving: Option<Receiving>,
+    tx: mpsc::Sender<Input>,
+}
+
+/// Runs until stdin ends; the exit code says why it stopped.
+pub fn run() -> i32 {
+    let (tx, rx) = mpsc::channel();
+    let stdout = std::io::stdout();
+    let mut agent = Agent {
+        out: BufWriter::with_capacity(256 * 1024, stdout.lock()),
+        units: HashMap::new(),
+        receiving: None,
+        tx: tx.clone(),
+    };
+    let home = std::env::var("HOME").unwrap_or_default();
+    if agent
+        .send(&FromAgent::Hello {
+            version: proto::VERSION,
+            arch: std::env::consts::ARCH.to_string(),
+            home,
+        })
+        .and_then(|_| agent.flush())
+        .is_err()
+    {
+        return 1;
+    }
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            match proto::read_frame::<ToAgent>(&mut stdin) {
+                Ok(Some(m)) => {
+                    if tx.send(Input::Msg(m)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    let _ = tx.send(Input::End(None));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Input::End(Some(e.to_string())));
+                    return;
+                }
+            }
+        }
+    });
+    loop {
+        let Ok(first) = rx.recv() else { return 0 };
+        let mut next = Some(first);
+        // Everything already queued is handled before the output is flushed: one write for a
+        // burst of events or changes.
+        while let Some(input) = next {
+            match input {
+                Input::Msg(m) => {
+                    if agent.handle(m).is_err() {
+                        return 1;
+                    }
+                }
+                Input::Fs(unit, change) => {
+                    if agent.changed(unit, change).is_err() {
+                        return 1;
+                    }
+                }
+                Input::End(None) => return 0,
+                Input::End(Some(e)) => {
+                    eprintln!("tether-agent: {e}");
+                    return 2;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if agent.flush().is_err() {
+            return 1;
+        }
+    }
+}
+
+type Sent = Result<(), proto::FrameError>;
+
+impl<W: Write> Agent<W> {
+    fn send(&mut self, m: &FromAgent) -> Sent {
+        proto::write_frame(&mut self.out, m)
+    }
+
+    fn flush(&mut self) -> Sent {
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn handle(&mut self, m: ToAgent) -> Sent {
+        match m {
+            ToAgent::Open { unit, root, ignore } => self.open(unit, root, ignore),
+            ToAgent::Close { unit } => {
+                self.units.remove(&unit);
+                Ok(())
+            }
+            ToAgent::File {
+                unit,
+                path,
+                expect,
+                exec,
+                mtime,
+                data,
+                more,
+            } => {
+                if let Some(Receiving::Into { staged, .. }) = self.receiving.take() {
+                    staged.abort();
+                }
+                let Some(u) = self.units.get(&unit) else {
+                    return self.applied(unit, path, Outcome::Failed("unit not open".into()));
+                };
+                match u.replica.begin(&path, expect) {
+                    Ok(mut staged) => {
+                        if let Err(e) = staged.write(&data) {
+                            staged.abort();
+                            self.receiving = more.then_some(Receiving::Dropping);
+                            return self.failed(unit, path, e);
+                        }
+                        self.receiving = Some(Receiving::Into {
+                            unit,
+                            staged: Box::new(staged),
+                            exec,
+                            mtime,
+                        });
+                        if more { Ok(()) } else { self.commit() }
+                    }
+                    Err(e) => {
+                        self.receiving = more.then_some(Receiving::Dropping);
+                        self.failed(unit, path, e)
+                    }
+                }
+            }
+            ToAgent::Piece { data, more, .. } => {
+                match self.receiving.as_mut() {
+                    Some(Receiving::Into { staged, unit, .. }) => {
+                        if let Err(e) = staged.write(&data) {
+                            let unit = *unit;
+                            let path = staged.rel().to_string();
+                            if let Some(Receiving::Into { staged, .. }) = self.receiving.take() {
+                                staged.abort();
+                            }
+                            self.receiving = more.then_some(Receiving::Dropping);
+                            return self.failed(unit, path, e);
+                        }
+                    }
+                    Some(Receiving::Dropping) | None => {}
+                }
+                if more {
+                    Ok(())
+                } else if matches!(self.receiving, Some(Receiving::Into { .. })) {
+                    self.commit()
+                } else {
+                    self.receiving = None;
+                    Ok(())
+                }
+            }
+            ToAgent::Dir {
+                unit,
+                path,
+                expect,
+                mtime,
+            } => self.change(unit, path, |r, p| r.mkdir(p, expect, mtime).map(Some)),
+            ToAgent::Link {
+                unit,
+                path,
+                expect,
+                target,
+                mtime,
+            } => self.change(unit, path, |r, p| r.link(p, expect, &target, mtime).map(Some)),
+            ToAgent::Remove { unit, path, expect } => self.change(unit, path, |r, p| r.remove(p, expect).map(|_| None)),
+            ToAgent::Read { unit, path, id } => self.read(unit, path, id),
+        }
+    }
+
+    fn open(&mut self, unit: Unit, root: String, ignore: Vec<String>) -> Sent {
+        let rules = match Rules::new(&ignore) {
+            Ok(r) => r,
+            Err(e) => return self.problem(unit, "", e.to_string()),
+        };
+        let root = PathBuf::from(root);
+        if let Err(e) = std::fs::create_dir_all(&root) {
+            return self.problem(unit, "", format!("cannot make the mirror {}: {e}", root.display()));
+        }
+        let mut replica = Replica::new(root.clone(), rules.clone());
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(uid) = root.metadata().map(|m| m.uid()) {
+                let _ = crate::acl::inherit(&root, uid);
+                replica.on_new_dir = Some(Box::new(move |dir| {
+                    let _ = crate::acl::inherit(dir, uid);
+                }));
+            }
+        }
+        // The watch starts before the scan, so nothing that changes during it is missed.
+        let tx = self.tx.clone();
+        let watch = match watch::start(&root, rules.clone(), move |c| {
+            let _ = tx.send(Input::Fs(unit, c));
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.problem(
+                    unit,
+                    "",
+                    format!(
+                        "cannot watch {} for changes ({e}); changes made on the VM are not seen until the next connect. If the VM is out of inotify watches, raise fs.inotify.max_user_watches",
+                        root.display()
+                    ),
+                )?;
+                None
+            }
+        };
+        let mut cache = Cache::default();
+        let (tree, problems) = scan::tree(&root, &rules, &mut cache);
+        let entries: Vec<(String, Entry)> = tree.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        self.units.insert(
+            unit,
+            UnitState {
+                replica,
+                cache,
+                known: tree,
+                _watch: watch,
+            },
+        );
+        let mut problems = Some(problems);
+        let mut parts = entries.chunks(4096).peekable();
+        if parts.peek().is_none() {
+            return self.send(&FromAgent::Scan {
+                unit,
+                entries: Vec::new(),
+                problems: problems.take().unwrap_or_default(),
+                done: true,
+            });
+        }
+        while let Some(part) = parts.next() {
+            let done = parts.peek().is_none();
+            self.send(&FromAgent::Scan {
+                unit,
+                entries: part.to_vec(),
+                problems: if done {
+                    problems.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                done,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Sent {
+        let Some(Receiving::Into {
+            unit,
+            staged,
+            exec,
+            mtime,
+        }) = self.receiving.take()
+        else {
+            return Ok(());
+        };
+        let path = staged.rel().to_string();
+        let Some(u) = self.units.get(&unit) else {
+            staged.abort();
+            return self.applied(unit, path, Outcome::Failed("unit not open".into()));
+        };
+        match (*staged).commit(&u.replica, exec, mtime) {
+            Ok(e) => self.done(unit, path, Some(e)),
+            Err(e) => self.failed(unit, path, e),
+        }
+    }
+
+    fn change(
+        &mut self,
+        unit: Unit,
+        path: String,
+        f: impl FnOnce(&Replica, &str) -> Result<Option<Entry>, ApplyError>,
+    ) -> Sent {
+        let Some(u) = self.units.get(&unit) else {
+            return self.applied(unit, path, Outcome::Failed("unit not open".into()));
+        };
+        match f(&u.replica, &path) {
+            Ok(e) => self.done(unit, path, e),
+            Err(e) => self.failed(unit, path, e),
+        }
+    }
+
+    fn done(&mut self, unit: Unit, path: String, e: Option<Entry>) -> Sent {
+        if let Some(u) = self.units.get_mut(&unit) {
+            match &e {
+                Some(e) => {
+                    if let Kind::File { digest, .. } = e.kind {
+                        u.cache.put(&path, e.stat(), digest);
+                    }
+                    u.known.insert(path.clone(), e.clone());
+                }
+                None => {
+                    let gone: Vec<String> = u
+                        .known
+                        .range(path.clone()..)
+                        .take_while(|(k, _)| path::within(k, &path))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in gone {
+                        u.known.remove(&k);
+                        u.cache.forget(&k);
+                    }
+                }
+            }
+        }
+        self.applied(unit, path, Outcome::Done(e))
+    }
+
+    fn failed(&mut self, unit: Unit, path: String, e: ApplyError) -> Sent {
+        match e {
+            // Refused: say so, then say what is there now (the engine merges the two).
+            ApplyError::Changed { .. } => {
+                self.applied(unit, path.clone(), Outcome::Refused)?;
+                self.report(unit, &path, true)
+            }
+            other => self.applied(unit, path, Outcome::Failed(other.to_string())),
+        }
+    }
+
+    fn applied(&mut self, unit: Unit, path: String, outcome: Outcome) -> Sent {
+        self.send(&FromAgent::Applied { unit, path, outcome })
+    }
+
+    fn problem(&mut self, unit: Unit, path: &str, message: String) -> Sent {
+        self.send(&FromAgent::Problem {
+            unit,
+            problem: Problem {
+                path: path.to_string(),
+                message,
+            },
+        })
+    }
+
+    fn read(&mut self, unit: Unit, path: String, id: u64) -> Sent {
+        let full = self
+            .units
+            .get(&unit)
+            .ok_or_else(|| "unit not open".to_string())
+            .and_then(|u| path::join(&u.replica.root, &path).map_err(|e| e.to_string()))
+            .and_then(|full| {
+                if self
+                    .units
+                    .get(&unit)
+                    .is_some_and(|u| scan::parents_are_dirs(&u.replica.root, &path))
+                {
+                    Ok(full)
+                } else {
+                    Err("a parent is not a folder".to_string())
+                }
+            });
+        let opened = full.and_then(|full| {
+            let meta = full.symlink_metadata().map_err(|e| e.to_string())?;
+            if !meta.file_type().is_file() {
+                return Err("not a file".to_string());
+            }
+            let f = std::fs::File::open(&full).map_err(|e| e.to_string())?;
+            Ok((f, Stat::of(&meta)))
+        });
+        let (mut f, stat) = match opened {
+            Ok(x) => x,
+            Err(error) => {
+                return self.send(&FromAgent::Content {
+                    id,
+                    data: Vec::new(),
+                    done: true,
+                    entry: None,
+                    error: Some(error),
+                });
+            }
+        };
+        let mut buf = vec![0u8; proto::CHUNK];
+        let mut total = 0u64;
+        let mut h = <Sha256 as Digest>::new();
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return self.send(&FromAgent::Content {
+                        id,
+                        data: Vec::new(),
+                        done: true,
+                        entry: None,
+                        error: Some(e.to_string()),
+                    });
+                }
+            };
+            Digest::update(&mut h, &buf[..n]);
+            total += n as u64;
+            self.send(&FromAgent::Content {
+                id,
+                data: buf[..n].to_vec(),
+                done: false,
+                entry: None,
+                error: None,
+            })?;
+        }
+        let digest: entry::Digest = Digest::finalize(h).into();
+        self.send(&FromAgent::Content {
+            id,
+            data: Vec::new(),
+            done: true,
+            entry: Some(Entry {
+                kind: Kind::File {
+                    digest,
+                    exec: stat.exec,
+                },
+                size: total,
+                mtime: stat.mtime,
+            }),
+            error: None,
+        })
+    }
+
+    fn changed(&mut self, unit: Unit, change: Change) -> Sent {
+        match change {
+            Change::Path(rel) => self.report(unit, &rel, false),
+            Change::Rescan => self.rescan(unit),
+        }
+    }
+
+    /// Looks at `rel` again and tells the engine if it is not what the engine last heard
+    /// (`always`: tell it anyway, after a refused change).
+    fn report(&mut self, unit: Unit, rel: &str, always: bool) -> Sent {
+        let Some(u) = self.units.get_mut(&unit) else {
+            return Ok(());
+        };
+        let root = u.replica.root.clone();
+        // A cheap look first: most events are echoes of the engine's own changes.
+        let stat = path::join(&root, rel)
+            .ok()
+            .filter(|_| scan::parents_are_dirs(&root, rel))
+            .and_then(|p| p.symlink_metadata().ok())
+            .map(|m| Stat::of(&m));
+        let known = u.known.get(rel);
+        if !always {
+            match (stat, known) {
+                (Some(s), Some(k)) if s.matches(k) => return Ok(()),
+                (None, None) => return Ok(()),
+                _ => {}
+            }
+        }
+        let now = scan::one(&root, rel, Some(&u.replica.rules), &mut u.cache, Some(proto::INLINE))
+            .ok()
+            .flatten();
+        match now {
+            Some((e, data)) => {
+                let was_dir = matches!(known, Some(k) if k.kind == Kind::Dir);
+                let is_dir = e.kind == Kind::Dir;
+                u.known.insert(rel.to_string(), e.clone());
+                self.send(&FromAgent::Changed {
+                    unit,
+                    path: rel.to_string(),
+                    entry: Some(e),
+                    data,
+                })?;
+                if is_dir && !was_dir {
+                    // A folder that appeared whole (moved in, or filled before its watch
+                    // was added): what is inside is new too.
+                    self.report_under(unit, rel)?;
+                }
+                Ok(())
+            }
+            None => {
+                if known.is_none() && !always {
+                    return Ok(());
+                }
+                // Gone: everything under it too, deepest first.
+                let gone: Vec<String> = u
+                    .known
+                    .range(rel.to_string()..)
+                    .take_while(|(k, _)| path::within(k, rel))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in gone.iter().rev() {
+                    u.known.remove(k);
+                    u.cache.forget(k);
+                }
+                let mut gone = gone;
+                if gone.is_empty() {
+                    gone.push(rel.to_string());
+                }
+                for k in gone.into_iter().rev() {
+                    self.send(&FromAgent::Changed {
+                        unit,
+                        path: k,
+                        entry: None,
+                        data: None,
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn report_under(&mut self, unit: Unit, dir: &str) -> Sent {
+        let Some(u) = self.units.get_mut(&unit) else {
+            return Ok(());
+        };
+        let mut tree = scan::Tree::new();
+        let mut problems = Vec::new();
+        scan::subtree(
+            &u.replica.root.clone(),
+            dir,
+            &u.replica.rules,
+            &mut u.cache,
+            &mut tree,
+            &mut problems,
+        );
+        for rel in tree.keys() {
+            self.report(unit, rel, false)?;
+        }
+        Ok(())
+    }
+
+    fn rescan(&mut self, unit: Unit) -> Sent {
+        let Some(u) = self.units.get_mut(&unit) else {
+            return Ok(());
+        };
+        let (tree, _) = scan::tree(&u.replica.root.clone(), &u.replica.rules, &mut u.cache);
+        let mut paths: Vec<String> = tree.keys().cloned().collect();
+        paths.extend(u.known.keys().filter(|k| !tree.contains_key(*k)).cloned());
+        paths.sort();
+        for rel in paths {
+            self.report(unit, &rel, false)?;
+        }
+        Ok(())
+    }
+}
