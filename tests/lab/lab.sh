@@ -66,7 +66,7 @@ installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "
 
 install() {
   need_root
-  local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps openssl)
+  local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps openssl inotify-tools)
   local missing=()
   for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -388,6 +388,12 @@ make_images() { # NAME
     rm -rf "$root"; mkdir -p "$root/bin" "$root/www" "$root/tmp"
     cp /bin/busybox "$root/bin/busybox"
     for app in sh ls cat echo sleep httpd head wc dd nc yes; do ln -sf busybox "$root/bin/$app"; done
+    # A real inotify watcher, as a dev server's (Debian's busybox has no inotifyd): the shared
+    # folders' tests watch a mount from inside a container with it.
+    cp /usr/bin/inotifywait "$root/bin/inotifywait"
+    ldd /usr/bin/inotifywait | grep -o '/[^ ]*' | while read -r lib; do
+      mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
+    done
     echo "hello from the tether lab" > "$root/www/index.html"
     tar -C "$root" -cf "$LAB/busybox.tar" .
   fi

@@ -9,6 +9,7 @@ mod keys;
 mod kube;
 mod link;
 mod output;
+mod share;
 mod status;
 mod tunnel;
 mod vm;
@@ -52,6 +53,10 @@ enum Cmd {
         #[arg(long)]
         accept_new: bool,
     },
+    /// Laptop folders containers on a VM may bind-mount (`docker run -v $PWD:/app`): list,
+    /// add, remove, and how their sync goes.
+    #[command(subcommand)]
+    Share(share::ShareCmd),
     /// Add, remove or list port tunnels (LOCAL[:REMOTE]); they are saved and restored on connect.
     Tunnel(tunnel::TunnelArgs),
     /// Make NAME the active VM: the default for `connect` and `env`.
@@ -226,6 +231,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Use { name } => link::use_vm(&paths, name).await,
         Cmd::Env { name } => link::env(&paths, name),
         Cmd::Tunnel(t) => tunnel::tunnel(&paths, t).await,
+        Cmd::Share(s) => share::run(&paths, s).await,
         Cmd::Status { json, watch: true } => status::watch(&paths, json).await,
         Cmd::Status { json, watch: false } => status::status(&paths, json).await,
         Cmd::Health { name, json } => show(&paths, &Request::Health { name }, json, output::health).await,

@@ -292,6 +292,27 @@ pub fn event(ev: &Event) {
                 ms(h.vm.as_ref().map(|v| v.load[0]))
             )
         }
+        Event::Shares { vm, shares } => {
+            let each: Vec<String> = shares
+                .iter()
+                .filter(|s| !s.folders.is_empty())
+                .map(|s| format!("{} {}", clean(&s.name), crate::share::state_word(s.state)))
+                .collect();
+            format!("{}: shared folders: {}", clean(vm), each.join(", "))
+        }
+        Event::Conflict { vm, conflict } => format!(
+            "{}: conflict on {}: both sides changed it; this laptop's version kept the name, the VM's is {}",
+            clean(vm),
+            clean(&conflict.path),
+            clean(&conflict.copy)
+        ),
+        Event::ShareSuggested { vm, path } => format!(
+            "{}: a container mounts {}, which is on this laptop but in no shared folder, so it gets the VM's own {}; `tether share add NAME {}` would make it this laptop's",
+            clean(vm),
+            clean(path),
+            clean(path),
+            clean(path)
+        ),
     };
     println!("{hms} {text}");
 }

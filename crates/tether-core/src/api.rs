@@ -244,6 +244,91 @@ pub enum Event {
         vm: String,
         health: Box<Health>,
     },
+    /// A VM's shared folders, all of them, after any changed state.
+    Shares {
+        vm: String,
+        shares: Vec<ShareView>,
+    },
+    /// Both sides changed a file: the laptop's version kept the path, the VM's is at `copy`.
+    Conflict {
+        vm: String,
+        conflict: ConflictView,
+    },
+    /// A container bind-mounts a laptop path that is in no shared folder: it means the VM's path,
+    /// as it always did. Sharing the folder would make it the laptop's.
+    ShareSuggested {
+        vm: String,
+        path: String,
+    },
+}
+
+/// Where a synced folder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// The VM is not connected: changes wait, and are carried when it is back.
+    Paused,
+    /// Reading both sides.
+    Scanning,
+    /// Changes are on their way.
+    Syncing,
+    InSync,
+    /// Both sides changed a file; both versions are kept (see `conflicts`).
+    Conflict,
+    /// Something needs the user (see `error`).
+    Error,
+}
+
+/// A conflict: the laptop's version of `path` kept its name, the VM's is at `copy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ConflictView {
+    /// The laptop path.
+    pub path: String,
+    /// Where the VM's version is now, beside it.
+    pub copy: String,
+    #[ts(type = "number")]
+    pub at_ms: u64,
+}
+
+/// One folder a container mounted, kept in sync with its mirror on the VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SyncedFolder {
+    pub laptop: String,
+    pub vm: String,
+    pub state: SyncState,
+    /// Files, folders and links in sync.
+    #[ts(type = "number")]
+    pub entries: u64,
+    /// Changes on their way.
+    #[ts(type = "number")]
+    pub pending: u64,
+    pub conflicts: Vec<ConflictView>,
+    /// Paths that cannot be synced, each with why.
+    pub problems: Vec<String>,
+    /// What stops the whole folder, with the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One VM's shared folders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct VmShares {
+    pub vm: String,
+    pub shares: Vec<ShareView>,
+}
+
+/// A shared root and the folders under it that containers use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ShareView {
+    pub name: String,
+    pub path: String,
+    pub ignore: Vec<String>,
+    /// The worst state among its folders (in sync with none).
+    pub state: SyncState,
+    pub folders: Vec<SyncedFolder>,
+    /// What stops every folder of this VM (no agent for its architecture, say), with the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a successful connect reports.

@@ -346,6 +346,44 @@ pub struct Profile {
     /// Forward containers' published ports automatically; unset follows the global default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_forward: Option<bool>,
+    /// Laptop folders whose subfolders containers on this VM may bind-mount (synced to a mirror
+    /// on the VM); unset: the home folder, as `home`. An empty list shares nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Vec<Share>>,
+}
+
+/// A shared root: bind mounts of folders under `path` are synced to the VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    pub name: String,
+    /// An absolute laptop path.
+    #[ts(as = "String")]
+    pub path: PathBuf,
+    /// Extra ignore rules, .gitignore syntax, after Tether's defaults (`!node_modules/` brings
+    /// one back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(as = "Option<Vec<String>>", optional)]
+    pub ignore: Vec<String>,
+}
+
+/// The share a VM has when its profile names none: the user's home folder.
+pub fn default_shares() -> Vec<Share> {
+    directories::BaseDirs::new()
+        .map(|d| Share {
+            name: "home".into(),
+            path: d.home_dir().to_path_buf(),
+            ignore: Vec::new(),
+        })
+        .into_iter()
+        .collect()
+}
+
+impl Profile {
+    /// The VM's shared roots: its own, else [`default_shares`].
+    pub fn shares(&self) -> Vec<Share> {
+        self.shares.clone().unwrap_or_else(default_shares)
+    }
 }
 
 fn default_remote_socket() -> String {
@@ -368,6 +406,7 @@ impl Profile {
             kube: None,
             auto_connect: false,
             auto_forward: None,
+            shares: None,
         }
     }
 
@@ -587,6 +626,30 @@ impl Config {
             }
             for hop in vm.jump.as_deref().map(split_jumps).unwrap_or_default() {
                 parse_hop(&hop).map_err(|e| ConfigError::Invalid(format!("VM '{name}': {e}")))?;
+            }
+            let mut share_names = std::collections::BTreeSet::new();
+            for share in vm.shares.iter().flatten() {
+                validate_name(&share.name).map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "VM '{name}': '{}' is not a valid share name: use 1-32 letters, digits, '-' or '_', starting with a letter or digit",
+                        share.name
+                    ))
+                })?;
+                if !share_names.insert(share.name.as_str()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "VM '{name}' has two shares named '{}'",
+                        share.name
+                    )));
+                }
+                if !share.path.is_absolute() {
+                    return Err(ConfigError::Invalid(format!(
+                        "VM '{name}': share '{}' has the path '{}', which is not absolute",
+                        share.name,
+                        share.path.display()
+                    )));
+                }
+                tether_sync::rules::Rules::new(&share.ignore)
+                    .map_err(|e| ConfigError::Invalid(format!("VM '{name}': share '{}': {e}", share.name)))?;
             }
             if !vm.remote_socket.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(

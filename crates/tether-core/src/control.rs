@@ -192,6 +192,22 @@ pub enum Request {
     SetPrivilegedPorts {
         on: bool,
     },
+    /// Shares a laptop folder with a VM's containers.
+    ShareAdd {
+        #[serde(default)]
+        name: Option<String>,
+        share: crate::config::Share,
+    },
+    ShareRemove {
+        #[serde(default)]
+        name: Option<String>,
+        share: String,
+    },
+    /// Shared folders and their state: one VM's, or every VM's.
+    Shares {
+        #[serde(default)]
+        name: Option<String>,
+    },
     SshHosts,
     UseDockerContext {
         #[serde(default)]
@@ -235,6 +251,9 @@ impl Request {
             | Request::SetNotifications { .. }
             | Request::SetAutoForward { .. }
             | Request::SetPrivilegedPorts { .. }
+            | Request::ShareAdd { .. }
+            | Request::ShareRemove { .. }
+            | Request::Shares { .. }
             | Request::KeyList
             | Request::Logs { .. }
             | Request::SshHosts
@@ -642,6 +661,15 @@ async fn handle(engine: &Engine, req: Request) -> Result<Value, EngineError> {
         }
         Request::SetAutoForward { name, on } => json(engine.set_auto_forward(name.as_deref(), on).await?),
         Request::SetPrivilegedPorts { on } => json(engine.set_privileged_ports(on).await?),
+        Request::ShareAdd { name, share } => {
+            let name = engine.config().await.resolve(name.as_deref())?;
+            json(engine.share_add(&name, share).await?)
+        }
+        Request::ShareRemove { name, share } => {
+            let name = engine.config().await.resolve(name.as_deref())?;
+            json(engine.share_remove(&name, &share).await?)
+        }
+        Request::Shares { name } => json(engine.shares(name.as_deref()).await?),
         Request::SshHosts => json(crate::target::config_hosts()?),
         Request::UseDockerContext { vm } => json(engine.use_docker_context(vm.as_deref()).await?),
         Request::ScanHostKey { name } => json(engine.scan_host_key(&name).await?),

@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     /// Receive-window bytes shared by every forwarded stream of every VM.
     /// The window budget and stream limit every forward shares.
     pub(crate) shared: forward::Shared,
+    /// What each VM's shared folders need: the install id and the VM agents.
+    pub(crate) share_env: crate::share::Env,
     /// This engine is the only one of its Tether home while this is held.
     lock: instance::Lock,
 }
@@ -114,6 +116,10 @@ impl Engine {
         let shared = forward::Shared::default();
         let net = netwatch::spawn(&shared.tasks);
         shared.apply(&config.settings);
+        let share_env = crate::share::Env {
+            install: install.clone(),
+            bins: Arc::new(crate::share::agent::AgentBins::find()),
+        };
         let mut sessions = BTreeMap::new();
         for (name, profile) in &config.vms {
             sessions.insert(
@@ -126,6 +132,7 @@ impl Engine {
                     net.clone(),
                     keys.clone(),
                     shared.clone(),
+                    Some(share_env.clone()),
                 ),
             );
         }
@@ -154,6 +161,7 @@ impl Engine {
                 events,
                 net,
                 shared,
+                share_env,
                 lock,
                 edits: Mutex::new(()),
             }),
@@ -201,6 +209,7 @@ impl Engine {
             i.net.clone(),
             i.keys.clone(),
             i.shared.clone(),
+            Some(i.share_env.clone()),
         )
     }
 
@@ -448,6 +457,7 @@ async fn record_recent(
         };
         let vm = match &event {
             Event::State { vm, .. } | Event::Forward { vm, .. } | Event::Engine { vm, .. } => vm.clone(),
+            Event::Conflict { vm, .. } | Event::ShareSuggested { vm, .. } => vm.clone(),
             Event::VmAdded { vm } | Event::VmRemoved { vm } => vm.clone(),
             Event::Active { vm: Some(vm) } => vm.clone(),
             // Frequent and already shown live elsewhere: not "recent events" material.
@@ -455,6 +465,7 @@ async fn record_recent(
             | Event::Rtt { .. }
             | Event::Containers { .. }
             | Event::Health { .. }
+            | Event::Shares { .. }
             | Event::Reverse { .. } => {
                 continue;
             }

@@ -251,6 +251,8 @@ pub struct ForwardCtx {
     pub pool: Option<Arc<crate::pool::Pool>>,
     /// The link's round trip as last measured, in microseconds (0: unknown); sizes windows.
     pub rtt: Arc<AtomicU64>,
+    /// Container creates' bind mounts of laptop folders (the Docker socket only).
+    pub binds: Option<Arc<dyn crate::dockerapi::Binds>>,
 }
 
 /// Explains, by asking the VM, why its Docker socket could not be opened.
@@ -420,6 +422,7 @@ where
         half_close,
         ctx.rtt.clone(),
         first,
+        ctx.binds.clone(),
     )
     .await;
     ctx.counters.active.fetch_sub(1, Ordering::Relaxed);

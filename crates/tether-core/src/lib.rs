@@ -41,6 +41,7 @@ pub mod pump;
 pub mod remote;
 pub mod reverse;
 pub mod session;
+pub mod share;
 pub mod ssh;
 pub mod state;
 pub mod target;

@@ -318,6 +318,96 @@ impl Engine {
         Ok(())
     }
 
+    /// Shares a laptop folder with VM `name`'s containers (replacing the default home share the
+    /// first time a VM names its own).
+    pub async fn share_add(
+        &self,
+        name: &str,
+        share: crate::config::Share,
+    ) -> Result<Vec<crate::config::Share>, EngineError> {
+        let (profile, guard) = self
+            .edit(|cfg| {
+                let p = cfg.vm_mut(name)?;
+                let mut shares = p.shares();
+                if shares.iter().any(|s| s.name == share.name) {
+                    return Err(ConfigError::Invalid(format!(
+                        "VM '{name}' already has a share named '{}'; remove it first (tether share rm {})",
+                        share.name, share.name
+                    ))
+                    .into());
+                }
+                if let Some(s) = shares
+                    .iter()
+                    .find(|s| share.path.starts_with(&s.path) || s.path.starts_with(&share.path))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "{} overlaps the share '{}' ({}); a folder belongs to one share",
+                        share.path.display(),
+                        s.name,
+                        s.path.display()
+                    ))
+                    .into());
+                }
+                shares.push(share);
+                p.shares = Some(shares);
+                Ok(p.clone())
+            })
+            .await?;
+        let shares = profile.shares();
+        if let Some(s) = guard.sessions.get(name).cloned() {
+            drop(guard);
+            s.set_profile(profile).await?;
+        }
+        Ok(shares)
+    }
+
+    /// Stops sharing a folder with VM `name`'s containers (mirrors already made stay on the VM).
+    pub async fn share_remove(&self, name: &str, share: &str) -> Result<Vec<crate::config::Share>, EngineError> {
+        let (profile, guard) = self
+            .edit(|cfg| {
+                let p = cfg.vm_mut(name)?;
+                let mut shares = p.shares();
+                let before = shares.len();
+                shares.retain(|s| s.name != share);
+                if shares.len() == before {
+                    return Err(ConfigError::Invalid(format!(
+                        "VM '{name}' has no share named '{share}'; `tether share ls` lists them"
+                    ))
+                    .into());
+                }
+                p.shares = Some(shares);
+                Ok(p.clone())
+            })
+            .await?;
+        let shares = profile.shares();
+        if let Some(s) = guard.sessions.get(name).cloned() {
+            drop(guard);
+            s.set_profile(profile).await?;
+        }
+        Ok(shares)
+    }
+
+    /// Each VM's shared folders and their state (`name`: one VM).
+    pub async fn shares(&self, name: Option<&str>) -> Result<Vec<crate::api::VmShares>, EngineError> {
+        let guard = self.inner.state.lock().await;
+        let mut out = Vec::new();
+        for (vm, s) in &guard.sessions {
+            if name.is_some_and(|n| n != vm) {
+                continue;
+            }
+            out.push(crate::api::VmShares {
+                vm: vm.clone(),
+                shares: s.shares(),
+            });
+        }
+        if let Some(n) = name
+            && out.is_empty()
+        {
+            return Err(ConfigError::NoSuchVm(n.to_string()).into());
+        }
+        Ok(out)
+    }
+
     /// Makes keychain key `key` the one `name` logs in with (its key file is forgotten).
     pub async fn set_vm_key(&self, name: &str, key: &str) -> Result<(), EngineError> {
         if !self.config().await.keys.contains_key(key) {

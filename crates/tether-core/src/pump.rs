@@ -58,6 +58,10 @@ impl Drop for Live {
 /// `rtt` is the link's round trip in microseconds as last measured (0: unknown), which sizes the
 /// download's window (see [`crate::flow`]). `already` is what was read from the local end
 /// before the channel opened (a request after pings answered on the laptop); it goes first.
+///
+/// With `binds` (the Docker socket), the upload follows the client's HTTP requests
+/// ([`crate::dockerapi::Framer`]) and container creates go through `binds` first; a create it
+/// refuses, or a request that is not HTTP, is answered here and ends the stream.
 pub async fn bridge<S>(
     local: S,
     channel: Channel<Msg>,
@@ -65,11 +69,13 @@ pub async fn bridge<S>(
     half_close: bool,
     rtt: Arc<std::sync::atomic::AtomicU64>,
     already: Vec<u8>,
+    binds: Option<Arc<dyn crate::dockerapi::Binds>>,
 ) -> Stats
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let _live = Live::enter();
+    let mut answer_open = binds.is_some();
     let (mut local_rd, mut local_wr) = tokio::io::split(local);
     let (mut ch_rd, ch_wr) = channel.split();
     let ch_wr = Arc::new(ch_wr);
@@ -82,6 +88,8 @@ where
     let first = credit.start();
     let opened = ch_wr.grant_window(first).await.is_ok();
     let down_wr = ch_wr.clone();
+    // An answer made here (a refused create) ends the download in its place.
+    let (answer_tx, mut answer_rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
     let down = async move {
         let mut sent = 0u64;
         let mut peak = credit.size();
@@ -93,16 +101,34 @@ where
         // events stream, `logs -f`) then costs no timer.
         let mut watch_idle = credit.size() > u64::from(crate::flow::START);
         loop {
-            let msg = if watch_idle {
-                match tokio::time::timeout(crate::flow::IDLE, ch_rd.wait()).await {
-                    Ok(msg) => msg,
+            let next = async {
+                if watch_idle {
+                    tokio::time::timeout(crate::flow::IDLE, ch_rd.wait()).await.ok()
+                } else {
+                    Some(ch_rd.wait().await)
+                }
+            };
+            let got = tokio::select! {
+                got = next => got,
+                answer = &mut answer_rx, if answer_open => match answer {
+                    Ok(bytes) => {
+                        let _ = local_wr.write_all(&bytes).await;
+                        break;
+                    }
+                    // The upload ended without an answer of its own (a client's half-close):
+                    // the VM's answers go on.
                     Err(_) => {
-                        watch_idle = credit.idle();
+                        answer_open = false;
                         continue;
                     }
                 }
-            } else {
-                ch_rd.wait().await
+            };
+            let msg = match got {
+                Some(msg) => msg,
+                None => {
+                    watch_idle = credit.idle();
+                    continue;
+                }
             };
             let Some(msg) = msg else { break };
             match msg {
@@ -137,9 +163,14 @@ where
     // Upload: local reads to the channel, waiting on the VM's window for this channel only.
     let up_wr = ch_wr.clone();
     let upload = async move {
-        let mut sent = already.len() as u64;
-        if !already.is_empty() && up_wr.data_bytes(Bytes::from(already)).await.is_err() {
-            return 0;
+        let mut framer = binds.map(|b| (crate::dockerapi::Framer::default(), b));
+        let mut answer_tx = Some(answer_tx);
+        let mut sent = 0u64;
+        if !already.is_empty() {
+            match send_up(&up_wr, &mut framer, &mut answer_tx, &already).await {
+                Some(n) => sent += n,
+                None => return sent,
+            }
         }
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -148,12 +179,10 @@ where
                     let _ = up_wr.eof().await;
                     break;
                 }
-                Ok(n) => {
-                    if up_wr.data_bytes(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                        break;
-                    }
-                    sent += n as u64;
-                }
+                Ok(n) => match send_up(&up_wr, &mut framer, &mut answer_tx, &buf[..n]).await {
+                    Some(k) => sent += k,
+                    None => break,
+                },
                 Err(_) => {
                     let _ = up_wr.close().await;
                     break;
@@ -182,4 +211,50 @@ where
     }
     let _ = ch_wr.close().await;
     stats
+}
+
+/// Sends what the client wrote up the channel: as it is, or through the Docker API framer.
+/// `None` ends the upload (the channel is gone, or the stream was answered here).
+async fn send_up(
+    up: &russh::ChannelWriteHalf<Msg>,
+    framer: &mut Option<(crate::dockerapi::Framer, Arc<dyn crate::dockerapi::Binds>)>,
+    answer: &mut Option<tokio::sync::oneshot::Sender<Vec<u8>>>,
+    data: &[u8],
+) -> Option<u64> {
+    use crate::dockerapi::Piece;
+    let Some((f, binds)) = framer.as_mut() else {
+        up.data_bytes(Bytes::copy_from_slice(data)).await.ok()?;
+        return Some(data.len() as u64);
+    };
+    let mut sent = 0u64;
+    for piece in f.feed(data) {
+        let bytes = match piece {
+            Piece::Pass(b) => b,
+            Piece::Create(c) => match crate::dockerapi::create(binds.as_ref(), c).await {
+                Ok(b) => Bytes::from(b),
+                Err(refusal) => {
+                    if let Some(tx) = answer.take() {
+                        let _ = tx.send(crate::dockerapi::answer(refusal.status, &refusal.message));
+                    }
+                    return None;
+                }
+            },
+            Piece::Bad(why) => {
+                tracing::warn!(
+                    why,
+                    "a Docker API client sent a request Tether cannot read; answered 400"
+                );
+                if let Some(tx) = answer.take() {
+                    let _ = tx.send(crate::dockerapi::answer(400, &format!("tether: bad request: {why}")));
+                }
+                return None;
+            }
+        };
+        if bytes.is_empty() {
+            continue;
+        }
+        sent += bytes.len() as u64;
+        up.data_bytes(bytes).await.ok()?;
+    }
+    Some(sent)
 }

@@ -255,7 +255,7 @@ impl Forwarded for Table {
             stream.set_nodelay(true).ok();
             reply.accept().await;
             counters.active.fetch_add(1, Ordering::Relaxed);
-            let stats = crate::pump::bridge(stream, channel, budget, true, rtt, Vec::new()).await;
+            let stats = crate::pump::bridge(stream, channel, budget, true, rtt, Vec::new(), None).await;
             counters.active.fetch_sub(1, Ordering::Relaxed);
             tracing::debug!(?stats, remote = port, local, "reverse stream finished");
         });

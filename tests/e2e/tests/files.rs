@@ -3,6 +3,8 @@
 //! laptop path with no sync at all; a VM started with private files sees an empty folder there,
 //! as a VM on another machine would.
 
+use std::time::Duration;
+
 use tether_e2e::*;
 
 #[test]
@@ -56,4 +58,165 @@ fn a_vm_with_private_files_does_not_see_the_laptops_folders_without_tether() {
     assert!(ssh.success(), "the VM's sshd sees the laptop's file");
     // And the laptop still has it.
     assert!(folder.path().join("on-the-laptop.txt").exists());
+}
+
+/// A folder under the lab's laptop root, shared with VM `a` of a fresh Tether, the VM connected.
+struct Shared {
+    t: Tether,
+    vm: TestVm,
+    dir: tempfile::TempDir,
+}
+
+impl Shared {
+    fn new(name: &str, idx: u8) -> Shared {
+        let vm = TestVm::with_private_files(name, idx);
+        let laptop = std::path::PathBuf::from(var("LAB_LAPTOP"));
+        std::fs::create_dir_all(&laptop).unwrap();
+        let dir = tempfile::tempdir_in(&laptop).unwrap();
+        let t = Tether::new();
+        t.add_vm("a", &vm.ip, 22, &vm.docker_sock()).ok();
+        t.run(&["share", "add", "lab", &laptop.display().to_string(), "--vm", "a"])
+            .ok();
+        t.run(&["connect", "a"]).ok();
+        Shared { t, vm, dir }
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn docker(&self, args: &[&str]) -> Run {
+        self.t.docker("a", args)
+    }
+
+    /// Runs `script` in a throwaway container with `rel` mounted at /app.
+    fn run_in(&self, rel: &str, script: &str) -> String {
+        let src = self.path(rel).display().to_string();
+        self.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{src}:/app"),
+            &var("LAB_IMAGE"),
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])
+        .ok()
+        .stdout
+    }
+}
+
+#[test]
+fn a_container_sees_the_laptops_folder_and_both_sides_edit_it_live() {
+    let s = Shared::new("shr", 70);
+    let app = s.path("app");
+    std::fs::create_dir_all(app.join("empty")).unwrap();
+    std::fs::write(app.join("hello.txt"), "hello from the laptop").unwrap();
+    std::fs::write(app.join("run.sh"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(app.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("hello.txt", app.join("link")).unwrap();
+    let mtime = std::fs::metadata(app.join("hello.txt")).unwrap().modified().unwrap();
+    let mtime_s = mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+
+    // `docker run -v $PWD:/app` sees the laptop's files: content, exec bit, link, empty folder
+    // and mtime.
+    let seen = s.run_in(
+        "app",
+        "cat /app/hello.txt; echo; /app/run.sh; readlink /app/link; test -d /app/empty && echo empty-dir; stat -c %Y /app/hello.txt",
+    );
+    assert!(seen.contains("hello from the laptop"), "{seen}");
+    assert!(seen.contains("ran"), "{seen}");
+    assert!(seen.contains("\nhello.txt\n"), "{seen}");
+    assert!(seen.contains("empty-dir"), "{seen}");
+    assert!(seen.trim_end().ends_with(&mtime_s.to_string()), "{seen}");
+
+    // The VM's own paths are untouched: its Docker socket, mounted by path.
+    let sock = s.vm.docker_sock();
+    let vm_side = s
+        .docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{sock}:/s"),
+            &var("LAB_IMAGE"),
+            "busybox",
+            "sh",
+            "-c",
+            "test -S /s && echo socket",
+        ])
+        .ok()
+        .stdout;
+    assert!(vm_side.contains("socket"), "{vm_side}");
+
+    // A running container with an inotify watcher on the mount.
+    let src = app.display().to_string();
+    let id = s
+        .docker(&[
+            "run",
+            "-d",
+            "-v",
+            &format!("{src}:/app"),
+            &var("LAB_IMAGE"),
+            "inotifywait",
+            "-m",
+            "-e",
+            "moved_to,close_write",
+            "/app",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let logs = |s: &Shared| s.docker(&["logs", &id]).ok().stdout;
+    // A laptop edit arrives as an ordinary write the watcher sees, never half a file.
+    std::fs::write(app.join("new.txt"), "written on the laptop").unwrap();
+    wait_for(
+        "the container's watcher to see new.txt",
+        Duration::from_secs(10),
+        || logs(&s).lines().any(|l| l.ends_with(" new.txt")).then_some(()),
+    );
+    // Whole: the file arrived by a rename, so no event ever named it half written.
+    assert!(!logs(&s).contains("CLOSE_WRITE,CLOSE new.txt"), "{}", logs(&s));
+    let got = s.docker(&["exec", &id, "cat", "/app/new.txt"]).ok().stdout;
+    assert_eq!(got, "written on the laptop");
+
+    // A container's writes (as root, in a folder it made) come back to the laptop.
+    s.docker(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "mkdir -p /app/gen && echo report > /app/gen/out.txt",
+    ])
+    .ok();
+    wait_for("the container's file on the laptop", Duration::from_secs(10), || {
+        std::fs::read_to_string(app.join("gen/out.txt"))
+            .ok()
+            .filter(|c| c == "report\n")
+    });
+
+    // ... and the laptop can delete them again, in the folder root made.
+    std::fs::remove_dir_all(app.join("gen")).unwrap();
+    wait_for("the deletion in the container", Duration::from_secs(10), || {
+        s.docker(&["exec", &id, "sh", "-c", "test -e /app/gen || echo gone"])
+            .ok()
+            .stdout
+            .contains("gone")
+            .then_some(())
+    });
+
+    // A rename on the laptop is a rename in the container.
+    std::fs::rename(app.join("new.txt"), app.join("renamed.txt")).unwrap();
+    wait_for("the rename in the container", Duration::from_secs(10), || {
+        let ls = s.docker(&["exec", &id, "ls", "/app"]).ok().stdout;
+        (ls.contains("renamed.txt") && !ls.contains("new.txt")).then_some(())
+    });
+    // The laptop's files are untouched by all of it.
+    assert_eq!(
+        std::fs::read_to_string(app.join("hello.txt")).unwrap(),
+        "hello from the laptop"
+    );
+    s.docker(&["rm", "-f", &id]).ok();
 }

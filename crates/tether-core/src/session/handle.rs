@@ -35,9 +35,15 @@ pub struct SessionHandle {
     pub(super) status: watch::Receiver<VmStatus>,
     pub(super) link: watch::Receiver<Option<Link>>,
     pub(super) pool: std::sync::Arc<crate::pool::Pool>,
+    pub(super) shares: Option<crate::share::ShareHandle>,
 }
 
 impl SessionHandle {
+    /// The VM's shared folders and their state.
+    pub fn shares(&self) -> Vec<crate::api::ShareView> {
+        self.shares.as_ref().map(|s| s.views()).unwrap_or_default()
+    }
+
     /// The live SSH connection, if the VM is connected now.
     pub fn link(&self) -> Option<Link> {
         self.link.borrow().clone()

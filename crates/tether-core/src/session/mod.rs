@@ -66,6 +66,8 @@ struct Actor {
     events: broadcast::Sender<Event>,
     keys: Keys,
     shared: forward::Shared,
+    /// The laptop folders this VM's containers mount (none in tests that do not sync).
+    shares: Option<crate::share::ShareHandle>,
     /// The SSH connection, the attempts and probes that keep it, and who waits for it.
     ssh: SshPart,
     /// The local listeners: the Docker socket, the tunnels, and the pool behind the socket.
@@ -142,6 +144,9 @@ struct HealthPart {
 }
 
 /// Starts the actor for one VM.
+/// `sync`, when given, syncs the laptop folders the VM's containers bind-mount
+/// ([`crate::share`]).
+#[allow(clippy::too_many_arguments)] // each is one engine-wide part a session is wired to
 pub fn spawn(
     name: String,
     profile: Profile,
@@ -150,6 +155,7 @@ pub fn spawn(
     net: NetChanges,
     keys: Keys,
     shared: forward::Shared,
+    sync: Option<crate::share::Env>,
 ) -> SessionHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(32);
     let initial = status::initial(&name, &profile, &paths);
@@ -165,6 +171,18 @@ pub fn spawn(
         .iter()
         .map(|m| (m.remote, reverse::Reverse::new(*m)))
         .collect();
+    let shares = sync.map(|env| {
+        crate::share::spawn(crate::share::ShareCtx {
+            vm: name.clone(),
+            shares: profile.shares(),
+            link: link_rx.clone(),
+            paths: paths.clone(),
+            install: env.install,
+            events: events.clone(),
+            tasks: shared.tasks.clone(),
+            bins: env.bins,
+        })
+    });
     let rtt_us: Arc<std::sync::atomic::AtomicU64> = Arc::default();
     let reverse_table = crate::reverse::Table::new(&shared, rtt_us.clone());
     let (reverse_done, reverse_rx) = mpsc::unbounded_channel();
@@ -175,6 +193,7 @@ pub fn spawn(
         shared.tasks.clone(),
     );
     let mut actor = Actor {
+        shares: shares.clone(),
         name,
         profile,
         paths,
@@ -241,6 +260,7 @@ pub fn spawn(
         status: status_rx,
         link: link_rx,
         pool,
+        shares,
     }
 }
 

@@ -86,7 +86,12 @@ impl Actor {
             None
         };
         let pool = matches!(remote, Remote::Socket(_)).then(|| self.local.pool.clone());
+        let binds = match (&remote, &self.shares) {
+            (Remote::Socket(_), Some(s)) => Some(Arc::new(s.clone()) as Arc<dyn crate::dockerapi::Binds>),
+            _ => None,
+        };
         ForwardCtx {
+            binds,
             pool,
             rtt: self.ssh.rtt_us.clone(),
             remote,
@@ -233,6 +238,9 @@ impl Actor {
 
     /// Applies a changed profile; returns the VM ports of reverse tunnels it asked the VM for.
     pub(super) fn apply_profile(&mut self, profile: Profile) -> Result<Vec<u16>, EngineError> {
+        if let Some(s) = &self.shares {
+            s.set_shares(profile.shares());
+        }
         let wanted = self.local.wanted;
         let old: Vec<PortMap> = self
             .local

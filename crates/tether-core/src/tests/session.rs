@@ -35,6 +35,7 @@ fn session_for(sshd: &TestSshd, dir: &std::path::Path) -> (SessionHandle, Paths,
         net,
         Keys::new(crate::keystore::KeyStore::os()),
         forward::Shared::default(),
+        None,
     );
     (handle, paths, net_tx)
 }

@@ -58,6 +58,7 @@ async fn the_pump_carries_bytes_both_ways_and_the_end_of_data() {
         true,
         Arc::new(AtomicU64::new(0)),
         b"first ".to_vec(),
+        None,
     ));
     let payload: Vec<u8> = (0..(4 << 20)).map(|i: u32| (i % 251) as u8).collect();
     let (mut rd, mut wr) = tokio::io::split(&mut user);
@@ -104,6 +105,7 @@ async fn a_stalled_reader_stops_the_sender_at_its_window() {
         true,
         Arc::new(AtomicU64::new(0)),
         Vec::new(),
+        None,
     ));
     // Nothing reads `user`: the sender must come to rest.
     let deadline = Instant::now() + Duration::from_secs(10);
