@@ -68,7 +68,7 @@ missing=()
 # under Wine. The package test lists the .rpm (rpm2cpio, cpio) and validates the desktop entry.
 for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
          librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi \
-         gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64 rpm2cpio cpio desktop-file-utils; do
+         gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64 rpm2cpio cpio desktop-file-utils qemu-user; do
   installed "$p" || missing+=("$p")
 done
 # The UI builds with Node 18 or newer.
@@ -91,7 +91,7 @@ if command -v rustup >/dev/null; then
   for c in clippy rustfmt; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done
-  for t in x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin; do
+  for t in x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     rustup target list --installed | grep -qx "$t" || rustup target add "$t"
   done
 fi
@@ -145,6 +145,12 @@ for d in . "$CARGO_BUILD_BUILD_DIR"; do
   fi
 done
 cargo build --locked --workspace --all-targets
+
+step "vm agents"
+# The VM's side of shared folders, static for any Linux VM, one per architecture, beside the
+# binaries that upload it (share::agent finds it there). rust-lld links both: no C toolchain
+# per target.
+installers/agents.sh debug target/debug
 
 step "unit tests"
 # The same packages and targets as the build, so nothing is compiled again. The end-to-end tests

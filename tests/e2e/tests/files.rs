@@ -220,3 +220,85 @@ fn a_container_sees_the_laptops_folder_and_both_sides_edit_it_live() {
     );
     s.docker(&["rm", "-f", &id]).ok();
 }
+
+/// Drives one agent binary through its protocol: a greeting naming its architecture, a mirror
+/// opened and scanned, a file written on condition, a change on its side reported.
+fn agent_speaks_its_protocol(arch: &str, runner: Option<&str>) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use tether_sync::apply::Expect;
+    use tether_sync::proto::{self, FromAgent, Outcome, ToAgent};
+
+    let bin = tether_bin().with_file_name(format!("tether-agent-{arch}"));
+    assert!(bin.exists(), "{} is missing: installers/agents.sh builds it", bin.display());
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = match runner {
+        Some(r) => {
+            let mut c = Command::new(r);
+            c.arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = cmd
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut next = || proto::read_frame::<FromAgent>(&mut out).unwrap().expect("a message");
+    match next() {
+        FromAgent::Hello { arch: a, home: h, version } => {
+            assert_eq!(a, arch);
+            assert_eq!(h, home.path().display().to_string());
+            assert_eq!(version, proto::VERSION);
+        }
+        other => panic!("{other:?}"),
+    }
+    let root = home.path().join("mirror");
+    let mut send = |m: &ToAgent| {
+        proto::write_frame(&mut input, m).unwrap();
+        input.flush().unwrap();
+    };
+    send(&ToAgent::Open { unit: 1, root: root.display().to_string(), ignore: vec![] });
+    assert!(matches!(next(), FromAgent::Scan { unit: 1, done: true, ref entries, .. } if entries.is_empty()));
+    send(&ToAgent::File {
+        unit: 1,
+        path: "src/main.rs".into(),
+        expect: Expect::Absent,
+        exec: false,
+        mtime: 1_700_000_000_000_000_000,
+        data: b"fn main() {}".to_vec(),
+        more: false,
+    });
+    match next() {
+        FromAgent::Applied { unit: 1, path, outcome: Outcome::Done(Some(e)) } => {
+            assert_eq!(path, "src/main.rs");
+            assert_eq!(e.size, 12);
+            assert_eq!(e.mtime, 1_700_000_000_000_000_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(root.join("src/main.rs")).unwrap(), "fn main() {}");
+    // A file made on its side (a container's) is reported with its content.
+    std::fs::write(root.join("src/gen.rs"), "// generated").unwrap();
+    let reported = wait_for("the agent's report", Duration::from_secs(20), || match next() {
+        FromAgent::Changed { path, data, .. } if path == "src/gen.rs" => Some(data),
+        _ => None,
+    });
+    assert_eq!(reported.as_deref(), Some(&b"// generated"[..]));
+    drop(input);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn the_x86_64_agent_speaks_its_protocol() {
+    agent_speaks_its_protocol("x86_64", None);
+}
+
+#[test]
+fn the_arm64_agent_speaks_its_protocol_under_qemu() {
+    agent_speaks_its_protocol("aarch64", Some("qemu-aarch64"));
+}
