@@ -11,6 +11,9 @@
 //! What a bind looks like: `HostConfig.Binds` entries `SRC:DST[:OPTS]` (SRC a path, or a volume
 //! name that is left alone; on Windows SRC may start with a drive, `C:\…`), and
 //! `HostConfig.Mounts` entries with `"Type": "bind"` and a `Source` (`--mount`, Compose).
+//!
+//! Longer than 500 lines on purpose: the request framing, chunked bodies and bind rewriting are one
+//! reader of one stream, tested together.
 
 use bytes::Bytes;
 

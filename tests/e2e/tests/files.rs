@@ -230,7 +230,11 @@ fn agent_speaks_its_protocol(arch: &str, runner: Option<&str>) {
     use tether_sync::proto::{self, FromAgent, Outcome, ToAgent};
 
     let bin = tether_bin().with_file_name(format!("tether-agent-{arch}"));
-    assert!(bin.exists(), "{} is missing: installers/agents.sh builds it", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: installers/agents.sh builds it",
+        bin.display()
+    );
     let home = tempfile::tempdir().unwrap();
     let mut cmd = match runner {
         Some(r) => {
@@ -250,7 +254,11 @@ fn agent_speaks_its_protocol(arch: &str, runner: Option<&str>) {
     let mut input = child.stdin.take().unwrap();
     let mut next = || proto::read_frame::<FromAgent>(&mut out).unwrap().expect("a message");
     match next() {
-        FromAgent::Hello { arch: a, home: h, version } => {
+        FromAgent::Hello {
+            arch: a,
+            home: h,
+            version,
+        } => {
             assert_eq!(a, arch);
             assert_eq!(h, home.path().display().to_string());
             assert_eq!(version, proto::VERSION);
@@ -262,7 +270,11 @@ fn agent_speaks_its_protocol(arch: &str, runner: Option<&str>) {
         proto::write_frame(&mut input, m).unwrap();
         input.flush().unwrap();
     };
-    send(&ToAgent::Open { unit: 1, root: root.display().to_string(), ignore: vec![] });
+    send(&ToAgent::Open {
+        unit: 1,
+        root: root.display().to_string(),
+        ignore: vec![],
+    });
     assert!(matches!(next(), FromAgent::Scan { unit: 1, done: true, ref entries, .. } if entries.is_empty()));
     send(&ToAgent::File {
         unit: 1,
@@ -274,14 +286,21 @@ fn agent_speaks_its_protocol(arch: &str, runner: Option<&str>) {
         more: false,
     });
     match next() {
-        FromAgent::Applied { unit: 1, path, outcome: Outcome::Done(Some(e)) } => {
+        FromAgent::Applied {
+            unit: 1,
+            path,
+            outcome: Outcome::Done(Some(e)),
+        } => {
             assert_eq!(path, "src/main.rs");
             assert_eq!(e.size, 12);
             assert_eq!(e.mtime, 1_700_000_000_000_000_000);
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(std::fs::read_to_string(root.join("src/main.rs")).unwrap(), "fn main() {}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/main.rs")).unwrap(),
+        "fn main() {}"
+    );
     // A file made on its side (a container's) is reported with its content.
     std::fs::write(root.join("src/gen.rs"), "// generated").unwrap();
     let reported = wait_for("the agent's report", Duration::from_secs(20), || match next() {
@@ -301,4 +320,127 @@ fn the_x86_64_agent_speaks_its_protocol() {
 #[test]
 fn the_arm64_agent_speaks_its_protocol_under_qemu() {
     agent_speaks_its_protocol("aarch64", Some("qemu-aarch64"));
+}
+
+#[test]
+fn a_pause_keeps_both_sides_edits_a_conflict_keeps_both_versions_and_a_restart_copies_nothing() {
+    let s = Shared::new("shc", 71);
+    let image = var("LAB_IMAGE");
+    // A source under a shared root that does not exist: Docker's own error, naming Tether.
+    let missing = s.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,source={},target=/app", s.path("missing").display()),
+        &image,
+        "true",
+    ]);
+    assert_eq!(missing.code, 125, "{}", missing.stderr);
+    for needle in [
+        "Error response from daemon: invalid mount config for type \"bind\": bind source path does not exist",
+        "Tether",
+        "create it",
+    ] {
+        assert!(missing.stderr.contains(needle), "{needle}: {}", missing.stderr);
+    }
+
+    let app = s.path("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("notes.txt"), "first").unwrap();
+    std::fs::write(app.join("keep.txt"), "unchanged").unwrap();
+    let src = app.display().to_string();
+    let id = s
+        .docker(&["run", "-d", "-v", &format!("{src}:/app"), &image, "sleep", "600"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // The VM's own engine, reached without Tether (the link to it is cut below).
+    let vm = format!("unix://{}", s.vm.docker_sock());
+    let in_vm = |cmd: &str| docker_at(&vm, &["exec", &id, "sh", "-c", cmd]).ok().stdout;
+    let inode = in_vm("stat -c %i /app/keep.txt");
+
+    // The link goes; both sides go on editing.
+    s.t.run(&["disconnect", "a"]).ok();
+    std::fs::write(app.join("notes.txt"), "the laptop's edit").unwrap();
+    std::fs::write(app.join("laptop-offline.txt"), "made while apart").unwrap();
+    in_vm("echo -n 'the container edit' > /app/notes.txt; echo -n vm > /app/vm-offline.txt");
+    let share = || s.t.run(&["share", "ls", "--vm", "a"]).ok().stdout;
+    assert!(share().contains("paused"), "{}", share());
+
+    // Back: both sides converge, nothing lost.
+    s.t.run(&["connect", "a"]).ok();
+    wait_for(
+        "the VM's file made while apart, on the laptop",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(app.join("vm-offline.txt"))
+                .ok()
+                .filter(|c| c == "vm")
+        },
+    );
+    wait_for(
+        "the laptop's file made while apart, on the VM",
+        Duration::from_secs(20),
+        || {
+            in_vm("cat /app/laptop-offline.txt 2>/dev/null")
+                .contains("made while apart")
+                .then_some(())
+        },
+    );
+    // The conflict: the laptop's version keeps the name on both sides, the container's is kept
+    // beside it on both sides, and it is reported.
+    let copy = wait_for("the conflict copy on the laptop", Duration::from_secs(20), || {
+        std::fs::read_dir(&app)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("notes.conflict-vm-"))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+    });
+    assert_eq!(std::fs::read_to_string(app.join(&copy)).unwrap(), "the container edit");
+    assert_eq!(
+        std::fs::read_to_string(app.join("notes.txt")).unwrap(),
+        "the laptop's edit"
+    );
+    wait_for(
+        "the laptop's version and the copy in the container",
+        Duration::from_secs(20),
+        || {
+            let seen = in_vm(&format!("cat /app/notes.txt; echo; cat /app/{copy}"));
+            (seen == "the laptop's edit\nthe container edit").then_some(())
+        },
+    );
+    let listed = s.t.run(&["share", "ls", "--vm", "a", "--json"]).ok().stdout;
+    assert!(listed.contains(&copy), "{listed}");
+
+    // An engine restart resumes from what both sides hold: an unchanged file is not copied
+    // again (its mirror keeps its inode), and a change made meanwhile still arrives.
+    let mut t = s.t;
+    t.stop_daemon();
+    std::fs::write(app.join("after-restart.txt"), "new").unwrap();
+    t.start_daemon();
+    t.run(&["connect", "a"]).ok();
+    // The container's next mount of the folder waits for the sync to catch up.
+    let seen = t
+        .docker(
+            "a",
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &format!("{src}:/app"),
+                &image,
+                "cat",
+                "/app/after-restart.txt",
+            ],
+        )
+        .ok()
+        .stdout;
+    assert_eq!(seen, "new");
+    assert_eq!(
+        in_vm("stat -c %i /app/keep.txt"),
+        inode,
+        "an unchanged file was copied again"
+    );
+    docker_at(&vm, &["rm", "-f", &id]).ok();
 }

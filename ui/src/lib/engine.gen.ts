@@ -204,13 +204,84 @@ auto_forward: boolean,
 docker_pool?: PoolView, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" });
 
 /**
+ * Where a synced folder is.
+ */
+export type SyncState = "paused" | "scanning" | "syncing" | "in_sync" | "conflict" | "error";
+
+/**
+ * A conflict: the laptop's version of `path` kept its name, the VM's is at `copy`.
+ */
+export type ConflictView = { 
+/**
+ * The laptop path.
+ */
+path: string, 
+/**
+ * Where the VM's version is now, beside it.
+ */
+copy: string, at_ms: number, };
+
+/**
+ * One folder a container mounted, kept in sync with its mirror on the VM.
+ */
+export type SyncedFolder = { laptop: string, vm: string, state: SyncState, 
+/**
+ * Files, folders and links in sync.
+ */
+entries: number, 
+/**
+ * Changes on their way.
+ */
+pending: number, conflicts: Array<ConflictView>, 
+/**
+ * Paths that cannot be synced, each with why.
+ */
+problems: Array<string>, 
+/**
+ * What stops the whole folder, with the fix.
+ */
+error?: string | null, };
+
+/**
+ * A shared root and the folders under it that containers use.
+ */
+export type ShareView = { name: string, path: string, ignore: Array<string>, 
+/**
+ * The worst state among its folders (in sync with none).
+ */
+state: SyncState, folders: Array<SyncedFolder>, 
+/**
+ * What stops every folder of this VM (no agent for its architecture, say), with the fix.
+ */
+error?: string | null, };
+
+/**
+ * One VM's shared folders.
+ */
+export type VmShares = { vm: string, shares: Array<ShareView>, };
+
+/**
+ * A shared root: bind mounts of folders under `path` are synced to the VM.
+ */
+export type Share = { name: string, 
+/**
+ * An absolute laptop path.
+ */
+path: string, 
+/**
+ * Extra ignore rules, .gitignore syntax, after Tether's defaults (`!node_modules/` brings
+ * one back).
+ */
+ignore?: Array<string>, };
+
+/**
  * Typed events on the engine's broadcast.
  */
 export type Event = { "event": "state", vm: string, error?: string | null, 
 /**
  * The code and facts of `error`, so a client never reads them out of its words.
  */
-code?: string | null, details?: ErrorDetails | null, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" }) | { "event": "forward", vm: string, forward: ForwardStatus, } | { "event": "reverse", vm: string, reverse: Array<ReverseStatus>, } | { "event": "engine", vm: string, engine: EngineInfo, } | { "event": "rtt", vm: string, rtt_ms: number, } | { "event": "active", vm: string | null, } | { "event": "vm_added", vm: string, } | { "event": "vm_removed", vm: string, } | { "event": "containers", vm: string, } | { "event": "health", vm: string, health: Health, };
+code?: string | null, details?: ErrorDetails | null, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" }) | { "event": "forward", vm: string, forward: ForwardStatus, } | { "event": "reverse", vm: string, reverse: Array<ReverseStatus>, } | { "event": "engine", vm: string, engine: EngineInfo, } | { "event": "rtt", vm: string, rtt_ms: number, } | { "event": "active", vm: string | null, } | { "event": "vm_added", vm: string, } | { "event": "vm_removed", vm: string, } | { "event": "containers", vm: string, } | { "event": "health", vm: string, health: Health, } | { "event": "shares", vm: string, shares: Array<ShareView>, } | { "event": "conflict", vm: string, conflict: ConflictView, } | { "event": "share_suggested", vm: string, path: string, };
 
 /**
  * An event with the time it happened (unix milliseconds).
@@ -548,7 +619,12 @@ kube?: KubeLink | null, auto_connect?: boolean,
 /**
  * Forward containers' published ports automatically; unset follows the global default.
  */
-auto_forward?: boolean | null, };
+auto_forward?: boolean | null, 
+/**
+ * Laptop folders whose subfolders containers on this VM may bind-mount (synced to a mirror
+ * on the VM); unset: the home folder, as `home`. An empty list shares nothing.
+ */
+shares?: Array<Share> | null, };
 
 /**
  * What `kube_enable` is asked for.
@@ -591,4 +667,4 @@ export type Request = { "op": "ping" } | { "op": "vm_add", name: string, profile
 /**
  * The VM's ports.
  */
-ports: Array<number>, } | { "op": "kube_enable", name?: string, setup: KubeSetup, } | { "op": "kube_disable", name?: string, } | { "op": "kube_credential", name: string, } | { "op": "status" } | { "op": "recent_events", name: string, } | { "op": "set_auto_connect", name: string, on: boolean, } | { "op": "set_notifications", on: boolean, } | { "op": "key_list" } | { "op": "key_gen", name: string, } | { "op": "key_import", name: string, path: string, passphrase?: string, } | { "op": "key_show", name: string, } | { "op": "key_remove", name: string, } | { "op": "key_rotate", vm: string, } | { "op": "key_install", vm: string, key: string, password: string, } | { "op": "check_vm", name: string, } | { "op": "health", name?: string, } | { "op": "containers", name?: string, } | { "op": "container_action", name?: string, id: string, action: Action, } | { "op": "doctor", name?: string, facts?: ClientFacts, } | { "op": "logs", name?: string, lines: number, } | { "op": "doctor_report", file: string, facts?: ClientFacts, } | { "op": "project_action", name?: string, project: string, action: Action, } | { "op": "container_logs", name?: string, id: string, tail: number, } | { "op": "follow_logs", name?: string, id: string, tail: number, } | { "op": "set_auto_forward", name?: string, on: boolean, } | { "op": "set_privileged_ports", on: boolean, } | { "op": "ssh_hosts" } | { "op": "use_docker_context", vm?: string, } | { "op": "scan_host_key", name: string, } | { "op": "trust_host_key", name: string, fingerprint: string, } | { "op": "replace_host_key", name: string, fingerprint: string, } | { "op": "subscribe" } | { "op": "shutdown" };
+ports: Array<number>, } | { "op": "kube_enable", name?: string, setup: KubeSetup, } | { "op": "kube_disable", name?: string, } | { "op": "kube_credential", name: string, } | { "op": "status" } | { "op": "recent_events", name: string, } | { "op": "set_auto_connect", name: string, on: boolean, } | { "op": "set_notifications", on: boolean, } | { "op": "key_list" } | { "op": "key_gen", name: string, } | { "op": "key_import", name: string, path: string, passphrase?: string, } | { "op": "key_show", name: string, } | { "op": "key_remove", name: string, } | { "op": "key_rotate", vm: string, } | { "op": "key_install", vm: string, key: string, password: string, } | { "op": "check_vm", name: string, } | { "op": "health", name?: string, } | { "op": "containers", name?: string, } | { "op": "container_action", name?: string, id: string, action: Action, } | { "op": "doctor", name?: string, facts?: ClientFacts, } | { "op": "logs", name?: string, lines: number, } | { "op": "doctor_report", file: string, facts?: ClientFacts, } | { "op": "project_action", name?: string, project: string, action: Action, } | { "op": "container_logs", name?: string, id: string, tail: number, } | { "op": "follow_logs", name?: string, id: string, tail: number, } | { "op": "set_auto_forward", name?: string, on: boolean, } | { "op": "set_privileged_ports", on: boolean, } | { "op": "share_add", name?: string, share: Share, } | { "op": "share_remove", name?: string, share: string, } | { "op": "shares", name?: string, } | { "op": "ssh_hosts" } | { "op": "use_docker_context", vm?: string, } | { "op": "scan_host_key", name: string, } | { "op": "trust_host_key", name: string, fingerprint: string, } | { "op": "replace_host_key", name: string, fingerprint: string, } | { "op": "subscribe" } | { "op": "shutdown" };

@@ -14,6 +14,10 @@
 //! happens, decided by a three-way merge (conflicts keep both versions). A lost link pauses the
 //! folders; the next connection rescans both sides and carries only the differences. The agreed
 //! state is saved under the state directory, so an engine restart resumes without a re-copy.
+//!
+//! Longer than 500 lines on purpose: the actor's loop and every input it handles (creates, the link, the
+//! agent's messages, file events, reads, saving, status) read as one state machine; the
+//! decisions themselves live in `unit`.
 
 pub mod agent;
 pub mod unit;

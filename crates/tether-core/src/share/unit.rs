@@ -1,6 +1,9 @@
 //! One synced folder: the laptop's tree, the VM's, the last state both agreed on, and the
 //! decisions between them ([`tether_sync::merge`]). Synchronous: the actor calls it with what
 //! happened and sends what it asks for ([`Out`]).
+//!
+//! Longer than 500 lines on purpose: one synced folder's state and every transition of it, so each
+//! decision and its effect on both trees and the agreed base are read together.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -265,6 +268,9 @@ impl Unit {
     }
 
     fn act(&mut self, p: &str, d: Decision, out: &mut Vec<Out>) {
+        if d != Decision::Agree {
+            tracing::debug!(path = p, decision = ?d, base = ?self.base.get(p).map(short), laptop = ?self.laptop.get(p).map(|e| short(&e.kind)), vm = ?self.vm.get(p).map(|e| short(&e.kind)), "shared folder: a change");
+        }
         match d {
             Decision::Agree => {
                 let now = self.laptop.get(p).map(|e| e.kind.clone());
@@ -376,14 +382,24 @@ impl Unit {
         self.landed(p, result, out);
     }
 
-    /// Records a change made on the laptop.
+    /// Records a change made on the laptop: the VM's version of `p` (agreed: both hold it now),
+    /// or a new file of the laptop's alone (a conflict's copy: `agreed` false, so it goes to the
+    /// VM as new).
     fn landed(&mut self, p: &str, result: Result<Option<Entry>, ApplyError>, out: &mut Vec<Out>) {
+        self.landed_as(p, result, true, out)
+    }
+
+    fn landed_as(&mut self, p: &str, result: Result<Option<Entry>, ApplyError>, agreed: bool, out: &mut Vec<Out>) {
         match result {
             Ok(Some(e)) => {
                 if let Kind::File { digest, .. } = e.kind {
                     self.cache.put(p, e.stat(), digest);
                 }
-                self.base.insert(p.to_string(), e.kind.clone());
+                if agreed {
+                    self.base.insert(p.to_string(), e.kind.clone());
+                } else {
+                    self.base.remove(p);
+                }
                 self.laptop.insert(p.to_string(), e);
                 self.dirty = true;
                 self.problems.remove(p);
@@ -409,8 +425,9 @@ impl Unit {
                 self.problems.insert(p.to_string(), e.to_string());
             }
         }
-        // A pulled version may differ from what the VM has now (it changed while read).
-        if self.vm.get(p).map(|e| &e.kind) != self.base.get(p) {
+        // A pulled version may differ from what the VM has now (it changed while read); a copy
+        // goes to the VM.
+        if !agreed || self.vm.get(p).map(|e| &e.kind) != self.base.get(p) {
             self.reconcile(p, out);
         }
     }
@@ -435,8 +452,7 @@ impl Unit {
             }
             Kind::Link { target } => {
                 let r = self.replica.link(&copy, Expect::Absent, target, v.mtime).map(Some);
-                self.landed(&copy, r, out);
-                self.base.remove(&copy);
+                self.landed_as(&copy, r, false, out);
             }
             Kind::Dir => return,
         }
@@ -448,6 +464,7 @@ impl Unit {
     }
 
     pub fn on_applied(&mut self, p: &str, outcome: Outcome, out: &mut Vec<Out>) {
+        tracing::debug!(path = p, ?outcome, "shared folder: the VM applied a change");
         self.inflight.remove(p);
         match outcome {
             Outcome::Done(Some(e)) => {
@@ -549,12 +566,8 @@ impl Unit {
         let result = staged.commit(&self.replica, exec, e.mtime).map(Some);
         match to {
             Pull::Path => self.landed(p, result, out),
-            Pull::Copy(c) => {
-                self.landed(&c, result, out);
-                // New on the laptop alone: it goes to the VM under its own name.
-                self.base.remove(&c);
-                self.reconcile(&c, out);
-            }
+            // New on the laptop alone: it goes to the VM under its own name.
+            Pull::Copy(c) => self.landed_as(&c, result, false, out),
         }
     }
 
@@ -671,6 +684,20 @@ impl Unit {
             problems: self.problems.iter().map(|(p, m)| format!("{p}: {m}")).collect(),
             error: self.error.clone(),
         }
+    }
+}
+
+/// A kind in a log line: its first digest bytes.
+fn short(k: &Kind) -> String {
+    match k {
+        Kind::File { digest, exec } => format!(
+            "file {:02x}{:02x}{}",
+            digest[0],
+            digest[1],
+            if *exec { " x" } else { "" }
+        ),
+        Kind::Dir => "dir".into(),
+        Kind::Link { target } => format!("link {target}"),
     }
 }
 
