@@ -50,13 +50,19 @@ extra=()
 if [ "$profile" = release ]; then
   # One cargo run for both binaries: the engine they share is compiled once, with one feature set.
   cargo build --release --locked -p tether-cli -p tether-app
+  # The VM agents the packages carry (share::agent finds them in ../lib/tether, or Resources).
+  installers/agents.sh release target/release
 else
   for b in tether tether-app; do
     [ -x "target/debug/$b" ] || { echo "installers/build.sh --debug: target/debug/$b is missing; build it first (cargo build --workspace)" >&2; exit 1; }
   done
   # The config names target/release/tether for /usr/bin/tether; the debug package takes the
   # debug one.
-  extra+=(--debug --config '{"bundle":{"linux":{"deb":{"files":{"/usr/bin/tether":"../target/debug/tether"}},"rpm":{"files":{"/usr/bin/tether":"../target/debug/tether"}}},"macOS":{"files":{"MacOS/tether":"../target/debug/tether"}}}}')
+  for a in x86_64 aarch64; do
+    [ -x "target/debug/tether-agent-$a" ] || { echo "installers/build.sh --debug: target/debug/tether-agent-$a is missing; build it first (installers/agents.sh debug target/debug)" >&2; exit 1; }
+  done
+  files='{"/usr/bin/tether":"../target/debug/tether","/usr/lib/tether/tether-agent-x86_64":"../target/debug/tether-agent-x86_64","/usr/lib/tether/tether-agent-aarch64":"../target/debug/tether-agent-aarch64"}'
+  extra+=(--debug --config "{\"bundle\":{\"linux\":{\"deb\":{\"files\":$files},\"rpm\":{\"files\":$files}},\"macOS\":{\"files\":{\"MacOS/tether\":\"../target/debug/tether\"}}}}")
 fi
 rm -rf "target/$profile/bundle"
 # tether.exe goes into the installer as a resource; named only here, because the app's build

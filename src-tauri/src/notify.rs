@@ -20,10 +20,32 @@ pub struct Note {
 #[derive(Debug, Default)]
 pub struct Notifier {
     dropped: HashSet<String>,
+    /// Laptop folders containers mounted without a share, by VM: offered in the menu.
+    suggested: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Notifier {
     pub fn on_event(&mut self, event: &Event) -> Option<Note> {
+        match event {
+            Event::Conflict { vm, conflict } => {
+                return Some(Note {
+                    title: format!("Both sides changed a file ({vm})"),
+                    body: format!(
+                        "{} changed here and on {vm}. Nothing was lost: this laptop's version kept the name, {vm}'s is beside it as {}.",
+                        conflict.path, conflict.copy
+                    ),
+                });
+            }
+            Event::ShareSuggested { vm, path } => {
+                return self.suggested.insert((vm.clone(), path.clone())).then(|| Note {
+                    title: format!("{path} is not shared with {vm}"),
+                    body: format!(
+                        "A container mounts {path}, so it gets {vm}'s own folder of that name. To give it this laptop's folder, choose \"Share {path} with {vm}\" in Tether's menu."
+                    ),
+                });
+            }
+            _ => {}
+        }
         let Event::State {
             vm, state, error, code, ..
         } = event
@@ -62,6 +84,18 @@ impl Notifier {
             }
             _ => None,
         }
+    }
+}
+
+impl Notifier {
+    /// The folders offered for sharing, as (VM, path).
+    pub fn suggestions(&self) -> Vec<(String, String)> {
+        self.suggested.iter().cloned().collect()
+    }
+
+    /// A suggestion taken (or its share made some other way).
+    pub fn forget_suggestion(&mut self, vm: &str, path: &str) {
+        self.suggested.remove(&(vm.to_string(), path.to_string()));
     }
 }
 
@@ -136,5 +170,36 @@ mod tests {
         );
         // A first connect that fails for another reason is the CLI's or UI's to report, not a note.
         assert_eq!(n.on_event(&ev(State::Failed, Some("connection refused"))), None);
+    }
+
+    #[test]
+    fn a_conflict_is_told_each_time_and_an_unshared_mount_once() {
+        let mut n = Notifier::default();
+        let conflict = Event::Conflict {
+            vm: "arm".into(),
+            conflict: tether_core::api::ConflictView {
+                path: "/home/me/app/notes.txt".into(),
+                copy: "/home/me/app/notes.conflict-vm-1.txt".into(),
+                at_ms: 0,
+            },
+        };
+        let note = n.on_event(&conflict).expect("a note");
+        assert!(note.body.contains("notes.conflict-vm-1.txt"), "{note:?}");
+        assert!(note.body.contains("Nothing was lost"), "{note:?}");
+        assert!(n.on_event(&conflict).is_some());
+        let suggest = Event::ShareSuggested {
+            vm: "arm".into(),
+            path: "/srv/data".into(),
+        };
+        assert!(
+            n.on_event(&suggest)
+                .expect("a note")
+                .body
+                .contains("Share /srv/data with arm")
+        );
+        assert_eq!(n.on_event(&suggest), None, "once per folder");
+        assert_eq!(n.suggestions(), vec![("arm".to_string(), "/srv/data".to_string())]);
+        n.forget_suggestion("arm", "/srv/data");
+        assert!(n.suggestions().is_empty());
     }
 }

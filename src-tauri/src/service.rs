@@ -100,6 +100,47 @@ impl Backend {
         }
     }
 
+    /// Shares laptop folder `path` with `vm`'s containers, named after the folder.
+    async fn share(&self, vm: &str, path: &str) -> Result<(), String> {
+        let p = std::path::PathBuf::from(path);
+        let last: String = p
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .take(24)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A suffix from the path keeps two folders of one name apart.
+        let tag: u32 = path
+            .bytes()
+            .fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619));
+        let name = format!(
+            "{}-{:04x}",
+            if last.is_empty() { "folder".to_string() } else { last },
+            tag & 0xffff
+        );
+        let share = tether_core::config::Share {
+            name,
+            path: p,
+            ignore: Vec::new(),
+        };
+        match self {
+            Backend::Own(engine) => engine.share_add(vm, share).await.map(drop).map_err(|e| e.to_string()),
+            Backend::Attached { socket, .. } => Self::call(
+                socket,
+                &Request::ShareAdd {
+                    name: Some(vm.to_string()),
+                    share,
+                },
+            )
+            .await
+            .map(drop),
+        }
+    }
+
     /// Quitting the app stops its own engine; an engine it only mirrors keeps running.
     async fn shutdown(&self) {
         if let Backend::Own(engine) = self {
@@ -181,7 +222,8 @@ fn refresh_tray(app: &AppHandle) {
         };
         let Some(backend) = state.backend() else { return };
         let vms = backend.status().await;
-        if let Err(e) = tray::refresh(&app, &vms, autostart_enabled(&app)) {
+        let suggestions = state.notifier.lock().map(|n| n.suggestions()).unwrap_or_default();
+        if let Err(e) = tray::refresh(&app, &vms, autostart_enabled(&app), &suggestions) {
             tracing::warn!(error = %e, "cannot update the tray");
         }
     });
@@ -198,6 +240,19 @@ fn on_menu(app: &AppHandle, id: &str) {
         let (verb, arg) = id.split_once(':').unwrap_or((id.as_str(), ""));
         let result = match verb {
             "connect" | "disconnect" | "use" => backend.act(verb, arg).await,
+            // "share:VM:PATH": VM names hold no colon; the path may.
+            "share" => match arg.split_once(':') {
+                Some((vm, path)) => {
+                    let done = backend.share(vm, path).await;
+                    if done.is_ok()
+                        && let Ok(mut n) = state.notifier.lock()
+                    {
+                        n.forget_suggestion(vm, path);
+                    }
+                    done
+                }
+                None => Ok(()),
+            },
             "open" => {
                 open_window(&app);
                 Ok(())

@@ -76,7 +76,39 @@ pub fn dot(state: State) -> &'static str {
 }
 
 /// The whole menu for these VMs.
-pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
+/// One line for a VM's shared folders in use: their worst state, and what is on the way.
+fn shares_line(v: &VmStatus) -> Option<String> {
+    use tether_core::api::SyncState;
+    let used: Vec<_> = v.shares.iter().filter(|s| !s.folders.is_empty()).collect();
+    if used.is_empty() {
+        return None;
+    }
+    let folders: Vec<_> = used.iter().flat_map(|s| s.folders.iter()).collect();
+    let pending: u64 = folders.iter().map(|f| f.pending).sum();
+    let conflicts: usize = folders.iter().map(|f| f.conflicts.len()).sum();
+    let worst = |st: SyncState| folders.iter().any(|f| f.state == st) || used.iter().any(|s| s.state == st);
+    let state = if worst(SyncState::Error) {
+        "need attention (open Tether)".to_string()
+    } else if conflicts > 0 {
+        format!(
+            "{conflicts} conflict{} kept both versions",
+            if conflicts == 1 { "" } else { "s" }
+        )
+    } else if worst(SyncState::Paused) {
+        "paused".to_string()
+    } else if pending > 0 {
+        format!("syncing {pending} change{}", if pending == 1 { "" } else { "s" })
+    } else if worst(SyncState::Scanning) || worst(SyncState::Syncing) {
+        "syncing".to_string()
+    } else {
+        "in sync".to_string()
+    };
+    Some(format!("Shared folders: {state}"))
+}
+
+/// The menu for `vms`; `suggestions` are laptop folders containers mounted without a share, as
+/// (VM, path), each offered as "Share PATH with VM".
+pub fn model(vms: &[VmStatus], autostart: bool, suggestions: &[(String, String)]) -> Vec<Entry> {
     let mut out = Vec::new();
     if vms.is_empty() {
         out.push(Entry::Item {
@@ -131,6 +163,13 @@ pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
                 enabled: false,
             });
         }
+        if let Some(line) = shares_line(v) {
+            items.push(Entry::Item {
+                id: format!("shares:{}", v.name),
+                label: line,
+                enabled: false,
+            });
+        }
         if let Some(w) = &v.arch_warning {
             items.push(Entry::Item {
                 id: format!("arch:{}", v.name),
@@ -170,6 +209,13 @@ pub fn model(vms: &[VmStatus], autostart: bool) -> Vec<Entry> {
         });
     }
     out.push(Entry::Separator);
+    for (vm, path) in suggestions {
+        out.push(Entry::Item {
+            id: format!("share:{vm}:{path}"),
+            label: format!("Share {path} with {vm}"),
+            enabled: true,
+        });
+    }
     out.push(Entry::Item {
         id: "open".into(),
         label: "Open Tether…".into(),
@@ -221,7 +267,7 @@ fn build(app: &AppHandle, entries: &[Entry]) -> tauri::Result<Vec<Box<dyn IsMenu
 }
 
 fn menu(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Result<Menu<Wry>> {
-    let items = build(app, &model(vms, autostart))?;
+    let items = build(app, &model(vms, autostart, &[]))?;
     let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|b| b.as_ref()).collect();
     Menu::with_items(app, &refs)
 }
@@ -253,14 +299,19 @@ struct Shown {
 struct TrayShown(std::sync::Mutex<Option<Shown>>);
 
 /// Redraws whichever of icon, tooltip and menu the current status changes.
-pub fn refresh(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Result<()> {
+pub fn refresh(
+    app: &AppHandle,
+    vms: &[VmStatus],
+    autostart: bool,
+    suggestions: &[(String, String)],
+) -> tauri::Result<()> {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return Ok(());
     };
     let state = TrayState::of(vms);
     let up = vms.iter().filter(|v| v.state == State::Connected).count();
     let tooltip = format!("Tether: {up} of {} VMs connected", vms.len());
-    let entries = model(vms, autostart);
+    let entries = model(vms, autostart, suggestions);
     let Some(record) = app.try_state::<TrayShown>() else {
         return Ok(());
     };
@@ -286,179 +337,5 @@ pub fn refresh(app: &AppHandle, vms: &[VmStatus], autostart: bool) -> tauri::Res
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tether_core::config::Arch;
-
-    fn vm(name: &str, state: State, active: bool) -> VmStatus {
-        VmStatus {
-            name: name.into(),
-            host: format!("{name}.lan"),
-            via: Vec::new(),
-            kube: None,
-            arch: Some(Arch::Arm64),
-            state,
-            since_ms: 0,
-            rtt_ms: None,
-            socket: String::new(),
-            docker_host: String::new(),
-            forwards: vec![],
-            reverse: vec![],
-            last_error: None,
-            error_code: None,
-            error_details: None,
-            engine: None,
-            active,
-            auto_connect: false,
-            unforwarded: vec![],
-            arch_warning: None,
-            auto_forward: false,
-            docker_pool: None,
-        }
-    }
-
-    #[test]
-    fn forwards_udp_and_arch_warnings_are_in_the_menu() {
-        use tether_core::api::{ForwardStatus, UnforwardedPort};
-        let mut a = vm("arm", State::Connected, true);
-        let fwd = |local, remote, container: Option<&str>| ForwardStatus {
-            local,
-            remote,
-            state: tether_core::api::ForwardState::Listening,
-            error: None,
-            active: 0,
-            total: 0,
-            refused: 0,
-            auto: container.is_some(),
-            container: container.map(Into::into),
-        };
-        a.forwards = vec![
-            fwd(3000, 3000, None),
-            fwd(8081, 8080, Some("web")),
-            fwd(10080, 80, Some("proxy")),
-        ];
-        a.unforwarded = vec![UnforwardedPort {
-            container: "dns".into(),
-            port: 53,
-            proto: tether_core::api::Proto::Udp,
-            reason: "Tether forwards TCP only, and this is udp".into(),
-        }];
-        a.arch_warning = Some("labelled arm64, but its Docker engine runs x86_64".into());
-        let m = model(&[a], false);
-        let Entry::Sub { label, items } = &m[0] else {
-            panic!("{m:?}")
-        };
-        assert!(label.ends_with('⚠'), "{label}");
-        let labels: Vec<&str> = items
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Item { label, .. } => Some(label.as_str()),
-                _ => None,
-            })
-            .collect();
-        for want in [
-            "127.0.0.1:3000 → 3000  (manual)",
-            "127.0.0.1:8081 → 8080  (auto for web, port 8080 was taken)",
-            "127.0.0.1:10080 → 80  (auto for proxy, port 80 was taken)",
-            "53/udp of dns: not forwarded",
-            "⚠ labelled arm64, but its Docker engine runs x86_64",
-        ] {
-            assert!(labels.contains(&want), "{want:?} missing from {labels:?}");
-        }
-    }
-
-    #[test]
-    fn tray_state_table() {
-        use State::*;
-        assert_eq!(TrayState::of(&[]), TrayState::NoneConnected);
-        assert_eq!(TrayState::of(&[vm("a", Disconnected, true)]), TrayState::NoneConnected);
-        assert_eq!(
-            TrayState::of(&[vm("a", Connected, true), vm("b", Disconnected, false)]),
-            TrayState::AllConnected
-        );
-        assert_eq!(
-            TrayState::of(&[vm("a", Connected, true), vm("b", Reconnecting { attempt: 2 }, false)]),
-            TrayState::SomeDown
-        );
-        assert_eq!(
-            TrayState::of(&[vm("a", Connected, true), vm("b", Failed, false)]),
-            TrayState::Error
-        );
-    }
-
-    #[test]
-    fn menu_has_vms_use_group_and_actions() {
-        let m = model(
-            &[vm("arm", State::Connected, true), vm("x86", State::Disconnected, false)],
-            true,
-        );
-        let Entry::Sub { label, items } = &m[0] else {
-            panic!("{m:?}")
-        };
-        assert_eq!(label, "● arm  arm64");
-        assert!(items.contains(&Entry::Item {
-            id: "disconnect:arm".into(),
-            label: "Disconnect".into(),
-            enabled: true
-        }));
-        let Entry::Sub { items: x86, .. } = &m[1] else { panic!() };
-        assert!(
-            x86.iter()
-                .any(|e| matches!(e, Entry::Item { id, .. } if id == "connect:x86"))
-        );
-        let use_group = m.iter().find_map(|e| match e {
-            Entry::Sub { label, items } if label == "Use" => Some(items.clone()),
-            _ => None,
-        });
-        let use_group = use_group.unwrap();
-        assert_eq!(
-            use_group
-                .iter()
-                .filter(|e| matches!(e, Entry::Check { checked: true, .. }))
-                .count(),
-            1
-        );
-        let ids: Vec<String> = m
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Item { id, .. } | Entry::Check { id, .. } => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        for want in ["open", "copy-docker-host", "autostart", "quit"] {
-            assert!(ids.contains(&want.to_string()), "{want} missing from {ids:?}");
-        }
-    }
-
-    /// macOS tints a template image by its alpha alone: each must be black on transparent, 22 pt
-    /// at 2x, and tell the states apart by shape, since the colour is gone.
-    #[test]
-    fn the_menu_bar_icons_are_template_images_on_macos() {
-        let states = [
-            TrayState::AllConnected,
-            TrayState::SomeDown,
-            TrayState::NoneConnected,
-            TrayState::Error,
-        ];
-        let mut shapes = Vec::new();
-        for state in states {
-            let icon = Image::from_bytes(state.icon_bytes(true)).unwrap();
-            assert_eq!((icon.width(), icon.height()), (44, 44), "{state:?}");
-            let px: Vec<&[u8]> = icon.rgba().chunks(4).collect();
-            assert!(px.iter().all(|p| p[..3] == [0, 0, 0]), "{state:?} template has colour");
-            assert!(
-                px.iter().filter(|p| p[3] == 255).count() > 100,
-                "{state:?} template is empty"
-            );
-            shapes.push(px.iter().map(|p| p[3]).collect::<Vec<u8>>());
-            // Elsewhere the state is a colour, which the template cannot carry.
-            let coloured = Image::from_bytes(state.icon_bytes(false)).unwrap();
-            assert!(
-                coloured.rgba().chunks(4).any(|p| p[3] == 255 && p[..3] != [0, 0, 0]),
-                "{state:?}"
-            );
-        }
-        // Connected and disconnected differ in shape (a filled dot, a ring).
-        assert_ne!(shapes[0], shapes[2]);
-    }
-}
+#[path = "tests/tray.rs"]
+mod tests;

@@ -233,6 +233,7 @@ pub fn status(list: &[VmStatus]) {
                 clean(&u.reason)
             );
         }
+        crate::share::status_lines(&vm.shares);
         if let Some(w) = &vm.arch_warning {
             println!("    warning: {}", clean(w));
         }

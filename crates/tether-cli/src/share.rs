@@ -147,3 +147,36 @@ pub fn render(all: &[VmShares]) -> String {
     }
     out
 }
+
+/// `tether status`'s lines for a VM's shared folders in use.
+pub fn status_lines(shares: &[tether_core::api::ShareView]) {
+    use crate::output::clean;
+    for sh in shares.iter().filter(|s| !s.folders.is_empty()) {
+        let pending: u64 = sh.folders.iter().map(|f| f.pending).sum();
+        let conflicts: usize = sh.folders.iter().map(|f| f.conflicts.len()).sum();
+        let mut line = format!(
+            "    shared folder {} ({}): {}, {} folder{} in use",
+            clean(&sh.name),
+            clean(&sh.path),
+            crate::share::state_word(sh.state),
+            sh.folders.len(),
+            if sh.folders.len() == 1 { "" } else { "s" }
+        );
+        if pending > 0 {
+            line.push_str(&format!(
+                ", {pending} change{} on the way",
+                if pending == 1 { "" } else { "s" }
+            ));
+        }
+        if conflicts > 0 {
+            line.push_str(&format!(
+                ", {conflicts} conflict{} (tether share ls)",
+                if conflicts == 1 { "" } else { "s" }
+            ));
+        }
+        println!("{line}");
+        if let Some(e) = &sh.error {
+            println!("      {}", clean(e));
+        }
+    }
+}

@@ -73,6 +73,7 @@ pub async fn status(paths: &Paths, json: bool) -> Result<()> {
                         arch_warning: None,
                         auto_forward: p.auto_forward.unwrap_or(cfg.settings.auto_forward),
                         docker_pool: None,
+                        shares: Vec::new(),
                     }
                 })
                 .collect()

@@ -190,6 +190,10 @@ pub struct VmStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub docker_pool: Option<PoolView>,
+    /// The VM's shared folders, as of this answer (the `shares` event follows them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(optional, as = "Option<Vec<ShareView>>")]
+    pub shares: Vec<ShareView>,
 }
 
 /// Typed events on the engine's broadcast.

@@ -31,6 +31,7 @@ mod relay;
 mod responsive;
 mod reverse;
 mod security;
+mod share;
 mod soak;
 mod wake;
 mod windows;

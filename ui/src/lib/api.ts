@@ -6,7 +6,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { Action, ConnectReport, Request } from "./engine.gen";
 import { parsePortMap } from "./ports";
 import { connectionOf, parsed, profileOf, reverseOf, type NewVm } from "./requests";
-import type { Check, ContainerView, Doctor, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, KubeView, LogLine, Settings, SshHost, TimedEvent, VmStatus } from "./types";
+import type { Check, ContainerView, Doctor, VmShares, EngineEvent, HealthReport, HostKeyScan, IpcError, KeyView, KubeView, LogLine, Settings, SshHost, TimedEvent, VmStatus } from "./types";
 
 export type { NewVm } from "./requests";
 
@@ -69,6 +69,10 @@ export const api = {
   useDockerContext: (vm?: string) => engine<string>({ op: "use_docker_context", vm }),
   health: (name: string) => engine<HealthReport>({ op: "health", name }),
   containers: (name: string) => engine<ContainerView[]>({ op: "containers", name }),
+  shares: async (name: string) => (await engine<VmShares[]>({ op: "shares", name }))[0]?.shares ?? [],
+  addShare: (name: string, share: string, path: string) =>
+    engine<unknown>({ op: "share_add", name, share: { name: share, path: path.trim() } }),
+  removeShare: (name: string, share: string) => engine<unknown>({ op: "share_remove", name, share }),
   containerAction: (name: string, id: string, action: Action) => engine<void>({ op: "container_action", name, id, action }),
   projectAction: (name: string, project: string, action: Action) =>
     engine<string[]>({ op: "project_action", name, project, action }),

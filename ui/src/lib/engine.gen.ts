@@ -201,7 +201,11 @@ auto_forward: boolean,
 /**
  * The Docker socket's pre-opened channels (`settings.docker_pool`), as of this answer.
  */
-docker_pool?: PoolView, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" });
+docker_pool?: PoolView, 
+/**
+ * The VM's shared folders, as of this answer (the `shares` event follows them).
+ */
+shares?: Array<ShareView>, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" });
 
 /**
  * Where a synced folder is.

@@ -53,6 +53,7 @@ impl SessionHandle {
     pub fn status(&self) -> VmStatus {
         let mut status = self.status.borrow().clone();
         status.docker_pool = Some(self.pool.view());
+        status.shares = self.shares();
         status
     }
 

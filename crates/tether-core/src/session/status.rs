@@ -109,5 +109,6 @@ pub(super) fn initial(name: &str, profile: &Profile, paths: &Paths) -> VmStatus 
         arch_warning: None,
         auto_forward: false,
         docker_pool: None,
+        shares: Vec::new(),
     }
 }

@@ -420,9 +420,11 @@ impl Unit {
                 self.problems.remove(p);
             }
             // The laptop changed meanwhile: look again, and the merge sees both.
-            Err(ApplyError::Changed { .. }) => self.local_change(p, out),
+            Err(ApplyError::Changed { .. }) => return self.local_change(p, out),
+            // Reported, and not tried again until either side changes the path.
             Err(e) => {
                 self.problems.insert(p.to_string(), e.to_string());
+                return;
             }
         }
         // A pulled version may differ from what the VM has now (it changed while read); a copy
@@ -754,18 +756,5 @@ fn stamp() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mirror_paths_keep_the_laptop_path() {
-        assert_eq!(mirror_rel(Path::new("/home/me/app")), "home/me/app");
-    }
-
-    #[test]
-    fn a_stamp_is_a_date_and_time() {
-        let s = stamp();
-        assert_eq!(s.len(), 15, "{s}");
-        assert!(s.starts_with("20"), "{s}");
-    }
-}
+#[path = "../tests/share_unit.rs"]
+mod tests;
