@@ -66,7 +66,7 @@ installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "
 
 install() {
   need_root
-  local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps openssl inotify-tools docker-compose)
+  local pkgs=(openssh-server openssh-client docker.io busybox-static iproute2 iptables curl psmisc procps openssl inotify-tools docker-compose rsync)
   local missing=()
   for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -18,7 +18,7 @@ use tether_e2e::procs;
 use tether_e2e::webdriver::Session;
 use tether_e2e::*;
 
-fn app_bin() -> String {
+pub(crate) fn app_bin() -> String {
     let p = repo()
         .join("target")
         .join(if cfg!(debug_assertions) { "debug" } else { "release" })
@@ -27,7 +27,7 @@ fn app_bin() -> String {
     p.display().to_string()
 }
 
-fn shots() -> PathBuf {
+pub(crate) fn shots() -> PathBuf {
     repo().join("target/screenshots")
 }
 
@@ -47,7 +47,7 @@ fn fetch_on_vm(vm: &TestVm, port: u16) -> String {
 }
 
 /// Kills the app on every way out of a test.
-struct App(std::process::Child);
+pub(crate) struct App(pub(crate) std::process::Child);
 
 impl Drop for App {
     fn drop(&mut self) {
@@ -804,14 +804,14 @@ fn containers_and_health_live_in_the_window() {
 }
 
 /// The tray menu as a desktop's tray shows it, once `ready` holds for it.
-fn tray_until(desk: &Desktop, what: &str, ready: impl Fn(&[TrayEntry]) -> bool) -> Vec<TrayEntry> {
+pub(crate) fn tray_until(desk: &Desktop, what: &str, ready: impl Fn(&[TrayEntry]) -> bool) -> Vec<TrayEntry> {
     wait_for(what, Duration::from_secs(20), || {
         desk.tray_menu().ok().filter(|m| ready(m))
     })
 }
 
 /// The entry of `vm`'s submenu that contains `needle`.
-fn vm_entry(menu: &[TrayEntry], vm: &str, needle: &str) -> Option<TrayEntry> {
+pub(crate) fn vm_entry(menu: &[TrayEntry], vm: &str, needle: &str) -> Option<TrayEntry> {
     let sub = menu.iter().find(|e| e.label.split_whitespace().nth(1) == Some(vm))?;
     TrayEntry::find(&sub.children, needle).cloned()
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod app;
+mod app_share;
 mod autoforward;
 mod bad_input;
 mod checks;

@@ -344,3 +344,42 @@ fn compose_volumes_get_the_laptops_folders_and_watchers_see_edits() {
     assert_eq!(exec("cat /src/index.js"), "console.log('v2')");
     compose(&["down"]);
 }
+
+#[test]
+fn a_request_tether_cannot_read_gets_a_400_and_the_socket_goes_on() {
+    use std::io::{Read, Write};
+    let s = Shared::new("shbad", 73);
+    let sock = s.t.socket("a");
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // A good request first, on the same connection: answered by the VM's engine.
+    c.write_all(b"GET /version HTTP/1.1\r\nHost: docker\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\"ApiVersion\"") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    // Then one whose framing cannot be followed: a clear 400 in Docker's format, and the end.
+    c.write_all(b"POST /containers/create HTTP/1.1\r\nContent-Length: twelve\r\n\r\n{}")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(
+        text.contains("\"message\":\"tether: bad request: a Content-Length that is not a number\""),
+        "{text}"
+    );
+    // The engine and the socket are unharmed.
+    assert!(
+        s.docker(&["version", "--format", "{{.Server.Version}}"])
+            .ok()
+            .stdout
+            .trim()
+            .len()
+            > 1
+    );
+}

@@ -164,7 +164,7 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
         suggested: HashSet::new(),
         views,
     };
-    tokio::task::block_in_place(|| a.restore());
+    blocking(|| a.restore());
     let mut agent_rx: Option<mpsc::UnboundedReceiver<FromAgent>> = None;
     let mut starting: Option<tokio::task::JoinHandle<Result<AgentConn, String>>> = None;
     let mut retry_at: Option<tokio::time::Instant> = None;
@@ -205,7 +205,7 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
                 Some(Cmd::Resolve { sources, reply }) => {
                     // Everything the laptop already said goes first.
                     while let Ok((u, c)) = local_rx.try_recv() {
-                        tokio::task::block_in_place(|| a.local(u, c, &mut out));
+                        blocking(|| a.local(u, c, &mut out));
                     }
                     a.resolve(sources, reply, &mut out);
                 }
@@ -250,22 +250,22 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
                     None => std::future::pending().await,
                 }
             } => match msg {
-                Some(m) => tokio::task::block_in_place(|| a.on_agent(m, &mut out)),
+                Some(m) => blocking(|| a.on_agent(m, &mut out)),
                 None => {
                     agent_rx = None;
                     a.lost();
                 }
             },
             ev = local_rx.recv() => if let Some((u, c)) = ev {
-                tokio::task::block_in_place(|| a.local(u, c, &mut out));
+                blocking(|| a.local(u, c, &mut out));
             },
-            _ = save.tick() => tokio::task::block_in_place(|| a.save(false)),
+            _ = save.tick() => blocking(|| a.save(false)),
         }
         a.send(out).await;
         a.answer_waiting();
         a.publish();
     }
-    tokio::task::block_in_place(|| a.save(true));
+    blocking(|| a.save(true));
 }
 
 impl Actor {
@@ -445,7 +445,7 @@ impl Actor {
                 }
             }
         }
-        tokio::task::block_in_place(|| self.start_unit(u));
+        blocking(|| self.start_unit(u));
         if let Some((_, home)) = &self.agent {
             let home = home.clone();
             if let Some(u) = self.units.get_mut(&id) {
@@ -457,9 +457,26 @@ impl Actor {
     }
 
     fn suggest(&mut self, p: &Path) {
+        // The system's own folders: a container mounting these means the VM's (its clock, logs,
+        // runtime state), whatever the laptop has there.
         const SYSTEM: &[&str] = &[
-            "/etc", "/var", "/run", "/proc", "/sys", "/dev", "/usr", "/lib", "/bin", "/sbin", "/boot", "/opt", "/srv",
-            "/tmp",
+            "/etc",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/usr",
+            "/lib",
+            "/lib32",
+            "/lib64",
+            "/bin",
+            "/sbin",
+            "/boot",
+            "/run",
+            "/var/run",
+            "/var/lib",
+            "/var/log",
+            "/var/cache",
+            "/var/spool",
         ];
         if SYSTEM.iter().any(|s| p.starts_with(s)) || self.suggested.contains(p) {
             return;
@@ -758,7 +775,7 @@ async fn send_file(
         let mut buf = vec![0u8; proto::CHUNK];
         let mut n = 0;
         while n < buf.len() {
-            match tokio::task::block_in_place(|| file.read(&mut buf[n..])) {
+            match blocking(|| file.read(&mut buf[n..])) {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -787,6 +804,16 @@ async fn send_file(
         if !more {
             return true;
         }
+    }
+}
+
+/// Runs file-system work that may take a while (a scan, a large write) without holding up the
+/// runtime's other tasks: on a multi-threaded runtime (the engine's) the worker hands its other
+/// tasks on first; a single-threaded one (some tests) just runs it.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -256,6 +256,7 @@ fn a_vm_change_made_while_the_laptops_was_on_its_way_is_never_overwritten() {
     assert_eq!(Pair::read(p.laptop.path(), &copy).as_deref(), Some("container write!"));
 }
 
+#[cfg(unix)]
 #[test]
 fn a_link_from_the_vm_is_kept_as_a_link_and_never_written_through() {
     let mut p = Pair::new();

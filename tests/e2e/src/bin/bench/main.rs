@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use tether_e2e::relay::Relay;
 use tether_e2e::*;
 
+mod shares;
+
 /// How much of everything a run does.
 struct Plan {
     rtts: Vec<u64>,
@@ -32,6 +34,7 @@ struct Plan {
     bulk_runs: usize,
     image: String,
     raw_bytes: u64,
+    shares: shares::SharePlan,
 }
 
 impl Plan {
@@ -44,6 +47,11 @@ impl Plan {
             bulk_runs: 3,
             image: "tether-lab/bench512".into(),
             raw_bytes: 256 << 20,
+            shares: shares::SharePlan {
+                samples: 100,
+                idle_files: 100_000,
+                idle_secs: 60,
+            },
         }
     }
 
@@ -56,6 +64,11 @@ impl Plan {
             bulk_runs: 1,
             image: var("LAB_IMAGE"),
             raw_bytes: 8 << 20,
+            shares: shares::SharePlan {
+                samples: 10,
+                idle_files: 5_000,
+                idle_secs: 3,
+            },
         }
     }
 
@@ -253,6 +266,9 @@ fn docker(via: &Via, args: &str, input: Option<&Path>) -> Duration {
                 .env("DOCKER_CONFIG", home.join(".docker"));
         }
     }
+    // `docker build` uploads its context whole with the classic builder, as every client without
+    // BuildKit's session does: the upload measured here.
+    cmd.env("DOCKER_BUILDKIT", "0");
     let t0 = Instant::now();
     let out = cmd.stdout(Stdio::null()).output().expect("docker");
     assert!(
@@ -474,6 +490,29 @@ fn main() {
         plan.pings
     );
 
+    // A build context to upload (the classic builder sends it whole as the request body): the
+    // repository's tracked files, and a Dockerfile that only labels the lab's image.
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).expect("mkdir");
+    let copied = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "git -C {r} ls-files -z | tar -C {r} --null -T - -cf - | tar -C {c} -xf -",
+            r = repo().display(),
+            c = context.display()
+        ))
+        .status()
+        .expect("copy the context");
+    assert!(copied.success());
+    let dockerfile = dir.path().join("Dockerfile.bench");
+    std::fs::write(&dockerfile, format!("FROM {}\nLABEL bench=1\n", var("LAB_IMAGE"))).expect("Dockerfile");
+    let context_bytes: u64 = files_under(&context)
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let build = format!("build -q -f {} {}", dockerfile.display(), context.display());
+
     let t = Tether::new();
     let labels = [
         "tether",
@@ -608,6 +647,17 @@ fn main() {
             })
             .collect();
         add("upload (docker load)", "MB/s", true, values);
+        let values = setups
+            .iter()
+            .map(|s| {
+                Some(median_f(
+                    (0..bulk_runs)
+                        .map(|_| context_bytes as f64 / docker(&s.via, &build, None).as_secs_f64() / 1e6)
+                        .collect(),
+                ))
+            })
+            .collect();
+        add("upload (docker build context)", "MB/s", true, values);
         let runs: Vec<Option<Vec<(f64, f64)>>> = setups
             .iter()
             .map(|s| s.raw.map(|a| (0..bulk_runs).map(|_| raw(a, plan.raw_bytes)).collect()))
@@ -659,6 +709,7 @@ fn main() {
             }
         }
     }
+    shares::run(&plan.rtts, &plan.shares, &t, dir.path());
     through_a_jump_host(&plan, dir.path(), &t);
     println!();
     println!("machine at the end: {}", machine());
