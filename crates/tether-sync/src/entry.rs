@@ -129,11 +129,11 @@ fn is_exec(_meta: &Metadata) -> bool {
 /// Whether this OS records executable bits.
 pub const HAS_EXEC: bool = cfg!(unix);
 
-/// Reads a file whole (small files: sent inline) or streams it through `sink`, returning its
-/// digest and length.
-pub fn digest_reader(mut r: impl Read, mut sink: impl FnMut(&[u8])) -> std::io::Result<(Digest, u64)> {
+/// Streams a reader through `sink`, returning its digest and length. `size` (the expected
+/// length) sizes the buffer, so a tree of small files is not read through large zeroed buffers.
+pub fn digest_reader(mut r: impl Read, size: u64, mut sink: impl FnMut(&[u8])) -> std::io::Result<(Digest, u64)> {
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; (size + 1).clamp(4096, 256 * 1024) as usize];
     let mut n_total = 0u64;
     loop {
         let n = match r.read(&mut buf) {

@@ -159,7 +159,7 @@ fn read_entry(
             } else {
                 let f = File::open(full)?;
                 let mut data = want_data.then(|| Vec::with_capacity(stat.size as usize));
-                let (digest, len) = entry::digest_reader(f, |chunk| {
+                let (digest, len) = entry::digest_reader(f, stat.size, |chunk| {
                     if let Some(d) = data.as_mut() {
                         d.extend_from_slice(chunk);
                     }

@@ -146,7 +146,14 @@ struct Actor {
     next_read: u64,
     suggested: HashSet<PathBuf>,
     views: watch::Sender<Vec<ShareView>>,
+    /// When the views were last published, and a publication held back until then (counts
+    /// change with every file of a big sync: they are published at most every `PUBLISH_EVERY`).
+    published: tokio::time::Instant,
+    publish_at: Option<tokio::time::Instant>,
 }
+
+/// The most often a folder's counts are published while only they change.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::Sender<Vec<ShareView>>) {
     let (local_tx, mut local_rx) = mpsc::unbounded_channel();
@@ -163,6 +170,8 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
         next_read: 1,
         suggested: HashSet::new(),
         views,
+        published: tokio::time::Instant::now(),
+        publish_at: None,
     };
     blocking(|| a.restore());
     let mut agent_rx: Option<mpsc::UnboundedReceiver<FromAgent>> = None;
@@ -260,6 +269,12 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
                 blocking(|| a.local(u, c, &mut out));
             },
             _ = save.tick() => blocking(|| a.save(false)),
+            _ = async {
+                match a.publish_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => a.publish_at = None,
         }
         a.send(out).await;
         a.answer_waiting();
@@ -656,7 +671,19 @@ impl Actor {
                     full,
                     exec,
                     mtime,
-                } => send_file(&tx, unit, path, expect, &full, exec, mtime).await,
+                } => match send_file(&tx, unit, path.clone(), expect, &full, exec, mtime).await {
+                    Sent::Done => true,
+                    Sent::AgentGone => false,
+                    Sent::Gone => {
+                        if let Some(u) = self.units.get_mut(&unit) {
+                            u.inflight.remove(&path);
+                            let mut more = Vec::new();
+                            blocking(|| u.local_change(&path, &mut more));
+                            queue.extend(more);
+                        }
+                        true
+                    }
+                },
             };
             if !ok {
                 // The agent is gone: the loop hears it from the reader.
@@ -740,17 +767,51 @@ impl Actor {
                 error,
             });
         }
-        if *self.views.borrow() != views {
-            self.views.send_replace(views.clone());
-            let _ = self.ctx.events.send(Event::Shares {
-                vm: self.ctx.vm.clone(),
-                shares: views,
-            });
+        let now = tokio::time::Instant::now();
+        let shown = self.views.borrow().clone();
+        if shown == views {
+            self.publish_at = None;
+            return;
         }
+        // A change of state, a conflict or an error goes out at once; counts alone wait their turn.
+        let counts_only = strip_counts(&shown) == strip_counts(&views);
+        if counts_only && now < self.published + PUBLISH_EVERY {
+            self.publish_at = Some(self.published + PUBLISH_EVERY);
+            return;
+        }
+        self.published = now;
+        self.publish_at = None;
+        self.views.send_replace(views.clone());
+        let _ = self.ctx.events.send(Event::Shares {
+            vm: self.ctx.vm.clone(),
+            shares: views,
+        });
     }
 }
 
-/// Sends a laptop file to the agent in pieces. False if the agent is gone.
+/// The views without their counts, to tell a change of state from progress.
+fn strip_counts(views: &[ShareView]) -> Vec<ShareView> {
+    let mut v = views.to_vec();
+    for s in &mut v {
+        for f in &mut s.folders {
+            f.entries = 0;
+            f.pending = 0;
+        }
+    }
+    v
+}
+
+/// How a file's sending went.
+enum Sent {
+    Done,
+    /// The laptop file is gone since it was decided on: look at it again.
+    Gone,
+    /// The agent is gone.
+    AgentGone,
+}
+
+/// Sends a laptop file to the agent in pieces of at most [`proto::CHUNK`], each read into a
+/// buffer of its own size (a tree of small files allocates small buffers).
 async fn send_file(
     tx: &mpsc::Sender<ToAgent>,
     unit: u32,
@@ -759,31 +820,21 @@ async fn send_file(
     full: &Path,
     exec: bool,
     mtime: i64,
-) -> bool {
+) -> Sent {
     use std::io::Read;
-    let file = std::fs::File::open(full);
-    let mut file = match file {
-        Ok(f) => f,
-        Err(_) => {
-            // Gone since: an empty change the agent refuses or applies; the watcher's event
-            // brings the truth.
-            return tx.send(ToAgent::Remove { unit, path, expect }).await.is_ok();
-        }
+    let Ok(file) = std::fs::File::open(full) else {
+        return Sent::Gone;
     };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut file = file;
     let mut first = true;
     loop {
-        let mut buf = vec![0u8; proto::CHUNK];
-        let mut n = 0;
-        while n < buf.len() {
-            match blocking(|| file.read(&mut buf[n..])) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
+        let mut buf = Vec::with_capacity(size.min(proto::CHUNK as u64) as usize);
+        let read = blocking(|| (&mut file).take(proto::CHUNK as u64).read_to_end(&mut buf));
+        if read.is_err() {
+            return Sent::Gone;
         }
-        buf.truncate(n);
-        let more = n == proto::CHUNK;
+        let more = buf.len() == proto::CHUNK;
         let msg = if first {
             ToAgent::File {
                 unit,
@@ -799,10 +850,10 @@ async fn send_file(
         };
         first = false;
         if tx.send(msg).await.is_err() {
-            return false;
+            return Sent::AgentGone;
         }
         if !more {
-            return true;
+            return Sent::Done;
         }
     }
 }
