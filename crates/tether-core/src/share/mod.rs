@@ -277,6 +277,7 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
             } => a.publish_at = None,
         }
         a.send(out).await;
+        a.log_settled();
         a.answer_waiting();
         a.publish();
     }
@@ -505,6 +506,22 @@ impl Actor {
             vm: self.ctx.vm.clone(),
             path: p.display().to_string(),
         });
+    }
+
+    /// Says in the log when a folder opened on this link first caught up, and how long it took.
+    fn log_settled(&mut self) {
+        for u in self.units.values_mut() {
+            if let Some(t0) = u.opened_at.filter(|_| u.settled()) {
+                u.opened_at = None;
+                tracing::info!(
+                    vm = %self.ctx.vm,
+                    folder = %u.root.display(),
+                    entries = u.base.len(),
+                    ms = t0.elapsed().as_millis() as u64,
+                    "shared folder in sync"
+                );
+            }
+        }
     }
 
     fn answer_waiting(&mut self) {

@@ -90,6 +90,8 @@ pub struct Unit {
     pub error: Option<String>,
     /// The base changed since it was saved.
     pub dirty: bool,
+    /// When this agent connection opened the folder, until it first settles (for the log).
+    pub opened_at: Option<std::time::Instant>,
     pub watch: Option<tether_sync::watch::Watch>,
 }
 
@@ -129,6 +131,7 @@ impl Unit {
             problems: BTreeMap::new(),
             error: None,
             dirty: false,
+            opened_at: None,
             watch: None,
         })
     }
@@ -190,6 +193,7 @@ impl Unit {
         let root = format!("{home}/.local/share/tether/mirror/{install}/{}", mirror_rel(&self.root));
         self.vm_root = Some(root.clone());
         self.scan_buf = Some(Tree::new());
+        self.opened_at = Some(std::time::Instant::now());
         ToAgent::Open {
             unit: self.id,
             root,

@@ -113,6 +113,11 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
             d
         };
         let base = median_f((0..3).map(|_| ms(create(&sock, None))).collect());
+        // The agent's start on this connection (its upload too, the first time a VM sees this
+        // build): once per connection, so measured apart from the sync.
+        let tiny = work.path().join(format!("tiny-{rtt}"));
+        std::fs::create_dir_all(&tiny).unwrap();
+        let agent_start = ms(create(&sock, Some(&tiny))) - base;
         let ours = fresh("tether");
         let first = ms(create(&sock, Some(&ours))) - base;
         let ssh = ssh_cmd(&path, &known);
@@ -130,6 +135,12 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
             tr.display(),
             target(&path)
         )));
+        rows.push(Row {
+            name: "the agent's start (once per link)".into(),
+            unit: "ms",
+            higher_is_better: false,
+            values: vec![Some(agent_start), None, None],
+        });
         rows.push(Row {
             name: "first sync of the tree".into(),
             unit: "ms",
