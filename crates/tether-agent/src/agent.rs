@@ -342,12 +342,7 @@ impl<W: Write> Agent<W> {
                     u.known.insert(path.clone(), e.clone());
                 }
                 None => {
-                    let gone: Vec<String> = u
-                        .known
-                        .range(path.clone()..)
-                        .take_while(|(k, _)| path::within(k, &path))
-                        .map(|(k, _)| k.clone())
-                        .collect();
+                    let gone = path::keys_under(&u.known, &path);
                     for k in gone {
                         u.known.remove(&k);
                         u.cache.forget(&k);
@@ -519,12 +514,7 @@ impl<W: Write> Agent<W> {
                     return Ok(());
                 }
                 // Gone: everything under it too, deepest first.
-                let gone: Vec<String> = u
-                    .known
-                    .range(rel.to_string()..)
-                    .take_while(|(k, _)| path::within(k, rel))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let gone = path::keys_under(&u.known, rel);
                 for k in gone.iter().rev() {
                     u.known.remove(k);
                     u.cache.forget(k);

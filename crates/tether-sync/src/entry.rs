@@ -149,6 +149,11 @@ pub fn digest_reader(mut r: impl Read, size: u64, mut sink: impl FnMut(&[u8])) -
     Ok((h.finalize().into(), n_total))
 }
 
+/// Bytes as lowercase hex (digests in file names and scripts).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The digest of bytes held in memory.
 pub fn digest_of(data: &[u8]) -> Digest {
     Sha256::digest(data).into()

@@ -61,6 +61,14 @@ pub fn within(rel: &str, dir: &str) -> bool {
     rel == dir || (rel.len() > dir.len() && rel.starts_with(dir) && rel.as_bytes()[dir.len()] == b'/')
 }
 
+/// The keys of `map` that are `dir` or lie under it, in order (parents first).
+pub fn keys_under<V>(map: &std::collections::BTreeMap<String, V>, dir: &str) -> Vec<String> {
+    map.range(dir.to_string()..)
+        .take_while(|(k, _)| within(k, dir))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 /// `rel` under `dir` (`dir` empty: the root).
 pub fn child(dir: &str, name: &str) -> String {
     if dir.is_empty() {

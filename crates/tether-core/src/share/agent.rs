@@ -22,10 +22,13 @@ use crate::ssh::ClientHandler;
 pub const ARCHES: &[&str] = &["x86_64", "aarch64"];
 
 /// The agent binaries this engine carries, with their digests.
-#[derive(Debug, Clone)]
+#[derive(Debug, Default)]
 pub struct AgentBins {
-    /// (arch, file, hex SHA-256).
-    bins: Vec<(String, PathBuf, String)>,
+    /// Where each architecture's file is.
+    files: Vec<(String, PathBuf)>,
+    /// (arch, file, hex SHA-256), read and hashed when an agent is first started: an engine
+    /// whose containers never mount a laptop folder never reads them.
+    bins: std::sync::OnceLock<Vec<(String, PathBuf, String)>>,
 }
 
 impl AgentBins {
@@ -44,25 +47,37 @@ impl AgentBins {
             dirs.push(exe_dir.clone());
             dirs.push(exe_dir.join("../Resources"));
         }
-        let mut bins = Vec::new();
-        for arch in ARCHES {
-            let found = dirs
-                .iter()
-                .map(|d| d.join(format!("tether-agent-{arch}")))
-                .find(|p| p.is_file());
-            if let Some(p) = found
-                && let Ok(bytes) = std::fs::read(&p)
-            {
-                let digest = tether_sync::entry::digest_of(&bytes);
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                bins.push((arch.to_string(), p, hex));
-            }
+        let files = ARCHES
+            .iter()
+            .filter_map(|arch| {
+                dirs.iter()
+                    .map(|d| d.join(format!("tether-agent-{arch}")))
+                    .find(|p| p.is_file())
+                    .map(|p| (arch.to_string(), p))
+            })
+            .collect();
+        AgentBins {
+            files,
+            bins: std::sync::OnceLock::new(),
         }
-        AgentBins { bins }
+    }
+
+    /// The binaries with their digests (read and hashed the first time).
+    fn bins(&self) -> &[(String, PathBuf, String)] {
+        self.bins.get_or_init(|| {
+            self.files
+                .iter()
+                .filter_map(|(arch, p)| {
+                    let bytes = std::fs::read(p).ok()?;
+                    let hex = tether_sync::entry::hex(&tether_sync::entry::digest_of(&bytes));
+                    Some((arch.clone(), p.clone(), hex))
+                })
+                .collect()
+        })
     }
 
     fn get(&self, arch: &str) -> Option<&(String, PathBuf, String)> {
-        self.bins.iter().find(|(a, _, _)| a == arch)
+        self.bins().iter().find(|(a, _, _)| a == arch)
     }
 
     /// The launch script: prints `TETHER-AGENT` and becomes the agent, or `NEED ARCH` when the
@@ -70,7 +85,7 @@ impl AgentBins {
     /// Tether has no agent for.
     fn script(&self) -> String {
         let mut cases = String::new();
-        for (arch, _, digest) in &self.bins {
+        for (arch, _, digest) in self.bins() {
             let names = if arch == "x86_64" {
                 "x86_64|amd64"
             } else {
@@ -102,7 +117,7 @@ pub async fn start(
     bins: &AgentBins,
     tasks: &crate::tasks::Tasks,
 ) -> Result<AgentConn, String> {
-    if bins.bins.is_empty() {
+    if super::blocking(|| bins.bins().is_empty()) {
         return Err(
             "this Tether has no VM agent beside it (tether-agent-x86_64, tether-agent-aarch64): reinstall Tether"
                 .into(),
@@ -280,10 +295,7 @@ async fn upload(handle: &Handle<ClientHandler>, bins: &AgentBins, arch: &str) ->
         .await
         .map_err(|e| format!("cannot read the agent {}: {e}", file.display()))?;
     // The digest is checked again here: the file could have changed since it was hashed.
-    let now: String = tether_sync::entry::digest_of(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let now = tether_sync::entry::hex(&tether_sync::entry::digest_of(&bytes));
     if &now != digest {
         return Err(format!(
             "the agent {} changed since Tether started; restart Tether",

@@ -712,7 +712,7 @@ impl Actor {
     fn saved_file(&self, u: &Unit) -> PathBuf {
         let key = format!("{}\0{}", u.root.display(), u.only.clone().unwrap_or_default());
         let d = tether_sync::entry::digest_of(key.as_bytes());
-        let name: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let name = tether_sync::entry::hex(&d[..8]);
         self.state_dir().join(format!("{name}.state"))
     }
 

@@ -409,12 +409,7 @@ impl Unit {
                 self.problems.remove(p);
             }
             Ok(None) => {
-                let gone: Vec<String> = self
-                    .laptop
-                    .range(p.to_string()..)
-                    .take_while(|(k, _)| path::within(k, p))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let gone = path::keys_under(&self.laptop, p);
                 for k in gone {
                     self.laptop.remove(&k);
                     self.cache.forget(&k);
@@ -480,12 +475,7 @@ impl Unit {
                 self.problems.remove(p);
             }
             Outcome::Done(None) => {
-                let gone: Vec<String> = self
-                    .vm
-                    .range(p.to_string()..)
-                    .take_while(|(k, _)| path::within(k, p))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let gone = path::keys_under(&self.vm, p);
                 for k in gone {
                     self.vm.remove(&k);
                 }
@@ -621,12 +611,7 @@ impl Unit {
                 }
             }
             None => {
-                let gone: Vec<String> = self
-                    .laptop
-                    .range(rel.to_string()..)
-                    .take_while(|(k, _)| path::within(k, rel))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let gone = path::keys_under(&self.laptop, rel);
                 for k in &gone {
                     self.laptop.remove(k);
                     self.cache.forget(k);
