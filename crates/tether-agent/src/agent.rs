@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use tether_sync::apply::{ApplyError, Replica, Staged};
 use tether_sync::entry::sha::{Digest, Sha256};
-use tether_sync::entry::{self, Cache, Entry, Kind, Stat};
+use tether_sync::entry::{self, Entry, Kind, Seen, Stat};
 use tether_sync::path;
 use tether_sync::proto::{self, FromAgent, Outcome, ToAgent, Unit};
 use tether_sync::rules::Rules;
@@ -18,15 +18,16 @@ use tether_sync::scan::{self, Problem};
 use tether_sync::watch::{self, Change};
 
 enum Input {
-    Msg(ToAgent),
+    /// A message from the engine, with its weight in the [`Backlog`].
+    Msg(ToAgent, usize),
     Fs(Unit, Change),
     End(Option<String>),
 }
 
 struct UnitState {
     replica: Replica,
-    cache: Cache,
-    /// What the engine has heard of each path: reports and applied changes.
+    /// What the engine has heard of each path: reports and applied changes. Also the digests a
+    /// scan reuses ([`Seen`]): an entry holds the stat its digest was read at.
     known: BTreeMap<String, Entry>,
     _watch: Option<watch::Watch>,
 }
@@ -50,9 +51,53 @@ struct Agent<W: Write> {
     tx: mpsc::Sender<Input>,
 }
 
+/// How many bytes of the engine's messages may wait to be applied. stdin is read ahead of the
+/// applying, so the pipe from sshd stays drained (see [`crate::pipe`]); past this the reader
+/// waits, and the SSH channel's window holds the engine back instead of the agent's memory.
+const BACKLOG: usize = 16 << 20;
+
+/// The bytes read from stdin and not yet applied.
+#[derive(Default)]
+struct Backlog {
+    held: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Backlog {
+    fn take(&self, n: usize) {
+        let Ok(mut held) = self.held.lock() else { return };
+        while *held > BACKLOG {
+            held = match self.freed.wait(held) {
+                Ok(h) => h,
+                Err(_) => return,
+            };
+        }
+        *held += n;
+    }
+
+    fn give(&self, n: usize) {
+        if let Ok(mut held) = self.held.lock() {
+            *held = held.saturating_sub(n);
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// A message's share of the backlog: its content, and a little for the rest.
+fn weight(m: &ToAgent) -> usize {
+    64 + match m {
+        ToAgent::File { data, path, .. } => data.len() + path.len(),
+        ToAgent::Piece { data, .. } => data.len(),
+        _ => 0,
+    }
+}
+
 /// Runs until stdin ends; the exit code says why it stopped.
 pub fn run() -> i32 {
+    #[cfg(target_os = "linux")]
+    crate::pipe::widen();
     let (tx, rx) = mpsc::channel();
+    let backlog = std::sync::Arc::new(Backlog::default());
     let stdout = std::io::stdout();
     let mut agent = Agent {
         out: BufWriter::with_capacity(256 * 1024, stdout.lock()),
@@ -72,12 +117,15 @@ pub fn run() -> i32 {
     {
         return 1;
     }
+    let reader_backlog = backlog.clone();
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         loop {
             match proto::read_frame::<ToAgent>(&mut stdin) {
                 Ok(Some(m)) => {
-                    if tx.send(Input::Msg(m)).is_err() {
+                    let w = weight(&m);
+                    reader_backlog.take(w);
+                    if tx.send(Input::Msg(m, w)).is_err() {
                         return;
                     }
                 }
@@ -99,8 +147,10 @@ pub fn run() -> i32 {
         // burst of events or changes.
         while let Some(input) = next {
             match input {
-                Input::Msg(m) => {
-                    if agent.handle(m).is_err() {
+                Input::Msg(m, w) => {
+                    let handled = agent.handle(m);
+                    backlog.give(w);
+                    if handled.is_err() {
                         return 1;
                     }
                 }
@@ -258,14 +308,12 @@ impl<W: Write> Agent<W> {
                 None
             }
         };
-        let mut cache = Cache::default();
-        let (tree, problems) = scan::tree(&root, &rules, &mut cache);
+        let (tree, problems) = scan::tree(&root, &rules, &mut Seen(&scan::Tree::new()));
         let entries: Vec<(String, Entry)> = tree.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         self.units.insert(
             unit,
             UnitState {
                 replica,
-                cache,
                 known: tree,
                 _watch: watch,
             },
@@ -336,16 +384,12 @@ impl<W: Write> Agent<W> {
         if let Some(u) = self.units.get_mut(&unit) {
             match &e {
                 Some(e) => {
-                    if let Kind::File { digest, .. } = e.kind {
-                        u.cache.put(&path, e.stat(), digest);
-                    }
                     u.known.insert(path.clone(), e.clone());
                 }
                 None => {
                     let gone = path::keys_under(&u.known, &path);
                     for k in gone {
                         u.known.remove(&k);
-                        u.cache.forget(&k);
                     }
                 }
             }
@@ -488,9 +532,15 @@ impl<W: Write> Agent<W> {
                 _ => {}
             }
         }
-        let now = scan::one(&root, rel, Some(&u.replica.rules), &mut u.cache, Some(proto::INLINE))
-            .ok()
-            .flatten();
+        let now = scan::one(
+            &root,
+            rel,
+            Some(&u.replica.rules),
+            &mut Seen(&u.known),
+            Some(proto::INLINE),
+        )
+        .ok()
+        .flatten();
         match now {
             Some((e, data)) => {
                 let was_dir = matches!(known, Some(k) if k.kind == Kind::Dir);
@@ -517,7 +567,6 @@ impl<W: Write> Agent<W> {
                 let gone = path::keys_under(&u.known, rel);
                 for k in gone.iter().rev() {
                     u.known.remove(k);
-                    u.cache.forget(k);
                 }
                 let mut gone = gone;
                 if gone.is_empty() {
@@ -546,7 +595,7 @@ impl<W: Write> Agent<W> {
             &u.replica.root.clone(),
             dir,
             &u.replica.rules,
-            &mut u.cache,
+            &mut Seen(&u.known),
             &mut tree,
             &mut problems,
         );
@@ -560,7 +609,7 @@ impl<W: Write> Agent<W> {
         let Some(u) = self.units.get_mut(&unit) else {
             return Ok(());
         };
-        let (tree, _) = scan::tree(&u.replica.root.clone(), &u.replica.rules, &mut u.cache);
+        let (tree, _) = scan::tree(&u.replica.root.clone(), &u.replica.rules, &mut Seen(&u.known));
         let mut paths: Vec<String> = tree.keys().cloned().collect();
         paths.extend(u.known.keys().filter(|k| !tree.contains_key(*k)).cloned());
         paths.sort();

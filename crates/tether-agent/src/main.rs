@@ -12,6 +12,8 @@
 #[cfg(target_os = "linux")]
 mod acl;
 mod agent;
+#[cfg(target_os = "linux")]
+mod pipe;
 
 fn main() {
     std::process::exit(agent::run());

@@ -49,12 +49,14 @@ pub enum ToAgent {
         expect: Expect,
         exec: bool,
         mtime: i64,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         more: bool,
     },
     /// The next piece of the file being sent.
     Piece {
         unit: Unit,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         more: bool,
     },
@@ -116,6 +118,7 @@ pub enum FromAgent {
         unit: Unit,
         path: String,
         entry: Option<Entry>,
+        #[serde(with = "serde_bytes")]
         data: Option<Vec<u8>>,
     },
     /// The answer to one change, in the order the changes were sent.
@@ -124,6 +127,7 @@ pub enum FromAgent {
     /// read (`None` with no data: the file is gone or unreadable, `error` says why).
     Content {
         id: u64,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         done: bool,
         entry: Option<Entry>,

@@ -1,13 +1,13 @@
 //! Reading a replica's tree: a full scan (at the start of a sync) and one path at a time (after
 //! an event). Links are read as links and never followed; ignored paths are never entered.
-//! Files are read only when their stat differs from the [`Cache`]'s, so a rescan of an
-//! unchanged tree costs a `stat` per path.
+//! Files are read only when their stat differs from the one their known digest was read at
+//! ([`Digests`]), so a rescan of an unchanged tree costs a `stat` per path.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 
-use crate::entry::{self, Cache, Entry, Kind, Stat, Tag};
+use crate::entry::{self, Digests, Entry, Kind, Stat, Tag};
 use crate::path;
 use crate::rules::Rules;
 
@@ -22,7 +22,7 @@ pub struct Problem {
 }
 
 /// Scans everything under `root` that `rules` do not ignore.
-pub fn tree(root: &Path, rules: &Rules, cache: &mut Cache) -> (Tree, Vec<Problem>) {
+pub fn tree(root: &Path, rules: &Rules, cache: &mut impl Digests) -> (Tree, Vec<Problem>) {
     let mut out = Tree::new();
     let mut problems = Vec::new();
     subtree(root, "", rules, cache, &mut out, &mut problems);
@@ -30,7 +30,14 @@ pub fn tree(root: &Path, rules: &Rules, cache: &mut Cache) -> (Tree, Vec<Problem
 }
 
 /// Scans the directory `dir` (relative; "" for the root) and everything under it.
-pub fn subtree(root: &Path, dir: &str, rules: &Rules, cache: &mut Cache, out: &mut Tree, problems: &mut Vec<Problem>) {
+pub fn subtree(
+    root: &Path,
+    dir: &str,
+    rules: &Rules,
+    cache: &mut impl Digests,
+    out: &mut Tree,
+    problems: &mut Vec<Problem>,
+) {
     let mut stack = vec![dir.to_string()];
     while let Some(dir) = stack.pop() {
         let full = if dir.is_empty() {
@@ -99,7 +106,7 @@ pub fn one(
     root: &Path,
     rel: &str,
     rules: Option<&Rules>,
-    cache: &mut Cache,
+    cache: &mut impl Digests,
     inline: Option<u64>,
 ) -> std::io::Result<Option<(Entry, Option<Vec<u8>>)>> {
     let full = path::join(root, rel).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -140,7 +147,7 @@ fn read_entry(
     full: &Path,
     rel: &str,
     stat: Stat,
-    cache: &mut Cache,
+    cache: &mut impl Digests,
     inline: Option<u64>,
 ) -> std::io::Result<Option<(Entry, Option<Vec<u8>>)>> {
     let kind = match stat.tag {

@@ -104,6 +104,10 @@ fn agent_speaks_its_protocol(arch: &str, runner: Option<&str>) {
         }
         other => panic!("{other:?}"),
     }
+    // It widened the pipe from sshd (here, from this test) past sshd's 256 KiB reads, so sshd
+    // never holds a backlog (the agent's pipe.rs).
+    let pipe = rustix::pipe::fcntl_getpipe_size(&input).unwrap();
+    assert!(pipe >= 256 * 1024, "the agent's stdin pipe holds {pipe} bytes");
     let root = home.path().join("mirror");
     let mut send = |m: &ToAgent| {
         proto::write_frame(&mut input, m).unwrap();

@@ -685,22 +685,31 @@ impl Actor {
                     unit,
                     path,
                     expect,
-                    full,
                     exec,
                     mtime,
-                } => match send_file(&tx, unit, path.clone(), expect, &full, exec, mtime).await {
-                    Sent::Done => true,
-                    Sent::AgentGone => false,
-                    Sent::Gone => {
-                        if let Some(u) = self.units.get_mut(&unit) {
-                            u.inflight.remove(&path);
-                            let mut more = Vec::new();
-                            blocking(|| u.local_change(&path, &mut more));
-                            queue.extend(more);
+                } => {
+                    let full = self
+                        .units
+                        .get(&unit)
+                        .and_then(|u| tether_sync::path::join(&u.root, &path).ok());
+                    let sent = match full {
+                        Some(full) => send_file(&tx, unit, path.clone(), expect, &full, exec, mtime).await,
+                        None => Sent::Gone,
+                    };
+                    match sent {
+                        Sent::Done => true,
+                        Sent::AgentGone => false,
+                        Sent::Gone => {
+                            if let Some(u) = self.units.get_mut(&unit) {
+                                u.inflight.remove(&path);
+                                let mut more = Vec::new();
+                                blocking(|| u.local_change(&path, &mut more));
+                                queue.extend(more);
+                            }
+                            true
                         }
-                        true
                     }
-                },
+                }
             };
             if !ok {
                 // The agent is gone: the loop hears it from the reader.

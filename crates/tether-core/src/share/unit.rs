@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tether_sync::apply::{ApplyError, Expect, Replica, Staged};
-use tether_sync::entry::{Cache, Entry, Kind};
+use tether_sync::entry::{Entry, Kind, Seen};
 use tether_sync::merge::{self, Decision};
 use tether_sync::path;
 use tether_sync::proto::{Outcome, ToAgent};
@@ -23,12 +23,11 @@ use crate::api::{ConflictView, SyncState, SyncedFolder};
 #[derive(Debug)]
 pub enum Out {
     Msg(ToAgent),
-    /// Send the laptop file `full` as `path` (read in pieces by the actor).
+    /// Send the laptop file `path` of the unit (read in pieces by the actor).
     SendFile {
         unit: u32,
         path: String,
         expect: Expect,
-        full: PathBuf,
         exec: bool,
         mtime: i64,
     },
@@ -60,6 +59,17 @@ pub struct Saved {
     pub laptop: Vec<(String, Entry)>,
 }
 
+/// [`Saved`] as it is written, from the unit's own maps (postcard writes a map as it writes a
+/// sequence of pairs, so [`Saved`] reads it back).
+#[derive(Serialize)]
+pub struct SavedRef<'a> {
+    pub root: &'a Path,
+    pub only: &'a Option<String>,
+    pub share: &'a str,
+    pub base: &'a BTreeMap<String, Kind>,
+    pub laptop: &'a Tree,
+}
+
 pub struct Unit {
     pub id: u32,
     pub share: String,
@@ -69,7 +79,6 @@ pub struct Unit {
     pub only: Option<String>,
     pub ignore: Vec<String>,
     pub replica: Replica,
-    pub cache: Cache,
     pub base: BTreeMap<String, Kind>,
     pub laptop: Tree,
     pub vm: Tree,
@@ -117,7 +126,6 @@ impl Unit {
             root,
             only,
             ignore: lines,
-            cache: Cache::default(),
             base: BTreeMap::new(),
             laptop: Tree::new(),
             vm: Tree::new(),
@@ -136,23 +144,21 @@ impl Unit {
         })
     }
 
-    /// Picks up what an earlier run saved: the agreed state and the laptop's digests.
+    /// Picks up what an earlier run saved: the agreed state, and the laptop's tree as it was
+    /// (the next scan reads only the files whose stat changed since).
     pub fn restore(&mut self, saved: Saved) {
         self.base = saved.base.into_iter().collect();
-        for (p, e) in saved.laptop {
-            if let Kind::File { digest, .. } = e.kind {
-                self.cache.put(&p, e.stat(), digest);
-            }
-        }
+        self.laptop = saved.laptop.into_iter().collect();
     }
 
-    pub fn saved(&self) -> Saved {
-        Saved {
-            root: self.root.clone(),
-            only: self.only.clone(),
-            share: self.share.clone(),
-            base: self.base.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            laptop: self.laptop.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    /// What is saved, borrowed: a folder of 100,000 files is not copied to be written.
+    pub fn saved(&self) -> SavedRef<'_> {
+        SavedRef {
+            root: &self.root,
+            only: &self.only,
+            share: &self.share,
+            base: &self.base,
+            laptop: &self.laptop,
         }
     }
 
@@ -172,7 +178,7 @@ impl Unit {
 
     /// Scans the laptop side (blocking).
     pub fn scan_laptop(&mut self) {
-        let (tree, problems) = scan::tree(&self.root, &self.replica.rules, &mut self.cache);
+        let (tree, problems) = scan::tree(&self.root, &self.replica.rules, &mut Seen(&self.laptop));
         self.laptop = tree;
         for p in problems {
             self.problems.insert(p.path, p.message);
@@ -337,7 +343,6 @@ impl Unit {
                     mtime: e.mtime,
                 }),
                 Kind::File { exec, .. } => {
-                    let Ok(full) = path::join(&self.root, p) else { return };
                     // Windows keeps no executable bit: the VM's stays as it was.
                     let exec = if tether_sync::entry::HAS_EXEC {
                         *exec
@@ -348,7 +353,6 @@ impl Unit {
                         unit: self.id,
                         path: p.to_string(),
                         expect,
-                        full,
                         exec,
                         mtime: e.mtime,
                     }
@@ -396,9 +400,6 @@ impl Unit {
     fn landed_as(&mut self, p: &str, result: Result<Option<Entry>, ApplyError>, agreed: bool, out: &mut Vec<Out>) {
         match result {
             Ok(Some(e)) => {
-                if let Kind::File { digest, .. } = e.kind {
-                    self.cache.put(p, e.stat(), digest);
-                }
                 if agreed {
                     self.base.insert(p.to_string(), e.kind.clone());
                 } else {
@@ -412,7 +413,6 @@ impl Unit {
                 let gone = path::keys_under(&self.laptop, p);
                 for k in gone {
                     self.laptop.remove(&k);
-                    self.cache.forget(&k);
                 }
                 self.base.remove(p);
                 self.dirty = true;
@@ -572,13 +572,24 @@ impl Unit {
         if self.only.as_deref().is_some_and(|o| o != rel) {
             return;
         }
-        let now = match scan::one(&self.root, rel, Some(&self.replica.rules), &mut self.cache, None) {
+        let now = match scan::one(
+            &self.root,
+            rel,
+            Some(&self.replica.rules),
+            &mut Seen(&self.laptop),
+            None,
+        ) {
             Ok(n) => n.map(|(e, _)| e),
             Err(e) => {
                 self.problems.insert(rel.to_string(), e.to_string());
                 return;
             }
         };
+        self.local_now(rel, now, out);
+    }
+
+    /// `rel` on the laptop is now `now` (`None`: gone).
+    fn local_now(&mut self, rel: &str, now: Option<Entry>, out: &mut Vec<Out>) {
         let was = self.laptop.get(rel).cloned();
         match (&now, &was) {
             (Some(n), Some(w)) if n.stat().tag == tether_sync::entry::Tag::Dir && w.kind == Kind::Dir => return,
@@ -598,7 +609,7 @@ impl Unit {
                         &self.root,
                         rel,
                         &self.replica.rules,
-                        &mut self.cache,
+                        &mut Seen(&self.laptop),
                         &mut tree,
                         &mut problems,
                     );
@@ -614,7 +625,6 @@ impl Unit {
                 let gone = path::keys_under(&self.laptop, rel);
                 for k in &gone {
                     self.laptop.remove(k);
-                    self.cache.forget(k);
                 }
                 for k in gone.iter().rev() {
                     self.reconcile(k, out);
@@ -625,11 +635,15 @@ impl Unit {
 
     /// Looks at the whole laptop tree again (events were lost).
     pub fn rescan_laptop(&mut self, out: &mut Vec<Out>) {
-        let (tree, _) = scan::tree(&self.root, &self.replica.rules, &mut self.cache);
+        let (mut tree, _) = scan::tree(&self.root, &self.replica.rules, &mut Seen(&self.laptop));
         let mut paths: BTreeSet<String> = tree.keys().cloned().collect();
         paths.extend(self.laptop.keys().cloned());
         for p in paths {
-            self.local_change(&p, out);
+            if self.only.as_deref().is_some_and(|o| o != p) {
+                continue;
+            }
+            let now = tree.remove(&p);
+            self.local_now(&p, now, out);
         }
     }
 

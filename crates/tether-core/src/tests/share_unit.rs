@@ -3,6 +3,7 @@
 //! on both trees are checked without SSH.
 
 use super::*;
+use tether_sync::entry::Cache;
 use tether_sync::proto::Outcome;
 
 struct Pair {
@@ -113,12 +114,11 @@ impl Pair {
                 Out::SendFile {
                     path,
                     expect,
-                    full,
                     exec,
                     mtime,
                     ..
                 } => {
-                    let data = ok(std::fs::read(full));
+                    let data = ok(std::fs::read(self.laptop.path().join(&path)));
                     let r = self.vm_side.put_file(&path, expect, &data, exec, mtime).map(Some);
                     self.answer(&path, r, &mut more);
                 }
@@ -175,6 +175,40 @@ impl Pair {
             self.unit.on_vm_changed(path.to_string(), entry, data, out);
         }
     }
+}
+
+#[test]
+fn the_saved_state_reads_back_as_it_was_and_spares_a_restart_reading_unchanged_files() {
+    let mut p = Pair::new();
+    Pair::write(p.laptop.path(), "src/a.txt", "a");
+    Pair::write(p.vm.path(), "b.txt", "b");
+    p.connect();
+    let bytes = ok(postcard::to_allocvec(&p.unit.saved()));
+    let saved: Saved = ok(postcard::from_bytes(&bytes));
+    assert_eq!(saved.root, p.unit.root);
+    assert_eq!(saved.base, p.unit.base.clone().into_iter().collect::<Vec<_>>());
+    assert_eq!(saved.laptop, p.unit.laptop.clone().into_iter().collect::<Vec<_>>());
+    let mut again = ok(Unit::new(2, "home".into(), p.laptop.path().to_path_buf(), None, vec![]));
+    again.restore(saved);
+    assert_eq!(again.base, p.unit.base);
+    // A file whose stat is unchanged keeps the saved digest: the scan does not read it (here
+    // the digest on record is not the content's, which a read would have replaced).
+    let mut forged = again.laptop.clone();
+    let Some(Entry {
+        kind: Kind::File { digest, .. },
+        ..
+    }) = forged.get_mut("src/a.txt")
+    else {
+        panic!("src/a.txt is not a file in {forged:?}");
+    };
+    *digest = [7; 32];
+    again.laptop = forged;
+    again.scan_laptop();
+    assert!(matches!(
+        again.laptop.get("src/a.txt").map(|e| &e.kind),
+        Some(Kind::File { digest, .. }) if *digest == [7; 32]
+    ));
+    assert_eq!(again.laptop.get("b.txt"), p.unit.laptop.get("b.txt"));
 }
 
 #[test]

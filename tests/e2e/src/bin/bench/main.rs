@@ -48,6 +48,8 @@ impl Plan {
             image: "tether-lab/bench512".into(),
             raw_bytes: 256 << 20,
             shares: shares::SharePlan {
+                sources: true,
+                first_runs: 5,
                 samples: 100,
                 idle_files: 100_000,
                 idle_secs: 60,
@@ -65,6 +67,8 @@ impl Plan {
             image: var("LAB_IMAGE"),
             raw_bytes: 8 << 20,
             shares: shares::SharePlan {
+                sources: false,
+                first_runs: 1,
                 samples: 10,
                 idle_files: 5_000,
                 idle_secs: 3,
@@ -456,6 +460,18 @@ fn main() {
         plan.rtts = only;
     }
     println!("machine: {}", machine());
+    // `--shares`: only the shared folders' section (it needs no image and no tunnels).
+    if args.iter().any(|a| a == "--shares") {
+        let dir = tempfile::Builder::new()
+            .prefix("tb")
+            .tempdir_in("/var/tmp")
+            .expect("tempdir");
+        let t = Tether::new();
+        shares::run(&plan.rtts, &plan.shares, &t, dir.path());
+        println!();
+        println!("machine at the end: {}", machine());
+        return;
+    }
     lab_cmd(&["source", "a", &SOURCE_PORT.to_string()]);
     let image_mib = if plan.image.contains("bench512") { "512" } else { "" };
     if !image_mib.is_empty() {

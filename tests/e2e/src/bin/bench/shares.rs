@@ -16,6 +16,11 @@ use crate::{Path0, Row, median_f, ms, path_at, print_rows, quantile, target};
 
 /// How much a run measures.
 pub struct SharePlan {
+    /// First syncs per tool (the median is shown).
+    pub first_runs: usize,
+    /// The tree also holds the sources of some of the workspace's dependencies (thousands of
+    /// files, as a real project's checkout), not only this repository's own files.
+    pub sources: bool,
     pub samples: usize,
     pub idle_files: usize,
     pub idle_secs: u64,
@@ -35,6 +40,65 @@ fn copy_repo(to: &Path) {
         .expect("copy the repository")
         .success();
     assert!(ok, "copying the repository's files");
+}
+
+/// Dependencies whose sources (from cargo's registry, at the versions Cargo.lock pins) join the
+/// tree in a full run: source code of many sizes, as a real project holds.
+const SOURCES: &[&str] = &[
+    "tokio",
+    "gtk",
+    "tauri",
+    "tao",
+    "zbus",
+    "regex-automata",
+    "syn",
+    "serde_json",
+    "image",
+    "webkit2gtk",
+    "wry",
+    "hyper",
+    "clap_builder",
+];
+
+/// Copies the sources of [`SOURCES`] into `to/deps/NAME`: the versions Cargo.lock pins, from
+/// cargo's registry (the build fetched them).
+fn copy_sources(to: &Path) {
+    let lock = std::fs::read_to_string(repo().join("Cargo.lock")).expect("Cargo.lock");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let registries: Vec<PathBuf> = std::fs::read_dir(cargo_home.join("registry/src"))
+        .expect("cargo's registry sources")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let deps = to.join("deps");
+    std::fs::create_dir_all(&deps).unwrap();
+    for name in SOURCES {
+        let header = format!("name = \"{name}\"\nversion = \"");
+        let Some(version) = lock
+            .match_indices(&header)
+            .filter_map(|(i, _)| lock[i + header.len()..].split('"').next())
+            .max()
+        else {
+            continue;
+        };
+        let Some(src) = registries
+            .iter()
+            .map(|r| r.join(format!("{name}-{version}")))
+            .find(|d| d.is_dir())
+        else {
+            continue;
+        };
+        let ok = Command::new("cp")
+            .arg("-r")
+            .arg(&src)
+            .arg(deps.join(name))
+            .status()
+            .expect("cp")
+            .success();
+        assert!(ok, "copying {}", src.display());
+    }
 }
 
 fn count(dir: &Path) -> (usize, u64) {
@@ -86,11 +150,20 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
     let tree = work.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
     copy_repo(&tree);
+    if plan.sources {
+        copy_sources(&tree);
+    }
     let (files, bytes) = count(&tree);
     println!();
     println!(
-        "shared folders: a tree of {files} files, {:.1} MB (this repository's tracked files); {} samples per latency",
+        "shared folders: a tree of {files} files, {:.1} MB (this repository's tracked files{}); first syncs: the median of {}; {} samples per latency",
         bytes as f64 / 1e6,
+        if plan.sources {
+            " and the sources of some of its dependencies"
+        } else {
+            ""
+        },
+        plan.first_runs,
         plan.samples
     );
     let known = dir.join("known_hosts");
@@ -106,7 +179,10 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
         let sock = t.socket(&vm);
         let mut rows = Vec::new();
 
-        // First sync: a fresh copy of the tree each way, so nothing is there yet.
+        // First sync: a fresh copy of the tree for each tool and run, so nothing is there yet;
+        // the tools take turns, so a drift in the machine's load reaches each alike. Nothing is
+        // deleted until all have run: ext4 skips recently freed inodes when it allocates, so
+        // deleting trees between runs made every later run slower than the one before.
         let fresh = |name: &str| {
             let d = work.path().join(format!("{name}-{rtt}"));
             Command::new("cp").arg("-a").arg(&tree).arg(&d).status().unwrap();
@@ -118,23 +194,53 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
         let tiny = work.path().join(format!("tiny-{rtt}"));
         std::fs::create_dir_all(&tiny).unwrap();
         let agent_start = ms(create(&sock, Some(&tiny))) - base;
-        let ours = fresh("tether");
-        let first = ms(create(&sock, Some(&ours))) - base;
         let ssh = ssh_cmd(&path, &known);
-        let remote = format!("/tmp/tether-bench-{rtt}");
-        timed(&format!("{ssh} {} rm -rf {remote}-r {remote}-t", target(&path)));
-        let rs = fresh("rsync");
-        let rsync = ms(timed(&format!(
-            "rsync -a -e '{ssh}' {}/ {}:{remote}-r/",
-            rs.display(),
-            target(&path)
-        )));
-        let tr = fresh("tar");
-        let tar = ms(timed(&format!(
-            "tar c -C {} . | {ssh} {} 'mkdir -p {remote}-t && tar x -C {remote}-t'",
-            tr.display(),
-            target(&path)
-        )));
+        // rsync and tar write beside Tether's mirrors, in the mirror of the bench's own folder,
+        // so every tool writes to the same part of the VM's disk: how costly a new file is
+        // depends on where it goes (the lab's ext4 has no journal, and then passes over recently
+        // freed inodes near the folder; a plain `tar x` took 0.07 s in one place and 0.8 s in
+        // another).
+        let mirrored = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{ssh} {} 'ls -d .local/share/tether/mirror/*/{}'",
+                target(&path),
+                work.path().display().to_string().trim_start_matches('/')
+            ))
+            .output()
+            .expect("ssh");
+        let mirrored = String::from_utf8_lossy(&mirrored.stdout).trim().to_string();
+        assert!(
+            !mirrored.is_empty() && !mirrored.contains('\n'),
+            "the mirror of {}: {mirrored:?}",
+            work.path().display()
+        );
+        let remote = format!("{mirrored}/bench-{rtt}");
+        let (mut firsts, mut rsyncs, mut tars) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ours = PathBuf::new();
+        for run in 0..plan.first_runs {
+            ours = fresh(&format!("tether{run}"));
+            firsts.push(ms(create(&sock, Some(&ours))) - base);
+            let rs = fresh(&format!("rsync{run}"));
+            rsyncs.push(ms(timed(&format!(
+                "rsync -a -e '{ssh}' {}/ {}:{remote}-r{run}/",
+                rs.display(),
+                target(&path)
+            ))));
+            let tr = fresh(&format!("tar{run}"));
+            tars.push(ms(timed(&format!(
+                "tar c -C {} . | {ssh} {} 'mkdir -p {remote}-t{run} && tar x -C {remote}-t{run}'",
+                tr.display(),
+                target(&path)
+            ))));
+        }
+        let spread = format!(
+            "  first syncs, each run (ms): tether {}; rsync {}; tar {}",
+            runs(&firsts),
+            runs(&rsyncs),
+            runs(&tars)
+        );
+        let (first, rsync, tar) = (median_f(firsts), median_f(rsyncs), median_f(tars));
         rows.push(Row {
             name: "the agent's start (once per link)".into(),
             unit: "ms",
@@ -276,6 +382,7 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
             }
         }
         print_rows(&format!("Shared folders, RTT {rtt} ms"), &labels, &rows);
+        println!("{spread}");
         println!(
             "  goals: first sync ≤ 1.0× tar ({:.2}×); laptop → container p50 ≤ RTT + 30 ms ({:.1} ≤ {}), p99 ≤ RTT + 150 ms ({:.1} ≤ {}); container → laptop p50 ≤ RTT + 50 ms ({:.1} ≤ {}); flush ≤ RTT + 10 ms ({flush:.1} ≤ {})",
             first / tar,
@@ -290,6 +397,24 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
         t.run(&["disconnect", &vm]).ok();
     }
     idle(plan, t, work.path());
+    let path = path_at(0);
+    remove_mirrors(&ssh_cmd(&path, &known), &path, work.path());
+}
+
+fn runs(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Removes the VM's mirrors of `work` (the bench's folders, and rsync's and tar's copies beside
+/// them), which would otherwise stay on the lab VM's disk run after run. Only at the end: a
+/// deletion slows file creation near it for minutes after (see the first syncs).
+fn remove_mirrors(ssh: &str, path: &Path0, work: &Path) {
+    let rel = work.display().to_string();
+    timed(&format!(
+        "{ssh} {} 'rm -rf .local/share/tether/mirror/*/{}'",
+        target(path),
+        rel.trim_start_matches('/')
+    ));
 }
 
 /// A share of many files at rest: the engine's CPU over a while, and its memory over its idle.
