@@ -254,10 +254,15 @@ pub fn run(rtts: &[u64], plan: &SharePlan, t: &Tether, dir: &Path) {
             values: vec![Some(first), Some(rsync), Some(tar)],
         });
 
-        // The flush before a create, on the unchanged, synced tree.
+        // The flush before a create, on the unchanged, synced tree: each sample a create with the
+        // mount and one without, back to back, since dockerd's own create time drifts over a run
+        // (against a base taken minutes earlier the difference read 2 to 33 ms).
         let flush = median_f(
             (0..plan.samples.min(10))
-                .map(|_| ms(create(&sock, Some(&ours))) - base)
+                .map(|_| {
+                    let with = ms(create(&sock, Some(&ours)));
+                    with - ms(create(&sock, None))
+                })
                 .collect(),
         );
         rows.push(Row {
