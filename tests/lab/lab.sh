@@ -81,10 +81,32 @@ install() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
   fi
+  compose_v2
   # Debian starts services on install where it can; the lab runs its own instances only.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl stop docker.socket docker.service ssh.service >/dev/null 2>&1 || true
   fi
+}
+
+# Compose v2 (for `docker compose watch`): bookworm has only Compose 1, so the next Debian
+# release's package is fetched, checked against its pinned digest, and unpacked beside the lab's
+# tools (not installed: the machine's own `docker-compose` stays Compose 1).
+COMPOSE2_DEB=docker-compose_2.26.1-4_amd64.deb
+COMPOSE2_SHA256=47681197cb2b1ab88206b42a1a92fc75f50d9530a6322d03494a473eed0408ea
+COMPOSE2=/usr/local/lib/tether-lab/docker-compose-v2
+compose_v2() {
+  [ -x "$COMPOSE2" ] && return 0
+  [ "$(uname -m)" = x86_64 ] || { log "Compose v2 is fetched for x86_64 only: skipped"; return 0; }
+  local tmp; tmp=$(mktemp -d)
+  log "fetching Compose v2 ($COMPOSE2_DEB, Debian trixie)"
+  curl -fsS --retry 3 -o "$tmp/$COMPOSE2_DEB" "http://deb.debian.org/debian/pool/main/d/docker-compose/$COMPOSE2_DEB" ||
+    die "could not download $COMPOSE2_DEB from deb.debian.org; if trixie has a newer one, update COMPOSE2_DEB and COMPOSE2_SHA256 in lab.sh"
+  echo "$COMPOSE2_SHA256  $tmp/$COMPOSE2_DEB" | sha256sum -c --quiet - ||
+    die "$COMPOSE2_DEB does not match its pinned digest: refusing it"
+  dpkg-deb -x "$tmp/$COMPOSE2_DEB" "$tmp/x"
+  mkdir -p "$(dirname "$COMPOSE2")"
+  install -m 755 "$tmp/x/usr/libexec/docker/cli-plugins/docker-compose" "$COMPOSE2"
+  rm -rf "$tmp"
 }
 
 ensure_users() {
@@ -474,6 +496,7 @@ LAB_BIG_IMAGE=$BIG_IMAGE
 LAB_HUGE_IMAGE=$HUGE_IMAGE
 LAB_MEDIUM_IMAGE=$MEDIUM_IMAGE
 LAB_PASSWORD=$PASSWORD
+LAB_COMPOSE2=$COMPOSE2
 EOV
 }
 

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use tether_sync::apply::{ApplyError, Replica, Staged};
 use tether_sync::entry::sha::{Digest, Sha256};
-use tether_sync::entry::{self, Entry, Kind, Seen, Stat};
+use tether_sync::entry::{self, Entry, Kind, Stat};
 use tether_sync::path;
 use tether_sync::proto::{self, FromAgent, Outcome, ToAgent, Unit};
 use tether_sync::rules::Rules;
@@ -27,7 +27,7 @@ enum Input {
 struct UnitState {
     replica: Replica,
     /// What the engine has heard of each path: reports and applied changes. Also the digests a
-    /// scan reuses ([`Seen`]): an entry holds the stat its digest was read at.
+    /// scan reuses: an entry holds the stat its digest was read at.
     known: BTreeMap<String, Entry>,
     _watch: Option<watch::Watch>,
 }
@@ -49,6 +49,8 @@ struct Agent<W: Write> {
     units: HashMap<Unit, UnitState>,
     receiving: Option<Receiving>,
     tx: mpsc::Sender<Input>,
+    /// This run's staging folder (see [`Replica::staging`]), made at the first open.
+    staging: PathBuf,
 }
 
 /// How many bytes of the engine's messages may wait to be applied. stdin is read ahead of the
@@ -77,8 +79,12 @@ impl Backlog {
 
     fn give(&self, n: usize) {
         if let Ok(mut held) = self.held.lock() {
+            let was = *held;
             *held = held.saturating_sub(n);
-            self.freed.notify_one();
+            // Only a reader past the bound waits; waking nobody is a system call per message.
+            if was > BACKLOG && *held <= BACKLOG {
+                self.freed.notify_one();
+            }
         }
     }
 }
@@ -92,8 +98,41 @@ fn weight(m: &ToAgent) -> usize {
     }
 }
 
+/// How old another run's staging folder must be to be removed: a live agent's changes with
+/// every file it writes.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// This run's staging folder, under `~/.local/share/tether/staging/` (where the mirrors are, so
+/// a rename reaches them), named for this run. What a run that was killed left there is removed.
+fn staging_dir(home: &str) -> PathBuf {
+    let base = PathBuf::from(home).join(".local/share/tether/staging");
+    if let Ok(rd) = std::fs::read_dir(&base) {
+        for item in rd.flatten() {
+            let old = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_STAGING);
+            if old {
+                let _ = std::fs::remove_dir_all(item.path());
+            }
+        }
+    }
+    base.join(format!("{:016x}", rand::random::<u64>()))
+}
+
 /// Runs until stdin ends; the exit code says why it stopped.
 pub fn run() -> i32 {
+    let mut staging = PathBuf::new();
+    let code = serve(&mut staging);
+    if !staging.as_os_str().is_empty() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    code
+}
+
+fn serve(staging: &mut PathBuf) -> i32 {
     #[cfg(target_os = "linux")]
     crate::pipe::widen();
     let (tx, rx) = mpsc::channel();
@@ -104,8 +143,11 @@ pub fn run() -> i32 {
         units: HashMap::new(),
         receiving: None,
         tx: tx.clone(),
+        staging: PathBuf::new(),
     };
     let home = std::env::var("HOME").unwrap_or_default();
+    agent.staging = staging_dir(&home);
+    staging.clone_from(&agent.staging);
     if agent
         .send(&FromAgent::Hello {
             version: proto::VERSION,
@@ -119,7 +161,8 @@ pub fn run() -> i32 {
     }
     let reader_backlog = backlog.clone();
     std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
+        // Large reads: the pipe from sshd holds up to a MiB (see `pipe`).
+        let mut stdin = std::io::BufReader::with_capacity(256 * 1024, std::io::stdin().lock());
         loop {
             match proto::read_frame::<ToAgent>(&mut stdin) {
                 Ok(Some(m)) => {
@@ -167,6 +210,9 @@ pub fn run() -> i32 {
             }
             next = rx.try_recv().ok();
         }
+        for u in agent.units.values() {
+            u.replica.forget_dirs();
+        }
         if agent.flush().is_err() {
             return 1;
         }
@@ -207,6 +253,14 @@ impl<W: Write> Agent<W> {
                 let Some(u) = self.units.get(&unit) else {
                     return self.applied(unit, path, Outcome::Failed("unit not open".into()));
                 };
+                if !more {
+                    // Whole in one message, as most files are.
+                    let written = u.replica.put_file(&path, expect, &data, exec, mtime);
+                    return match written {
+                        Ok(e) => self.done(unit, path, Some(e)),
+                        Err(e) => self.failed(unit, path, e),
+                    };
+                }
                 match u.replica.begin(&path, expect) {
                     Ok(mut staged) => {
                         if let Err(e) = staged.write(&data) {
@@ -220,7 +274,7 @@ impl<W: Write> Agent<W> {
                             exec,
                             mtime,
                         });
-                        if more { Ok(()) } else { self.commit() }
+                        Ok(())
                     }
                     Err(e) => {
                         self.receiving = more.then_some(Receiving::Dropping);
@@ -280,11 +334,26 @@ impl<W: Write> Agent<W> {
             return self.problem(unit, "", format!("cannot make the mirror {}: {e}", root.display()));
         }
         let mut replica = Replica::new(root.clone(), rules.clone());
+        // Folders stay open through a burst of files (closed when the queue runs dry).
+        replica.keep_dirs = true;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // Staging only where a rename reaches the mirror (the same file system).
+            let _ = std::fs::create_dir_all(&self.staging);
+            if let (Ok(m), Ok(s)) = (root.metadata(), self.staging.metadata())
+                && m.dev() == s.dev()
+            {
+                replica.staging = Some(self.staging.clone());
+            }
+        }
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::fs::MetadataExt;
             if let Ok(uid) = root.metadata().map(|m| m.uid()) {
                 let _ = crate::acl::inherit(&root, uid);
+                // Files made in staging get the mirror's ACL as they would in the mirror.
+                let _ = crate::acl::inherit(&self.staging, uid);
                 replica.on_new_dir = Some(Box::new(move |dir| {
                     let _ = crate::acl::inherit(dir, uid);
                 }));
@@ -308,7 +377,7 @@ impl<W: Write> Agent<W> {
                 None
             }
         };
-        let (tree, problems) = scan::tree(&root, &rules, &mut Seen(&scan::Tree::new()));
+        let (tree, problems) = scan::tree(&root, &rules, &scan::Tree::new());
         let entries: Vec<(String, Entry)> = tree.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         self.units.insert(
             unit,
@@ -518,10 +587,11 @@ impl<W: Write> Agent<W> {
             return Ok(());
         };
         let root = u.replica.root.clone();
-        // A cheap look first: most events are echoes of the engine's own changes.
+        // A cheap look first: most events are echoes of the engine's own changes. A path found
+        // as last reported needs no look at its parents: had one become a link, the event for
+        // that parent reports it.
         let stat = path::join(&root, rel)
             .ok()
-            .filter(|_| scan::parents_are_dirs(&root, rel))
             .and_then(|p| p.symlink_metadata().ok())
             .map(|m| Stat::of(&m));
         let known = u.known.get(rel);
@@ -529,23 +599,39 @@ impl<W: Write> Agent<W> {
             match (stat, known) {
                 (Some(s), Some(k)) if s.matches(k) => return Ok(()),
                 (None, None) => return Ok(()),
+                (Some(_), None) if !scan::parents_are_dirs(&root, rel) => return Ok(()),
                 _ => {}
             }
         }
-        let now = scan::one(
-            &root,
-            rel,
-            Some(&u.replica.rules),
-            &mut Seen(&u.known),
-            Some(proto::INLINE),
-        )
-        .ok()
-        .flatten();
+        let now = scan::one(&root, rel, Some(&u.replica.rules), &u.known, Some(proto::INLINE))
+            .ok()
+            .flatten();
         match now {
             Some((e, data)) => {
                 let was_dir = matches!(known, Some(k) if k.kind == Kind::Dir);
                 let is_dir = e.kind == Kind::Dir;
+                // A folder that became a file or a link: what was inside is gone from the tree
+                // (a path under a link is not a path in it).
+                let orphans: Vec<String> = if was_dir && !is_dir {
+                    path::keys_under(&u.known, rel)
+                        .into_iter()
+                        .filter(|k| k != rel)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                for k in &orphans {
+                    u.known.remove(k);
+                }
                 u.known.insert(rel.to_string(), e.clone());
+                for k in orphans.into_iter().rev() {
+                    self.send(&FromAgent::Changed {
+                        unit,
+                        path: k,
+                        entry: None,
+                        data: None,
+                    })?;
+                }
                 self.send(&FromAgent::Changed {
                     unit,
                     path: rel.to_string(),
@@ -595,7 +681,7 @@ impl<W: Write> Agent<W> {
             &u.replica.root.clone(),
             dir,
             &u.replica.rules,
-            &mut Seen(&u.known),
+            &u.known,
             &mut tree,
             &mut problems,
         );
@@ -609,7 +695,7 @@ impl<W: Write> Agent<W> {
         let Some(u) = self.units.get_mut(&unit) else {
             return Ok(());
         };
-        let (tree, _) = scan::tree(&u.replica.root.clone(), &u.replica.rules, &mut Seen(&u.known));
+        let (tree, _) = scan::tree(&u.replica.root.clone(), &u.replica.rules, &u.known);
         let mut paths: Vec<String> = tree.keys().cloned().collect();
         paths.extend(u.known.keys().filter(|k| !tree.contains_key(*k)).cloned());
         paths.sort();

@@ -18,14 +18,14 @@ const WIDE: usize = 1 << 20;
 /// Widens stdin and stdout if they are pipes; anything else (a VM that caps pipes lower, a
 /// socket) keeps what it has, which only costs speed.
 pub fn widen() {
+    widen_one(std::io::stdin());
+    widen_one(std::io::stdout());
+}
+
+fn widen_one(fd: impl rustix::fd::AsFd) {
     for size in [WIDE, WIDE / 4] {
-        if fcntl_setpipe_size(std::io::stdin(), size).is_ok() {
-            break;
-        }
-    }
-    for size in [WIDE, WIDE / 4] {
-        if fcntl_setpipe_size(std::io::stdout(), size).is_ok() {
-            break;
+        if fcntl_setpipe_size(&fd, size).is_ok() {
+            return;
         }
     }
 }

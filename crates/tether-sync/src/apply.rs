@@ -7,6 +7,12 @@
 //! watcher (a dev server in a container, the user's editor) never sees half a file, and the
 //! mtime and mode are set before the rename. Nothing is written through a link: every parent of
 //! a path must be a real directory inside the root.
+//!
+//! On Unix a whole file ([`Replica::put_file`]) is written relative to its folder's descriptor,
+//! opened one name at a time without following links: a new file costs seven short system calls
+//! instead of a dozen walks of its full path (a first sync of 2,453 files spent three times as
+//! long in the kernel as `tar x` did before). A new file is renamed in with "no replace", so a
+//! file someone made meanwhile is never overwritten, with no separate look first.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -58,6 +64,16 @@ pub struct Replica {
     pub root: PathBuf,
     pub rules: Rules,
     pub on_new_dir: Option<OnNewDir>,
+    /// Keep folders opened for writing until [`Replica::forget_dirs`] (the agent, for a burst of
+    /// files; see [`dirs`]). Off, each file opens its folder afresh.
+    pub keep_dirs: bool,
+    /// A folder outside the root, on the same file system, where whole files are written before
+    /// they are renamed into place (Unix): a watch on the root then sees one event per file, the
+    /// rename, instead of seven for a temporary file being made, written, closed and moved (on a
+    /// first sync the watch's work took a third of the agent's time).
+    pub staging: Option<PathBuf>,
+    #[cfg(unix)]
+    dirs: std::sync::Mutex<dirs::Open>,
 }
 
 /// A file being received: a temporary file beside its target.
@@ -76,6 +92,19 @@ impl Replica {
             root,
             rules,
             on_new_dir: None,
+            keep_dirs: false,
+            staging: None,
+            #[cfg(unix)]
+            dirs: std::sync::Mutex::new(dirs::Open::default()),
+        }
+    }
+
+    /// Closes the folders kept open for writing (the agent calls it when its queue runs dry, and
+    /// every change that may replace a folder does).
+    pub fn forget_dirs(&self) {
+        #[cfg(unix)]
+        if let Ok(mut d) = self.dirs.lock() {
+            d.clear();
         }
     }
 
@@ -163,6 +192,10 @@ impl Replica {
         exec: bool,
         mtime: i64,
     ) -> Result<Entry, ApplyError> {
+        #[cfg(unix)]
+        if !matches!(&expect, Expect::Is(e) if e.kind == Kind::Dir) {
+            return dirs::put_file(self, rel, expect, data, exec, mtime);
+        }
         let mut s = self.begin(rel, expect)?;
         s.write(data)?;
         s.commit(self, exec, mtime)
@@ -170,6 +203,7 @@ impl Replica {
 
     /// Makes `rel` a directory (an existing one is kept as it is).
     pub fn mkdir(&self, rel: &str, expect: Expect, mtime: i64) -> Result<Entry, ApplyError> {
+        self.forget_dirs();
         if let Some(s) = self.stat(rel)?
             && s.tag == Tag::Dir
         {
@@ -191,6 +225,7 @@ impl Replica {
 
     /// Makes `rel` a link to `target` (the text as it is: never resolved here).
     pub fn link(&self, rel: &str, expect: Expect, target: &str, mtime: i64) -> Result<Entry, ApplyError> {
+        self.forget_dirs();
         self.check(rel, &expect)?;
         self.parents(rel)?;
         let full = self.full(rel)?;
@@ -213,6 +248,7 @@ impl Replica {
     /// Removes `rel`. A directory goes only if nothing is left in it but what the rules ignore
     /// (the other side's dependency folders): a file someone added there meanwhile stays.
     pub fn remove(&self, rel: &str, expect: Expect) -> Result<(), ApplyError> {
+        self.forget_dirs();
         if self.stat(rel)?.is_none() {
             return Ok(());
         }
@@ -246,8 +282,7 @@ impl Replica {
 
     /// What is at `rel` now, as an entry (its digest from the file).
     pub fn entry_now(&self, rel: &str) -> Result<Entry, ApplyError> {
-        let mut cache = entry::Cache::default();
-        match scan::one(&self.root, rel, None, &mut cache, None) {
+        match scan::one(&self.root, rel, None, &scan::Tree::new(), None) {
             Ok(Some((e, _))) => Ok(e),
             Ok(None) => Err(ApplyError::Changed { path: rel.to_string() }),
             Err(e) => Err(ApplyError::io(rel)(e)),
@@ -282,6 +317,7 @@ impl Staged {
             if let Expect::Is(e) = &self.expect
                 && e.kind == Kind::Dir
             {
+                replica.forget_dirs();
                 replica.remove_now(&rel, &full)?;
             }
             fs::rename(&self.tmp, &full).map_err(ApplyError::io(&rel))?;
@@ -331,6 +367,10 @@ fn symlink(target: &str, at: &Path) -> std::io::Result<()> {
 fn symlink(target: &str, at: &Path) -> std::io::Result<()> {
     std::os::windows::fs::symlink_file(target, at)
 }
+
+/// Writing relative to open folders (Unix).
+#[cfg(unix)]
+mod dirs;
 
 #[cfg(test)]
 #[path = "tests/apply.rs"]

@@ -1,13 +1,14 @@
 //! Reading a replica's tree: a full scan (at the start of a sync) and one path at a time (after
 //! an event). Links are read as links and never followed; ignored paths are never entered.
-//! Files are read only when their stat differs from the one their known digest was read at
-//! ([`Digests`]), so a rescan of an unchanged tree costs a `stat` per path.
+//! Files are read only when their stat differs from the one their known digest was read at (a
+//! side's own tree is its digest cache: each file's entry holds the stat it was read at), so a
+//! rescan of an unchanged tree costs a `stat` per path.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 
-use crate::entry::{self, Digests, Entry, Kind, Stat, Tag};
+use crate::entry::{self, Digest, Entry, Kind, Stat, Tag};
 use crate::path;
 use crate::rules::Rules;
 
@@ -21,23 +22,17 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Scans everything under `root` that `rules` do not ignore.
-pub fn tree(root: &Path, rules: &Rules, cache: &mut impl Digests) -> (Tree, Vec<Problem>) {
+/// Scans everything under `root` that `rules` do not ignore; `known` (the tree as last seen)
+/// spares reading files whose stat is unchanged.
+pub fn tree(root: &Path, rules: &Rules, known: &Tree) -> (Tree, Vec<Problem>) {
     let mut out = Tree::new();
     let mut problems = Vec::new();
-    subtree(root, "", rules, cache, &mut out, &mut problems);
+    subtree(root, "", rules, known, &mut out, &mut problems);
     (out, problems)
 }
 
 /// Scans the directory `dir` (relative; "" for the root) and everything under it.
-pub fn subtree(
-    root: &Path,
-    dir: &str,
-    rules: &Rules,
-    cache: &mut impl Digests,
-    out: &mut Tree,
-    problems: &mut Vec<Problem>,
-) {
+pub fn subtree(root: &Path, dir: &str, rules: &Rules, known: &Tree, out: &mut Tree, problems: &mut Vec<Problem>) {
     let mut stack = vec![dir.to_string()];
     while let Some(dir) = stack.pop() {
         let full = if dir.is_empty() {
@@ -83,7 +78,7 @@ pub fn subtree(
             if stat.tag == Tag::Other || rules.ignored_here(&rel, stat.tag == Tag::Dir) {
                 continue;
             }
-            match read_entry(&item.path(), &rel, stat, cache, None) {
+            match read_entry(&item.path(), &rel, stat, known, None) {
                 Ok(Some((e, _))) => {
                     if e.kind == Kind::Dir {
                         stack.push(rel.clone());
@@ -106,7 +101,7 @@ pub fn one(
     root: &Path,
     rel: &str,
     rules: Option<&Rules>,
-    cache: &mut impl Digests,
+    known: &Tree,
     inline: Option<u64>,
 ) -> std::io::Result<Option<(Entry, Option<Vec<u8>>)>> {
     let full = path::join(root, rel).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -122,7 +117,7 @@ pub fn one(
     if stat.tag == Tag::Other || rules.is_some_and(|r| r.ignored(rel, stat.tag == Tag::Dir)) {
         return Ok(None);
     }
-    read_entry(&full, rel, stat, cache, inline)
+    read_entry(&full, rel, stat, known, inline)
 }
 
 /// Whether every directory between `root` and `rel` is a real directory (not a link): a path
@@ -143,11 +138,22 @@ pub fn parents_are_dirs(root: &Path, rel: &str) -> bool {
     true
 }
 
+/// The digest `known` holds for `rel`, if it was read at this very stat.
+fn known_digest(known: &Tree, rel: &str, stat: &Stat) -> Option<Digest> {
+    match known.get(rel) {
+        Some(e) if e.stat() == *stat => match e.kind {
+            Kind::File { digest, .. } => Some(digest),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn read_entry(
     full: &Path,
     rel: &str,
     stat: Stat,
-    cache: &mut impl Digests,
+    known: &Tree,
     inline: Option<u64>,
 ) -> std::io::Result<Option<(Entry, Option<Vec<u8>>)>> {
     let kind = match stat.tag {
@@ -158,7 +164,7 @@ fn read_entry(
         },
         Tag::File => {
             let want_data = inline.is_some_and(|limit| stat.size <= limit);
-            if !want_data && let Some(digest) = cache.get(rel, &stat) {
+            if !want_data && let Some(digest) = known_digest(known, rel, &stat) {
                 Kind::File {
                     digest,
                     exec: stat.exec,
@@ -175,7 +181,6 @@ fn read_entry(
                 // event (there will be one) compares against what was really read.
                 let after = full.symlink_metadata().map(|m| Stat::of(&m))?;
                 let stat = Stat { size: len, ..after };
-                cache.put(rel, stat, digest);
                 return Ok(Some((
                     Entry {
                         kind: Kind::File {

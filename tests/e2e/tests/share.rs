@@ -1,7 +1,7 @@
 //! Shared folders end to end, against a lab VM that cannot see the laptop's folders (see
 //! `files`): `docker run -v` and Compose `volumes:` get the laptop's files, both sides' edits
-//! arrive live (a watcher in the container sees them), a pause and a conflict lose nothing, and an
-//! engine restart copies nothing again.
+//! arrive live (a watcher in the container sees them), a pause and a conflict lose nothing, an
+//! engine restart copies nothing again, and Compose Watch syncs and rebuilds through the proxy.
 
 use std::time::Duration;
 
@@ -208,6 +208,26 @@ fn a_pause_keeps_both_sides_edits_a_conflict_keeps_both_versions_and_a_restart_c
 
     // The link goes; both sides go on editing.
     s.t.run(&["disconnect", "a"]).ok();
+    // The agent ended with the link and took its staging folder with it.
+    let home = format!("/home/{}/.local/share/tether", var("LAB_USER"));
+    wait_for("the agent's staging folder to go", Duration::from_secs(10), || {
+        let left = docker_at(
+            &vm,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &format!("{home}:/t"),
+                &image,
+                "ls",
+                "-A",
+                "/t/staging",
+            ],
+        )
+        .ok()
+        .stdout;
+        left.trim().is_empty().then_some(())
+    });
     std::fs::write(app.join("notes.txt"), "the laptop's edit").unwrap();
     std::fs::write(app.join("laptop-offline.txt"), "made while apart").unwrap();
     in_vm("echo -n 'the container edit' > /app/notes.txt; echo -n vm > /app/vm-offline.txt");
@@ -343,6 +363,126 @@ fn compose_volumes_get_the_laptops_folders_and_watchers_see_edits() {
     );
     assert_eq!(exec("cat /src/index.js"), "console.log('v2')");
     compose(&["down"]);
+}
+
+/// Compose v2's `watch` through Tether's socket: it builds with BuildKit (the `/session` and
+/// `/grpc` streams pass through the proxy), its `sync` action copies a laptop edit into the
+/// running container through the API, its `rebuild` action builds again and recreates the
+/// container, and a `volumes:` bind mount beside them is still the laptop's folder after the
+/// recreate.
+#[test]
+fn compose_watch_syncs_and_rebuilds_through_tether() {
+    let s = Shared::new("shwatch", 75);
+    let project = s.path("watch");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::write(project.join("src/hello.txt"), "v1").unwrap();
+    std::fs::write(project.join("version"), "1").unwrap();
+    std::fs::write(project.join("data/seed"), "seed").unwrap();
+    std::fs::write(
+        project.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY src /app/src\nCOPY version /app/version\nCMD [\"sleep\", \"600\"]\n",
+            var("LAB_IMAGE")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("compose.yaml"),
+        "services:\n  app:\n    build: .\n    volumes:\n      - ./data:/data\n    develop:\n      watch:\n        - action: sync\n          path: ./src\n          target: /app/src\n        - action: rebuild\n          path: ./version\n",
+    )
+    .unwrap();
+    let host = format!("unix://{}", s.t.socket("a").display());
+    let compose2 = var("LAB_COMPOSE2");
+    let log = s.path("watch.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut watch = std::process::Command::new(&compose2)
+        .args(["-p", "shwatch", "watch"])
+        .current_dir(&project)
+        .env("DOCKER_HOST", &host)
+        .env("HOME", s.t.dir.path())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let exec = |cmd: &str| s.docker(&["exec", "shwatch-app-1", "sh", "-c", cmd]);
+    // Built with BuildKit through the proxy, started, and watching.
+    wait_for("compose to build, start and watch", Duration::from_secs(120), || {
+        let text = log_text();
+        assert!(watch.try_wait().unwrap().is_none(), "compose watch exited:\n{text}");
+        text.to_lowercase().contains("watch enabled").then_some(())
+    });
+    // BuildKit's own progress lines: the build went over `/session` and `/grpc`, not the
+    // classic builder's single request.
+    let text = log_text();
+    assert!(
+        text.contains("load build definition from Dockerfile") && !text.contains("Step 1/"),
+        "not a BuildKit build:\n{text}"
+    );
+    assert_eq!(
+        exec("cat /app/src/hello.txt /app/version /data/seed").ok().stdout,
+        "v11seed"
+    );
+    let images = s
+        .docker(&["image", "inspect", "shwatch-app", "--format", "{{.Id}}"])
+        .ok()
+        .stdout;
+    // `sync`: a saved file is copied into the running container, which goes on running.
+    let started = s
+        .docker(&["inspect", "shwatch-app-1", "--format", "{{.Id}}"])
+        .ok()
+        .stdout;
+    std::fs::write(project.join("src/hello.txt"), "v2").unwrap();
+    wait_for("the sync action to copy the save in", Duration::from_secs(30), || {
+        (exec("cat /app/src/hello.txt").stdout == "v2").then_some(())
+    });
+    assert_eq!(
+        s.docker(&["inspect", "shwatch-app-1", "--format", "{{.Id}}"])
+            .ok()
+            .stdout,
+        started,
+        "a sync must not recreate the container:\n{}",
+        log_text()
+    );
+    // `rebuild`: a new image, a new container, and the bind mount is still the laptop's folder.
+    std::fs::write(project.join("version"), "2").unwrap();
+    wait_for(
+        "the rebuild action to build and recreate",
+        Duration::from_secs(120),
+        || (exec("cat /app/version").stdout == "2").then_some(()),
+    );
+    let rebuilt = s
+        .docker(&["image", "inspect", "shwatch-app", "--format", "{{.Id}}"])
+        .ok()
+        .stdout;
+    assert_ne!(rebuilt, images, "the rebuild made no new image:\n{}", log_text());
+    std::fs::write(project.join("data/seed"), "seed2").unwrap();
+    wait_for(
+        "the recreated container's bind mount to follow the laptop",
+        Duration::from_secs(10),
+        || (exec("cat /data/seed").stdout == "seed2").then_some(()),
+    );
+    exec("echo made-in-container > /data/out").ok();
+    wait_for(
+        "the container's write to reach the laptop",
+        Duration::from_secs(10),
+        || (std::fs::read_to_string(project.join("data/out")).ok()? == "made-in-container\n").then_some(()),
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let down = std::process::Command::new(&compose2)
+        .args(["-p", "shwatch", "down"])
+        .current_dir(&project)
+        .env("DOCKER_HOST", &host)
+        .env("HOME", s.t.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "compose down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
 }
 
 #[test]

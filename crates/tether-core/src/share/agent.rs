@@ -111,6 +111,9 @@ pub struct AgentConn {
     pub arch: String,
 }
 
+/// How many bytes of queued frames the writer joins into one write to the agent's stdin.
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// Starts the agent on `handle` (uploading it first if needed).
 pub async fn start(
     handle: &Arc<Handle<ClientHandler>>,
@@ -237,16 +240,26 @@ async fn launch(
             }
         }
     });
-    // Writer: frames to stdin, each waiting for the channel's window.
+    // Writer: frames to stdin, each write waiting for the channel's window. Frames already
+    // queued go out together (up to [`BATCH_BYTES`]): a first sync of small files is then a few
+    // large SSH packets instead of one small packet per file, for every hop to handle.
     tasks.spawn(async move {
         while let Some(m) = to_rx.recv().await {
-            let bytes = match proto::encode(&m) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "a message for the agent could not be encoded");
-                    continue;
+            let mut bytes = Vec::new();
+            let mut next = Some(m);
+            while let Some(m) = next.take() {
+                match proto::encode(&m) {
+                    Ok(b) if bytes.is_empty() => bytes = b,
+                    Ok(b) => bytes.extend_from_slice(&b),
+                    Err(e) => tracing::warn!(error = %e, "a message for the agent could not be encoded"),
                 }
-            };
+                if bytes.len() < BATCH_BYTES {
+                    next = to_rx.try_recv().ok();
+                }
+            }
+            if bytes.is_empty() {
+                continue;
+            }
             if wr.data_bytes(Bytes::from(bytes)).await.is_err() {
                 break;
             }

@@ -145,6 +145,9 @@ struct Actor {
     reads: HashMap<u64, Reading>,
     next_read: u64,
     suggested: HashSet<PathBuf>,
+    /// Units made for a create and not scanned yet: the agent is asked to open them first, so
+    /// its round trip and its own scan overlap the laptop's scan.
+    unscanned: Vec<u32>,
     views: watch::Sender<Vec<ShareView>>,
     /// When the views were last published, and a publication held back until then (counts
     /// change with every file of a big sync: they are published at most every `PUBLISH_EVERY`).
@@ -154,6 +157,10 @@ struct Actor {
 
 /// The most often a folder's counts are published while only they change.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// How many queued messages (from the agent, or the laptop's watches) one turn of the actor
+/// handles before it sends what they asked for.
+const BATCH: usize = 256;
 
 async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::Sender<Vec<ShareView>>) {
     let (local_tx, mut local_rx) = mpsc::unbounded_channel();
@@ -169,6 +176,7 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
         reads: HashMap::new(),
         next_read: 1,
         suggested: HashSet::new(),
+        unscanned: Vec::new(),
         views,
         published: tokio::time::Instant::now(),
         publish_at: None,
@@ -259,14 +267,39 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
                     None => std::future::pending().await,
                 }
             } => match msg {
-                Some(m) => blocking(|| a.on_agent(m, &mut out)),
+                Some(m) => {
+                    // What else the agent already said is handled in the same turn: one hand-off
+                    // of the worker for a burst (a first sync answers every file) instead of one
+                    // per message.
+                    let mut batch = vec![m];
+                    while batch.len() < BATCH
+                        && let Some(Ok(m)) = agent_rx.as_mut().map(|r| r.try_recv())
+                    {
+                        batch.push(m);
+                    }
+                    blocking(|| {
+                        for m in batch {
+                            a.on_agent(m, &mut out);
+                        }
+                    });
+                }
                 None => {
                     agent_rx = None;
                     a.lost();
                 }
             },
-            ev = local_rx.recv() => if let Some((u, c)) = ev {
-                blocking(|| a.local(u, c, &mut out));
+            ev = local_rx.recv() => if let Some(first) = ev {
+                let mut batch = vec![first];
+                while batch.len() < BATCH
+                    && let Ok(ev) = local_rx.try_recv()
+                {
+                    batch.push(ev);
+                }
+                blocking(|| {
+                    for (u, c) in batch {
+                        a.local(u, c, &mut out);
+                    }
+                });
             },
             _ = save.tick() => blocking(|| a.save(false)),
             _ = async {
@@ -277,6 +310,9 @@ async fn run(ctx: ShareCtx, mut rx: mpsc::UnboundedReceiver<Cmd>, views: watch::
             } => a.publish_at = None,
         }
         a.send(out).await;
+        if !a.unscanned.is_empty() {
+            blocking(|| a.scan_new());
+        }
         a.log_settled();
         a.answer_waiting();
         a.publish();
@@ -316,7 +352,23 @@ impl Actor {
     }
 
     fn start_unit(&mut self, mut u: Unit) {
+        self.watch_unit(&mut u);
         u.scan_laptop();
+        self.units.insert(u.id, u);
+    }
+
+    /// Scans the units made since the last turn (their Open is on its way to the agent).
+    fn scan_new(&mut self) {
+        for id in std::mem::take(&mut self.unscanned) {
+            if let Some(u) = self.units.get_mut(&id) {
+                u.scan_laptop();
+            }
+        }
+    }
+
+    /// Starts watching a unit's folder: before its scan, so nothing that changes during the scan
+    /// is missed.
+    fn watch_unit(&mut self, u: &mut Unit) {
         let tx = self.local_tx.clone();
         let id = u.id;
         match tether_sync::watch::start(&u.root, u.replica.rules.clone(), move |c| {
@@ -325,7 +377,6 @@ impl Actor {
             Ok(w) => u.watch = Some(w),
             Err(e) => u.error = Some(format!("cannot watch {} for changes: {e}", u.root.display())),
         }
-        self.units.insert(id, u);
     }
 
     fn connected(&mut self, tx: mpsc::Sender<ToAgent>, home: String, out: &mut Vec<Out>) {
@@ -461,7 +512,9 @@ impl Actor {
                 }
             }
         }
-        blocking(|| self.start_unit(u));
+        blocking(|| self.watch_unit(&mut u));
+        self.units.insert(id, u);
+        self.unscanned.push(id);
         if let Some((_, home)) = &self.agent {
             let home = home.clone();
             if let Some(u) = self.units.get_mut(&id) {
@@ -836,6 +889,9 @@ enum Sent {
     AgentGone,
 }
 
+/// A file this small is read without handing the runtime's worker off (see [`blocking`]).
+const SMALL: u64 = 64 * 1024;
+
 /// Sends a laptop file to the agent in pieces of at most [`proto::CHUNK`], each read into a
 /// buffer of its own size (a tree of small files allocates small buffers).
 async fn send_file(
@@ -856,7 +912,9 @@ async fn send_file(
     let mut first = true;
     loop {
         let mut buf = Vec::with_capacity(size.min(proto::CHUNK as u64) as usize);
-        let read = blocking(|| (&mut file).take(proto::CHUNK as u64).read_to_end(&mut buf));
+        let mut read = || (&mut file).take(proto::CHUNK as u64).read_to_end(&mut buf);
+        // A small file is read in place: handing the worker off costs more than the read.
+        let read = if size <= SMALL { read() } else { blocking(read) };
         if read.is_err() {
             return Sent::Gone;
         }

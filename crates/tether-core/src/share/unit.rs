@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tether_sync::apply::{ApplyError, Expect, Replica, Staged};
-use tether_sync::entry::{Entry, Kind, Seen};
+use tether_sync::entry::{Entry, Kind};
 use tether_sync::merge::{self, Decision};
 use tether_sync::path;
 use tether_sync::proto::{Outcome, ToAgent};
@@ -178,7 +178,7 @@ impl Unit {
 
     /// Scans the laptop side (blocking).
     pub fn scan_laptop(&mut self) {
-        let (tree, problems) = scan::tree(&self.root, &self.replica.rules, &mut Seen(&self.laptop));
+        let (tree, problems) = scan::tree(&self.root, &self.replica.rules, &self.laptop);
         self.laptop = tree;
         for p in problems {
             self.problems.insert(p.path, p.message);
@@ -572,13 +572,7 @@ impl Unit {
         if self.only.as_deref().is_some_and(|o| o != rel) {
             return;
         }
-        let now = match scan::one(
-            &self.root,
-            rel,
-            Some(&self.replica.rules),
-            &mut Seen(&self.laptop),
-            None,
-        ) {
+        let now = match scan::one(&self.root, rel, Some(&self.replica.rules), &self.laptop, None) {
             Ok(n) => n.map(|(e, _)| e),
             Err(e) => {
                 self.problems.insert(rel.to_string(), e.to_string());
@@ -609,7 +603,7 @@ impl Unit {
                         &self.root,
                         rel,
                         &self.replica.rules,
-                        &mut Seen(&self.laptop),
+                        &self.laptop,
                         &mut tree,
                         &mut problems,
                     );
@@ -635,7 +629,7 @@ impl Unit {
 
     /// Looks at the whole laptop tree again (events were lost).
     pub fn rescan_laptop(&mut self, out: &mut Vec<Out>) {
-        let (mut tree, _) = scan::tree(&self.root, &self.replica.rules, &mut Seen(&self.laptop));
+        let (mut tree, _) = scan::tree(&self.root, &self.replica.rules, &self.laptop);
         let mut paths: BTreeSet<String> = tree.keys().cloned().collect();
         paths.extend(self.laptop.keys().cloned());
         for p in paths {

@@ -3,7 +3,6 @@
 //! on both trees are checked without SSH.
 
 use super::*;
-use tether_sync::entry::Cache;
 use tether_sync::proto::Outcome;
 
 struct Pair {
@@ -49,8 +48,7 @@ impl Pair {
     fn connect(&mut self) {
         self.unit.pause();
         self.unit.scan_laptop();
-        let mut cache = Cache::default();
-        let (tree, _) = scan::tree(self.vm.path(), &self.vm_side.rules, &mut cache);
+        let (tree, _) = scan::tree(self.vm.path(), &self.vm_side.rules, &scan::Tree::new());
         self.unit.vm_root = Some(self.vm.path().display().to_string());
         let mut out = Vec::new();
         self.unit.on_scan(tree.into_iter().collect(), vec![], true, &mut out);
@@ -66,12 +64,11 @@ impl Pair {
 
     /// The agent noticed `rel` on the VM side.
     fn vm_changed(&mut self, rel: &str) {
-        let mut cache = Cache::default();
         let now = ok(scan::one(
             self.vm.path(),
             rel,
             Some(&self.vm_side.rules),
-            &mut cache,
+            &scan::Tree::new(),
             Some(1 << 20),
         ));
         let (entry, data) = match now {
@@ -160,12 +157,11 @@ impl Pair {
         self.unit.on_applied(path, outcome, out);
         if refused {
             // The agent reports what is there now.
-            let mut cache = Cache::default();
             let now = ok(scan::one(
                 self.vm.path(),
                 path,
                 Some(&self.vm_side.rules),
-                &mut cache,
+                &scan::Tree::new(),
                 Some(1 << 20),
             ));
             let (entry, data) = match now {
