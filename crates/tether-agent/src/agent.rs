@@ -98,28 +98,21 @@ fn weight(m: &ToAgent) -> usize {
     }
 }
 
-/// How old another run's staging folder must be to be removed: a live agent's changes with
-/// every file it writes.
-const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
 /// This run's staging folder, under `~/.local/share/tether/staging/` (where the mirrors are, so
-/// a rename reaches them), named for this run. What a run that was killed left there is removed.
+/// a rename reaches them), named for this process. What a run that was killed left there (its
+/// process is gone) is removed.
 fn staging_dir(home: &str) -> PathBuf {
     let base = PathBuf::from(home).join(".local/share/tether/staging");
     if let Ok(rd) = std::fs::read_dir(&base) {
         for item in rd.flatten() {
-            let old = item
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE_STAGING);
-            if old {
+            let name = item.file_name();
+            let pid = name.to_str().and_then(|n| n.split('-').next()).unwrap_or("");
+            if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
                 let _ = std::fs::remove_dir_all(item.path());
             }
         }
     }
-    base.join(format!("{:016x}", rand::random::<u64>()))
+    base.join(format!("{}-{:08x}", std::process::id(), rand::random::<u32>()))
 }
 
 /// Runs until stdin ends; the exit code says why it stopped.
@@ -338,9 +331,14 @@ impl<W: Write> Agent<W> {
         replica.keep_dirs = true;
         #[cfg(unix)]
         {
+            use std::os::unix::fs::DirBuilderExt;
             use std::os::unix::fs::MetadataExt;
-            // Staging only where a rename reaches the mirror (the same file system).
-            let _ = std::fs::create_dir_all(&self.staging);
+            // Staging only where a rename reaches the mirror (the same file system); the user's
+            // alone, as files pass through it.
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.staging);
             if let (Ok(m), Ok(s)) = (root.metadata(), self.staging.metadata())
                 && m.dev() == s.dev()
             {
@@ -352,8 +350,6 @@ impl<W: Write> Agent<W> {
             use std::os::unix::fs::MetadataExt;
             if let Ok(uid) = root.metadata().map(|m| m.uid()) {
                 let _ = crate::acl::inherit(&root, uid);
-                // Files made in staging get the mirror's ACL as they would in the mirror.
-                let _ = crate::acl::inherit(&self.staging, uid);
                 replica.on_new_dir = Some(Box::new(move |dir| {
                     let _ = crate::acl::inherit(dir, uid);
                 }));

@@ -58,7 +58,9 @@ impl Open {
             let flags = DIR.difference(OFlags::NOFOLLOW);
             let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
                 Err(Errno::NOENT) => {
-                    let _ = std::fs::create_dir_all(dir);
+                    use std::os::unix::fs::DirBuilderExt;
+                    // Files pass through it: the user's alone.
+                    let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
                     rustix::fs::open(dir, flags, Mode::empty())
                 }
                 other => other,
