@@ -33,6 +33,7 @@ mod responsive;
 mod reverse;
 mod security;
 mod share;
+mod share_compose;
 mod soak;
 mod wake;
 mod windows;
