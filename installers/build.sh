@@ -61,9 +61,15 @@ else
   for a in x86_64 aarch64; do
     [ -x "target/debug/tether-agent-$a" ] || { echo "installers/build.sh --debug: target/debug/tether-agent-$a is missing; build it first (installers/agents.sh debug target/debug)" >&2; exit 1; }
   done
-  files='{"/usr/bin/tether":"../target/debug/tether","/usr/lib/tether/tether-agent-x86_64":"../target/debug/tether-agent-x86_64","/usr/lib/tether/tether-agent-aarch64":"../target/debug/tether-agent-aarch64"}'
+  files='{"/usr/bin/tether":"../target/debug/tether","/usr/lib/tether/tether-agent-x86_64":"../target/debug/tether-agent-x86_64","/usr/lib/tether/tether-agent-aarch64":"../target/debug/tether-agent-aarch64","/usr/share/man/man1/tether.1.gz":"../target/debug/share/tether.1.gz","/usr/share/bash-completion/completions/tether":"../target/debug/share/tether.bash","/usr/share/zsh/vendor-completions/_tether":"../target/debug/share/tether.zsh","/usr/share/fish/vendor_completions.d/tether.fish":"../target/debug/share/tether.fish"}'
   extra+=(--debug --config "{\"bundle\":{\"linux\":{\"deb\":{\"files\":$files},\"rpm\":{\"files\":$files}},\"macOS\":{\"files\":{\"MacOS/tether\":\"../target/debug/tether\"}}}}")
 fi
+# The man page and the shells' completions, made by the binary the packages carry, from its own
+# command tree; the packages install them where man and the shells look.
+share="target/$profile/share"
+mkdir -p "$share"
+"target/$profile/tether" man | gzip -9n >"$share/tether.1.gz"
+for sh in bash zsh fish; do "target/$profile/tether" completion "$sh" >"$share/tether.$sh"; done
 rm -rf "target/$profile/bundle"
 # tether.exe goes into the installer as a resource; named only here, because the app's build
 # script insists that every resource exists, and a cross-build of the app has no tether.exe.

@@ -65,10 +65,12 @@ missing=()
 # The app tests add a virtual display, WebKit's WebDriver, a D-Bus session and its Python bindings,
 # and a real Secret Service (gnome-keyring) for the keychain tests.
 # The Windows build cross-compiles with mingw-w64 (aws-lc-sys also wants nasm) and its tests run
-# under Wine. The package test lists the .rpm (rpm2cpio, cpio) and validates the desktop entry.
+# under Wine. The package test lists the .rpm (rpm2cpio, cpio), validates the desktop entry, reads
+# the man page (man-db) and parses the completions with each shell (zsh, fish).
 for p in build-essential pkg-config util-linux libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
          librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver dbus python3-dbus python3-gi \
-         gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64 rpm2cpio cpio desktop-file-utils qemu-user; do
+         gnome-keyring gcc-mingw-w64-x86-64 nasm wine wine64 rpm2cpio cpio desktop-file-utils qemu-user \
+         man-db zsh fish; do
   installed "$p" || missing+=("$p")
 done
 # The UI builds with Node 18 or newer.

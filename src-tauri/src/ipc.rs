@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tauri::State;
 use tauri_plugin_autostart::ManagerExt as _;
-use tether_core::api::KubeView;
+use tether_core::api::{ErrorCode, KubeView};
 use tether_core::config::Config;
 use tether_core::control::{Client, ClientError, ErrorBody, Request};
 
@@ -33,12 +33,8 @@ pub struct Ipc {
 pub struct IpcError(ErrorBody);
 
 impl IpcError {
-    fn new(code: &str, message: impl Into<String>) -> Self {
-        IpcError(ErrorBody {
-            code: code.into(),
-            message: message.into(),
-            details: None,
-        })
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        IpcError(ErrorBody::new(code, message.into(), None))
     }
 }
 
@@ -47,10 +43,10 @@ impl From<ClientError> for IpcError {
         match e {
             ClientError::Remote(body) => IpcError(body),
             ClientError::NotRunning(_) => IpcError::new(
-                "engine_unreachable",
+                ErrorCode::EngineUnreachable,
                 "the Tether engine is not running; start Tether again (it lives in the tray)",
             ),
-            other => IpcError::new("engine", other.to_string()),
+            other => IpcError::new(ErrorCode::Engine, other.to_string()),
         }
     }
 }
@@ -61,7 +57,8 @@ type Res<T> = Result<T, IpcError>;
 async fn call<T: DeserializeOwned>(ipc: &Ipc, req: Request) -> Res<T> {
     let mut client = Client::connect(&ipc.socket).await?;
     let value = client.call(&req).await?;
-    serde_json::from_value(value).map_err(|e| IpcError::new("engine", format!("unexpected reply from the engine: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| IpcError::new(ErrorCode::Engine, format!("unexpected reply from the engine: {e}")))
 }
 
 /// Why the page may not send `req` through [`engine`], if it may not. The window is the user's
@@ -83,7 +80,7 @@ fn refused(req: &Request) -> Option<&'static str> {
 pub async fn engine(ipc: State<'_, Ipc>, request: Request) -> Res<serde_json::Value> {
     if let Some(why) = refused(&request) {
         return Err(IpcError::new(
-            "bad_request",
+            ErrorCode::BadRequest,
             format!("the window cannot send this request: {why}"),
         ));
     }
@@ -144,7 +141,7 @@ pub async fn settings(app: tauri::AppHandle, ipc: State<'_, Ipc>) -> Res<Setting
 pub async fn set_start_at_login(app: tauri::AppHandle, ipc: State<'_, Ipc>, on: bool) -> Res<()> {
     let al = app.autolaunch();
     let res = if on { al.enable() } else { al.disable() };
-    res.map_err(|e| IpcError::new("autostart", format!("cannot change start at login: {e}")))?;
+    res.map_err(|e| IpcError::new(ErrorCode::Autostart, format!("cannot change start at login: {e}")))?;
     if ipc.attached {
         // The tray's "Start at login" check item lives in the service process.
         let mut out = std::io::stdout().lock();
@@ -220,7 +217,7 @@ pub async fn open_port(app: tauri::AppHandle, port: u16) -> Res<()> {
     use tauri_plugin_opener::OpenerExt as _;
     app.opener()
         .open_url(format!("http://127.0.0.1:{port}/"), None::<&str>)
-        .map_err(|e| IpcError::new("open", format!("cannot open a browser: {e}")))
+        .map_err(|e| IpcError::new(ErrorCode::Open, format!("cannot open a browser: {e}")))
 }
 
 #[cfg(test)]
@@ -229,19 +226,21 @@ mod tests {
 
     #[test]
     fn errors_cross_as_code_and_message() {
-        let body = ErrorBody {
-            code: "no_such_vm".into(),
-            message: "no VM named 'arm'".into(),
-            details: Some(Box::new(tether_core::api::ErrorDetails::Vm { vm: "arm".into() })),
-        };
+        let body = ErrorBody::new(
+            ErrorCode::NoSuchVm,
+            "no VM named 'arm'".into(),
+            Some(tether_core::api::ErrorDetails::Vm { vm: "arm".into() }),
+        );
         let e: IpcError = ClientError::Remote(body).into();
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["code"], "no_such_vm");
         assert!(v["message"].as_str().unwrap().contains("arm"));
         assert_eq!(v["details"]["kind"], "vm");
         assert_eq!(v["details"]["vm"], "arm");
-        // Code, message and the facts: nothing else crosses.
-        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+        // The window's words come with it, from the code and the facts.
+        assert_eq!(v["advice"]["title"], "This VM is gone");
+        // Code, message, the facts and the advice: nothing else crosses.
+        assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
     }
 
     #[test]
@@ -250,6 +249,10 @@ mod tests {
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["code"], "engine_unreachable");
         assert!(v["message"].as_str().unwrap().contains("start Tether"), "{v}");
+        assert!(
+            v["advice"]["sentence"].as_str().unwrap().contains("Start Tether again"),
+            "{v}"
+        );
     }
 
     /// The page's requests arrive as the generated type describes them, and what a window must

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use tether_core::api::Event;
+use tether_core::api::{ErrorCode, Event};
 use tether_core::state::State;
 
 /// A notification to show.
@@ -47,36 +47,50 @@ impl Notifier {
             _ => {}
         }
         let Event::State {
-            vm, state, error, code, ..
+            vm,
+            state,
+            error,
+            code,
+            details,
+            ..
         } = event
         else {
             return None;
         };
-        let why = error.clone().unwrap_or_default();
+        // The words come from the code and its facts (never from the engine's message, which is
+        // the CLI's); a code from a newer engine is shown by its message.
+        let advice = code.and_then(|c| tether_core::advice::advise(c, details.as_ref()));
+        let sentence = advice
+            .as_ref()
+            .map(|a| a.sentence.clone())
+            .or_else(|| error.clone())
+            .unwrap_or_default();
         match state {
             State::Reconnecting { .. } => self.dropped.insert(vm.clone()).then(|| Note {
                 title: format!("{vm} disconnected"),
-                body: if why.is_empty() {
-                    "Reconnecting…".into()
-                } else {
-                    format!("{why}. Reconnecting…")
+                body: match &advice {
+                    Some(a) => format!("{}. Tether is reconnecting…", a.title),
+                    None => "Tether is reconnecting…".into(),
                 },
             }),
             State::Connected => self.dropped.remove(vm).then(|| Note {
                 title: format!("{vm} is back"),
-                body: "Reconnected; the Docker socket and tunnels work again.".into(),
+                body: "Reconnected; docker and the forwarded ports work again.".into(),
             }),
             // By code, never by the wording of the message.
-            State::Failed if code.as_deref().is_some_and(|c| c.starts_with("host_key_")) => {
+            State::Failed if code.is_some_and(ErrorCode::is_host_key) => {
                 self.dropped.remove(vm);
                 Some(Note {
-                    title: format!("Host key problem on {vm}"),
-                    body: why,
+                    title: match &advice {
+                        Some(a) => format!("{vm}: {}", a.title),
+                        None => format!("Host key problem on {vm}"),
+                    },
+                    body: format!("{sentence} Open Tether to review it."),
                 })
             }
             State::Failed if self.dropped.remove(vm) => Some(Note {
                 title: format!("{vm} could not reconnect"),
-                body: why,
+                body: sentence,
             }),
             State::Disconnected => {
                 self.dropped.remove(vm);
@@ -107,13 +121,14 @@ mod tests {
         coded(state, error, None)
     }
 
-    fn coded(state: State, error: Option<&str>, code: Option<&str>) -> Event {
+    fn coded(state: State, error: Option<&str>, code: Option<ErrorCode>) -> Event {
         Event::State {
             vm: "arm".into(),
             state,
             error: error.map(str::to_string),
-            code: code.map(str::to_string),
+            code,
             details: None,
+            advice: None,
         }
     }
 
@@ -127,7 +142,7 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(first.title, "arm disconnected");
-        assert!(first.body.contains("the SSH connection dropped"));
+        assert_eq!(first.body, "Tether is reconnecting…");
         for attempt in 2..10 {
             assert_eq!(n.on_event(&ev(State::Reconnecting { attempt }, Some("refused"))), None);
         }
@@ -149,27 +164,57 @@ mod tests {
     }
 
     #[test]
-    fn host_key_problems_always_notify() {
+    fn host_key_problems_always_notify_in_plain_words() {
         let mut n = Notifier::default();
         let note = n
             .on_event(&coded(
                 State::Failed,
-                Some("REFUSED: the host key of h has CHANGED"),
-                Some("host_key_changed"),
+                Some("REFUSED: the host key of h has CHANGED; run `tether vm host-key arm --replace`"),
+                Some(ErrorCode::HostKeyChanged),
             ))
             .unwrap();
-        assert_eq!(note.title, "Host key problem on arm");
-        assert!(note.body.contains("CHANGED"));
+        assert_eq!(note.title, "arm: The VM's identity changed");
+        // The advice, not the CLI's message.
+        assert!(note.body.contains("presents a different key"), "{note:?}");
+        assert!(
+            !note.body.contains("--replace") && !note.body.contains("REFUSED"),
+            "{note:?}"
+        );
         // A key of another type is a host-key problem too, whatever its message says.
-        let other = n.on_event(&coded(State::Failed, Some("REFUSED: …"), Some("host_key_other_type")));
-        assert_eq!(other.unwrap().title, "Host key problem on arm");
+        let other = n.on_event(&coded(
+            State::Failed,
+            Some("REFUSED: …"),
+            Some(ErrorCode::HostKeyOtherType),
+        ));
+        assert_eq!(other.unwrap().title, "arm: The VM's identity changed");
         // Words alone decide nothing.
         assert_eq!(
-            n.on_event(&coded(State::Failed, Some("the host key"), Some("auth_failed"))),
+            n.on_event(&coded(State::Failed, Some("the host key"), Some(ErrorCode::AuthFailed))),
             None
         );
         // A first connect that fails for another reason is the CLI's or UI's to report, not a note.
         assert_eq!(n.on_event(&ev(State::Failed, Some("connection refused"))), None);
+    }
+
+    #[test]
+    fn a_drop_says_why_in_plain_words_and_a_newer_code_by_its_message() {
+        let mut n = Notifier::default();
+        let note = n
+            .on_event(&coded(
+                State::Reconnecting { attempt: 1 },
+                Some("the VM did not answer a liveness probe within 5 s"),
+                Some(ErrorCode::Unreachable),
+            ))
+            .unwrap();
+        assert_eq!(note.body, "The VM does not answer. Tether is reconnecting…");
+        let failed = n
+            .on_event(&coded(
+                State::Failed,
+                Some("a newer engine's words"),
+                Some(ErrorCode::Unknown),
+            ))
+            .unwrap();
+        assert_eq!(failed.body, "a newer engine's words");
     }
 
     #[test]

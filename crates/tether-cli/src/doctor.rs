@@ -41,7 +41,7 @@ pub async fn doctor(paths: &Paths, name: Option<String>, json: bool, report: Opt
         eprintln!("report written to {} ({} files)", file.display(), names.len());
     }
     if !found.ok() {
-        anyhow::bail!("some checks failed; each says how to fix it");
+        return Err(crate::exit::ChecksFailed.into());
     }
     Ok(())
 }

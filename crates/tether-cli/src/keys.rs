@@ -69,7 +69,7 @@ pub async fn run(paths: &Paths, cmd: KeyCmd) -> Result<()> {
                 match e.call(&req).await {
                     Ok(v) => break serde_json::from_value(v)?,
                     Err(ClientError::Remote(err))
-                        if err.code == "passphrase_required"
+                        if err.code == tether_core::api::ErrorCode::PassphraseRequired
                             && passphrase.is_none()
                             && std::io::stdin().is_terminal() =>
                     {

@@ -34,7 +34,7 @@ pub async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> R
             // holds for the first unknown host only, even if the next presents the same key); the
             // same host and key asked twice means the confirmation did not take, and is not asked
             // again.
-            Err(ClientError::Remote(err)) if err.code == "host_key_unknown" => {
+            Err(ClientError::Remote(err)) if err.code == tether_core::api::ErrorCode::HostKeyUnknown => {
                 let fp = match err.details.as_deref() {
                     Some(ErrorDetails::HostKey {
                         host, fingerprint: fp, ..
@@ -57,7 +57,9 @@ pub async fn connect(paths: &Paths, name: Option<String>, accept_new: bool) -> R
                 }
             }
             Err(ClientError::Remote(err))
-                if err.code == "passphrase_required" && passphrase.is_none() && std::io::stdin().is_terminal() =>
+                if err.code == tether_core::api::ErrorCode::PassphraseRequired
+                    && passphrase.is_none()
+                    && std::io::stdin().is_terminal() =>
             {
                 passphrase = Some(Zeroizing::new(
                     rpassword::prompt_password("Key passphrase: ").context("reading the passphrase")?,

@@ -5,6 +5,7 @@
 mod client;
 mod containers;
 mod doctor;
+mod exit;
 mod keys;
 mod kube;
 mod link;
@@ -18,7 +19,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde::de::DeserializeOwned;
 use tether_core::control::Request;
 use tether_core::paths::Paths;
@@ -30,7 +31,8 @@ use crate::client::Engine;
     name = "tether",
     version,
     about = "Docker on your remote VMs, as if it were local",
-    propagate_version = true
+    propagate_version = true,
+    after_help = exit::HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -151,6 +153,15 @@ enum Cmd {
     /// The engine: which process runs it, or stop it.
     #[command(subcommand)]
     Engine(EngineCmd),
+    /// Print the completion script for a shell, e.g. `tether completion bash >
+    /// ~/.local/share/bash-completion/completions/tether` (the packages install them).
+    Completion {
+        /// bash, zsh, fish, powershell or elvish
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), as the packages install it: `tether man | man -l -`.
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -193,7 +204,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Errors may quote a VM or an engine, so they are cleaned like every other answer.
             eprintln!("error: {}", output::clean(&format!("{e:#}")));
-            ExitCode::FAILURE
+            ExitCode::from(exit::code_of(&e))
         }
     }
 }
@@ -219,8 +230,21 @@ fn quiet_on_closed_stdout() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Made from the command tree alone: no engine, no Tether home needed.
+    match cli.cmd {
+        Cmd::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tether", &mut std::io::stdout());
+            return Ok(());
+        }
+        Cmd::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let paths = Paths::from_env()?;
     match cli.cmd {
+        Cmd::Completion { .. } | Cmd::Man => Ok(()),
         Cmd::Daemon => client::daemon(paths).await,
         Cmd::Engine(EngineCmd::Status { json }) => client::engine_status(&paths, json).await,
         Cmd::Engine(EngineCmd::Stop) => client::engine_stop(&paths).await,

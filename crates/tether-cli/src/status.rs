@@ -64,8 +64,9 @@ pub async fn status(paths: &Paths, json: bool) -> Result<()> {
                             })
                             .collect(),
                         last_error: Some("no Tether engine is running".into()),
-                        error_code: Some("not_running".into()),
+                        error_code: Some(tether_core::api::ErrorCode::EngineUnreachable),
                         error_details: None,
+                        error_advice: None,
                         engine: None,
                         active: cfg.active.as_deref() == Some(n.as_str()),
                         auto_connect: p.auto_connect,

@@ -1,4 +1,4 @@
-//! `tether vm …`: VM profiles (add, list, remove), their checks, and their host keys: shown,
+//! `tether vm …`: VM profiles (add, change, list, remove), their checks, and their host keys: shown,
 //! confirmed on first sight, replaced after a reinstall.
 
 use std::path::PathBuf;
@@ -23,6 +23,8 @@ pub enum VmCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change how a VM is reached (only what is given changes); a connected VM reconnects.
+    Set(VmSet),
     /// Remove a VM profile (disconnecting it first).
     Rm { name: String },
     /// Check a VM: SSH login, the Docker socket, docker group, socket forwarding, architecture.
@@ -82,9 +84,37 @@ pub struct VmAdd {
     auto_connect: bool,
 }
 
+#[derive(Args)]
+pub struct VmSet {
+    name: String,
+    /// Host name, address, or a Host alias from ~/.ssh/config.
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    user: Option<String>,
+    /// arm64 or x86_64.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Private key file (OpenSSH format).
+    #[arg(long, conflicts_with = "key")]
+    identity: Option<PathBuf>,
+    /// A key in the OS keychain (see `tether key`).
+    #[arg(long)]
+    key: Option<String>,
+    /// Docker socket path on the VM.
+    #[arg(long)]
+    remote_socket: Option<String>,
+    /// Jump hosts, [user@]host[:port] separated by commas; "" for none.
+    #[arg(long, short = 'J', value_name = "HOPS")]
+    jump: Option<String>,
+}
+
 pub async fn run(paths: &Paths, cmd: VmCmd) -> Result<()> {
     match cmd {
         VmCmd::Add(a) => add(paths, a).await,
+        VmCmd::Set(s) => set(paths, s).await,
         VmCmd::List { json } => list(paths, json),
         VmCmd::Rm { name } => remove(paths, name).await,
         VmCmd::Check { name, json } => check(paths, name, json).await,
@@ -179,6 +209,58 @@ fn list(paths: &Paths, json: bool) -> Result<()> {
     } else {
         output::vm_list(&cfg);
     }
+    Ok(())
+}
+
+/// Changes what is given, keeping the rest of the profile as it is.
+async fn set(paths: &Paths, s: VmSet) -> Result<()> {
+    let mut e = Engine::ensure(paths).await?;
+    let cfg: tether_core::config::Config = e.ask(&Request::VmList).await?;
+    let Some(p) = cfg.vms.get(&s.name) else {
+        anyhow::bail!("no VM named '{}'; `tether vm list` shows the VMs", s.name);
+    };
+    let connection_given = s.host.is_some()
+        || s.port.is_some()
+        || s.user.is_some()
+        || s.arch.is_some()
+        || s.identity.is_some()
+        || s.remote_socket.is_some()
+        || s.jump.is_some();
+    if !connection_given && s.key.is_none() {
+        anyhow::bail!(
+            "nothing to change: give --host, --user, --port, --key, --identity, --jump, --arch or --remote-socket"
+        );
+    }
+    if connection_given {
+        let connection = ConnectionSettings {
+            host: s.host.unwrap_or_else(|| p.host.clone()),
+            port: s.port.or(p.port),
+            user: s.user.or_else(|| p.user.clone()),
+            arch: match s.arch.as_deref() {
+                Some(a) => Some(a.parse::<Arch>()?),
+                None => p.arch,
+            },
+            identity: s.identity.map(|f| std::path::absolute(&f).unwrap_or(f)),
+            remote_socket: Some(s.remote_socket.unwrap_or_else(|| p.remote_socket.clone())),
+            jump: match s.jump {
+                Some(j) => Some(j),
+                None => p.jump.clone(),
+            },
+        };
+        e.call(&Request::VmSetConnection {
+            name: s.name.clone(),
+            connection,
+        })
+        .await?;
+    }
+    if let Some(key) = s.key {
+        e.call(&Request::VmSetKey {
+            name: s.name.clone(),
+            key,
+        })
+        .await?;
+    }
+    println!("changed VM '{}'", s.name);
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+pub use crate::advice::{Advice, ErrorBody, ErrorCode, ErrorDetails, Fix, FixAction, RecordedKey};
 use crate::config::{Arch, KeyOrigin, Profile};
 use crate::state::State;
 
@@ -165,11 +166,13 @@ pub struct VmStatus {
     pub reverse: Vec<ReverseStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// The code and facts of `last_error`.
+    /// The code, facts and advice of `last_error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
+    pub error_code: Option<ErrorCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_details: Option<ErrorDetails>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_advice: Option<Advice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineInfo>,
     pub active: bool,
@@ -206,11 +209,13 @@ pub enum Event {
         state: State,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
-        /// The code and facts of `error`, so a client never reads them out of its words.
+        /// The code, facts and advice of `error`, so a client never reads them out of its words.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<String>,
+        code: Option<ErrorCode>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         details: Option<ErrorDetails>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        advice: Option<Advice>,
     },
     Forward {
         vm: String,
@@ -484,73 +489,6 @@ impl ConnectionSettings {
         let mut profile = Profile::new(self.host.clone());
         self.apply_to(&mut profile);
         profile
-    }
-}
-
-/// Facts about a failure, typed by what failed, so that no client reads them out of the
-/// message: the fingerprint to confirm, the recorded keys, the port and who holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ErrorDetails {
-    /// A host key was not accepted (unknown, changed, of another type, revoked, not confirmed).
-    HostKey {
-        /// `host` or `[host]:port`, as known_hosts names it.
-        host: String,
-        /// The key the VM presents.
-        key_type: String,
-        fingerprint: String,
-        /// The keys recorded for the host that the presented one conflicts with.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        recorded: Vec<RecordedKey>,
-        /// Whether `host` is a jump host on the way to the VM (said for an unknown key).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        #[ts(optional, as = "Option<bool>")]
-        jump: bool,
-    },
-    /// A laptop port could not be bound.
-    Port {
-        port: u16,
-        remote: u16,
-        /// A port to try instead.
-        suggestion: u16,
-        /// Who holds it, as "pid 4121 (node)", when that can be found out.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        holder: Option<String>,
-    },
-    /// The failure is about one VM (not connected, unknown, no keychain key).
-    Vm { vm: String },
-    /// A key that other VMs use too.
-    Key { key: String, used_by: Vec<String> },
-}
-
-/// A key recorded in a known_hosts file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct RecordedKey {
-    pub key_type: String,
-    pub fingerprint: String,
-    pub file: std::path::PathBuf,
-    pub line: usize,
-}
-
-/// The error half of a response, and of a status or event with a failure: a stable code, a
-/// sentence that names the cause and the fix, and the facts (see [`ErrorDetails`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, TS)]
-#[error("{message}")]
-pub struct ErrorBody {
-    pub code: String,
-    pub message: String,
-    /// Boxed: most errors have none, and every `Result` carrying this stays small.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Box<ErrorDetails>>,
-}
-
-impl ErrorBody {
-    pub fn new(code: &str, message: String, details: Option<ErrorDetails>) -> ErrorBody {
-        ErrorBody {
-            code: code.to_string(),
-            message,
-            details: details.map(Box::new),
-        }
     }
 }
 

@@ -44,6 +44,14 @@ pub enum ConfigError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
+    /// A refusal with a code of its own, so the window can say it in its own words (the
+    /// message is the CLI's).
+    #[error("{message}")]
+    Coded {
+        code: crate::advice::ErrorCode,
+        message: String,
+        details: Option<Box<crate::advice::ErrorDetails>>,
+    },
     #[error("no VM named '{0}'; `tether vm list` shows the VMs, `tether vm add` adds one")]
     NoSuchVm(String),
     #[error("a VM named '{0}' already exists; pick another name or remove it with `tether vm rm {0}`")]
@@ -416,10 +424,14 @@ impl Profile {
             if *existing == map {
                 return Ok(false);
             }
-            return Err(ConfigError::Invalid(format!(
-                "local port {} already forwards to remote port {}; remove it first with `--rm {}`",
-                map.local, existing.remote, map.local
-            )));
+            return Err(ConfigError::Coded {
+                code: crate::advice::ErrorCode::TunnelExists,
+                message: format!(
+                    "local port {} already forwards to remote port {}; remove it first with `--rm {}`",
+                    map.local, existing.remote, map.local
+                ),
+                details: None,
+            });
         }
         self.forwards.push(map);
         self.forwards.sort();
@@ -432,10 +444,14 @@ impl Profile {
             if *existing == map {
                 return Ok(false);
             }
-            return Err(ConfigError::Invalid(format!(
-                "the VM's port {} already comes to local port {}; remove it first with `--rm-reverse {}`",
-                map.remote, existing.local, map.remote
-            )));
+            return Err(ConfigError::Coded {
+                code: crate::advice::ErrorCode::ReverseExists,
+                message: format!(
+                    "the VM's port {} already comes to local port {}; remove it first with `--rm-reverse {}`",
+                    map.remote, existing.local, map.remote
+                ),
+                details: None,
+            });
         }
         self.reverse.push(map);
         self.reverse.sort();

@@ -265,6 +265,7 @@ impl Request {
 }
 
 pub use crate::api::ErrorBody;
+use crate::api::ErrorCode;
 
 impl From<&EngineError> for ErrorBody {
     fn from(e: &EngineError) -> Self {
@@ -363,14 +364,14 @@ async fn accept_loop(
 /// Answers a connection from another user with one error line, then closes it.
 async fn refuse(stream: endpoint::Stream, who: String) {
     let (_, mut wr) = tokio::io::split(stream);
-    let body = ErrorBody {
-        code: "forbidden".into(),
-        message: format!(
+    let body = ErrorBody::new(
+        ErrorCode::Forbidden,
+        format!(
             "this Tether engine belongs to uid {}, and {who} may not use it; run tether as that user",
             peer::me()
         ),
-        details: None,
-    };
+        None,
+    );
     let resp = Response {
         ok: false,
         result: None,
@@ -415,27 +416,22 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
             "request line longer than {} KiB; send one JSON request per line",
             MAX_REQUEST / 1024
         );
-        return Ok(Some(Err(ErrorBody {
-            code: "bad_request".into(),
-            message,
-            details: None,
-        })));
+        return Ok(Some(Err(ErrorBody::new(ErrorCode::BadRequest, message, None))));
     }
     Ok(Some(Ok(())))
 }
 
 /// A request line to a [`Request`], or the coded error the client gets instead. Never panics.
 pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
-    let text = std::str::from_utf8(line).map_err(|e| ErrorBody {
-        code: "bad_request".into(),
-        message: format!("the request is not UTF-8 ({e}); send JSON"),
-        details: None,
+    let text = std::str::from_utf8(line).map_err(|e| {
+        ErrorBody::new(
+            ErrorCode::BadRequest,
+            format!("the request is not UTF-8 ({e}); send JSON"),
+            None,
+        )
     })?;
-    serde_json::from_str(text).map_err(|e| ErrorBody {
-        code: "bad_request".into(),
-        message: format!("unreadable request: {e}"),
-        details: None,
-    })
+    serde_json::from_str(text)
+        .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("unreadable request: {e}"), None))
 }
 
 async fn client_loop(stream: endpoint::Stream, engine: Engine, cancel: CancellationToken) {

@@ -417,7 +417,7 @@ impl Engine {
                     "Profile",
                     false,
                     e.to_string(),
-                    Some("fix the VM's profile: `tether vm edit`".into()),
+                    Some("fix the VM's profile: `tether vm set NAME --host … --user … --port …`".into()),
                 )],
             };
             VmChecks {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use std::path::PathBuf;
 
-use crate::api::{ErrorBody, ErrorDetails, RecordedKey};
+use crate::api::{ErrorBody, ErrorCode, ErrorDetails, RecordedKey};
 use crate::config::ConfigError;
 use crate::contexts::ContextError;
 use crate::forward::ForwardError;
@@ -137,51 +137,52 @@ pub enum Refusal {
 
 impl EngineError {
     /// A stable, machine-readable code for the control API and the app.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             EngineError::Shared(inner) => inner.code(),
             EngineError::Config(c) => match c.as_ref() {
-                ConfigError::NoSuchVm(_) => "no_such_vm",
-                ConfigError::VmExists(_) => "vm_exists",
-                ConfigError::NoActiveVm => "no_active_vm",
-                ConfigError::Parse { .. } | ConfigError::Version { .. } => "config_corrupt",
-                _ => "config_invalid",
+                ConfigError::NoSuchVm(_) => ErrorCode::NoSuchVm,
+                ConfigError::VmExists(_) => ErrorCode::VmExists,
+                ConfigError::NoActiveVm => ErrorCode::NoActiveVm,
+                ConfigError::Parse { .. } | ConfigError::Version { .. } => ErrorCode::ConfigCorrupt,
+                ConfigError::Coded { code, .. } => *code,
+                _ => ErrorCode::ConfigInvalid,
             },
             EngineError::Ssh(e) => e.code(),
             EngineError::Identity(i) => identity_code(i),
-            EngineError::Forward(ForwardError::PortInUse { .. }) => "port_in_use",
-            EngineError::Forward(ForwardError::Privileged { .. }) => "port_privileged",
-            EngineError::Forward(_) | EngineError::Path(_) => "local_socket",
+            EngineError::Forward(ForwardError::PortInUse { .. }) => ErrorCode::PortInUse,
+            EngineError::Forward(ForwardError::Privileged { .. }) => ErrorCode::PortPrivileged,
+            EngineError::Forward(_) | EngineError::Path(_) => ErrorCode::LocalSocket,
             EngineError::Reverse(
                 crate::reverse::ReverseError::Refused { .. }
                 | crate::reverse::ReverseError::LoopbackOnly { .. }
                 | crate::reverse::ReverseError::TooWide { .. },
-            ) => "reverse_refused",
-            EngineError::Reverse(_) => "reverse_failed",
-            EngineError::Kube(_) => "kube_failed",
-            EngineError::SshConfig(_) => "ssh_config",
-            EngineError::Context(_) | EngineError::NoDockerConfig => "docker_context",
-            EngineError::Internal { .. } => "internal",
-            EngineError::InstallId { .. } => "local_files",
-            EngineError::KnownHostsRead(_) | EngineError::KnownHostsWrite { .. } => "known_hosts",
+            ) => ErrorCode::ReverseRefused,
+            EngineError::Reverse(_) => ErrorCode::ReverseFailed,
+            EngineError::Kube(_) => ErrorCode::KubeFailed,
+            EngineError::SshConfig(_) => ErrorCode::SshConfig,
+            EngineError::Context(_) | EngineError::NoDockerConfig => ErrorCode::DockerContext,
+            EngineError::Internal { .. } => ErrorCode::Internal,
+            EngineError::InstallId { .. } => ErrorCode::LocalFiles,
+            EngineError::KnownHostsRead(_) | EngineError::KnownHostsWrite { .. } => ErrorCode::KnownHosts,
             EngineError::Refused(r) => match r.as_ref() {
-                Refusal::HostKeyNotConfirmed { .. } => "host_key_not_confirmed",
-                Refusal::HostKeyNotNew { .. } => "host_key_not_new",
-                Refusal::HostKeyRevoked { .. } => "host_key_revoked",
-                Refusal::HostKeyInOpenSsh { .. } => "host_key_in_openssh",
-                Refusal::KeyShared { .. } => "key_shared",
+                Refusal::HostKeyNotConfirmed { .. } => ErrorCode::HostKeyNotConfirmed,
+                Refusal::HostKeyNotNew { .. } => ErrorCode::HostKeyNotNew,
+                Refusal::HostKeyRevoked { .. } => ErrorCode::HostKeyRevoked,
+                Refusal::HostKeyInOpenSsh { .. } => ErrorCode::HostKeyInOpenssh,
+                Refusal::KeyShared { .. } => ErrorCode::KeyShared,
             },
-            EngineError::NotConnected { .. } => "not_connected",
-            EngineError::DockerApi { .. } => "docker_api",
-            EngineError::Remote { .. } => "remote_command",
-            EngineError::KeyEncode(_) => "identity",
-            EngineError::KeyInstall { .. } => "key_install_failed",
-            EngineError::KeyLoginAfterInstall { .. } | EngineError::KeyRotateLogin { .. } => "key_login_failed",
-            EngineError::NoKeychainKey { .. } => "no_keychain_key",
-            EngineError::KeyAuthorize { .. } => "key_install_failed",
-            EngineError::ShuttingDown => "shutting_down",
-            EngineError::Instance(InstanceError::Running(_)) => "engine_running",
-            EngineError::Instance(_) => "local_socket",
+            EngineError::NotConnected { .. } => ErrorCode::NotConnected,
+            EngineError::DockerApi { .. } => ErrorCode::DockerApi,
+            EngineError::Remote { .. } => ErrorCode::RemoteCommand,
+            EngineError::KeyEncode(_) => ErrorCode::Identity,
+            EngineError::KeyInstall { .. } => ErrorCode::KeyInstallFailed,
+            EngineError::KeyLoginAfterInstall { .. } | EngineError::KeyRotateLogin { .. } => ErrorCode::KeyLoginFailed,
+            EngineError::NoKeychainKey { .. } => ErrorCode::NoKeychainKey,
+            EngineError::KeyAuthorize { .. } => ErrorCode::KeyInstallFailed,
+            EngineError::ShuttingDown => ErrorCode::ShuttingDown,
+            EngineError::Instance(InstanceError::Running(_)) => ErrorCode::EngineRunning,
+            EngineError::Instance(_) => ErrorCode::LocalSocket,
         }
     }
 }
@@ -200,8 +201,12 @@ impl EngineError {
             EngineError::Ssh(e) => e.details(),
             EngineError::Config(c) => match c.as_ref() {
                 ConfigError::NoSuchVm(v) => vm(v),
+                ConfigError::Coded { details, .. } => details.as_deref().cloned(),
                 _ => None,
             },
+            EngineError::DockerApi { message, .. } => Some(ErrorDetails::Docker {
+                message: message.clone(),
+            }),
             EngineError::Forward(ForwardError::PortInUse {
                 port,
                 remote,
@@ -239,18 +244,18 @@ impl EngineError {
 
 impl SshError {
     /// The stable code of an SSH failure.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SshError::HostKeyUnknown { .. } => "host_key_unknown",
-            SshError::HostKeyChanged { .. } => "host_key_changed",
-            SshError::HostKeyOtherType { .. } => "host_key_other_type",
-            SshError::HostKeyRevoked { .. } => "host_key_revoked",
-            SshError::AuthFailed { .. } | SshError::NoCredentials { .. } => "auth_failed",
+            SshError::HostKeyUnknown { .. } => ErrorCode::HostKeyUnknown,
+            SshError::HostKeyChanged { .. } => ErrorCode::HostKeyChanged,
+            SshError::HostKeyOtherType { .. } => ErrorCode::HostKeyOtherType,
+            SshError::HostKeyRevoked { .. } => ErrorCode::HostKeyRevoked,
+            SshError::AuthFailed { .. } | SshError::NoCredentials { .. } => ErrorCode::AuthFailed,
             SshError::Identity(i) => identity_code(i),
-            SshError::Resolve { .. } => "unknown_host",
-            SshError::Refused { .. } => "connection_refused",
-            SshError::Timeout { .. } | SshError::Unreachable { .. } => "unreachable",
-            SshError::Handshake { .. } | SshError::Closed => "ssh",
+            SshError::Resolve { .. } => ErrorCode::UnknownHost,
+            SshError::Refused { .. } => ErrorCode::ConnectionRefused,
+            SshError::Timeout { .. } | SshError::Unreachable { .. } => ErrorCode::Unreachable,
+            SshError::Handshake { .. } | SshError::Closed => ErrorCode::Ssh,
         }
     }
 
@@ -336,17 +341,17 @@ impl From<SshError> for EngineError {
     }
 }
 
-fn identity_code(e: &IdentityError) -> &'static str {
+fn identity_code(e: &IdentityError) -> ErrorCode {
     match e {
-        IdentityError::PassphraseRequired { .. } => "passphrase_required",
-        IdentityError::WrongPassphrase { .. } => "wrong_passphrase",
+        IdentityError::PassphraseRequired { .. } => ErrorCode::PassphraseRequired,
+        IdentityError::WrongPassphrase { .. } => ErrorCode::WrongPassphrase,
         IdentityError::Keychain(k) => match k {
-            KeyStoreError::Locked(_) | KeyStoreError::Timeout => "keychain_locked",
-            KeyStoreError::Unavailable(_) | KeyStoreError::NoDefault => "keychain_unavailable",
-            KeyStoreError::NoKey(_) => "no_such_key",
-            _ => "keychain",
+            KeyStoreError::Locked(_) | KeyStoreError::Timeout => ErrorCode::KeychainLocked,
+            KeyStoreError::Unavailable(_) | KeyStoreError::NoDefault => ErrorCode::KeychainUnavailable,
+            KeyStoreError::NoKey(_) => ErrorCode::NoSuchKey,
+            _ => ErrorCode::Keychain,
         },
-        _ => "identity",
+        _ => ErrorCode::Identity,
     }
 }
 

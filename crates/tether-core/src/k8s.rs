@@ -160,9 +160,11 @@ impl Engine {
     pub async fn kube_disable(&self, vm: Option<&str>) -> Result<(), EngineError> {
         let (name, _) = self.session(vm).await?;
         let Some(link) = self.config().await.vm(&name)?.kube.clone() else {
-            return Err(ConfigError::Invalid(format!(
-                "'{name}' has no Kubernetes tunnel; `tether kube {name}` sets one up"
-            ))
+            return Err(ConfigError::Coded {
+                code: crate::advice::ErrorCode::NoKubeTunnel,
+                message: format!("'{name}' has no Kubernetes tunnel; `tether kube {name}` sets one up"),
+                details: None,
+            }
             .into());
         };
         self.change_tunnels(Some(&name), |p| {
@@ -178,9 +180,11 @@ impl Engine {
     /// VM now, so none is ever stored on this laptop.
     pub async fn kube_credential(&self, vm: &str) -> Result<serde_json::Value, EngineError> {
         let Some(link) = self.config().await.vm(vm)?.kube.clone() else {
-            return Err(ConfigError::Invalid(format!(
-                "'{vm}' has no Kubernetes tunnel; `tether kube {vm}` sets one up"
-            ))
+            return Err(ConfigError::Coded {
+                code: crate::advice::ErrorCode::NoKubeTunnel,
+                message: format!("'{vm}' has no Kubernetes tunnel; `tether kube {vm}` sets one up"),
+                details: None,
+            }
             .into());
         };
         let (_, remote) = self.remote_kubeconfig(vm, Some(&link.config)).await?;

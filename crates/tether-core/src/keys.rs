@@ -100,9 +100,13 @@ impl Engine {
     async fn add_key(&self, name: &str, key: PrivateKey, origin: KeyOrigin) -> Result<KeyView, EngineError> {
         validate_key_name(name)?;
         if self.config().await.keys.contains_key(name) {
-            return Err(ConfigError::Invalid(format!(
-                "a key named '{name}' already exists; pick another name, or remove it with `tether key rm {name}`"
-            ))
+            return Err(ConfigError::Coded {
+                code: crate::advice::ErrorCode::KeyExists,
+                message: format!(
+                    "a key named '{name}' already exists; pick another name, or remove it with `tether key rm {name}`"
+                ),
+                details: None,
+            }
             .into());
         }
         let public = public_line(&key)?;
@@ -163,10 +167,17 @@ impl Engine {
         }
         let users = cfg.vms_using_key(name);
         if !users.is_empty() {
-            return Err(ConfigError::Invalid(format!(
+            return Err(ConfigError::Coded {
+                code: crate::advice::ErrorCode::KeyInUse,
+                message: format!(
                 "key '{name}' is used by {}; give them another key first (`tether vm rm`, or `tether vm add … --key OTHER`)",
                 users.join(", ")
-            ))
+            ),
+                details: Some(Box::new(crate::advice::ErrorDetails::Key {
+                    key: name.to_string(),
+                    used_by: users.clone(),
+                })),
+            }
             .into());
         }
         self.inner

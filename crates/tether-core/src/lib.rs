@@ -3,6 +3,7 @@
 //!
 //! No GUI or CLI code lives here; `tether-cli` and the tray app are thin adapters over [`engine`].
 
+pub mod advice;
 pub mod api;
 pub mod backoff;
 pub mod checks;

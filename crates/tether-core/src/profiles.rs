@@ -235,9 +235,11 @@ impl Engine {
         self.change_tunnels(name, |p| {
             for r in remotes {
                 if !p.reverse.iter().any(|m| m.remote == *r) {
-                    return Err(ConfigError::Invalid(format!(
-                        "no reverse tunnel on the VM's port {r}; `tether tunnel --list` shows them"
-                    ))
+                    return Err(ConfigError::Coded {
+                        code: crate::advice::ErrorCode::NoSuchReverse,
+                        message: format!("no reverse tunnel on the VM's port {r}; `tether tunnel --list` shows them"),
+                        details: None,
+                    }
                     .into());
                 }
                 p.reverse.retain(|m| m.remote != *r);
@@ -252,9 +254,11 @@ impl Engine {
         self.change_tunnels(name, |p| {
             for l in locals {
                 if !p.forwards.iter().any(|f| f.local == *l) {
-                    return Err(ConfigError::Invalid(format!(
-                        "no tunnel on local port {l}; `tether tunnel --list` shows them"
-                    ))
+                    return Err(ConfigError::Coded {
+                        code: crate::advice::ErrorCode::NoSuchTunnel,
+                        message: format!("no tunnel on local port {l}; `tether tunnel --list` shows them"),
+                        details: None,
+                    }
                     .into());
                 }
                 p.forwards.retain(|f| f.local != *l);
@@ -370,9 +374,11 @@ impl Engine {
                 let before = shares.len();
                 shares.retain(|s| s.name != share);
                 if shares.len() == before {
-                    return Err(ConfigError::Invalid(format!(
-                        "VM '{name}' has no share named '{share}'; `tether share ls` lists them"
-                    ))
+                    return Err(ConfigError::Coded {
+                        code: crate::advice::ErrorCode::NoSuchShare,
+                        message: format!("VM '{name}' has no share named '{share}'; `tether share ls` lists them"),
+                        details: None,
+                    }
                     .into());
                 }
                 p.shares = Some(shares);

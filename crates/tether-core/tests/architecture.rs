@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "model",
         &[
+            "advice",
             "api",
             "backoff",
             "clock",

@@ -19,6 +19,7 @@ fn vm(name: &str, state: State, active: bool) -> VmStatus {
         last_error: None,
         error_code: None,
         error_details: None,
+        error_advice: None,
         engine: None,
         active,
         auto_connect: false,

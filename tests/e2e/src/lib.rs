@@ -180,15 +180,32 @@ impl Run {
 
     #[track_caller]
     pub fn fails_with(self, needles: &[&str]) -> Self {
-        assert_eq!(
-            self.code, 1,
-            "expected exit 1:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
+        // `tether`'s exit codes for a failure are 1 and 3 to 7 (see `tether --help`); 2 is a
+        // command line it could not read.
+        assert!(
+            self.code == 1 || (3..=7).contains(&self.code),
+            "expected a failure's exit code:\nexit {}\nstdout: {}\nstderr: {}",
+            self.code,
+            self.stdout,
+            self.stderr
         );
         for n in needles {
             assert!(self.stderr.contains(n), "stderr lacks {n:?}:\n{}", self.stderr);
         }
         self
+    }
+}
+
+impl Run {
+    /// As [`Run::fails_with`], with this exit code.
+    #[track_caller]
+    pub fn fails_with_code(self, code: i32, needles: &[&str]) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self.fails_with(needles)
     }
 }
 

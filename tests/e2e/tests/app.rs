@@ -169,7 +169,9 @@ fn window_connects_forwards_and_survives_an_outage() {
     let note = wait_for("the disconnect notification", Duration::from_secs(10), || {
         desk.notifications().into_iter().find(|(s, _)| s == "ui disconnected")
     });
-    assert!(note.1.contains("Reconnecting"), "{note:?}");
+    // Why, in the advice's words (never the engine's message), and that Tether is at it.
+    assert!(note.1.ends_with("Tether is reconnecting…"), "{note:?}");
+    assert!(!note.1.contains("--") && !note.1.contains('`'), "{note:?}");
 
     // Heal it: connected again, with a "back" notification and exactly one "disconnected".
     lab_cmd(&["link", &vm.name, "up"]);
@@ -562,6 +564,17 @@ fn the_wizard_takes_an_empty_app_to_docker_ps() {
     assert!(alert.contains(&fp) && alert.contains(&new_fp), "{alert}");
     ui.screenshot(&shots().join("hostkey-changed.png"));
     assert_ne!(t.status("wizvm")["state"], "connected");
+    // Behind it, the VM's failure reads as a sentence with its action, made from the error's code
+    // and facts: not the engine's message, which is the command line's.
+    let said = ui.wait_text(
+        "[data-testid=detail-status-error]",
+        "presents a different key",
+        Duration::from_secs(10),
+    );
+    assert!(said.contains("Review the new key"), "{said}");
+    for cli in ["--", "`", "REFUSED", "tether ", "<", "known_hosts"] {
+        assert!(!said.contains(cli), "{cli:?} in {said:?}");
+    }
 
     // The VM was reinstalled: the new key, read again from the VM, replaces the old one.
     ui.click("[data-testid=hostkey-reinstalled] summary");

@@ -66,7 +66,7 @@ fn unknown_host() {
     let t = Tether::with_daemon_prefix(&["ip", "netns", "exec", "tl-iso"]);
     add(&t, "ghost", &["--host", "no-such-host.invalid"]);
     t.run(&["connect", "ghost"])
-        .fails_with(&["cannot resolve host 'no-such-host.invalid'"]);
+        .fails_with_code(4, &["cannot resolve host 'no-such-host.invalid'"]);
     assert!(!t.socket("ghost").exists());
 }
 
@@ -74,11 +74,34 @@ fn unknown_host() {
 fn refused_connection() {
     let t = Tether::new();
     add(&t, "closed", &["--host", &var("LAB_A_IP"), "--port", "2999"]);
-    t.run(&["connect", "closed"])
-        .fails_with(&[&format!("connection refused by {}:2999", var("LAB_A_IP")), "--port"]);
+    t.run(&["connect", "closed"]).fails_with_code(
+        4,
+        &[&format!("connection refused by {}:2999", var("LAB_A_IP")), "--port"],
+    );
     // Nothing left behind by a failed connect.
     assert!(!t.socket("closed").exists());
     assert_eq!(t.status("closed")["state"], "failed");
+    // The fix, without removing the VM: its port changed in place, the rest kept.
+    t.run(&[
+        "vm",
+        "set",
+        "closed",
+        "--port",
+        "22",
+        "--identity",
+        &var("LAB_KEY"),
+        "--remote-socket",
+        &var("LAB_A_SOCK"),
+    ])
+    .ok();
+    t.run(&["vm", "set", "closed"])
+        .fails_with_code(1, &["nothing to change"]);
+    t.run(&["vm", "set", "nope", "--port", "22"])
+        .fails_with(&["no VM named 'nope'"]);
+    t.run(&["connect", "closed", "--accept-new"]).ok();
+    assert_eq!(t.status("closed")["state"], "connected");
+    let cfg = std::fs::read_to_string(t.home().join("config/config.toml")).unwrap();
+    assert!(cfg.contains("port = 22") && cfg.contains(&var("LAB_USER")), "{cfg}");
 }
 
 #[test]
@@ -101,7 +124,7 @@ fn unknown_host_key_needs_confirmation() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = t
         .run(&["connect", "a"])
-        .fails_with(&["not known yet", "SHA256:", "--accept-new"]);
+        .fails_with_code(5, &["not known yet", "SHA256:", "--accept-new"]);
     // The fingerprint shown is the VM's real one, as ssh-keygen prints it.
     let out = Command::new("ssh-keygen")
         .args([
@@ -139,7 +162,7 @@ fn wrong_key_and_wrong_passphrase() {
         ],
     );
     t.run(&["connect", "stranger"])
-        .fails_with(&["refused every key tried", "authorized_keys"]);
+        .fails_with_code(6, &["refused every key tried", "authorized_keys"]);
 
     add(
         &t,
@@ -154,7 +177,7 @@ fn wrong_key_and_wrong_passphrase() {
         ],
     );
     t.run(&["connect", "enc"])
-        .fails_with(&["protected by a passphrase", "TETHER_KEY_PASSPHRASE"]);
+        .fails_with_code(6, &["protected by a passphrase", "TETHER_KEY_PASSPHRASE"]);
     let mut t = t;
     t.set_env("TETHER_KEY_PASSPHRASE", "not-it");
     t.run(&["connect", "enc"])
@@ -286,7 +309,8 @@ fn prompts_on_a_terminal() {
     );
     // Refusing the key stops there and records nothing.
     let r = t.run_tty(&["connect", "enc"], &[("(yes/no)", "no")]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    // 5: the host key was refused (see `tether --help`).
+    assert_eq!(r.code, 5, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("SHA256:") && r.stdout.contains("Accept this key"),
         "{}",

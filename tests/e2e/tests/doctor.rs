@@ -116,7 +116,8 @@ fn doctor_checks_everything_and_its_report_keeps_no_secret() {
     t.run(&["vm", "add", "gone", "--host", "127.0.0.1", "--port", "1", "--user", "x"]);
     t.set_env("DOCKER_HOST", "tcp://127.0.0.1:2375");
     let r = t.run(&["doctor"]);
-    assert_ne!(r.code, 0);
+    // 7: checks failed (see `tether --help`).
+    assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stdout.contains("✗ TCP to sshd"), "{}", r.stdout);
     assert!(r.stdout.contains("nothing answers at 127.0.0.1:1"), "{}", r.stdout);
     assert!(r.stdout.contains("✗ DOCKER_HOST"), "{}", r.stdout);

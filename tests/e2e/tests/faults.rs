@@ -191,7 +191,7 @@ fn changed_host_key_is_refused() {
     // So does an explicit connect, even with --accept-new, naming the file and line.
     let r = t
         .run(&["connect", &vm.name, "--accept-new"])
-        .fails_with(&["CHANGED", "man-in-the-middle", &old_fp]);
+        .fails_with_code(5, &["CHANGED", "man-in-the-middle", &old_fp]);
     let kh = t.home().join("config/known_hosts");
     assert!(r.stderr.contains(&format!("{}:1", kh.display())), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("--replace {new_fp}")), "{}", r.stderr);

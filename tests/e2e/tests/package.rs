@@ -1,5 +1,6 @@
 //! The Linux packages as a user gets them. The .deb installs with dpkg and puts `tether` and
-//! `tether-app` on PATH, the desktop entry and the icons where the desktop looks; the installed
+//! `tether-app` on PATH, the desktop entry and the icons where the desktop looks, the man page and
+//! the shells' completions where man and the shells look; the installed
 //! app starts hidden, reads the user's config, answers the installed `tether status` and carries
 //! Docker; `dpkg -r` then takes back every file it brought while the user's config stays. The
 //! .rpm holds the same files. `installers/build.sh` makes both (tests/run.sh runs it first).
@@ -94,6 +95,10 @@ fn the_rpm_holds_both_binaries_the_desktop_entry_and_the_icons() {
         "./usr/share/icons/hicolor/32x32/apps/tether-app.png",
         "./usr/share/icons/hicolor/128x128/apps/tether-app.png",
         "./usr/share/icons/hicolor/512x512/apps/tether-app.png",
+        "./usr/share/man/man1/tether.1.gz",
+        "./usr/share/bash-completion/completions/tether",
+        "./usr/share/zsh/vendor-completions/_tether",
+        "./usr/share/fish/vendor_completions.d/tether.fish",
     ] {
         assert!(
             files.lines().any(|l| l == want),
@@ -126,6 +131,41 @@ fn the_deb_installs_runs_hidden_and_removes_cleanly() {
         "tether --version: {}",
         version.stdout
     );
+
+    // The man page renders, with the exit codes; each shell's completion script parses (zsh and
+    // fish where installed), and completes subcommands.
+    let man = run(Command::new("man")
+        .args(["-l", "/usr/share/man/man1/tether.1.gz"])
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100"))
+    .ok();
+    for want in ["tether", "Exit codes", "the VM's host key was refused", "completion"] {
+        assert!(
+            man.stdout.contains(want),
+            "{want:?} not in the man page:\n{}",
+            man.stdout
+        );
+    }
+    let bash = "/usr/share/bash-completion/completions/tether";
+    run(Command::new("bash").args(["-n", bash])).ok();
+    let completes = run(Command::new("bash").arg("-c").arg(format!(
+        "source {bash}; COMP_WORDS=(tether con); COMP_CWORD=1; _tether tether con tether; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+    )))
+    .ok();
+    assert!(
+        completes.stdout.lines().any(|l| l == "connect"),
+        "bash completes `tether con` to: {}",
+        completes.stdout
+    );
+    for (shell, file) in [
+        ("zsh", "/usr/share/zsh/vendor-completions/_tether"),
+        ("fish", "/usr/share/fish/vendor_completions.d/tether.fish"),
+    ] {
+        assert!(Path::new(file).is_file(), "{file} missing");
+        if on_path(shell).is_some() {
+            run(Command::new(shell).args(["-n", file])).ok();
+        }
+    }
 
     // The desktop entry is valid, starts the app from PATH, and its icon is installed in every
     // size the theme looks up, each really that size.

@@ -178,9 +178,9 @@ since_ms: number, rtt_ms?: number | null, socket: string, docker_host: string, f
  */
 reverse: Array<ReverseStatus>, last_error?: string | null, 
 /**
- * The code and facts of `last_error`.
+ * The code, facts and advice of `last_error`.
  */
-error_code?: string | null, error_details?: ErrorDetails | null, engine?: EngineInfo | null, active: boolean, 
+error_code?: ErrorCode | null, error_details?: ErrorDetails | null, error_advice?: Advice | null, engine?: EngineInfo | null, active: boolean, 
 /**
  * Connect whenever the engine starts.
  */
@@ -283,9 +283,9 @@ ignore?: Array<string>, };
  */
 export type Event = { "event": "state", vm: string, error?: string | null, 
 /**
- * The code and facts of `error`, so a client never reads them out of its words.
+ * The code, facts and advice of `error`, so a client never reads them out of its words.
  */
-code?: string | null, details?: ErrorDetails | null, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" }) | { "event": "forward", vm: string, forward: ForwardStatus, } | { "event": "reverse", vm: string, reverse: Array<ReverseStatus>, } | { "event": "engine", vm: string, engine: EngineInfo, } | { "event": "rtt", vm: string, rtt_ms: number, } | { "event": "active", vm: string | null, } | { "event": "vm_added", vm: string, } | { "event": "vm_removed", vm: string, } | { "event": "containers", vm: string, } | { "event": "health", vm: string, health: Health, } | { "event": "shares", vm: string, shares: Array<ShareView>, } | { "event": "conflict", vm: string, conflict: ConflictView, } | { "event": "share_suggested", vm: string, path: string, };
+code?: ErrorCode | null, details?: ErrorDetails | null, advice?: Advice | null, } & ({ "state": "disconnected" } | { "state": "connecting" } | { "state": "connected" } | { "state": "degraded" } | { "state": "reconnecting", attempt: number, } | { "state": "failed" }) | { "event": "forward", vm: string, forward: ForwardStatus, } | { "event": "reverse", vm: string, reverse: Array<ReverseStatus>, } | { "event": "engine", vm: string, engine: EngineInfo, } | { "event": "rtt", vm: string, rtt_ms: number, } | { "event": "active", vm: string | null, } | { "event": "vm_added", vm: string, } | { "event": "vm_removed", vm: string, } | { "event": "containers", vm: string, } | { "event": "health", vm: string, health: Health, } | { "event": "shares", vm: string, shares: Array<ShareView>, } | { "event": "conflict", vm: string, conflict: ConflictView, } | { "event": "share_suggested", vm: string, path: string, };
 
 /**
  * An event with the time it happened (unix milliseconds).
@@ -350,6 +350,28 @@ remote_socket: string | null,
 jump: string | null, };
 
 /**
+ * What failed, as a stable name on the wire. A code this build does not know (from a
+ * newer engine) reads as [`ErrorCode::Unknown`], and is shown by its message.
+ */
+export type ErrorCode = "no_such_vm" | "vm_exists" | "no_active_vm" | "config_corrupt" | "config_invalid" | "tunnel_exists" | "reverse_exists" | "no_such_tunnel" | "no_such_reverse" | "no_such_share" | "no_kube_tunnel" | "key_exists" | "key_in_use" | "host_key_unknown" | "host_key_changed" | "host_key_other_type" | "host_key_revoked" | "host_key_not_confirmed" | "host_key_not_new" | "host_key_in_openssh" | "auth_failed" | "passphrase_required" | "wrong_passphrase" | "keychain_locked" | "keychain_unavailable" | "no_such_key" | "keychain" | "identity" | "unknown_host" | "connection_refused" | "unreachable" | "ssh" | "link_lost" | "port_in_use" | "port_privileged" | "local_socket" | "reverse_refused" | "reverse_failed" | "kube_failed" | "ssh_config" | "docker_context" | "internal" | "local_files" | "known_hosts" | "key_shared" | "not_connected" | "docker_api" | "remote_command" | "key_install_failed" | "key_login_failed" | "no_keychain_key" | "shutting_down" | "engine_running" | "bad_request" | "forbidden" | "engine_unreachable" | "engine" | "autostart" | "open" | "unknown";
+
+/**
+ * What the window can do about a failure, as a button.
+ */
+export type FixAction = "trust_key" | "review_key" | "retry" | "connect" | "edit_vm" | "enter_passphrase" | "choose_key" | "use_port" | "open_settings" | "open_diagnostics" | "add_vm";
+
+/**
+ * One action offered for a failure, with its label.
+ */
+export type Fix = { action: FixAction, label: string, };
+
+/**
+ * A failure in a person's words: a short title, what happened and what to do, and the actions
+ * that resolve it.
+ */
+export type Advice = { title: string, sentence: string, fixes: Array<Fix>, };
+
+/**
  * Facts about a failure, typed by what failed, so that no client reads them out of the
  * message: the fingerprint to confirm, the recorded keys, the port and who holds it.
  */
@@ -377,7 +399,7 @@ suggestion: number,
 /**
  * Who holds it, as "pid 4121 (node)", when that can be found out.
  */
-holder?: string | null, } | { "kind": "vm", vm: string, } | { "kind": "key", key: string, used_by: Array<string>, };
+holder?: string | null, } | { "kind": "vm", vm: string, } | { "kind": "key", key: string, used_by: Array<string>, } | { "kind": "docker", message: string, };
 
 /**
  * A key recorded in a known_hosts file.
@@ -385,14 +407,19 @@ holder?: string | null, } | { "kind": "vm", vm: string, } | { "kind": "key", key
 export type RecordedKey = { key_type: string, fingerprint: string, file: string, line: number, };
 
 /**
- * The error half of a response, and of a status or event with a failure: a stable code, a
- * sentence that names the cause and the fix, and the facts (see [`ErrorDetails`]).
+ * The error half of a response, and of a status or event with a failure: a stable code, the
+ * engine's sentence (the CLI's words), the facts (see [`ErrorDetails`]), and the advice the window
+ * and notifications show ([`advise`]).
  */
-export type ErrorBody = { code: string, message: string, 
+export type ErrorBody = { code: ErrorCode, message: string, 
 /**
  * Boxed: most errors have none, and every `Result` carrying this stays small.
  */
-details?: ErrorDetails | null, };
+details?: ErrorDetails | null, 
+/**
+ * Absent from an engine older than this field: a client then shows `message`.
+ */
+advice?: Advice | null, };
 
 /**
  * Preferences of the front ends (the app's Settings view).

@@ -8,7 +8,7 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
   switch (ev.event) {
     case "state": {
       // The state part of the event (`state`, and `attempt` while reconnecting) replaces the VM's.
-      const { event: _event, vm: _vm, error: _error, code: _code, details: _details, ...state } = ev;
+      const { event: _event, vm: _vm, error: _error, code: _code, details: _details, advice: _advice, ...state } = ev;
       return {
         reload: false,
         vms: vms.map((v) =>
@@ -21,6 +21,7 @@ export function applyEvent(vms: VmStatus[], ev: EngineEvent, now = Date.now()): 
                 last_error: ev.state === "connected" ? undefined : (ev.error ?? v.last_error),
                 error_code: ev.state === "connected" ? undefined : (ev.error ? ev.code : v.error_code),
                 error_details: ev.state === "connected" ? undefined : (ev.error ? ev.details : v.error_details),
+                error_advice: ev.state === "connected" ? undefined : (ev.error ? ev.advice : v.error_advice),
                 // Not connected means no round trip and no engine answer to show.
                 rtt_ms: ev.state === "connected" || ev.state === "degraded" ? v.rtt_ms : undefined,
                 // No link, no engine: an answer from before the drop would be stale.

@@ -180,7 +180,7 @@ impl Actor {
         if recheck && rtt.is_none() {
             tracing::warn!(vm = %self.name, "no answer after a network change or wake; reconnecting now");
             self.health.last_error = Some(problem(
-                "unreachable",
+                crate::api::ErrorCode::Unreachable,
                 "the VM stopped answering after the network changed or the laptop woke",
             ));
             self.input(Input::LinkLost, None);
@@ -213,7 +213,7 @@ impl Actor {
                 self.ssh.misses += 1;
                 tracing::warn!(vm = %self.name, misses = self.ssh.misses, "liveness probe unanswered");
                 self.health.last_error = Some(problem(
-                    "unreachable",
+                    crate::api::ErrorCode::Unreachable,
                     &format!(
                         "the VM did not answer a liveness probe within {} s",
                         PROBE_TIMEOUT.as_secs()

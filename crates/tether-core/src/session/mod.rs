@@ -320,7 +320,7 @@ impl Actor {
                 Some(done) = reverse_rx.recv() => self.reverse_answered(done),
                 _ = closed(&self.ssh.conn) => {
                     tracing::warn!(vm = %self.name, "SSH connection lost");
-                    self.health.last_error = Some(problem("link_lost", "the SSH connection dropped"));
+                    self.health.last_error = Some(problem(crate::api::ErrorCode::LinkLost, "the SSH connection dropped"));
                     self.input(Input::LinkLost, None);
                 }
                 _ = until(self.ssh.retry_at) => {

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use crate::api::{ConnectReport, ErrorBody, Event, VmStatus};
+use crate::api::{ConnectReport, ErrorBody, ErrorCode, Event, VmStatus};
 use crate::clock::{millis, unix_ms_of as unix_ms};
 use crate::config::Profile;
 use crate::error::EngineError;
@@ -26,9 +26,14 @@ impl Actor {
             } else {
                 self.health.last_error.clone()
             };
-            let (error, code, details) = match error {
-                Some(e) => (Some(e.message), Some(e.code), e.details.map(|d| *d)),
-                None => (None, None, None),
+            let (error, code, details, advice) = match error {
+                Some(e) => (
+                    Some(e.message),
+                    Some(e.code),
+                    e.details.map(|d| *d),
+                    e.advice.map(|a| *a),
+                ),
+                None => (None, None, None, None),
             };
             let _ = self.events.send(Event::State {
                 vm: self.name.clone(),
@@ -36,6 +41,7 @@ impl Actor {
                 error,
                 code,
                 details,
+                advice,
             });
         }
     }
@@ -64,7 +70,12 @@ impl Actor {
             s.forwards = forwards;
             s.reverse = self.reverse_status();
             s.last_error = self.health.last_error.as_ref().map(|e| e.message.clone());
-            s.error_code = self.health.last_error.as_ref().map(|e| e.code.clone());
+            s.error_code = self.health.last_error.as_ref().map(|e| e.code);
+            s.error_advice = self
+                .health
+                .last_error
+                .as_ref()
+                .and_then(|e| e.advice.as_deref().cloned());
             s.error_details = self
                 .health
                 .last_error
@@ -79,7 +90,7 @@ impl Actor {
 }
 
 /// A failure the session notices itself (no `EngineError` behind it).
-pub(super) fn problem(code: &str, message: &str) -> ErrorBody {
+pub(super) fn problem(code: ErrorCode, message: &str) -> ErrorBody {
     ErrorBody::new(code, message.to_string(), None)
 }
 
@@ -102,6 +113,7 @@ pub(super) fn initial(name: &str, profile: &Profile, paths: &Paths) -> VmStatus 
         last_error: None,
         error_code: None,
         error_details: None,
+        error_advice: None,
         engine: None,
         active: false,
         auto_connect: profile.auto_connect,

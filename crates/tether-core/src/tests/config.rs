@@ -195,7 +195,7 @@ fn sample_text() -> String {
 /// The codes a broken config may produce: never a panic, never an uncoded error.
 fn assert_coded(r: Result<Config, ConfigError>) -> Result<(), proptest::test_runner::TestCaseError> {
     if let Err(e) = r {
-        let code = crate::error::EngineError::from(e).code();
+        let code = crate::error::EngineError::from(e).code().as_str();
         proptest::prop_assert!(code == "config_corrupt" || code == "config_invalid", "{code}");
     }
     Ok(())
@@ -255,7 +255,7 @@ proptest::proptest! {
             proptest::prop_assert!(r.is_err());
         }
         if let Err(e) = r {
-            let code = crate::error::EngineError::from(e).code();
+            let code = crate::error::EngineError::from(e).code().as_str();
             proptest::prop_assert!(code.starts_with("config_"), "{code}");
         }
     }

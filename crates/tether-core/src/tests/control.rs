@@ -80,7 +80,7 @@ async fn engine_round_trip_over_the_socket() {
     assert_eq!(ev, serde_json::json!({"event": "vm_added", "vm": "arm"}));
     let err = client.call(&Request::Use { name: "nope".into() }).await.unwrap_err();
     assert!(
-        matches!(err, ClientError::Remote(ref b) if b.code == "no_such_vm"),
+        matches!(err, ClientError::Remote(ref b) if b.code == crate::api::ErrorCode::NoSuchVm),
         "{err}"
     );
     let recent = engine_recent(&sock, "arm").await;
@@ -138,7 +138,7 @@ proptest::proptest! {
     #[test]
     fn any_bytes_are_a_request_or_a_coded_error(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
         if let Err(e) = parse_request(&line) {
-            proptest::prop_assert_eq!(e.code, "bad_request");
+            proptest::prop_assert_eq!(e.code, crate::api::ErrorCode::BadRequest);
             proptest::prop_assert!(!e.message.is_empty());
         }
     }
@@ -156,7 +156,7 @@ proptest::proptest! {
         }
         let line = serde_json::to_vec(&Value::Object(obj)).unwrap();
         if let Err(e) = parse_request(&line) {
-            proptest::prop_assert_eq!(e.code, "bad_request");
+            proptest::prop_assert_eq!(e.code, crate::api::ErrorCode::BadRequest);
         }
     }
 }

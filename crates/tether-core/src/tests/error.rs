@@ -5,9 +5,9 @@ use super::*;
 #[test]
 fn codes_see_through_boxes_and_sharing() {
     let e = EngineError::from(SshError::Identity(IdentityError::WrongPassphrase { path: "/k".into() }));
-    assert_eq!(e.code(), "wrong_passphrase");
+    assert_eq!(e.code().as_str(), "wrong_passphrase");
     let shared = EngineError::Shared(Arc::new(e));
-    assert_eq!(shared.code(), "wrong_passphrase");
+    assert_eq!(shared.code().as_str(), "wrong_passphrase");
     assert!(
         std::mem::size_of::<EngineError>() <= 64,
         "{}",
@@ -47,7 +47,7 @@ fn errors_carry_typed_facts_so_no_client_reads_the_message() {
         alt: 3001,
         holder: " by pid 4121 (node)".into(),
     });
-    assert_eq!(port.code(), "port_in_use");
+    assert_eq!(port.code().as_str(), "port_in_use");
     assert_eq!(
         port.details(),
         Some(ErrorDetails::Port {
@@ -62,7 +62,7 @@ fn errors_carry_typed_facts_so_no_client_reads_the_message() {
         vm: "arm".into(),
         others: vec!["x86".into()],
     });
-    assert_eq!(shared_key.code(), "key_shared");
+    assert_eq!(shared_key.code().as_str(), "key_shared");
     assert!(shared_key.to_string().contains("also used by x86"), "{shared_key}");
     // Without facts, the field is left out rather than null.
     let plain = serde_json::to_value(EngineError::ShuttingDown.body()).unwrap();

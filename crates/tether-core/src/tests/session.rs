@@ -125,7 +125,7 @@ async fn an_unknown_host_key_fails_the_connect_and_is_not_retried() {
     let Err(err) = handle.connect(ConnectOpts::default()).await else {
         panic!("refused")
     };
-    assert_eq!(err.code(), "host_key_unknown", "{err}");
+    assert_eq!(err.code().as_str(), "host_key_unknown", "{err}");
     let s = handle.watch().borrow().clone();
     assert!(matches!(s.state, State::Failed | State::Disconnected), "{:?}", s.state);
     handle.shutdown().await;

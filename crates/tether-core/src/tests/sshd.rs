@@ -55,8 +55,24 @@ fn ed25519() -> PrivateKey {
 
 impl TestSshd {
     /// A server on a free port of 127.0.0.1 with new host and client keys.
+    ///
+    /// The port is below the ephemeral range (Linux gives outgoing connections 32768 and up,
+    /// Windows 49152 and up), because [`TestSshd::restart`] binds it again after a stop: a port
+    /// of `bind(0)` could meanwhile become the local port of a connection another test makes,
+    /// and the restart then failed with "address in use" (seen in a unit-test run).
     pub async fn start() -> TestSshd {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let mut listener = None;
+        for _ in 0..200 {
+            let port = rand::random_range(20_000..32_000u16);
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
+                listener = Some(l);
+                break;
+            }
+        }
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0"),
+        };
         Self::serve(listener, ed25519(), ed25519(), Arc::default())
     }
 
