@@ -7,5 +7,6 @@ export default defineConfig({
   clearScreen: false,
   server: { port: 5173, strictPort: true },
   build: { target: "safari15", outDir: "dist", emptyOutDir: true },
-  test: { include: ["src/**/*.test.ts"] },
+  // CSS is read by the tests as text (the contrast test reads the tokens from app.css?raw).
+  test: { include: ["src/**/*.test.ts"], css: true },
 });
