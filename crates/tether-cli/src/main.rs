@@ -109,7 +109,9 @@ enum Cmd {
     /// kubectl's credential plugin for a tether-NAME context (run by kubectl, not by hand).
     #[command(hide = true)]
     KubeCredential { name: String },
-    /// The engine's recent log lines (INFO and above), all or about one VM.
+    /// Now `tether engine logs` (`tether logs` reads like docker's container logs); kept for one
+    /// release.
+    #[command(hide = true)]
     Logs {
         /// Only the lines about this VM
         name: Option<String>,
@@ -175,6 +177,17 @@ enum EngineCmd {
     /// Stop the engine cleanly: every VM disconnected, every socket removed. Stops the app too
     /// when the app runs it.
     Stop,
+    /// The engine's recent log lines (INFO and above), all or about one VM.
+    Logs {
+        /// Only the lines about this VM
+        name: Option<String>,
+        /// How many lines (the engine keeps the last 2000)
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: usize,
+        /// Print JSON, for scripts
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -259,7 +272,11 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Status { json, watch: true } => status::watch(&paths, json).await,
         Cmd::Status { json, watch: false } => status::status(&paths, json).await,
         Cmd::Health { name, json } => show(&paths, &Request::Health { name }, json, output::health).await,
-        Cmd::Logs { name, lines } => status::logs(&paths, name, lines).await,
+        Cmd::Logs { name, lines } => {
+            eprintln!("note: `tether logs` is now `tether engine logs`; this spelling goes in a later release");
+            status::logs(&paths, name, lines, false).await
+        }
+        Cmd::Engine(EngineCmd::Logs { name, lines, json }) => status::logs(&paths, name, lines, json).await,
         Cmd::Doctor { name, json, report } => doctor::doctor(&paths, name, json, report).await,
         Cmd::Kube { name, off: true, .. } => kube::disable(&paths, name).await,
         Cmd::Kube {

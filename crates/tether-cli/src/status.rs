@@ -120,9 +120,13 @@ pub async fn watch(paths: &Paths, json: bool) -> Result<()> {
 }
 
 /// The engine's recent log lines, all or about one VM.
-pub async fn logs(paths: &Paths, name: Option<String>, lines: usize) -> Result<()> {
+pub async fn logs(paths: &Paths, name: Option<String>, lines: usize, json: bool) -> Result<()> {
     let mut e = Engine::ensure(paths).await?;
     let list: Vec<tether_core::logring::LogLine> = e.ask(&Request::Logs { name, lines }).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
     for l in &list {
         println!("{}", output::clean(&tether_core::doctor::line_text(l)));
     }

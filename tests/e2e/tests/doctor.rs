@@ -126,9 +126,17 @@ fn doctor_checks_everything_and_its_report_keeps_no_secret() {
     t.set_env("DOCKER_HOST", "");
 
     // The engine's recent lines, filtered by VM.
-    let logs = t.run(&["logs", &vm.name, "-n", "50"]).ok().stdout;
+    let logs = t.run(&["engine", "logs", &vm.name, "-n", "50"]).ok().stdout;
     assert!(logs.contains("connected") && logs.contains("vm=doc"), "{logs}");
     assert!(!logs.contains("vm=enc"), "{logs}");
+    // As JSON, each line its fields.
+    let json = t.run(&["engine", "logs", &vm.name, "-n", "50", "--json"]).ok().stdout;
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert!(!lines.is_empty(), "{json}");
+    // The old spelling still works for now, and says where the command went.
+    let old = t.run(&["logs", &vm.name, "-n", "50"]).ok();
+    assert!(old.stdout.contains("vm=doc"), "{}", old.stdout);
+    assert!(old.stderr.contains("tether engine logs"), "{}", old.stderr);
 
     // The report: what a bug report needs, and no secret of this test's setup.
     let file = t.dir.path().join("report.tar.gz");
