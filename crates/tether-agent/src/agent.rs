@@ -117,15 +117,14 @@ fn staging_dir(home: &str) -> PathBuf {
 
 /// Runs until stdin ends; the exit code says why it stopped.
 pub fn run() -> i32 {
-    let mut staging = PathBuf::new();
-    let code = serve(&mut staging);
-    if !staging.as_os_str().is_empty() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let staging = staging_dir(&home);
+    let code = serve(home, staging.clone());
+    let _ = std::fs::remove_dir_all(&staging);
     code
 }
 
-fn serve(staging: &mut PathBuf) -> i32 {
+fn serve(home: String, staging: PathBuf) -> i32 {
     #[cfg(target_os = "linux")]
     crate::pipe::widen();
     let (tx, rx) = mpsc::channel();
@@ -136,11 +135,8 @@ fn serve(staging: &mut PathBuf) -> i32 {
         units: HashMap::new(),
         receiving: None,
         tx: tx.clone(),
-        staging: PathBuf::new(),
+        staging,
     };
-    let home = std::env::var("HOME").unwrap_or_default();
-    agent.staging = staging_dir(&home);
-    staging.clone_from(&agent.staging);
     if agent
         .send(&FromAgent::Hello {
             version: proto::VERSION,

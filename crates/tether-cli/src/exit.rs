@@ -49,8 +49,7 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
     match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
         Some(ClientError::Remote(body)) => of_code(body.code),
         Some(ClientError::NotRunning(_) | ClientError::Io(_)) => NO_ENGINE,
-        Some(_) => FAILED,
-        None => FAILED,
+        _ => FAILED,
     }
 }
 

@@ -242,10 +242,7 @@ async fn set(paths: &Paths, s: VmSet) -> Result<()> {
             },
             identity: s.identity.map(|f| std::path::absolute(&f).unwrap_or(f)),
             remote_socket: Some(s.remote_socket.unwrap_or_else(|| p.remote_socket.clone())),
-            jump: match s.jump {
-                Some(j) => Some(j),
-                None => p.jump.clone(),
-            },
+            jump: s.jump.or_else(|| p.jump.clone()),
         };
         e.call(&Request::VmSetConnection {
             name: s.name.clone(),
